@@ -1,0 +1,153 @@
+//! An rsipstack endpoint bound to UDP and TCP on one address, with splitdial's
+//! defaults: our Call-ID suffix, our User-Agent, and no DNS.
+
+use async_trait::async_trait;
+use rsipstack::EndpointBuilder;
+use rsipstack::sip::{Host, HostWithPort};
+use rsipstack::transaction::Endpoint;
+use rsipstack::transaction::endpoint::{EndpointOption, TransportEventInspector};
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::transport_layer::DomainResolver;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use tokio_util::sync::CancellationToken;
+
+/// The suffix of Call-IDs we generate (rsipstack's default names its vendor).
+pub const CALL_ID_SUFFIX: &str = "splitdial.invalid";
+
+/// How to build an endpoint.
+pub struct EndpointConfig {
+    /// Address for both the UDP socket and the TCP listener; port 0 picks one.
+    pub listen: SocketAddr,
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+    /// Proxy behaviour: client INVITE transactions do not ACK 2xx (RFC 3261 §16).
+    pub proxy: bool,
+    /// Sees every transport event before the transaction layer (proxies use it
+    /// for stateless forwarding and for screening requests).
+    pub inspector: Option<Box<dyn TransportEventInspector>>,
+    /// Cancelling it stops the endpoint.
+    pub cancel: CancellationToken,
+}
+
+/// A bound endpoint and the address it listens on.
+pub struct BoundEndpoint {
+    /// The rsipstack endpoint; call `serve()` to run it.
+    pub endpoint: Endpoint,
+    /// The actual local address (the port is resolved when 0 was asked for).
+    pub local: SocketAddr,
+}
+
+/// Binds UDP and TCP on the same address and builds the endpoint.
+pub async fn bind(config: EndpointConfig) -> crate::Result<BoundEndpoint> {
+    let transport =
+        TransportLayer::new_with_domain_resolver(config.cancel.clone(), Box::new(NoDnsResolver));
+    let (udp, local) = bind_pair(config.listen, &config.cancel).await?;
+    transport.add_transport(udp.into());
+    let tcp = TcpListenerConnection::new(local, None).await?;
+    transport.add_transport(SipConnection::TcpListener(tcp));
+
+    let option = EndpointOption {
+        callid_suffix: Some(CALL_ID_SUFFIX.into()),
+        auto_ack_2xx: !config.proxy,
+        ..EndpointOption::default()
+    };
+    let mut builder = EndpointBuilder::new();
+    builder
+        .with_user_agent(&config.user_agent)
+        .with_transport_layer(transport)
+        .with_cancel_token(config.cancel)
+        .with_option(option);
+    if let Some(inspector) = config.inspector {
+        builder.with_transport_inspector(inspector);
+    }
+    Ok(BoundEndpoint {
+        endpoint: builder.build(),
+        local,
+    })
+}
+
+/// Binds UDP on `listen` and checks that TCP can bind the same port (rsipstack
+/// binds its TCP listener later, when the endpoint starts serving).
+async fn bind_pair(
+    listen: SocketAddr,
+    cancel: &CancellationToken,
+) -> crate::Result<(UdpConnection, SocketAddr)> {
+    let mut last_error = None;
+    // With port 0 the UDP port is random; TCP may find it taken: try a few.
+    for _ in 0..8 {
+        let udp = UdpConnection::create_connection(listen, None, Some(cancel.clone())).await?;
+        let local = udp.get_addr().get_socketaddr()?;
+        match std::net::TcpListener::bind(local) {
+            Ok(probe) => {
+                drop(probe);
+                return Ok((udp, local));
+            }
+            Err(e) if listen.port() == 0 => last_error = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| std::io::Error::other("no free port for UDP and TCP"))
+        .into())
+}
+
+/// A resolver that never asks DNS: IP literals pass, `localhost` is loopback,
+/// every other name is refused. SIP elements of splitdial must never resolve
+/// domains they do not serve (no relaying toward the outside world).
+pub struct NoDnsResolver;
+
+#[async_trait]
+impl DomainResolver for NoDnsResolver {
+    async fn resolve(&self, target: &SipAddr) -> rsipstack::Result<SipAddr> {
+        match &target.addr.host {
+            Host::IpAddr(_) => Ok(target.clone()),
+            Host::Domain(d) if d.to_string().eq_ignore_ascii_case("localhost") => Ok(SipAddr {
+                r#type: target.r#type,
+                addr: HostWithPort {
+                    host: Host::IpAddr(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    port: target.addr.port,
+                },
+            }),
+            Host::Domain(d) => Err(rsipstack::Error::DnsResolutionError(format!(
+                "{d}: domain names are not resolved"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn binds_udp_and_tcp_on_one_port() {
+        let bound = bind(EndpointConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            user_agent: "test".into(),
+            proxy: false,
+            inspector: None,
+            cancel: CancellationToken::new(),
+        })
+        .await
+        .unwrap();
+        assert_ne!(bound.local.port(), 0);
+        assert!(bound.local.ip().is_loopback());
+    }
+
+    #[tokio::test]
+    async fn refuses_to_resolve_domains() {
+        let target =
+            SipAddr::try_from(&rsipstack::sip::Uri::try_from("sip:example.com").unwrap()).unwrap();
+        assert!(NoDnsResolver.resolve(&target).await.is_err());
+        let local =
+            SipAddr::try_from(&rsipstack::sip::Uri::try_from("sip:localhost:5060").unwrap())
+                .unwrap();
+        let resolved = NoDnsResolver.resolve(&local).await.unwrap();
+        assert_eq!(
+            resolved.get_socketaddr().unwrap().to_string(),
+            "127.0.0.1:5060"
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! splitdial's SIP layer, built on rsipstack's transactions and transports.
+//!
+//! Every SIP element of splitdial (the embedded `sip-server`, the talker agent and
+//! the matcher's call controller) starts here, so rsipstack's rough edges are
+//! wrapped once:
+//!
+//! * [`endpoint`] binds UDP and TCP on one address with safe defaults: our own
+//!   Call-ID suffix, and a resolver that never looks up a domain name in DNS.
+//! * [`screen`] checks a parsed request the way a careful proxy must before acting
+//!   on it (RFC 3261 §16.3, RFC 4475's invalid and application-level cases) and
+//!   says which 4xx to answer.
+//! * [`wire`] sends stateless responses and forwards messages hop by hop.
+//! * [`headers`] reads and edits headers by name, case-insensitively and with
+//!   compact forms, without caring which rsipstack variant holds them.
+
+pub mod endpoint;
+pub mod headers;
+pub mod screen;
+pub mod wire;
+
+pub use rsipstack;
+pub use rsipstack::sip;
+
+/// Errors of the SIP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// rsipstack reported an error.
+    #[error("SIP stack: {0}")]
+    Stack(#[from] rsipstack::Error),
+    /// A message could not be parsed.
+    #[error("SIP parse: {0}")]
+    Parse(String),
+    /// A socket could not be bound or used.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result type of the SIP layer.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,54 @@
+//! The test rig every splitdial integration test reuses.
+//!
+//! * [`process`] starts programs as child processes, optionally inside a network
+//!   namespace (`ip netns exec`), captures their output to a log file, and always
+//!   ends them by PID when dropped.
+//! * [`netns`] creates uniquely named network namespaces and removes them (after
+//!   ending every process left inside) when dropped.
+//! * [`name`] makes per-run unique names so parallel runs never collide.
+//!
+//! Why child processes and not `setns`: `setns` moves only the calling thread, so a
+//! tokio runtime's workers would stay behind in the old namespace.
+
+pub mod name;
+pub mod netns;
+pub mod process;
+
+pub use name::unique_name;
+pub use netns::Namespace;
+pub use process::{Process, Spawn};
+
+/// Errors from the test rig.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A program could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program that failed to start.
+        program: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// An `ip` command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Ip {
+        /// The command line that failed.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// Waiting for something took longer than allowed.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we waited.
+        after: std::time::Duration,
+    },
+    /// Any other I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result type of the test rig.
+pub type Result<T> = std::result::Result<T, Error>;
