@@ -1,0 +1,556 @@
+//! The stateful proxy core (RFC 3261 §16): decide where a request goes, fork it
+//! to every target, relay provisional responses, pick the best final response,
+//! and cancel the other branches once one answers.
+
+use crate::context::{Context, RING_LIMIT};
+use crate::digest::{Check, Credentials};
+use crate::hints;
+use crate::routing::{self, Refusal};
+use rsipstack::sip::{
+    Header, Method, Request, Response, SipMessage, StatusCode, Transport, Uri, typed,
+};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use splitdial_sip::headers;
+use splitdial_sip::wire;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+/// Requests bigger than this go over TCP even toward a UDP target
+/// (RFC 3261 §18.1.1: within 200 bytes of a 1500-byte path MTU).
+const UDP_SIZE_LIMIT: usize = 1300;
+
+/// How long to wait for the branches' final responses after cancelling them.
+const CANCEL_GRACE: Duration = Duration::from_secs(32);
+
+/// Handles one server transaction (anything but REGISTER) to its end.
+pub async fn handle(context: Arc<Context>, mut tx: Transaction) {
+    if tx.original.method == Method::Invite {
+        let _ = tx.send_trying().await;
+    }
+    let plan = match plan(&context, &tx) {
+        Ok(plan) => plan,
+        Err(Answer::Refuse(refusal)) => {
+            debug!(status = refusal.status, reason = %refusal.reason, method = %tx.original.method, "refused");
+            let response = wire::response_to(&tx.original, refusal.status, &refusal.reason, vec![]);
+            respond(&mut tx, response).await;
+            drain(&mut tx).await;
+            return;
+        }
+        Err(Answer::Respond(response)) => {
+            respond(&mut tx, *response).await;
+            drain(&mut tx).await;
+            return;
+        }
+    };
+    forward(context, tx, plan).await;
+}
+
+/// Where and how a request is to be forwarded.
+struct Plan {
+    /// One request per branch, with its next hop, ready to send (Via excepted).
+    branches: Vec<(Request, SipAddr)>,
+    /// Whether we record-route (dialog-creating requests).
+    record_route: bool,
+}
+
+/// What to answer instead of forwarding.
+enum Answer {
+    Refuse(Refusal),
+    Respond(Box<Response>),
+}
+
+impl From<Refusal> for Answer {
+    fn from(r: Refusal) -> Self {
+        Self::Refuse(r)
+    }
+}
+
+fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
+    let mut request = tx.original.clone();
+    let transport = tx
+        .connection
+        .as_ref()
+        .map_or(Transport::Udp, |c| c.transport());
+    let source = tx
+        .connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .cloned();
+    let trusted = context.is_trusted(transport, source.as_ref());
+    let to = headers::first(&request.headers, "To").unwrap_or_default();
+    let in_dialog = wire::has_tag(to);
+
+    if in_dialog {
+        let next = routing::in_dialog_next_hop(context, &mut request)?;
+        if !trusted {
+            hints::strip_auto_answer(&mut request.headers);
+        }
+        return Ok(Plan {
+            branches: vec![(request, next)],
+            record_route: false,
+        });
+    }
+
+    // Out of dialog: a preloaded Route naming us is popped; any other Route is
+    // refused (we only route toward our own users).
+    routing::pop_our_routes(context, &mut request)?;
+    if !routing::route_set(&request).is_empty() {
+        return Err(Refusal::new(403, "Relaying Denied").into());
+    }
+    if !context.is_us(&request.uri.host_with_port) {
+        return Err(Refusal::new(403, "Relaying Denied").into());
+    }
+    let Some(user) = request.uri.user().map(str::to_owned) else {
+        return Err(to_server_itself(context, &request));
+    };
+    if request.method == Method::Cancel {
+        return Err(Refusal::new(481, "Call/Transaction Does Not Exist").into());
+    }
+    let asserted = if trusted {
+        None
+    } else {
+        let identity = authenticate(context, &request)?;
+        consume_credentials(context, &mut request);
+        hints::strip_auto_answer(&mut request.headers);
+        identity
+    };
+    if !trusted {
+        hints::assert_identity(&mut request.headers, asserted.as_deref());
+    }
+    routing::decrement_max_forwards(&mut request)?;
+
+    let gruu = request.uri.params.iter().find_map(|p| match p {
+        rsipstack::sip::Param::Other(name, Some(value))
+            if name.to_string().eq_ignore_ascii_case("gr") =>
+        {
+            Some(value.to_string())
+        }
+        _ => None,
+    });
+    let mut bindings = context.location.lookup(&user);
+    if let Some(instance) = &gruu {
+        bindings.retain(|b| b.instance.as_deref() == Some(instance.as_str()));
+    }
+    if bindings.is_empty() {
+        return Err(if context.user_exists(&user) {
+            Refusal::new(480, "Temporarily Unavailable")
+        } else {
+            Refusal::new(404, "Not Found")
+        }
+        .into());
+    }
+    let mut branches = Vec::new();
+    for binding in bindings {
+        let Ok(target) = Uri::try_from(binding.uri.as_str()) else {
+            continue;
+        };
+        let Ok(next) = routing::address_of(&target) else {
+            continue;
+        };
+        let mut branch = request.clone();
+        branch.uri = target;
+        branches.push((branch, next));
+    }
+    if branches.is_empty() {
+        return Err(Refusal::new(480, "Temporarily Unavailable").into());
+    }
+    let record_route = matches!(
+        request.method,
+        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
+    );
+    Ok(Plan {
+        branches,
+        record_route,
+    })
+}
+
+/// A request addressed to the server itself (no user part).
+fn to_server_itself(context: &Context, request: &Request) -> Answer {
+    if request.method == Method::Options {
+        let mut response = wire::response_to(
+            request,
+            200,
+            "OK",
+            vec![
+                rsipstack::sip::headers::make_header(
+                    "Allow",
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, SUBSCRIBE, UPDATE, INFO, MESSAGE, PRACK".into(),
+                ),
+                rsipstack::sip::headers::make_header("Accept", "application/sdp".into()),
+                rsipstack::sip::headers::make_header("Supported", "gruu, path".into()),
+            ],
+        );
+        response.status_code = StatusCode::OK;
+        let _ = context;
+        Answer::Respond(Box::new(response))
+    } else {
+        Answer::Refuse(Refusal::new(404, "Not Found"))
+    }
+}
+
+/// Proxy authentication of out-of-dialog requests when a users file is in force.
+/// Returns the identity to assert, or the 407 challenge / 403 refusal.
+fn authenticate(context: &Context, request: &Request) -> Result<Option<String>, Answer> {
+    let Some(users) = context.config.users.as_ref() else {
+        return Ok(None); // Open mode: nobody is authenticated, nothing asserted.
+    };
+    if matches!(request.method, Method::Ack | Method::Cancel) {
+        return Ok(None);
+    }
+    let challenge = |stale: bool| {
+        let hs = context
+            .digest
+            .challenges(stale)
+            .into_iter()
+            .map(|c| rsipstack::sip::headers::make_header("Proxy-Authenticate", c))
+            .collect();
+        Answer::Respond(Box::new(wire::response_to(
+            request,
+            407,
+            "Proxy Authentication Required",
+            hs,
+        )))
+    };
+    let credentials = headers::values(&request.headers, "Proxy-Authorization")
+        .filter_map(Credentials::parse)
+        .find(|c| c.realm() == Some(context.digest.realm()));
+    let Some(credentials) = credentials else {
+        return Err(challenge(false));
+    };
+    let username = credentials.username().unwrap_or_default().to_owned();
+    let (Some(secrets), Some(algorithm)) = (users.get(&username), credentials.algorithm()) else {
+        return Err(challenge(false));
+    };
+    let Some(ha1) = secrets.ha1(algorithm) else {
+        return Err(challenge(false));
+    };
+    match context
+        .digest
+        .check(&credentials, &request.method.to_string(), ha1)
+    {
+        Check::Valid => {}
+        Check::Stale => return Err(challenge(true)),
+        Check::Invalid => return Err(challenge(false)),
+    }
+    let from_user = headers::first(&request.headers, "From")
+        .and_then(|f| typed::From::parse(f).ok())
+        .and_then(|f| f.uri.user().map(str::to_owned));
+    if from_user.as_deref() != Some(username.as_str()) {
+        return Err(Refusal::new(403, "From Does Not Match Credentials").into());
+    }
+    Ok(Some(context.aor(&username)))
+}
+
+/// Removes the Proxy-Authorization entries meant for our realm (§22.3: they are
+/// ours to consume); credentials for other realms stay.
+fn consume_credentials(context: &Context, request: &mut Request) {
+    let values: Vec<String> = headers::values(&request.headers, "Proxy-Authorization")
+        .map(str::to_owned)
+        .collect();
+    headers::remove(&mut request.headers, "Proxy-Authorization");
+    for v in values {
+        let ours =
+            Credentials::parse(&v).is_some_and(|c| c.realm() == Some(context.digest.realm()));
+        if !ours {
+            headers::push(&mut request.headers, "Proxy-Authorization", v);
+        }
+    }
+}
+
+/// A response arriving on one branch.
+struct BranchEvent {
+    index: usize,
+    response: Option<Response>,
+}
+
+/// One forwarded copy of the request.
+struct Branch {
+    request: Request,
+    dest: SipAddr,
+    provisional: bool,
+    finished: bool,
+    cancel_pending: bool,
+}
+
+async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) {
+    let Some(endpoint) = context.endpoint() else {
+        return;
+    };
+    let method = server_tx.original.method;
+    let inbound = server_tx
+        .connection
+        .as_ref()
+        .map_or(Transport::Udp, |c| c.transport());
+    let call_id = headers::first(&server_tx.original.headers, "Call-ID")
+        .unwrap_or_default()
+        .to_owned();
+    let (events_tx, mut events) = mpsc::unbounded_channel::<BranchEvent>();
+    let mut branches = Vec::new();
+
+    for (index, (mut request, mut dest)) in plan.branches.into_iter().enumerate() {
+        let size = request.to_bytes().len() + 400; // room for our Via and Record-Route
+        if dest.r#type == Some(Transport::Udp) && size > UDP_SIZE_LIMIT {
+            dest.r#type = Some(Transport::Tcp);
+        }
+        let outbound = dest.r#type.unwrap_or_default();
+        if plan.record_route {
+            let mut ours = vec![context.routes.record_route(outbound, &call_id)];
+            if outbound != inbound {
+                // RFC 5658: one entry per side when the dialog crosses transports.
+                ours.push(context.routes.record_route(inbound, &call_id));
+            }
+            routing::push_record_routes(&mut request, &ours);
+        }
+        let via = match endpoint.get_via(Some(context.local_addr(outbound)), None) {
+            Ok(via) => via,
+            Err(e) => {
+                debug!(error = %e, "no Via");
+                continue;
+            }
+        };
+        request.headers.push_front(Header::Via(via.into()));
+        let Ok(key) = TransactionKey::from_request(&request, TransactionRole::Client) else {
+            continue;
+        };
+        let mut client = Transaction::new_client(key, request.clone(), endpoint.clone(), None);
+        client.destination = Some(dest.clone());
+        branches.push(Branch {
+            request,
+            dest,
+            provisional: false,
+            finished: false,
+            cancel_pending: false,
+        });
+        let events_tx = events_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.send().await {
+                debug!(error = %e, "branch send failed");
+            }
+            let mut finished = false;
+            while let Some(message) = client.receive().await {
+                if let SipMessage::Response(response) = message {
+                    finished |= response.status_code.code() >= 200;
+                    let _ = events_tx.send(BranchEvent {
+                        index,
+                        response: Some(response),
+                    });
+                }
+            }
+            if !finished {
+                let _ = events_tx.send(BranchEvent {
+                    index,
+                    response: None,
+                });
+            }
+        });
+    }
+    drop(events_tx);
+    if branches.is_empty() {
+        let response = wire::response_to(&server_tx.original, 500, "No Route", vec![]);
+        respond(&mut server_tx, response).await;
+        drain(&mut server_tx).await;
+        return;
+    }
+    info!(%method, branches = branches.len(), "forwarding");
+
+    let mut best: Option<Response> = None;
+    let mut answered = false; // a 2xx went upstream
+    let mut cancelled = false;
+    let deadline = tokio::time::sleep(RING_LIMIT);
+    tokio::pin!(deadline);
+    loop {
+        if branches.iter().all(|b| b.finished) {
+            break;
+        }
+        tokio::select! {
+            event = events.recv() => {
+                let Some(BranchEvent { index, response }) = event else { break };
+                let code = response.as_ref().map_or(408, |r| r.status_code.code());
+                let branch = &mut branches[index];
+                if code < 200 {
+                    branch.provisional = true;
+                    if branch.cancel_pending {
+                        branch.cancel_pending = false;
+                        send_cancel(&context, branch, None);
+                    }
+                } else {
+                    branch.finished = true;
+                }
+                let Some(mut response) = response else {
+                    keep_best(&mut best, wire::response_to(&server_tx.original, 408, "Request Timeout", vec![]));
+                    continue;
+                };
+                routing::pop_top_via(&mut response);
+                match code {
+                    100 => {}
+                    101..=199 => {
+                        if !answered && method == Method::Invite {
+                            respond(&mut server_tx, response).await;
+                        }
+                    }
+                    200..=299 => {
+                        if method == Method::Invite || !answered {
+                            if answered {
+                                // Another fork answered too: the caller decides (§16.7).
+                                let _ = routing::forward_response_statelessly(&context, with_our_via(response, &branches[index])).await;
+                            } else {
+                                respond(&mut server_tx, response).await;
+                            }
+                        }
+                        if !answered {
+                            answered = true;
+                            cancel_others(&context, &mut branches, Some("SIP;cause=200;text=\"Call completed elsewhere\""));
+                        }
+                    }
+                    600..=699 => {
+                        keep_best(&mut best, response);
+                        cancel_others(&context, &mut branches, Some("SIP;cause=600;text=\"Busy Everywhere\""));
+                    }
+                    _ => keep_best(&mut best, response),
+                }
+            }
+            incoming = server_tx.receive(), if !cancelled && !answered => {
+                match incoming {
+                    Some(SipMessage::Request(r)) if r.method == Method::Cancel => {
+                        debug!("caller cancelled");
+                        cancelled = true;
+                        cancel_others(&context, &mut branches, None);
+                        deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            () = &mut deadline => {
+                debug!("branches did not finish in time");
+                cancel_others(&context, &mut branches, None);
+                break;
+            }
+        }
+    }
+    if !answered {
+        let mut response = best.unwrap_or_else(|| {
+            if cancelled {
+                wire::response_to(&server_tx.original, 487, "Request Terminated", vec![])
+            } else {
+                wire::response_to(&server_tx.original, 408, "Request Timeout", vec![])
+            }
+        });
+        if response.status_code.code() == 503 {
+            // §16.7: a 503 from downstream becomes 500 upstream.
+            response = wire::response_to(&server_tx.original, 500, "Server Internal Error", vec![]);
+        }
+        respond(&mut server_tx, response).await;
+    }
+    drain(&mut server_tx).await;
+}
+
+/// A second 2xx is sent statelessly: give it back the Via we popped so the
+/// stateless path can pop it again.
+fn with_our_via(mut response: Response, branch: &Branch) -> Response {
+    if let Some(via) = headers::list(&branch.request.headers, "Via").first() {
+        response
+            .headers
+            .push_front(rsipstack::sip::headers::make_header("Via", via.clone()));
+    }
+    response
+}
+
+/// §16.7 step 6: prefer 6xx, then the lowest class; within a class keep the first.
+fn keep_best(best: &mut Option<Response>, candidate: Response) {
+    let rank = |r: &Response| {
+        let code = r.status_code.code();
+        if code >= 600 { 0 } else { code / 100 }
+    };
+    let replace = match best {
+        None => true,
+        Some(current) => rank(&candidate) < rank(current),
+    };
+    if replace {
+        *best = Some(candidate);
+    }
+}
+
+fn cancel_others(context: &Arc<Context>, branches: &mut [Branch], reason: Option<&str>) {
+    for branch in branches.iter_mut().filter(|b| !b.finished) {
+        if branch.request.method != Method::Invite {
+            continue;
+        }
+        if branch.provisional {
+            send_cancel(context, branch, reason);
+        } else {
+            // §9.1: no CANCEL before a provisional response.
+            branch.cancel_pending = true;
+        }
+    }
+}
+
+/// Sends a CANCEL for one branch in its own client transaction (§9.1, §16.10).
+fn send_cancel(context: &Arc<Context>, branch: &mut Branch, reason: Option<&str>) {
+    let Some(endpoint) = context.endpoint() else {
+        return;
+    };
+    let original = &branch.request;
+    let mut h = rsipstack::sip::Headers::default();
+    if let Some(via) = headers::list(&original.headers, "Via").first() {
+        headers::push(&mut h, "Via", via.clone());
+    }
+    for name in ["Route", "From", "To", "Call-ID"] {
+        for v in headers::values(&original.headers, name) {
+            headers::push(&mut h, name, v.to_owned());
+        }
+    }
+    let seq = headers::first(&original.headers, "CSeq")
+        .and_then(|c| typed::CSeq::parse(c).ok())
+        .map_or(1, |c| c.seq);
+    headers::push(&mut h, "CSeq", format!("{seq} CANCEL"));
+    headers::push(&mut h, "Max-Forwards", "70");
+    if let Some(reason) = reason {
+        headers::push(&mut h, "Reason", reason);
+    }
+    let cancel = Request {
+        method: Method::Cancel,
+        uri: original.uri.clone(),
+        version: rsipstack::sip::Version::V2,
+        headers: h,
+        body: Vec::new(),
+    };
+    let Ok(key) = TransactionKey::from_request(&cancel, TransactionRole::Client) else {
+        return;
+    };
+    let mut tx = Transaction::new_client(key, cancel, endpoint, None);
+    tx.destination = Some(branch.dest.clone());
+    tokio::spawn(async move {
+        let _ = tx.send().await;
+        while tx.receive().await.is_some() {}
+    });
+}
+
+async fn respond(tx: &mut Transaction, response: Response) {
+    if let Err(e) = tx.respond(response).await {
+        debug!(error = %e, "could not respond");
+    }
+}
+
+/// Ends a server transaction after its final response. Only an INVITE's non-2xx
+/// final response over UDP needs the transaction kept (Timer G retransmits it
+/// until the ACK); otherwise dropping it hands retransmission absorption to
+/// rsipstack's finished-transaction cache, which is far cheaper under load.
+async fn drain(tx: &mut Transaction) {
+    let keep = tx.original.method == Method::Invite
+        && !tx.connection.as_ref().is_some_and(|c| c.is_reliable())
+        && tx
+            .last_response
+            .as_ref()
+            .is_some_and(|r| r.status_code.code() >= 300);
+    if keep {
+        let _ = tokio::time::timeout(Duration::from_secs(40), async {
+            while tx.receive().await.is_some() {}
+        })
+        .await;
+    }
+}

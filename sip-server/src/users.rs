@@ -1,0 +1,157 @@
+//! The users file: who may register and call, with their digest secrets.
+//!
+//! ```toml
+//! [users.alice]
+//! password = "alice-secret"          # or a precomputed H(A1):
+//! [users.bob]
+//! ha1_md5 = "…"                      # MD5(bob:REALM:password)
+//! ha1_sha256 = "…"                   # SHA-256(bob:REALM:password)
+//! ```
+
+use crate::digest::{Algorithm, ha1};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A user's stored secrets: H(A1) per digest algorithm (RFC 8760).
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// MD5 H(A1), hex.
+    pub ha1_md5: Option<String>,
+    /// SHA-256 H(A1), hex.
+    pub ha1_sha256: Option<String>,
+}
+
+impl Secrets {
+    /// The H(A1) for `algorithm`, if this user has one.
+    pub fn ha1(&self, algorithm: Algorithm) -> Option<&str> {
+        match algorithm {
+            Algorithm::Md5 => self.ha1_md5.as_deref(),
+            Algorithm::Sha256 => self.ha1_sha256.as_deref(),
+        }
+    }
+}
+
+/// Every user of the domain with their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct UserDirectory {
+    users: HashMap<String, Secrets>,
+}
+
+/// A users file that cannot be used; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("users file {path}: {problem}")]
+pub struct UsersFileError {
+    path: String,
+    problem: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: HashMap<String, UserEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    password: Option<String>,
+    ha1_md5: Option<String>,
+    ha1_sha256: Option<String>,
+}
+
+impl UserDirectory {
+    /// Reads a users file; `realm` is the domain the H(A1) values were made for.
+    pub fn load(path: &Path, realm: &str) -> Result<Self, UsersFileError> {
+        let fail = |problem: String| UsersFileError {
+            path: path.display().to_string(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        Self::parse(&text, realm).map_err(fail)
+    }
+
+    /// Parses the text of a users file; the error names the field.
+    pub fn parse(text: &str, realm: &str) -> Result<Self, String> {
+        let file: UsersFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let mut users = HashMap::new();
+        for (name, entry) in file.users {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '@' || c == ':')
+            {
+                return Err(format!("users.{name}: not a valid user name"));
+            }
+            let check_hex = |field: &str, value: &Option<String>, len: usize| match value {
+                Some(v) if v.len() != len || !v.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
+                    format!("users.{name}.{field}: expected {len} hexadecimal digits"),
+                ),
+                _ => Ok(()),
+            };
+            check_hex("ha1_md5", &entry.ha1_md5, 32)?;
+            check_hex("ha1_sha256", &entry.ha1_sha256, 64)?;
+            let secrets = match entry.password {
+                Some(pw) if entry.ha1_md5.is_some() || entry.ha1_sha256.is_some() => {
+                    drop(pw);
+                    return Err(format!(
+                        "users.{name}: give `password` or `ha1_md5`/`ha1_sha256`, not both"
+                    ));
+                }
+                Some(pw) => Secrets {
+                    ha1_md5: Some(ha1(Algorithm::Md5, &name, realm, &pw)),
+                    ha1_sha256: Some(ha1(Algorithm::Sha256, &name, realm, &pw)),
+                },
+                None if entry.ha1_md5.is_none() && entry.ha1_sha256.is_none() => {
+                    return Err(format!(
+                        "users.{name}: needs `password`, `ha1_md5` or `ha1_sha256`"
+                    ));
+                }
+                None => Secrets {
+                    ha1_md5: entry.ha1_md5.map(|s| s.to_ascii_lowercase()),
+                    ha1_sha256: entry.ha1_sha256.map(|s| s.to_ascii_lowercase()),
+                },
+            };
+            users.insert(name, secrets);
+        }
+        Ok(Self { users })
+    }
+
+    /// The secrets of `user`, if the user exists.
+    pub fn get(&self, user: &str) -> Option<&Secrets> {
+        self.users.get(user)
+    }
+
+    /// Whether `user` exists.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_passwords_and_ha1s() {
+        let dir = UserDirectory::parse(
+            "[users.alice]\npassword = \"pw\"\n[users.bob]\nha1_md5 = \"0123456789abcdef0123456789ABCDEF\"\n",
+            "home.example",
+        )
+        .unwrap();
+        assert_eq!(
+            dir.get("alice").unwrap().ha1(Algorithm::Md5).unwrap(),
+            ha1(Algorithm::Md5, "alice", "home.example", "pw")
+        );
+        assert!(dir.get("bob").unwrap().ha1(Algorithm::Sha256).is_none());
+        assert!(!dir.contains("carol"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = UserDirectory::parse("[users.bob]\nha1_md5 = \"xyz\"\n", "r").unwrap_err();
+        assert!(e.contains("users.bob.ha1_md5"), "{e}");
+        let e = UserDirectory::parse("[users.eve]\n", "r").unwrap_err();
+        assert!(e.contains("users.eve"), "{e}");
+        let e = UserDirectory::parse("[users.eve]\npasswd = \"x\"\n", "r").unwrap_err();
+        assert!(e.contains("passwd"), "{e}");
+    }
+}

@@ -1,0 +1,290 @@
+//! Authentication, trust and routing-integrity rules of the SIP server.
+
+mod support;
+
+use md5::{Digest, Md5};
+use splitdial_sip::headers;
+use support::{DOMAIN, Ua, header, server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const USERS: &str = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n";
+
+fn md5_hex(s: &str) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+/// Digest `Authorization` value answering `challenge` (MD5, qop=auth).
+fn answer(challenge: &str, user: &str, password: &str, method: &str, uri: &str) -> String {
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let ha1 = md5_hex(&format!("{user}:{DOMAIN}:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let response = md5_hex(&format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    format!(
+        "Digest username=\"{user}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
+    )
+}
+
+fn md5_challenge(r: &rsipstack::sip::Response, name: &str) -> String {
+    headers::values(&r.headers, name)
+        .find(|v| v.contains("algorithm=MD5"))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn register_needs_the_right_password() {
+    let server = server(Some(USERS)).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    bob.send(&bob.register_text("d1", 1, 300, "")).await;
+    let r = bob.response().await;
+    assert_eq!(r.status_code.code(), 401);
+    let challenges: Vec<_> = headers::values(&r.headers, "WWW-Authenticate").collect();
+    assert!(
+        challenges[0].contains("SHA-256"),
+        "SHA-256 offered first: {challenges:?}"
+    );
+    let challenge = md5_challenge(&r, "WWW-Authenticate");
+
+    let wrong = answer(
+        &challenge,
+        "bob",
+        "nope",
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    bob.send(&bob.register_text("d1", 2, 300, &format!("Authorization: {wrong}\n")))
+        .await;
+    assert_eq!(bob.response().await.status_code.code(), 401);
+    assert!(server.context().location.lookup("bob").is_empty());
+
+    let right = answer(
+        &challenge,
+        "bob",
+        "bob-pw",
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    bob.send(&bob.register_text("d1", 3, 300, &format!("Authorization: {right}\n")))
+        .await;
+    assert_eq!(bob.response().await.status_code.code(), 200);
+    assert_eq!(server.context().location.lookup("bob").len(), 1);
+
+    // Alice's credentials cannot register Bob.
+    let alice_creds = answer(
+        &challenge,
+        "alice",
+        "alice-pw",
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    bob.send(&bob.register_text("d1", 4, 300, &format!("Authorization: {alice_creds}\n")))
+        .await;
+    assert_eq!(bob.response().await.status_code.code(), 403);
+    server.shutdown().await;
+}
+
+/// Registers `ua` with digest (users file in force).
+async fn register_with_digest(ua: &Ua, password: &str) {
+    let call_id = format!("reg-{}", ua.local.port());
+    ua.send(&ua.register_text(&call_id, 1, 300, "")).await;
+    let challenge = md5_challenge(&ua.response().await, "WWW-Authenticate");
+    let creds = answer(
+        &challenge,
+        &ua.user,
+        password,
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    ua.send(&ua.register_text(&call_id, 2, 300, &format!("Authorization: {creds}\n")))
+        .await;
+    assert_eq!(ua.response().await.status_code.code(), 200);
+}
+
+#[tokio::test]
+async fn calls_need_proxy_auth_and_get_an_asserted_identity_without_hints() {
+    let server = server(Some(USERS)).await;
+    let alice = Ua::new("alice", server.local_addr()).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    register_with_digest(&bob, "bob-pw").await;
+
+    // A UDP request from 127.0.0.1 (a --trusted address) is not trusted: 407.
+    let hints = "Answer-Mode: Auto\nCall-Info: <sip:x@y>;answer-after=0\nP-Asserted-Identity: <sip:boss@home.example>\n";
+    alice.send(&alice.invite_text("bob", "auth-1", hints)).await;
+    let r = alice.response().await;
+    assert_eq!(r.status_code.code(), 407);
+    let challenge = md5_challenge(&r, "Proxy-Authenticate");
+    alice.send(&format!("ACK sip:bob@{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {};branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@{DOMAIN}>;tag=f{}\nTo: {}\nCall-ID: auth-1\nCSeq: 1 ACK\nContent-Length: 0\n\n", alice.local, alice.local.port(), header(&r.headers, "To").unwrap())).await;
+
+    let creds = answer(
+        &challenge,
+        "alice",
+        "alice-pw",
+        "INVITE",
+        &format!("sip:bob@{DOMAIN}"),
+    );
+    let text = alice
+        .invite_text(
+            "bob",
+            "auth-1",
+            &format!("{hints}Proxy-Authorization: {creds}\n"),
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    alice.send(&text).await;
+    let invite = bob.request().await;
+    assert_eq!(invite.method.to_string(), "INVITE");
+    assert_eq!(
+        header(&invite.headers, "P-Asserted-Identity"),
+        Some("<sip:alice@home.example>")
+    );
+    assert_eq!(
+        header(&invite.headers, "Answer-Mode"),
+        None,
+        "hint stripped"
+    );
+    assert_eq!(header(&invite.headers, "Call-Info"), None, "hint stripped");
+    assert_eq!(
+        header(&invite.headers, "Proxy-Authorization"),
+        None,
+        "our credentials are consumed"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn trusted_controller_over_tcp_keeps_its_hints() {
+    let server = server(Some(USERS)).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    register_with_digest(&bob, "bob-pw").await;
+
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let local = tcp.local_addr().unwrap();
+    let body = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
+    let text = format!(
+        "INVITE sip:bob@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKctl1\r\nMax-Forwards: 70\r\nFrom: <sip:controller@{DOMAIN}>;tag=c1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: ctl-1\r\nCSeq: 1 INVITE\r\nContact: <sip:controller@{local};transport=tcp>\r\nCall-Info: <sip:controller@{DOMAIN}>;answer-after=0\r\nAnswer-Mode: Auto\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(text.as_bytes()).await.unwrap();
+    let invite = bob.request().await;
+    assert_eq!(header(&invite.headers, "Answer-Mode"), Some("Auto"));
+    assert!(
+        header(&invite.headers, "Call-Info")
+            .unwrap()
+            .contains("answer-after=0")
+    );
+    // Crossing from TCP to UDP: two Record-Route entries (RFC 5658).
+    let rr = headers::list(&invite.headers, "Record-Route");
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr[0].contains("transport=udp") && rr[1].contains("transport=tcp"),
+        "{rr:?}"
+    );
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 100"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_routes_are_refused() {
+    let server = server(None).await;
+    let alice = Ua::new("alice", server.local_addr()).await;
+    let eve = Ua::new("eve", server.local_addr()).await;
+    let addr = server.local_addr();
+    // An in-dialog request with a Route naming us but not signed by us.
+    for route in [
+        format!("<sip:{addr};lr>"),
+        format!("<sip:{addr};lr;sd=0123456789abcdef0123>"),
+    ] {
+        alice
+            .send(&format!(
+                "BYE sip:eve@{eve} SIP/2.0\nVia: SIP/2.0/UDP {a};branch={br}\nMax-Forwards: 70\nRoute: {route}\nFrom: <sip:alice@{DOMAIN}>;tag=x\nTo: <sip:eve@{DOMAIN}>;tag=y\nCall-ID: forged\nCSeq: 2 BYE\nContent-Length: 0\n\n",
+                eve = eve.local, a = alice.local, br = alice.branch()
+            ))
+            .await;
+        assert_eq!(alice.response().await.status_code.code(), 404);
+    }
+    // In-dialog without any Route of ours: not a dialog we route.
+    alice
+        .send(&format!(
+            "BYE sip:eve@{eve} SIP/2.0\nVia: SIP/2.0/UDP {a};branch={br}\nMax-Forwards: 70\nFrom: <sip:alice@{DOMAIN}>;tag=x\nTo: <sip:eve@{DOMAIN}>;tag=y\nCall-ID: forged\nCSeq: 3 BYE\nContent-Length: 0\n\n",
+            eve = eve.local, a = alice.local, br = alice.branch()
+        ))
+        .await;
+    assert_eq!(alice.response().await.status_code.code(), 404);
+    assert!(
+        eve.recv_within(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing relayed"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn gruu_reaches_exactly_one_device() {
+    let server = server(None).await;
+    let alice = Ua::new("alice", server.local_addr()).await;
+    let tv = Ua::new("bob", server.local_addr()).await;
+    let pc = Ua::new("bob", server.local_addr()).await;
+    let instance = "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
+    for (ua, inst) in [
+        (&tv, instance),
+        (&pc, "urn:uuid:11111111-2222-3333-4444-555555555555"),
+    ] {
+        let text = ua
+            .register_text(
+                &format!("g-{}", ua.local.port()),
+                1,
+                300,
+                "Supported: gruu\n",
+            )
+            .replace(
+                ";expires=300",
+                &format!(";expires=300;+sip.instance=\"<{inst}>\""),
+            );
+        ua.send(&text).await;
+        let r = ua.response().await;
+        assert_eq!(r.status_code.code(), 200);
+        assert!(
+            headers::list(&r.headers, "Contact")
+                .iter()
+                .any(|c| c.contains("pub-gruu") && c.contains(inst)),
+            "{r}"
+        );
+    }
+    let text = alice.invite_text("bob", "gruu-1", "").replace(
+        &format!("INVITE sip:bob@{DOMAIN}"),
+        &format!("INVITE sip:bob@{DOMAIN};gr={instance}"),
+    );
+    alice.send(&text).await;
+    let at_tv = tv.request().await;
+    assert_eq!(at_tv.method.to_string(), "INVITE");
+    assert!(
+        pc.recv_within(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "only the TV rings"
+    );
+
+    // Re-registering the same instance from a new address replaces the binding.
+    let tv2 = Ua::new("bob", server.local_addr()).await;
+    let text = tv2.register_text("g-new", 1, 300, "").replace(
+        ";expires=300",
+        &format!(";expires=300;+sip.instance=\"<{instance}>\""),
+    );
+    tv2.send(&text).await;
+    assert_eq!(tv2.response().await.status_code.code(), 200);
+    assert_eq!(server.context().location.lookup("bob").len(), 2);
+    server.shutdown().await;
+}
