@@ -12,10 +12,16 @@
 //! * [`wire`] sends stateless responses and forwards messages hop by hop.
 //! * [`headers`] reads and edits headers by name, case-insensitively and with
 //!   compact forms, without caring which rsipstack variant holds them.
+//! * [`call_token`] mints and verifies the signed, single-use tokens without
+//!   which a talker never answers, dials out or obeys an owner action.
+//! * [`uri_match`] compares SIP URIs by RFC 3261 §19.1.4 (a REFER's target
+//!   against its token).
 
+pub mod call_token;
 pub mod endpoint;
 pub mod headers;
 pub mod screen;
+pub mod uri_match;
 pub mod wire;
 
 pub use rsipstack;
