@@ -1,5 +1,7 @@
 //! The registrar and proxy, exercised with raw SIP over UDP on loopback.
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 mod support;
 
 use splitdial_sip::headers;

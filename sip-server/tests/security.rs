@@ -1,5 +1,7 @@
 //! Authentication, trust and routing-integrity rules of the SIP server.
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 mod support;
 
 use md5::{Digest, Md5};
