@@ -105,7 +105,7 @@ fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
         return Err(Refusal::new(403, "Relaying Denied").into());
     }
     let Some(user) = request.uri.user().map(str::to_owned) else {
-        return Err(to_server_itself(context, &request));
+        return Err(to_server_itself(&request));
     };
     if request.method == Method::Cancel {
         return Err(Refusal::new(481, "Call/Transaction Does Not Exist").into());
@@ -168,28 +168,61 @@ fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
     })
 }
 
-/// A request addressed to the server itself (no user part).
-fn to_server_itself(context: &Context, request: &Request) -> Answer {
-    if request.method == Method::Options {
-        let mut response = wire::response_to(
-            request,
-            200,
-            "OK",
-            vec![
-                rsipstack::sip::headers::make_header(
-                    "Allow",
-                    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, SUBSCRIBE, UPDATE, INFO, MESSAGE, PRACK".into(),
-                ),
-                rsipstack::sip::headers::make_header("Accept", "application/sdp".into()),
-                rsipstack::sip::headers::make_header("Supported", "gruu, path".into()),
-            ],
-        );
-        response.status_code = StatusCode::OK;
-        let _ = context;
-        Answer::Respond(Box::new(response))
-    } else {
-        Answer::Refuse(Refusal::new(404, "Not Found"))
+/// Body types the server accepts in requests to itself (it reads none of them:
+/// an OPTIONS body carries nothing the server needs).
+const ACCEPTED_BODIES: [&str; 4] = [
+    "application/sdp",
+    "multipart/mixed",
+    "multipart/alternative",
+    "text/plain",
+];
+
+/// A request addressed to the server itself (no user part). We act as a UAS
+/// here, so the UAS rules apply: unknown `Require` gets 420 (RFC 3261 §8.2.2.3),
+/// a body we cannot read gets 415 (§8.2.3).
+fn to_server_itself(request: &Request) -> Answer {
+    let make = rsipstack::sip::headers::make_header;
+    if request.method != Method::Options {
+        return Answer::Refuse(Refusal::new(404, "Not Found"));
     }
+    let required = headers::list(&request.headers, "Require");
+    if !required.is_empty() {
+        let unsupported = make("Unsupported", required.join(", "));
+        return Answer::Respond(Box::new(wire::response_to(
+            request,
+            420,
+            "Bad Extension",
+            vec![unsupported],
+        )));
+    }
+    let content_type = headers::first(&request.headers, "Content-Type").unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    let readable = ACCEPTED_BODIES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(media_type));
+    if !request.body.is_empty() && !readable {
+        return Answer::Respond(Box::new(wire::response_to(
+            request,
+            415,
+            "Unsupported Media Type",
+            vec![make("Accept", ACCEPTED_BODIES.join(", "))],
+        )));
+    }
+    let mut response = wire::response_to(
+        request,
+        200,
+        "OK",
+        vec![
+            make(
+                "Allow",
+                "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, NOTIFY, SUBSCRIBE, UPDATE, INFO, MESSAGE, PRACK".into(),
+            ),
+            make("Accept", ACCEPTED_BODIES.join(", ")),
+            make("Supported", "gruu".into()),
+        ],
+    );
+    response.status_code = StatusCode::OK;
+    Answer::Respond(Box::new(response))
 }
 
 /// Proxy authentication of out-of-dialog requests when a users file is in force.

@@ -16,11 +16,23 @@
 //!   which a talker never answers, dials out or obeys an owner action.
 //! * [`uri_match`] compares SIP URIs by RFC 3261 §19.1.4 (a REFER's target
 //!   against its token).
+//! * [`sipfrag`] reads and writes REFER's `message/sipfrag` NOTIFY bodies, with
+//!   standard reason phrases (never rsipstack's Debug form).
+//! * [`subscription`] parses and builds `Subscription-State` (active, pending,
+//!   terminated; reason, expires, retry-after).
+//! * [`event`] parses and builds `Event`, including `refer;id=<CSeq>` for the
+//!   NOTIFYs of a dialog's later REFERs (RFC 3515 §2.4.6).
+//! * [`merged`] detects merged requests for a UAS (RFC 3261 §8.2.2.2: 482), in
+//!   bounded memory.
 
 pub mod call_token;
 pub mod endpoint;
+pub mod event;
 pub mod headers;
+pub mod merged;
 pub mod screen;
+pub mod sipfrag;
+pub mod subscription;
 pub mod uri_match;
 pub mod wire;
 

@@ -54,14 +54,62 @@ pub fn screen_bytes(bytes: &[u8]) -> Verdict {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Verdict::Drop(format!("message of {} bytes is too large", bytes.len()));
     }
-    match SipMessage::try_from(bytes) {
-        Ok(message) => screen_message(message),
-        Err(e) => Verdict::Drop(format!("unparseable: {e}")),
+    let message = match SipMessage::try_from(bytes) {
+        Ok(message) => message,
+        Err(e) => return Verdict::Drop(format!("unparseable: {e}")),
+    };
+    // rsipstack's parser forgives what only the raw bytes show: extra spaces in
+    // the Request-Line, `<>` around the Request-URI (RFC 4475 §3.1.2.6/7), and a
+    // header line that is not UTF-8 (it silently ends the header section there).
+    let raw_problem = raw_request_problem(bytes);
+    match (screen_message(message), raw_problem) {
+        (Verdict::Accept(message), Some(reason)) => match *message {
+            SipMessage::Request(request) => {
+                Verdict::Reject(Box::new(request), Rejection::new(400, reason))
+            }
+            response @ SipMessage::Response(_) => Verdict::Accept(Box::new(response)),
+        },
+        (verdict, _) => verdict,
     }
+}
+
+/// What is wrong with a request's raw Request-Line or header bytes, if anything
+/// (responses are not looked at).
+fn raw_request_problem(bytes: &[u8]) -> Option<&'static str> {
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let head = &bytes[..head_end];
+    let line_end = head
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(head.len());
+    let line = &head[..line_end];
+    if line.starts_with(b"SIP/") {
+        return None;
+    }
+    if std::str::from_utf8(head).is_err() {
+        return Some("Bad Header Encoding");
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §25.1).
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let well_formed = parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty())
+        && !line
+            .iter()
+            .any(|&b| b.is_ascii_control() || b == b'<' || b == b'>' || b == b'"');
+    (!well_formed).then_some("Bad Request-Line")
 }
 
 /// Screens a parsed message: responses are checked only for what routing needs.
 pub fn screen_message(message: SipMessage) -> Verdict {
+    // rsipstack's TCP framing lets a frame past its own 64 KiB limit through when
+    // it arrives complete in few reads: measure the parsed message again.
+    let size = encoded_size(&message);
+    if size > MAX_MESSAGE_BYTES {
+        return Verdict::Drop(format!("message of about {size} bytes is too large"));
+    }
     match message {
         SipMessage::Request(request) => match answerable(&request) {
             Err(why) => Verdict::Drop(why),
@@ -72,6 +120,10 @@ pub fn screen_message(message: SipMessage) -> Verdict {
         },
         SipMessage::Response(response) => {
             let h = &response.headers;
+            // RFC 3261 §7.2: Status-Code is three digits, 100 to 699.
+            if !(100..=699).contains(&response.status_code.code()) {
+                return Verdict::Drop("response with a status code outside 100-699".into());
+            }
             let cseq_ok = headers::first(h, "CSeq").is_some_and(|v| typed::CSeq::parse(v).is_ok());
             if headers::count(h, "Via") == 0 || !cseq_ok {
                 Verdict::Drop("response without Via or with a bad CSeq".into())
@@ -82,6 +134,20 @@ pub fn screen_message(message: SipMessage) -> Verdict {
             }
         }
     }
+}
+
+/// About the size of a message as sent: its header lines and body (the start
+/// line is left out).
+fn encoded_size(message: &SipMessage) -> usize {
+    let (headers, body) = match message {
+        SipMessage::Request(r) => (&r.headers, r.body.len()),
+        SipMessage::Response(r) => (&r.headers, r.body.len()),
+    };
+    headers
+        .iter()
+        .map(|h| h.name().len() + h.value().len() + 4)
+        .sum::<usize>()
+        + body
 }
 
 /// Whether a response can be built for this request at all: one parseable top Via,
@@ -126,6 +192,11 @@ pub fn screen_request(request: &Request) -> Result<(), Rejection> {
     check_max_forwards(request)?;
     check_addresses(request)?;
     check_top_via(request)?;
+    // RFC 3261 §19.1.1: headers are not allowed in a Request-URI (and a proxy
+    // must never turn them into a Route).
+    if !request.uri.headers.is_empty() {
+        return Err(Rejection::new(400, "Headers In Request-URI"));
+    }
     match &request.uri.scheme {
         Some(Scheme::Sip | Scheme::Sips) => {}
         Some(Scheme::Other(s)) if s.eq_ignore_ascii_case("tel") => {}
@@ -188,15 +259,43 @@ fn check_max_forwards(request: &Request) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Headers whose values are name-addr lists that a SIP element interprets.
+const ADDRESS_HEADERS: [&str; 5] = ["From", "To", "Contact", "Route", "Record-Route"];
+
+/// Whether every quoted string in `value` is closed (backslash escapes inside).
+fn quotes_closed(value: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for ch in value.chars() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
+}
+
 fn check_addresses(request: &Request) -> Result<(), Rejection> {
     let h = &request.headers;
+    for name in ADDRESS_HEADERS {
+        if !headers::values(h, name).all(quotes_closed) {
+            return Err(Rejection::new(400, format!("Unterminated Quote In {name}")));
+        }
+    }
     let from = headers::first(h, "From").unwrap_or_default();
     let from = typed::From::parse(from).map_err(|_| Rejection::new(400, "Bad From"))?;
     if from.tag().is_none() {
         return Err(Rejection::new(400, "Missing From Tag"));
     }
     let to = headers::first(h, "To").unwrap_or_default();
-    typed::To::parse(to).map_err(|_| Rejection::new(400, "Bad To"))?;
+    let to = typed::To::parse(to).map_err(|_| Rejection::new(400, "Bad To"))?;
+    // RFC 3261 §10.2: a REGISTER's To is the SIP or SIPS address-of-record.
+    if request.method == Method::Register
+        && !matches!(to.uri.scheme, Some(Scheme::Sip | Scheme::Sips))
+    {
+        return Err(Rejection::new(400, "Bad To URI"));
+    }
     for uri in [&from.uri] {
         if !matches!(
             uri.scheme,
@@ -316,6 +415,81 @@ Content-Length: 0";
     fn rejects_branch_without_magic_cookie() {
         let m = BASE.replace("branch=z9hG4bKabc", "branch=abc");
         assert_eq!(status_of(&request(&m, "")), Some(400));
+    }
+
+    #[test]
+    fn rejects_what_only_the_raw_request_line_shows() {
+        let m = BASE.replace(
+            "OPTIONS sip:home.example SIP/2.0",
+            "OPTIONS <sip:home.example> SIP/2.0",
+        );
+        assert_eq!(status_of(&request(&m, "")), Some(400));
+        let m = BASE.replace("sip:home.example SIP/2.0", "sip:home.example   SIP/2.0");
+        assert_eq!(status_of(&request(&m, "")), Some(400));
+        let m = BASE.replace("sip:home.example SIP/2.0", "sip:home.example\tSIP/2.0");
+        assert!(!matches!(
+            screen_bytes(&request(&m, "")),
+            Verdict::Accept(_)
+        ));
+        let mut bytes = request(&format!("{BASE}\nSubject: caf\u{e9}"), "");
+        let at = bytes.iter().position(|&b| b == 0xc3).unwrap();
+        bytes.remove(at + 1);
+        bytes[at] = 0xe9; // Latin-1, not UTF-8
+        assert_eq!(status_of(&bytes), Some(400));
+        // A response's status line is not a Request-Line.
+        let resp = "SIP/2.0 200  OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        assert!(matches!(screen_bytes(resp.as_bytes()), Verdict::Accept(_)));
+    }
+
+    #[test]
+    fn rejects_headers_in_the_request_uri_and_open_quotes() {
+        let m = BASE.replace(
+            "OPTIONS sip:home.example",
+            "OPTIONS sip:bob@home.example?Route=%3Csip:example.com%3E",
+        );
+        assert_eq!(status_of(&request(&m, "")), Some(400));
+        let m = BASE.replace(
+            "To: <sip:home.example>",
+            "To: \"Mr. J. User <sip:home.example>",
+        );
+        assert_eq!(status_of(&request(&m, "")), Some(400));
+        let m = BASE.replace(
+            "To: <sip:home.example>",
+            r#"To: "a \" b" <sip:home.example>"#,
+        );
+        assert_eq!(status_of(&request(&m, "")), None);
+    }
+
+    #[test]
+    fn rejects_a_register_to_a_non_sip_address_of_record() {
+        let m = BASE
+            .replace("OPTIONS", "REGISTER")
+            .replace("To: <sip:home.example>", "To: <isbn:2983792873>");
+        assert_eq!(status_of(&request(&m, "")), Some(400));
+    }
+
+    #[test]
+    fn drops_parsed_messages_past_the_size_limit() {
+        let big = format!("{BASE}\nX-Padding: {}", "p".repeat(MAX_MESSAGE_BYTES));
+        let message = SipMessage::try_from(request(&big, "").as_slice()).unwrap();
+        assert!(matches!(screen_message(message), Verdict::Drop(_)));
+        let fits = format!(
+            "{BASE}\nX-Padding: {}",
+            "p".repeat(MAX_MESSAGE_BYTES - 1000)
+        );
+        let message = SipMessage::try_from(request(&fits, "").as_slice()).unwrap();
+        assert!(matches!(screen_message(message), Verdict::Accept(_)));
+    }
+
+    #[test]
+    fn drops_responses_with_impossible_status_codes() {
+        for line in ["SIP/2.0 700 Far", "SIP/2.0 99 Low", "SIP/2.0 200 OK"] {
+            let resp = format!(
+                "{line}\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            );
+            let accepted = matches!(screen_bytes(resp.as_bytes()), Verdict::Accept(_));
+            assert_eq!(accepted, line.ends_with("OK"), "{line}");
+        }
     }
 
     #[test]
