@@ -1,6 +1,7 @@
 //! An rsipstack endpoint bound to UDP and TCP on one address, with splitdial's
 //! defaults: our Call-ID suffix, our User-Agent, and no DNS.
 
+use crate::screened_socket::ScreenedUdpSocket;
 use async_trait::async_trait;
 use rsipstack::EndpointBuilder;
 use rsipstack::sip::{Host, HostWithPort};
@@ -77,7 +78,10 @@ async fn bind_pair(
     let mut last_error = None;
     // With port 0 the UDP port is random; TCP may find it taken: try a few.
     for _ in 0..8 {
-        let udp = UdpConnection::create_connection(listen, None, Some(cancel.clone())).await?;
+        let socket = ScreenedUdpSocket::bind(listen).await?;
+        let udp =
+            UdpConnection::from_socket(std::sync::Arc::new(socket), None, Some(cancel.clone()))
+                .await?;
         let local = udp.get_addr().get_socketaddr()?;
         match std::net::TcpListener::bind(local) {
             Ok(probe) => {

@@ -9,6 +9,8 @@
 //! * [`screen`] checks a parsed request the way a careful proxy must before acting
 //!   on it (RFC 3261 §16.3, RFC 4475's invalid and application-level cases) and
 //!   says which 4xx to answer.
+//! * [`screened_socket`] lets the raw bytes of each UDP datagram be checked
+//!   before rsipstack's forgiving parser sees them.
 //! * [`wire`] sends stateless responses and forwards messages hop by hop.
 //! * [`headers`] reads and edits headers by name, case-insensitively and with
 //!   compact forms, without caring which rsipstack variant holds them.
@@ -31,6 +33,7 @@ pub mod event;
 pub mod headers;
 pub mod merged;
 pub mod screen;
+pub mod screened_socket;
 pub mod sipfrag;
 pub mod subscription;
 pub mod uri_match;

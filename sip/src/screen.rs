@@ -75,7 +75,7 @@ pub fn screen_bytes(bytes: &[u8]) -> Verdict {
 
 /// What is wrong with a request's raw Request-Line or header bytes, if anything
 /// (responses are not looked at).
-fn raw_request_problem(bytes: &[u8]) -> Option<&'static str> {
+pub fn raw_request_problem(bytes: &[u8]) -> Option<&'static str> {
     let head_end = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
