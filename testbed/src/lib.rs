@@ -6,14 +6,18 @@
 //! * [`netns`] creates uniquely named network namespaces and removes them (after
 //!   ending every process left inside) when dropped.
 //! * [`name`] makes per-run unique names so parallel runs never collide.
+//! * [`lan`] builds a simulated home LAN (a bridge namespace plus one namespace
+//!   per host) and tears it down on drop.
 //!
 //! Why child processes and not `setns`: `setns` moves only the calling thread, so a
 //! tokio runtime's workers would stay behind in the old namespace.
 
+pub mod lan;
 pub mod name;
 pub mod netns;
 pub mod process;
 
+pub use lan::{Lan, LanBuilder, LanHost};
 pub use name::unique_name;
 pub use netns::Namespace;
 pub use process::{Process, Spawn};

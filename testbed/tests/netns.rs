@@ -10,14 +10,19 @@ fn a_namespace_hosts_processes_and_is_removed_with_them() {
     let name = ns.name().to_owned();
     let links = ns.exec(&["ip", "-o", "link"]).unwrap();
     assert!(links.contains("lo"), "{links}");
-    assert!(!links.contains("eth0"), "a fresh namespace has only loopback: {links}");
+    assert!(
+        !links.contains("eth0"),
+        "a fresh namespace has only loopback: {links}"
+    );
 
     let mut inside = Spawn::new("sh")
         .args(["-c", "echo inside; exec sleep 60"])
         .in_netns(&name)
         .start()
         .unwrap();
-    inside.wait_for_output("inside", Duration::from_secs(5)).unwrap();
+    inside
+        .wait_for_output("inside", Duration::from_secs(5))
+        .unwrap();
     assert!(ns.pids().contains(&(inside.pid() as i32)));
 
     drop(ns);
