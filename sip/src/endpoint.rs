@@ -63,6 +63,7 @@ pub async fn bind(config: EndpointConfig) -> crate::Result<BoundEndpoint> {
     if let Some(inspector) = config.inspector {
         builder.with_transport_inspector(inspector);
     }
+    builder.with_inspector(Box::new(crate::digest_names::DigestAlgorithmNames));
     Ok(BoundEndpoint {
         endpoint: builder.build(),
         local,

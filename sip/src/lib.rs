@@ -6,6 +6,8 @@
 //!
 //! * [`endpoint`] binds UDP and TCP on one address with safe defaults: our own
 //!   Call-ID suffix, and a resolver that never looks up a domain name in DNS.
+//! * [`digest_names`] lets rsipstack's digest client speak RFC 8760's
+//!   `SHA-256` (it only knows a non-standard spelling).
 //! * [`screen`] checks a parsed request the way a careful proxy must before acting
 //!   on it (RFC 3261 §16.3, RFC 4475's invalid and application-level cases) and
 //!   says which 4xx to answer.
@@ -28,6 +30,7 @@
 //!   bounded memory.
 
 pub mod call_token;
+pub mod digest_names;
 pub mod endpoint;
 pub mod event;
 pub mod headers;

@@ -1,0 +1,239 @@
+//! The talker's own Ed25519 key, kept in its state directory (created 0700, the
+//! key file 0600), generated on first start. The key is what the matcher
+//! enrolls and what proves to a dialer that an mDNS advertisement really is
+//! this talker (DESIGN.md: the domain-separated challenge).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The domain-separation label of the talker challenge.
+pub const CHALLENGE_LABEL: &str = "splitdial-challenge-v1";
+const KEY_FILE: &str = "talker.key";
+
+/// Errors handling the state directory or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The state directory or key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The key file exists but is not a key, or is readable by others.
+    #[error("{path}: {problem}")]
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The talker's key pair.
+pub struct Identity {
+    key: SigningKey,
+}
+
+impl Identity {
+    /// Loads the key from `state_dir`, creating the directory and a new key on
+    /// first start.
+    pub fn load_or_create(state_dir: &Path) -> Result<Self, IdentityError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| IdentityError::Io { path, source }
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io(state_dir))?;
+        let path = state_dir.join(KEY_FILE);
+        match OpenOptions::new().read(true).open(&path) {
+            Ok(mut file) => {
+                let mode = file.metadata().map_err(io(&path))?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(IdentityError::BadKey {
+                        path,
+                        problem: "key file is readable by others; chmod 600 it".into(),
+                    });
+                }
+                let mut seed = [0u8; 32];
+                let mut extra = [0u8; 1];
+                file.read_exact(&mut seed)
+                    .map_err(|_| IdentityError::BadKey {
+                        path: path.clone(),
+                        problem: "not a 32-byte key".into(),
+                    })?;
+                if file.read(&mut extra).map_err(io(&path))? != 0 {
+                    return Err(IdentityError::BadKey {
+                        path,
+                        problem: "not a 32-byte key".into(),
+                    });
+                }
+                Ok(Self {
+                    key: SigningKey::from_bytes(&seed),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let seed: [u8; 32] = rand::random();
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                file.write_all(&seed).map_err(io(&path))?;
+                file.sync_all().map_err(io(&path))?;
+                tracing::info!(path = %path.display(), "generated a new talker key");
+                Ok(Self {
+                    key: SigningKey::from_bytes(&seed),
+                })
+            }
+            Err(e) => Err(IdentityError::Io { path, source: e }),
+        }
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The public key in standard base64 (as enrolled with the matcher).
+    pub fn public_key_base64(&self) -> String {
+        STANDARD.encode(self.public_key().to_bytes())
+    }
+
+    /// The talker id derived from the key: `t-` and 16 hex digits of its SHA-256.
+    pub fn derived_id(&self) -> String {
+        let digest = Sha256::digest(self.public_key().to_bytes());
+        format!("t-{}", hex::encode(&digest[..8]))
+    }
+
+    /// Also the `+sip.instance` of every registration: a stable URN per device.
+    pub fn instance_urn(&self) -> String {
+        let d = Sha256::digest(self.public_key().to_bytes());
+        let h = hex::encode(&d[..16]);
+        format!(
+            "urn:uuid:{}-{}-4{}-8{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+
+    /// Signs the dialer's challenge (DESIGN.md): label, talker id, both nonces and
+    /// the address as dialed, so a signature cannot be replayed elsewhere.
+    pub fn sign_challenge(&self, challenge: &Challenge<'_>) -> Signature {
+        self.key.sign(&challenge.message())
+    }
+}
+
+/// The fields a dialer's challenge binds together.
+#[derive(Debug, Clone)]
+pub struct Challenge<'a> {
+    /// The talker's id.
+    pub talker_id: &'a str,
+    /// The dialer's fresh nonce.
+    pub dialer_nonce: &'a str,
+    /// The talker's fresh nonce.
+    pub talker_nonce: &'a str,
+    /// `host:port` as the dialer dialed it.
+    pub dialed: &'a str,
+}
+
+impl Challenge<'_> {
+    /// The exact bytes signed: fields separated by NUL, which none may contain.
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = Vec::new();
+        for part in [
+            CHALLENGE_LABEL,
+            self.talker_id,
+            self.dialer_nonce,
+            self.talker_nonce,
+            self.dialed,
+        ] {
+            m.extend(part.bytes().filter(|b| *b != 0));
+            m.push(0);
+        }
+        m
+    }
+
+    /// Checks a talker's signature over this challenge.
+    pub fn verify(&self, key: &VerifyingKey, signature: &Signature) -> bool {
+        key.verify(&self.message(), signature).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_once_private_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let a = Identity::load_or_create(&state).unwrap();
+        let b = Identity::load_or_create(&state).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert_eq!(a.derived_id(), b.derived_id());
+        let mode = std::fs::metadata(state.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert!(a.instance_urn().starts_with("urn:uuid:") && a.instance_urn().len() == 45);
+    }
+
+    #[test]
+    fn refuses_a_shared_or_truncated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Identity::load_or_create(dir.path()).is_err());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, b"short").unwrap();
+        assert!(Identity::load_or_create(dir.path()).is_err());
+    }
+
+    #[test]
+    fn challenge_signatures_bind_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::load_or_create(dir.path()).unwrap();
+        let talker_id = id.derived_id();
+        let c = Challenge {
+            talker_id: &talker_id,
+            dialer_nonce: "dn",
+            talker_nonce: "tn",
+            dialed: "192.0.2.1:8420",
+        };
+        let sig = id.sign_challenge(&c);
+        assert!(c.verify(&id.public_key(), &sig));
+        assert!(
+            !Challenge {
+                dialed: "192.0.2.2:8420",
+                ..c.clone()
+            }
+            .verify(&id.public_key(), &sig)
+        );
+        assert!(
+            !Challenge {
+                dialer_nonce: "dn2",
+                ..c.clone()
+            }
+            .verify(&id.public_key(), &sig)
+        );
+    }
+}

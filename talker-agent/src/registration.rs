@@ -1,0 +1,206 @@
+//! Keeps each SIP account registered: `+sip.instance` (RFC 5626) so the server
+//! can tell this device from the account's others and hand out a GRUU, digest
+//! authentication, refresh before expiry, back-off and retry when the server is
+//! away, and an un-register on shutdown.
+
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::registration::{RefreshOutcome, Registration};
+use rsipstack::sip::{Uri, typed};
+use rsipstack::transaction::endpoint::EndpointInner;
+use serde::Serialize;
+use splitdial_sip::headers;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What an account looks like right now (shown by the status API).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AccountState {
+    /// The first REGISTER is under way.
+    Registering,
+    /// Registered; `gruu` is the device's public GRUU when the server gave one.
+    Registered {
+        /// Seconds granted by the server.
+        expires: u32,
+        /// The public GRUU, if any.
+        gruu: Option<String>,
+    },
+    /// The server refused or could not be reached; retrying with back-off.
+    Failed {
+        /// Why, in a few words (a status line or a transport error).
+        reason: String,
+    },
+    /// Un-registered (shutdown).
+    Unregistered,
+}
+
+/// One account's registration, as the rest of the agent sees it.
+#[derive(Debug, Clone)]
+pub struct AccountHandle {
+    /// `sip:user@server`.
+    pub aor: String,
+    state: Arc<Mutex<AccountState>>,
+}
+
+impl AccountHandle {
+    /// The current state.
+    pub fn state(&self) -> AccountState {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(AccountState::Registering)
+    }
+
+    fn set(&self, state: AccountState) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+}
+
+/// What a registration needs to know.
+#[derive(Debug, Clone)]
+pub struct RegistrationPlan {
+    /// The server's domain.
+    pub domain: String,
+    /// Where to send REGISTERs.
+    pub proxy: std::net::SocketAddr,
+    /// Whether to use TCP.
+    pub tcp: bool,
+    /// Account user.
+    pub user: String,
+    /// Account password.
+    pub password: String,
+    /// Lifetime asked for.
+    pub expires: u32,
+    /// Our contact address (the local SIP endpoint).
+    pub contact_addr: std::net::SocketAddr,
+    /// The device's `+sip.instance` URN.
+    pub instance: String,
+}
+
+/// Starts keeping one account registered until `stop` is cancelled; then
+/// un-registers (best effort, bounded in time).
+pub fn spawn(
+    endpoint: Arc<EndpointInner>,
+    plan: RegistrationPlan,
+    stop: CancellationToken,
+) -> (AccountHandle, tokio::task::JoinHandle<()>) {
+    let handle = AccountHandle {
+        aor: format!("sip:{}@{}", plan.user, plan.domain),
+        state: Arc::new(Mutex::new(AccountState::Registering)),
+    };
+    let task_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        let transport = if plan.tcp { ";transport=tcp" } else { "" };
+        let server = match Uri::try_from(format!("sip:{}{transport}", plan.domain).as_str()) {
+            Ok(uri) => uri,
+            Err(e) => {
+                task_handle.set(AccountState::Failed {
+                    reason: format!("bad server domain: {e}"),
+                });
+                return;
+            }
+        };
+        let contact_text = format!(
+            "<sip:{}@{}{transport}>;+sip.instance=\"<{}>\"",
+            plan.user, plan.contact_addr, plan.instance
+        );
+        let contact = match typed::Contact::parse(&contact_text) {
+            Ok(c) => c,
+            Err(e) => {
+                task_handle.set(AccountState::Failed {
+                    reason: format!("bad contact: {e}"),
+                });
+                return;
+            }
+        };
+        let credential = Credential {
+            username: plan.user.clone(),
+            password: plan.password.clone(),
+            realm: None,
+            auth_username: None,
+        };
+        let mut registration = Registration::new(endpoint, Some(credential));
+        registration.contact = Some(contact);
+        registration.outbound_proxy = Some(plan.proxy);
+        registration
+            .extra_headers
+            .push(rsipstack::sip::headers::make_header(
+                "Supported",
+                "gruu".into(),
+            ));
+        let aor = task_handle.aor.clone();
+        let reporter = task_handle.clone();
+        registration
+            .keep_alive(
+                server.clone(),
+                plan.expires,
+                stop.clone(),
+                |outcome| match outcome {
+                    RefreshOutcome::Registered(response) => {
+                        let granted =
+                            granted_expires(response, &plan.instance).unwrap_or(plan.expires);
+                        let gruu = public_gruu(response, &plan.instance);
+                        if !matches!(reporter.state(), AccountState::Registered { .. }) {
+                            info!(%aor, expires = granted, "registered");
+                        }
+                        reporter.set(AccountState::Registered {
+                            expires: granted,
+                            gruu,
+                        });
+                    }
+                    RefreshOutcome::Rejected(response) => {
+                        warn!(%aor, status = %response.status_code, "registration refused");
+                        reporter.set(AccountState::Failed {
+                            reason: response.status_code.to_string(),
+                        });
+                    }
+                    RefreshOutcome::Failed(error) => {
+                        warn!(%aor, %error, "registration failed");
+                        reporter.set(AccountState::Failed {
+                            reason: error.to_string(),
+                        });
+                    }
+                },
+            )
+            .await;
+        // Un-register; a server that is gone must not hold up shutdown.
+        let unregister = registration.register(server, Some(0));
+        match tokio::time::timeout(std::time::Duration::from_secs(3), unregister).await {
+            Ok(Ok(r)) if r.status_code.code() < 300 => {
+                info!(aor = %task_handle.aor, "unregistered");
+            }
+            Ok(Ok(r)) => {
+                warn!(aor = %task_handle.aor, status = %r.status_code, "un-register refused");
+            }
+            Ok(Err(e)) => warn!(aor = %task_handle.aor, error = %e, "un-register failed"),
+            Err(_) => warn!(aor = %task_handle.aor, "un-register timed out"),
+        }
+        task_handle.set(AccountState::Unregistered);
+    });
+    (handle, task)
+}
+
+/// The Contact entry of a 200 that is ours (same instance).
+fn our_contact(response: &rsipstack::sip::Response, instance: &str) -> Option<String> {
+    headers::list(&response.headers, "Contact")
+        .into_iter()
+        .find(|c| c.contains(instance))
+}
+
+fn granted_expires(response: &rsipstack::sip::Response, instance: &str) -> Option<u32> {
+    let contact = our_contact(response, instance)?;
+    contact
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("expires="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn public_gruu(response: &rsipstack::sip::Response, instance: &str) -> Option<String> {
+    let contact = our_contact(response, instance)?;
+    let at = contact.find("pub-gruu=\"")? + "pub-gruu=\"".len();
+    let rest = &contact[at..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
