@@ -206,6 +206,15 @@ pub struct Expectation<'a> {
     pub skew: u64,
 }
 
+/// The key id of a matcher key: `m-` and 16 hex digits of its SHA-256, so both
+/// sides derive the same id from the key alone.
+pub fn key_id(key: &VerifyingKey) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.to_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("m-{hex}")
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

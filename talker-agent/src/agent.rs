@@ -2,16 +2,20 @@
 //! incoming SIP transactions; shutdown in the right order.
 
 use crate::config::Config;
+use crate::control::CallControl;
 use crate::identity::Identity;
+use crate::referred_call::{DialAccount, Dialer};
 use crate::registration::{self, AccountHandle, RegistrationPlan};
-use rsipstack::sip::{Method, StatusCode};
-use rsipstack::transaction::transaction::Transaction;
+use crate::trust::Trust;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::Uri;
 use splitdial_sip::endpoint::{self, EndpointConfig};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::info;
 
 /// A started agent.
 pub struct Agent {
@@ -62,6 +66,45 @@ impl Agent {
         let sip_addr = bound.local;
         let endpoint = bound.endpoint;
         let inner = endpoint.inner.clone();
+        let dialogs = Arc::new(DialogLayer::new(inner.clone()));
+        let trust = Arc::new(Trust::new(id.clone()));
+        if let Some(key) = &config.matcher_key {
+            trust
+                .pin_base64(key)
+                .map_err(|e| crate::config::ConfigError {
+                    path: config_path.display().to_string(),
+                    field: "matcher_key".into(),
+                    problem: e.to_string(),
+                })?;
+        }
+        let media = crate::media_settings::from_config(&config, config_path)?;
+        let dialer = Arc::new(Dialer {
+            dialogs: dialogs.clone(),
+            accounts: config
+                .accounts
+                .iter()
+                .zip(&passwords)
+                .map(|(a, password)| DialAccount {
+                    domain: a.server.clone(),
+                    proxy: a.proxy,
+                    tcp: a.transport == crate::config::Transport::Tcp,
+                    user: a.user.clone(),
+                    password: password.clone(),
+                })
+                .collect(),
+            local: sip_addr,
+            media,
+        });
+        let contact = Uri::try_from(format!("sip:talker@{sip_addr}").as_str())
+            .map_err(|e| splitdial_sip::Error::Parse(e.to_string()))?;
+        let control = Arc::new(CallControl {
+            dialogs,
+            trust,
+            contact,
+            local_ip: sip_addr.ip(),
+            policy: config.answer.clone(),
+            dialer,
+        });
         let mut incoming = endpoint
             .incoming_transactions()
             .map_err(splitdial_sip::Error::from)?;
@@ -73,7 +116,7 @@ impl Agent {
                     () = &mut serve => break,
                     tx = incoming.recv() => {
                         let Some(tx) = tx else { break };
-                        tokio::spawn(dispatch(tx));
+                        tokio::spawn(control.clone().dispatch(tx));
                     }
                 }
             }
@@ -82,7 +125,7 @@ impl Agent {
         let stop = CancellationToken::new();
         let mut accounts = Vec::new();
         let mut registrations = Vec::new();
-        for (account, password) in config.accounts.iter().zip(passwords) {
+        for (account, password) in config.accounts.iter().zip(passwords.clone()) {
             let plan = RegistrationPlan {
                 domain: account.server.clone(),
                 proxy: account.proxy,
@@ -119,16 +162,4 @@ impl Agent {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint_task).await;
         info!("talker agent stopped");
     }
-}
-
-/// Handles one incoming transaction.
-async fn dispatch(mut tx: Transaction) {
-    let method = tx.original.method;
-    debug!(%method, "incoming request");
-    let status = match method {
-        Method::Options => StatusCode::OK,
-        // Calls arrive with the control-leg work; until then, say so honestly.
-        _ => StatusCode::NotImplemented,
-    };
-    let _ = tx.reply(status).await;
 }

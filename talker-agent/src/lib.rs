@@ -6,10 +6,20 @@
 //! * [`config`] reads and checks the TOML configuration.
 //! * [`identity`] holds the talker's own Ed25519 key in its state directory.
 //! * [`registration`] keeps every SIP account registered, with `+sip.instance`.
+//! * [`control`] serves incoming requests: the control leg, its REFERs,
+//!   ordinary calls; [`trust`] checks every call token first.
+//! * [`referred_call`] places the call a REFER asks for, with the device's own
+//!   account; [`media_glue`] starts its media.
+//! * [`media_settings`] maps the configuration onto media settings.
 //! * [`media`] negotiates SDP and runs the GStreamer sessions.
 
 pub mod agent;
 pub mod config;
+pub mod control;
 pub mod identity;
 pub mod media;
+pub mod media_glue;
+pub mod media_settings;
+pub mod referred_call;
 pub mod registration;
+pub mod trust;

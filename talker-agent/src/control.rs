@@ -1,0 +1,276 @@
+//! Incoming SIP requests: the matcher's control leg (DESIGN.md call flow), the
+//! REFERs in it that make this talker dial, and ordinary calls under the answer
+//! policy. Nothing here auto-answers, dials or opens media without a call token
+//! that [`Trust::check`] accepted.
+
+use crate::config::{AnswerPolicy, Policy};
+use crate::media;
+use crate::referred_call::{self, Dialer, Progress};
+use crate::trust::Trust;
+use rsipstack::dialog::dialog::{Dialog, DialogState};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{Header, Method, StatusCode, Uri};
+use rsipstack::transaction::transaction::Transaction;
+use splitdial_sip::call_token::{self, Action};
+use splitdial_sip::headers;
+use splitdial_sip::wire::has_tag;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Methods the agent accepts inside a control dialog.
+const CONTROL_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, UPDATE";
+/// How long an ordinary call rings under `manual` before we give up on it.
+const RING_LIMIT: Duration = Duration::from_secs(90);
+
+/// Everything the request handlers share.
+pub struct CallControl {
+    /// rsipstack's dialogs of this agent.
+    pub dialogs: Arc<DialogLayer>,
+    /// Token checks.
+    pub trust: Arc<Trust>,
+    /// Our SIP contact (`sip:talker@ip:port`).
+    pub contact: Uri,
+    /// The local IP for SDP.
+    pub local_ip: IpAddr,
+    /// Ordinary-call policy.
+    pub policy: AnswerPolicy,
+    /// Places referred calls with the device's own accounts.
+    pub dialer: Arc<Dialer>,
+}
+
+impl CallControl {
+    /// Handles one incoming transaction to its end.
+    pub async fn dispatch(self: Arc<Self>, mut tx: Transaction) {
+        let method = tx.original.method;
+        let to = headers::first(&tx.original.headers, "To").unwrap_or_default();
+        if has_tag(to) {
+            match self.dialogs.match_dialog(&tx) {
+                Some(mut dialog) => {
+                    if let Err(e) = dialog.handle(&mut tx).await {
+                        debug!(%method, error = %e, "in-dialog request failed");
+                    }
+                }
+                // A REFER is only ever obeyed inside a control dialog.
+                None if method == Method::Refer => {
+                    reply(&mut tx, 403, "Not A Control Dialog").await;
+                }
+                None => reply(&mut tx, 481, "Call/Transaction Does Not Exist").await,
+            }
+            return;
+        }
+        match method {
+            Method::Invite if headers::count(&tx.original.headers, call_token::HEADER) > 0 => {
+                self.control_leg(tx).await;
+            }
+            Method::Invite => self.ordinary_call(tx).await,
+            Method::Refer => reply(&mut tx, 403, "Not A Control Dialog").await,
+            Method::Options => {
+                let _ = tx.reply(StatusCode::OK).await;
+            }
+            _ => reply(&mut tx, 481, "Call/Transaction Does Not Exist").await,
+        }
+    }
+
+    /// A control INVITE: checked token → auto-answer with an inactive SDP answer
+    /// (this leg never carries media), then serve the dialog until it ends.
+    async fn control_leg(self: Arc<Self>, mut tx: Transaction) {
+        let call_id = headers::first(&tx.original.headers, "Call-ID")
+            .unwrap_or_default()
+            .to_owned();
+        let token = headers::first(&tx.original.headers, call_token::HEADER);
+        if let Err(e) = self.trust.check(token, Action::Control, &call_id, None) {
+            warn!(%call_id, error = %e, "control INVITE refused");
+            // 403, never a 6xx: another device of this account may be the one meant.
+            reply(&mut tx, 403, "Invalid Call Token").await;
+            return;
+        }
+        // SDP goes through GStreamer's SDP library, whose first use loads the
+        // plugin registry: keep that off the async workers.
+        let (body, ip) = (tx.original.body.clone(), self.local_ip);
+        let answer = tokio::task::spawn_blocking(move || inactive_answer(&body, ip))
+            .await
+            .unwrap_or(Err(500));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(status) => {
+                reply(&mut tx, status, "Not Acceptable Here").await;
+                return;
+            }
+        };
+        let (state_tx, mut states) = self.dialogs.new_dialog_state_channel();
+        let dialog = match self.dialogs.get_or_create_server_invite(
+            &tx,
+            state_tx,
+            None,
+            Some(self.contact.clone()),
+        ) {
+            Ok(dialog) => dialog,
+            Err(e) => {
+                warn!(error = %e, "cannot create the control dialog");
+                reply(&mut tx, 500, "Server Internal Error").await;
+                return;
+            }
+        };
+        let id = dialog.id();
+        if let Err(e) = dialog.accept(Some(control_headers()), Some(answer.into_bytes())) {
+            warn!(error = %e, "cannot answer the control INVITE");
+            self.dialogs.remove_dialog(&id);
+            return;
+        }
+        info!(%call_id, "control leg answered");
+        let mut invite_dialog = Dialog::Invite(dialog.clone());
+        tokio::spawn(async move {
+            let _ = invite_dialog.handle(&mut tx).await;
+        });
+
+        let (progress_tx, mut progress) = mpsc::unbounded_channel::<Progress>();
+        let mut calls: Vec<referred_call::Handle> = Vec::new();
+        let mut first_refer: Option<u32> = None;
+        loop {
+            tokio::select! {
+                state = states.recv() => {
+                    let Some(state) = state else { break };
+                    match state {
+                        DialogState::Refer(_, request, handle) => {
+                            let refer_to = headers::first(&request.headers, "Refer-To").unwrap_or_default().to_owned();
+                            let token = headers::first(&request.headers, call_token::HEADER);
+                            let cseq = headers::first(&request.headers, "CSeq")
+                                .and_then(|c| c.split_whitespace().next())
+                                .and_then(|n| n.parse::<u32>().ok())
+                                .unwrap_or(0);
+                            match self.trust.check(token, Action::Refer, &call_id, Some(&refer_to)) {
+                                Err(e) => {
+                                    warn!(%call_id, error = %e, "REFER refused");
+                                    let _ = handle.respond(StatusCode::Forbidden, None, None).await;
+                                }
+                                Ok(_) => {
+                                    let _ = handle.respond(StatusCode::Other(202, "Accepted".into()), None, None).await;
+                                    let first = *first_refer.get_or_insert(cseq);
+                                    // RFC 3515 §2.4.6: NOTIFYs of a second REFER carry its id.
+                                    let event_id = (cseq != first).then_some(cseq);
+                                    info!(%call_id, %refer_to, "dialling the referred party");
+                                    calls.push(self.dialer.clone().call(&refer_to, event_id, progress_tx.clone()));
+                                }
+                            }
+                        }
+                        DialogState::Updated(_, request, handle) => {
+                            // A re-INVITE or UPDATE on the control leg is answered
+                            // inactive whatever it offers.
+                            let body = if request.method == Method::Invite && !request.body.is_empty() {
+                                inactive_answer(&request.body, self.local_ip).ok()
+                            } else {
+                                None
+                            };
+                            let headers = body.as_ref().map(|_| control_headers());
+                            let _ = handle.respond(StatusCode::OK, headers, body.map(String::into_bytes)).await;
+                        }
+                        DialogState::Notify(_, _, handle)
+                        | DialogState::Options(_, _, handle)
+                        | DialogState::Info(_, _, handle) => {
+                            let _ = handle.reply(StatusCode::OK).await;
+                        }
+                        DialogState::Message(_, _, handle) | DialogState::Publish(_, _, handle) => {
+                            let _ = handle.reply(StatusCode::MethodNotAllowed).await;
+                        }
+                        DialogState::Terminated(_, reason) => {
+                            info!(%call_id, ?reason, "control leg ended");
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                report = progress.recv() => {
+                    let Some(report) = report else { continue };
+                    let frag = splitdial_sip::sipfrag::build(report.status);
+                    let sub = if report.status >= 200 {
+                        splitdial_sip::subscription::SubscriptionState::terminated(
+                            Some(splitdial_sip::subscription::Reason::Noresource),
+                        )
+                    } else {
+                        splitdial_sip::subscription::SubscriptionState::active(Some(60))
+                    };
+                    let notify_headers = vec![
+                        make("Event", splitdial_sip::event::Event::refer(report.event_id).to_string()),
+                        make("Subscription-State", sub.to_string()),
+                        make("Content-Type", "message/sipfrag;version=2.0".into()),
+                    ];
+                    if let Err(e) = dialog.notify(Some(notify_headers), Some(frag.into_bytes())).await {
+                        debug!(error = %e, "NOTIFY failed");
+                    }
+                    if report.ended_after_answer && calls.iter().all(referred_call::Handle::is_finished) {
+                        // The last referred party hung up: end the control leg.
+                        let _ = dialog.bye().await;
+                    }
+                }
+            }
+        }
+        for call in &calls {
+            call.hang_up();
+        }
+        self.dialogs.remove_dialog(&id);
+    }
+
+    /// An INVITE without a token: an ordinary call under the answer policy. It is
+    /// never auto-answered as a control leg.
+    async fn ordinary_call(self: Arc<Self>, mut tx: Transaction) {
+        match self.policy.policy {
+            Policy::Reject => {
+                // 486 rather than 603: another device of the account may answer.
+                reply(&mut tx, 486, "Busy Here").await;
+            }
+            Policy::Manual | Policy::Auto => {
+                // Ring; answering needs the owner (status API) or, for `auto`, an
+                // allow-listed caller asserted by our own server.
+                let _ = tx.reply(StatusCode::Ringing).await;
+                let cancelled = tokio::time::timeout(RING_LIMIT, async {
+                    while let Some(message) = tx.receive().await {
+                        if let rsipstack::sip::SipMessage::Request(r) = message
+                            && r.method == Method::Cancel
+                        {
+                            return true;
+                        }
+                    }
+                    false
+                })
+                .await
+                .unwrap_or(false);
+                if cancelled {
+                    reply(&mut tx, 487, "Request Terminated").await;
+                } else {
+                    reply(&mut tx, 480, "Temporarily Unavailable").await;
+                }
+            }
+        }
+    }
+}
+
+fn make(name: &str, value: String) -> Header {
+    rsipstack::sip::headers::make_header(name, value)
+}
+
+fn control_headers() -> Vec<Header> {
+    vec![
+        make("Allow", CONTROL_ALLOW.into()),
+        make("Content-Type", "application/sdp".into()),
+    ]
+}
+
+/// The inactive answer to an offer (or an inactive offer in the 200 when the
+/// INVITE had none); a status code when the offer cannot be answered.
+fn inactive_answer(body: &[u8], local_ip: IpAddr) -> Result<String, u16> {
+    if body.is_empty() {
+        return media::inactive_offer(local_ip).map_err(|_| 500);
+    }
+    let offer = std::str::from_utf8(body).map_err(|_| 400u16)?;
+    media::inactive_answer(offer, local_ip).map_err(|e| e.sip_status())
+}
+
+async fn reply(tx: &mut Transaction, status: u16, reason: &str) {
+    let response = splitdial_sip::wire::response_to(&tx.original, status, reason, Vec::new());
+    if let Err(e) = tx.respond(response).await {
+        debug!(error = %e, "could not answer");
+    }
+}

@@ -1,0 +1,368 @@
+//! The control leg's security rules, driven by a raw SIP controller that signs
+//! tokens exactly as the matcher does: only a valid, unused `control` token is
+//! auto-answered (inactive), only a matching `refer` token is obeyed, and
+//! everything else gets 403 — no call, no media.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rsipstack::sip::{SipMessage, StatusCode};
+use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
+use splitdial_sip::headers;
+use std::net::SocketAddr;
+use std::time::Duration;
+use testbed::{Process, Spawn};
+use tokio::net::UdpSocket;
+
+const TALKER: &str = "tv-1";
+
+struct Rig {
+    agent: Process,
+    agent_addr: SocketAddr,
+    issuer: Issuer,
+    socket: UdpSocket,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig(policy: &str) -> Rig {
+    let seed: [u8; 32] = rand::random();
+    let probe = Issuer::new(seed, "x");
+    let issuer = Issuer::new(seed, key_id(&probe.verifying_key()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tv.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+name = "TV"
+kind = "tv"
+id = "{TALKER}"
+state_dir = "{state}"
+matcher_key = "{key}"
+
+[[accounts]]
+server = "home.example"
+proxy = "127.0.0.1:9"
+user = "alice"
+password = "pw"
+
+[answer]
+policy = "{policy}"
+
+[audio]
+source = "none"
+sink = "none"
+"#,
+            state = dir.path().join("state").display(),
+            key = STANDARD.encode(issuer.verifying_key().to_bytes()),
+        ),
+    )
+    .unwrap();
+    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(&config)
+        .start()
+        .unwrap();
+    agent
+        .wait_for_output("talker-agent ready", Duration::from_secs(20))
+        .unwrap();
+    let line = agent
+        .log()
+        .lines()
+        .find(|l| l.starts_with("talker-agent ready"))
+        .unwrap()
+        .to_owned();
+    let agent_addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    Rig {
+        agent,
+        agent_addr,
+        issuer,
+        socket,
+        _dir: dir,
+    }
+}
+
+fn claims(act: Action, dlg: &str, target: Option<&str>) -> Claims {
+    let now = unix_now();
+    Claims {
+        aud: TALKER.into(),
+        jti: format!("j{}", rand::random::<u64>()),
+        iat: now,
+        exp: now + 20,
+        call: "call-1".into(),
+        dlg: dlg.into(),
+        act,
+        target: target.map(Into::into),
+    }
+}
+
+const OFFER: &str = "v=0\r\no=ctl 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n";
+const ACTIVE_OFFER: &str = "v=0\r\no=ctl 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+
+impl Rig {
+    fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    async fn send(&self, text: &str) {
+        self.socket
+            .send_to(text.as_bytes(), self.agent_addr)
+            .await
+            .unwrap();
+    }
+
+    /// The final (or given provisional) response to `call_id`/`cseq`; ACKs every
+    /// non-2xx final response to an INVITE (so the agent stops retransmitting it)
+    /// and answers the agent's own requests (NOTIFY) with 200.
+    async fn response_to(&self, call_id: &str, cseq: &str) -> rsipstack::sip::Response {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, _) =
+                tokio::time::timeout(Duration::from_secs(20), self.socket.recv_from(&mut buf))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "no answer to {cseq} in {call_id}; agent log:\n{}",
+                            self.agent.log()
+                        )
+                    })
+                    .unwrap();
+            match SipMessage::try_from(&buf[..n]).unwrap() {
+                SipMessage::Response(r) => {
+                    let code = r.status_code.code();
+                    let this_call = headers::first(&r.headers, "Call-ID") == Some(call_id);
+                    let this_cseq = headers::first(&r.headers, "CSeq") == Some(cseq);
+                    if code >= 300 && cseq.ends_with("INVITE") {
+                        self.ack_failure(&r).await;
+                    }
+                    if this_call && this_cseq && code >= 200 {
+                        return r;
+                    }
+                }
+                SipMessage::Request(r) => {
+                    let ok = splitdial_sip::wire::response_to(&r, 200, "OK", vec![]);
+                    self.socket
+                        .send_to(&ok.to_bytes(), self.agent_addr)
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    /// The hop-by-hop ACK of a failure response (same branch as the INVITE).
+    async fn ack_failure(&self, r: &rsipstack::sip::Response) {
+        let h = |n: &str| headers::first(&r.headers, n).unwrap_or_default().to_owned();
+        let seq = h("CSeq")
+            .split_whitespace()
+            .next()
+            .unwrap_or("1")
+            .to_owned();
+        let ack = format!(
+            "ACK sip:talker@{agent} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {seq} ACK\r\nContent-Length: 0\r\n\r\n",
+            agent = self.agent_addr,
+            via = h("Via"),
+            from = h("From"),
+            to = h("To"),
+            cid = h("Call-ID"),
+        );
+        self.socket
+            .send_to(ack.as_bytes(), self.agent_addr)
+            .await
+            .unwrap();
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        call_id: &str,
+        cseq: u32,
+        to_tag: Option<&str>,
+        extra: &str,
+        body: &str,
+    ) -> String {
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "{method} sip:talker@{agent} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{r}\r\nMax-Forwards: 70\r\nFrom: <sip:controller@home.example>;tag=ctl\r\nTo: <sip:alice@home.example>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:controller@{me}>\r\n{extra}{ctype}Content-Length: {len}\r\n\r\n{body}",
+            agent = self.agent_addr,
+            me = self.local(),
+            r = rand::random::<u32>(),
+            len = body.len(),
+        )
+    }
+
+    async fn invite(&self, call_id: &str, token: Option<String>) -> rsipstack::sip::Response {
+        let extra = token.map(|t| format!("Splitdial-Token: {t}\r\nCall-Info: <sip:controller@home.example>;answer-after=0\r\n")).unwrap_or_default();
+        self.send(&self.request("INVITE", call_id, 1, None, &extra, OFFER))
+            .await;
+        self.response_to(call_id, "1 INVITE").await
+    }
+
+    fn to_tag(response: &rsipstack::sip::Response) -> String {
+        let to = headers::first(&response.headers, "To").unwrap();
+        to.split("tag=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_get_403_and_a_good_one_an_inactive_answer() {
+    let rig = rig("reject").await;
+    let issue = |c: &Claims| rig.issuer.issue(TokenKind::Call, c);
+
+    // Forged: signed by another key under the same key id.
+    let forger = Issuer::new(rand::random(), rig.issuer.kid());
+    let forged = forger.issue(TokenKind::Call, &claims(Action::Control, "c-forged", None));
+    assert_eq!(
+        rig.invite("c-forged", Some(forged))
+            .await
+            .status_code
+            .code(),
+        403
+    );
+    // Wrong audience.
+    let mut other = claims(Action::Control, "c-aud", None);
+    other.aud = "pc-2".into();
+    assert_eq!(
+        rig.invite("c-aud", Some(issue(&other)))
+            .await
+            .status_code
+            .code(),
+        403
+    );
+    // Expired.
+    let mut old = claims(Action::Control, "c-old", None);
+    old.iat -= 100;
+    old.exp -= 100;
+    assert_eq!(
+        rig.invite("c-old", Some(issue(&old)))
+            .await
+            .status_code
+            .code(),
+        403
+    );
+    // Wrong typ (an owner token cannot open a control leg).
+    let owner = rig
+        .issuer
+        .issue(TokenKind::Owner, &claims(Action::Control, "c-typ", None));
+    assert_eq!(
+        rig.invite("c-typ", Some(owner)).await.status_code.code(),
+        403
+    );
+    // Bound to another dialog.
+    let elsewhere = issue(&claims(Action::Control, "c-other", None));
+    assert_eq!(
+        rig.invite("c-dlg", Some(elsewhere))
+            .await
+            .status_code
+            .code(),
+        403
+    );
+    // No token: an ordinary call, here under policy `reject`.
+    assert_eq!(rig.invite("c-plain", None).await.status_code.code(), 486);
+    // A REFER outside any control dialog.
+    let refer = rig.request(
+        "REFER",
+        "c-refer",
+        1,
+        None,
+        "Refer-To: <sip:bob@home.example>\r\n",
+        "",
+    );
+    rig.send(&refer).await;
+    assert_eq!(
+        rig.response_to("c-refer", "1 REFER")
+            .await
+            .status_code
+            .code(),
+        403
+    );
+
+    // A valid token: auto-answered, with an inactive answer.
+    let token = issue(&claims(Action::Control, "c-good", None));
+    let ok = rig.invite("c-good", Some(token.clone())).await;
+    assert_eq!(ok.status_code, StatusCode::OK);
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        answer.contains("a=inactive") && !answer.contains("a=sendrecv"),
+        "{answer}"
+    );
+    assert!(
+        headers::first(&ok.headers, "Allow")
+            .unwrap()
+            .contains("REFER")
+    );
+    let tag = Rig::to_tag(&ok);
+    rig.send(&rig.request("ACK", "c-good", 1, Some(&tag), "", ""))
+        .await;
+
+    // The same token again (a replay in a new INVITE of the same dialog id).
+    assert_eq!(
+        rig.invite("c-good", Some(token)).await.status_code.code(),
+        403
+    );
+
+    // A re-INVITE offering active media is answered inactive.
+    rig.send(&rig.request("INVITE", "c-good", 2, Some(&tag), "", ACTIVE_OFFER))
+        .await;
+    let re = rig.response_to("c-good", "2 INVITE").await;
+    assert_eq!(re.status_code.code(), 200);
+    let body = String::from_utf8_lossy(&re.body).into_owned();
+    assert!(body.contains("a=inactive"), "{body}");
+    rig.send(&rig.request("ACK", "c-good", 2, Some(&tag), "", ""))
+        .await;
+
+    // REFERs in the control dialog: no token, a target mismatch, embedded headers.
+    let target = "sip:bob@home.example";
+    let cases = [
+        (format!("Refer-To: <{target}>\r\n"), 3),
+        (
+            format!(
+                "Refer-To: <sip:eve@home.example>\r\nSplitdial-Token: {}\r\n",
+                issue(&claims(Action::Refer, "c-good", Some(target)))
+            ),
+            4,
+        ),
+        (
+            format!(
+                "Refer-To: <{target}?Replaces=x>\r\nSplitdial-Token: {}\r\n",
+                issue(&claims(Action::Refer, "c-good", Some(target)))
+            ),
+            5,
+        ),
+        (
+            format!(
+                "Refer-To: <{target}>\r\nSplitdial-Token: {}\r\n",
+                issue(&claims(Action::Control, "c-good", None))
+            ),
+            6,
+        ),
+    ];
+    for (extra, cseq) in cases {
+        rig.send(&rig.request("REFER", "c-good", cseq, Some(&tag), &extra, ""))
+            .await;
+        let got = rig.response_to("c-good", &format!("{cseq} REFER")).await;
+        assert_eq!(got.status_code.code(), 403, "{extra}");
+    }
+
+    // BYE ends the control leg.
+    rig.send(&rig.request("BYE", "c-good", 7, Some(&tag), "", ""))
+        .await;
+    assert_eq!(
+        rig.response_to("c-good", "7 BYE").await.status_code.code(),
+        200
+    );
+    drop(rig.agent);
+}
