@@ -2,6 +2,7 @@
 //! incoming SIP transactions; shutdown in the right order.
 
 use crate::config::Config;
+use crate::calls::Calls;
 use crate::control::CallControl;
 use crate::identity::Identity;
 use crate::referred_call::{DialAccount, Dialer};
@@ -25,6 +26,12 @@ pub struct Agent {
     pub sip_addr: SocketAddr,
     /// Every account, with its registration state.
     pub accounts: Vec<AccountHandle>,
+    /// The live calls.
+    pub calls: Calls,
+    /// Token checks (call and owner tokens).
+    pub trust: Arc<Trust>,
+    /// The talker's key.
+    pub identity: Arc<Identity>,
     stop: CancellationToken,
     registrations: Vec<tokio::task::JoinHandle<()>>,
     endpoint_task: tokio::task::JoinHandle<()>,
@@ -48,7 +55,7 @@ pub enum StartError {
 impl Agent {
     /// Starts the agent described by `config` (read from `config_path`).
     pub async fn start(config: Config, config_path: &Path) -> Result<Self, StartError> {
-        let identity = Identity::load_or_create(&config.state_dir)?;
+        let identity = Arc::new(Identity::load_or_create(&config.state_dir)?);
         let id = config.id.clone().unwrap_or_else(|| identity.derived_id());
         let mut passwords = Vec::new();
         for (i, account) in config.accounts.iter().enumerate() {
@@ -97,9 +104,11 @@ impl Agent {
         });
         let contact = Uri::try_from(format!("sip:talker@{sip_addr}").as_str())
             .map_err(|e| splitdial_sip::Error::Parse(e.to_string()))?;
+        let calls = Calls::default();
         let control = Arc::new(CallControl {
             dialogs,
-            trust,
+            trust: trust.clone(),
+            calls: calls.clone(),
             contact,
             local_ip: sip_addr.ip(),
             policy: config.answer.clone(),
@@ -145,6 +154,9 @@ impl Agent {
             id,
             sip_addr,
             accounts,
+            calls,
+            trust,
+            identity,
             stop,
             registrations,
             endpoint_task,

@@ -3,6 +3,7 @@
 //! policy. Nothing here auto-answers, dials or opens media without a call token
 //! that [`Trust::check`] accepted.
 
+use crate::calls::{CallKind, CallState, Calls};
 use crate::config::{AnswerPolicy, Policy};
 use crate::media;
 use crate::referred_call::{self, Dialer, Progress};
@@ -31,6 +32,8 @@ pub struct CallControl {
     pub dialogs: Arc<DialogLayer>,
     /// Token checks.
     pub trust: Arc<Trust>,
+    /// The live calls.
+    pub calls: Calls,
     /// Our SIP contact (`sip:talker@ip:port`).
     pub contact: Uri,
     /// The local IP for SDP.
@@ -121,6 +124,10 @@ impl CallControl {
             return;
         }
         info!(%call_id, "control leg answered");
+        let peer = headers::first(&tx.original.headers, "From").unwrap_or_default().to_owned();
+        let _entry = self
+            .calls
+            .add(CallKind::Control, CallState::Connected, &call_id, &peer, None);
         let mut invite_dialog = Dialog::Invite(dialog.clone());
         tokio::spawn(async move {
             let _ = invite_dialog.handle(&mut tx).await;

@@ -3,6 +3,7 @@
 //! calls, dials on request and carries the media.
 //!
 //! * [`agent`] starts everything and shuts it down in order.
+//! * [`calls`] lists the live calls (status API, mDNS busy state).
 //! * [`config`] reads and checks the TOML configuration.
 //! * [`identity`] holds the talker's own Ed25519 key in its state directory.
 //! * [`registration`] keeps every SIP account registered, with `+sip.instance`.
@@ -14,6 +15,7 @@
 //! * [`media`] negotiates SDP and runs the GStreamer sessions.
 
 pub mod agent;
+pub mod calls;
 pub mod config;
 pub mod control;
 pub mod identity;

@@ -75,6 +75,28 @@ impl Trust {
         call_id: &str,
         refer_to: Option<&str>,
     ) -> Result<Claims, TokenError> {
+        self.check_kind(TokenKind::Call, token, action, call_id, refer_to)
+    }
+
+    /// Checks an owner token (answer, decline, hang up on the local API) for
+    /// the call whose SIP Call-ID is `call_id`, and uses it up.
+    pub fn check_owner(
+        &self,
+        token: Option<&str>,
+        action: Action,
+        call_id: &str,
+    ) -> Result<Claims, TokenError> {
+        self.check_kind(TokenKind::Owner, token, action, call_id, None)
+    }
+
+    fn check_kind(
+        &self,
+        kind: TokenKind,
+        token: Option<&str>,
+        action: Action,
+        call_id: &str,
+        refer_to: Option<&str>,
+    ) -> Result<Claims, TokenError> {
         let token = token.ok_or(TokenError::Malformed)?;
         let now = self.now();
         let keys = self.keys.read().map_err(|_| TokenError::UnknownKey)?;
@@ -82,7 +104,7 @@ impl Trust {
             token,
             &keys,
             &Expectation {
-                kind: TokenKind::Call,
+                kind,
                 audience: &self.talker_id,
                 action,
                 dialog: call_id,

@@ -1,0 +1,229 @@
+//! The agent's live calls, as the status API and the mDNS `state` (idle/busy)
+//! see them. Call handlers register here and keep their entry current.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// What kind of leg a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    /// The matcher's control leg (never carries media).
+    Control,
+    /// A call this talker placed because of a REFER.
+    Referred,
+    /// An ordinary incoming call.
+    Incoming,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Outgoing, no answer yet.
+    Dialing,
+    /// Ringing (either direction).
+    Ringing,
+    /// Answered; media may flow.
+    Connected,
+}
+
+/// Media statistics of a call, as the media engine reports them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MediaSnapshot {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP packets received.
+    pub packets_received: u64,
+    /// Packets lost (from the jitter buffer).
+    pub packets_lost: u64,
+    /// Interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Received level, dBFS (analyze sink).
+    pub level_dbfs: Option<f64>,
+    /// Dominant received frequency, Hz (analyze sink).
+    pub dominant_hz: Option<f64>,
+    /// Video frames received.
+    pub video_frames: u64,
+    /// Received picture size.
+    pub video_size: Option<(u32, u32)>,
+}
+
+/// One call as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallInfo {
+    /// The agent's id for the call.
+    pub id: u64,
+    /// Its kind.
+    pub kind: CallKind,
+    /// Its state.
+    pub state: CallState,
+    /// The SIP Call-ID.
+    pub sip_call_id: String,
+    /// The other party (URI).
+    pub peer: String,
+    /// Latest media statistics.
+    pub media: Option<MediaSnapshot>,
+}
+
+/// An action the owner can take on an incoming call (through the status API,
+/// with an owner token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerAction {
+    /// Answer a ringing call.
+    Answer,
+    /// Decline a ringing call.
+    Decline,
+    /// Hang up.
+    Hangup,
+}
+
+struct Entry {
+    info: CallInfo,
+    actions: Option<mpsc::UnboundedSender<OwnerAction>>,
+}
+
+/// All live calls.
+#[derive(Clone)]
+pub struct Calls {
+    inner: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    next: Arc<AtomicU64>,
+    busy: watch::Sender<bool>,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            next: Arc::new(AtomicU64::new(1)),
+            busy: watch::channel(false).0,
+        }
+    }
+}
+
+/// A call's registration; removes the call when dropped.
+pub struct CallEntry {
+    calls: Calls,
+    id: u64,
+}
+
+impl Calls {
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<u64, Entry>) -> R) -> R {
+        let mut map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = f(&mut map);
+        // Busy while any call other than a bare control leg is up.
+        let busy = map.values().any(|e| e.info.kind != CallKind::Control);
+        self.busy.send_if_modified(|b| std::mem::replace(b, busy) != busy);
+        r
+    }
+
+    /// Registers a call; `actions` receives owner actions (incoming calls).
+    pub fn add(
+        &self,
+        kind: CallKind,
+        state: CallState,
+        sip_call_id: &str,
+        peer: &str,
+        actions: Option<mpsc::UnboundedSender<OwnerAction>>,
+    ) -> CallEntry {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let info = CallInfo {
+            id,
+            kind,
+            state,
+            sip_call_id: sip_call_id.to_owned(),
+            peer: peer.to_owned(),
+            media: None,
+        };
+        self.with(|m| m.insert(id, Entry { info, actions }));
+        CallEntry {
+            calls: self.clone(),
+            id,
+        }
+    }
+
+    /// Every live call.
+    pub fn list(&self) -> Vec<CallInfo> {
+        self.with(|m| m.values().map(|e| e.info.clone()).collect())
+    }
+
+    /// Sends an owner action to call `id`; false when there is no such call or
+    /// it takes no actions.
+    pub fn act(&self, id: u64, action: OwnerAction) -> bool {
+        self.with(|m| {
+            m.get(&id)
+                .and_then(|e| e.actions.as_ref())
+                .is_some_and(|tx| tx.send(action).is_ok())
+        })
+    }
+
+    /// The SIP Call-ID of call `id` (owner tokens are bound to it).
+    pub fn sip_call_id(&self, id: u64) -> Option<String> {
+        self.with(|m| m.get(&id).map(|e| e.info.sip_call_id.clone()))
+    }
+
+    /// Watches whether the talker is busy (for the mDNS `state`).
+    pub fn busy(&self) -> watch::Receiver<bool> {
+        self.busy.subscribe()
+    }
+}
+
+impl CallEntry {
+    /// The call's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Updates the state.
+    pub fn set_state(&self, state: CallState) {
+        self.calls.with(|m| {
+            if let Some(e) = m.get_mut(&self.id) {
+                e.info.state = state;
+            }
+        });
+    }
+
+    /// Updates the media statistics.
+    pub fn set_media(&self, media: MediaSnapshot) {
+        self.calls.with(|m| {
+            if let Some(e) = m.get_mut(&self.id) {
+                e.info.media = Some(media);
+            }
+        });
+    }
+}
+
+impl Drop for CallEntry {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.calls.with(|m| m.remove(&id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_come_and_go_and_drive_busy() {
+        let calls = Calls::default();
+        let busy = calls.busy();
+        let control = calls.add(CallKind::Control, CallState::Connected, "c1", "sip:ctl@x", None);
+        assert!(!*busy.borrow(), "a bare control leg is not busy");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let incoming = calls.add(CallKind::Incoming, CallState::Ringing, "c2", "sip:bob@x", Some(tx));
+        assert!(*busy.borrow());
+        assert!(calls.act(incoming.id(), OwnerAction::Answer));
+        assert_eq!(rx.try_recv().unwrap(), OwnerAction::Answer);
+        assert!(!calls.act(control.id(), OwnerAction::Hangup));
+        incoming.set_state(CallState::Connected);
+        assert_eq!(calls.list().len(), 2);
+        drop(incoming);
+        assert!(!*busy.borrow());
+        drop(control);
+        assert!(calls.list().is_empty());
+    }
+}
