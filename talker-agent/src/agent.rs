@@ -1,8 +1,8 @@
 //! The running agent: the SIP endpoint, the registrations, and the dispatch of
 //! incoming SIP transactions; shutdown in the right order.
 
-use crate::config::Config;
 use crate::calls::Calls;
+use crate::config::Config;
 use crate::control::CallControl;
 use crate::identity::Identity;
 use crate::referred_call::{DialAccount, Dialer};
@@ -85,7 +85,9 @@ impl Agent {
                 })?;
         }
         let media = crate::media_settings::from_config(&config, config_path)?;
+        let calls = Calls::default();
         let dialer = Arc::new(Dialer {
+            calls: calls.clone(),
             dialogs: dialogs.clone(),
             accounts: config
                 .accounts
@@ -104,7 +106,6 @@ impl Agent {
         });
         let contact = Uri::try_from(format!("sip:talker@{sip_addr}").as_str())
             .map_err(|e| splitdial_sip::Error::Parse(e.to_string()))?;
-        let calls = Calls::default();
         let control = Arc::new(CallControl {
             dialogs,
             trust: trust.clone(),

@@ -1,6 +1,7 @@
 //! The agent's live calls, as the status API and the mDNS `state` (idle/busy)
 //! see them. Call handlers register here and keep their entry current.
 
+use crate::media::MediaStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,27 +32,6 @@ pub enum CallState {
     Connected,
 }
 
-/// Media statistics of a call, as the media engine reports them.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct MediaSnapshot {
-    /// RTP packets sent.
-    pub packets_sent: u64,
-    /// RTP packets received.
-    pub packets_received: u64,
-    /// Packets lost (from the jitter buffer).
-    pub packets_lost: u64,
-    /// Interarrival jitter, milliseconds.
-    pub jitter_ms: f64,
-    /// Received level, dBFS (analyze sink).
-    pub level_dbfs: Option<f64>,
-    /// Dominant received frequency, Hz (analyze sink).
-    pub dominant_hz: Option<f64>,
-    /// Video frames received.
-    pub video_frames: u64,
-    /// Received picture size.
-    pub video_size: Option<(u32, u32)>,
-}
-
 /// One call as reported.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallInfo {
@@ -66,7 +46,7 @@ pub struct CallInfo {
     /// The other party (URI).
     pub peer: String,
     /// Latest media statistics.
-    pub media: Option<MediaSnapshot>,
+    pub media: Option<MediaStats>,
 }
 
 /// An action the owner can take on an incoming call (through the status API,
@@ -112,11 +92,15 @@ pub struct CallEntry {
 
 impl Calls {
     fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<u64, Entry>) -> R) -> R {
-        let mut map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let r = f(&mut map);
         // Busy while any call other than a bare control leg is up.
         let busy = map.values().any(|e| e.info.kind != CallKind::Control);
-        self.busy.send_if_modified(|b| std::mem::replace(b, busy) != busy);
+        self.busy
+            .send_if_modified(|b| std::mem::replace(b, busy) != busy);
         r
     }
 
@@ -187,7 +171,7 @@ impl CallEntry {
     }
 
     /// Updates the media statistics.
-    pub fn set_media(&self, media: MediaSnapshot) {
+    pub fn set_media(&self, media: MediaStats) {
         self.calls.with(|m| {
             if let Some(e) = m.get_mut(&self.id) {
                 e.info.media = Some(media);
@@ -211,10 +195,22 @@ mod tests {
     fn calls_come_and_go_and_drive_busy() {
         let calls = Calls::default();
         let busy = calls.busy();
-        let control = calls.add(CallKind::Control, CallState::Connected, "c1", "sip:ctl@x", None);
+        let control = calls.add(
+            CallKind::Control,
+            CallState::Connected,
+            "c1",
+            "sip:ctl@x",
+            None,
+        );
         assert!(!*busy.borrow(), "a bare control leg is not busy");
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let incoming = calls.add(CallKind::Incoming, CallState::Ringing, "c2", "sip:bob@x", Some(tx));
+        let incoming = calls.add(
+            CallKind::Incoming,
+            CallState::Ringing,
+            "c2",
+            "sip:bob@x",
+            Some(tx),
+        );
         assert!(*busy.borrow());
         assert!(calls.act(incoming.id(), OwnerAction::Answer));
         assert_eq!(rx.try_recv().unwrap(), OwnerAction::Answer);

@@ -3,7 +3,7 @@
 //! policy. Nothing here auto-answers, dials or opens media without a call token
 //! that [`Trust::check`] accepted.
 
-use crate::calls::{CallKind, CallState, Calls};
+use crate::calls::{CallKind, CallState, Calls, OwnerAction};
 use crate::config::{AnswerPolicy, Policy};
 use crate::media;
 use crate::referred_call::{self, Dialer, Progress};
@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 /// Methods the agent accepts inside a control dialog.
 const CONTROL_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, UPDATE";
-/// How long an ordinary call rings under `manual` before we give up on it.
+/// How long an ordinary call rings before we give up on it.
 const RING_LIMIT: Duration = Duration::from_secs(90);
 
 /// Everything the request handlers share.
@@ -124,10 +124,16 @@ impl CallControl {
             return;
         }
         info!(%call_id, "control leg answered");
-        let peer = headers::first(&tx.original.headers, "From").unwrap_or_default().to_owned();
-        let _entry = self
-            .calls
-            .add(CallKind::Control, CallState::Connected, &call_id, &peer, None);
+        let peer = headers::first(&tx.original.headers, "From")
+            .unwrap_or_default()
+            .to_owned();
+        let _entry = self.calls.add(
+            CallKind::Control,
+            CallState::Connected,
+            &call_id,
+            &peer,
+            None,
+        );
         let mut invite_dialog = Dialog::Invite(dialog.clone());
         tokio::spawn(async move {
             let _ = invite_dialog.handle(&mut tx).await;
@@ -221,36 +227,175 @@ impl CallControl {
     }
 
     /// An INVITE without a token: an ordinary call under the answer policy. It is
-    /// never auto-answered as a control leg.
+    /// never auto-answered as a control leg: `auto` answers only a caller on the
+    /// allow-list as asserted (P-Asserted-Identity) by one of our own servers,
+    /// and `manual` rings until the owner answers through the status API.
     async fn ordinary_call(self: Arc<Self>, mut tx: Transaction) {
-        match self.policy.policy {
-            Policy::Reject => {
-                // 486 rather than 603: another device of the account may answer.
-                reply(&mut tx, 486, "Busy Here").await;
+        if self.policy.policy == Policy::Reject {
+            // 486 rather than 603: another device of the account may answer.
+            reply(&mut tx, 486, "Busy Here").await;
+            return;
+        }
+        let auto = self.policy.policy == Policy::Auto && self.caller_allowed(&tx);
+        let call_id = headers::first(&tx.original.headers, "Call-ID")
+            .unwrap_or_default()
+            .to_owned();
+        let peer = headers::first(&tx.original.headers, "From")
+            .unwrap_or_default()
+            .to_owned();
+        let offer = tx.original.body.clone();
+        let (state_tx, mut states) = self.dialogs.new_dialog_state_channel();
+        let dialog = match self.dialogs.get_or_create_server_invite(
+            &tx,
+            state_tx,
+            None,
+            Some(self.contact.clone()),
+        ) {
+            Ok(dialog) => dialog,
+            Err(e) => {
+                warn!(error = %e, "cannot create the dialog of an incoming call");
+                reply(&mut tx, 500, "Server Internal Error").await;
+                return;
             }
-            Policy::Manual | Policy::Auto => {
-                // Ring; answering needs the owner (status API) or, for `auto`, an
-                // allow-listed caller asserted by our own server.
-                let _ = tx.reply(StatusCode::Ringing).await;
-                let cancelled = tokio::time::timeout(RING_LIMIT, async {
-                    while let Some(message) = tx.receive().await {
-                        if let rsipstack::sip::SipMessage::Request(r) = message
-                            && r.method == Method::Cancel
-                        {
-                            return true;
+        };
+        let id = dialog.id();
+        let (actions_tx, mut actions) = mpsc::unbounded_channel();
+        let entry = Arc::new(self.calls.add(
+            CallKind::Incoming,
+            CallState::Ringing,
+            &call_id,
+            &peer,
+            Some(actions_tx),
+        ));
+        let _ = dialog.ringing(None, None);
+        info!(%call_id, %peer, auto, "incoming call ringing");
+        let mut invite_dialog = Dialog::Invite(dialog.clone());
+        tokio::spawn(async move {
+            let _ = invite_dialog.handle(&mut tx).await;
+        });
+        let after = Duration::from_secs(u64::from(self.policy.after_seconds));
+        let auto_answer = async {
+            if auto {
+                tokio::time::sleep(after).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(auto_answer);
+        let ring_limit = tokio::time::sleep(RING_LIMIT);
+        tokio::pin!(ring_limit);
+        let answer = loop {
+            tokio::select! {
+                () = &mut auto_answer => break true,
+                action = actions.recv() => match action {
+                    Some(OwnerAction::Answer) => break true,
+                    Some(OwnerAction::Decline | OwnerAction::Hangup) | None => {
+                        let _ = dialog.reject(Some(StatusCode::Decline), None);
+                        break false;
+                    }
+                },
+                state = states.recv() => {
+                    if matches!(state, Some(DialogState::Terminated(..)) | None) {
+                        info!(%call_id, "caller gave up");
+                        break false;
+                    }
+                }
+                () = &mut ring_limit => {
+                    let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                    break false;
+                }
+            }
+        };
+        if answer {
+            self.answer_and_serve(&dialog, &offer, &entry, &mut states, &mut actions)
+                .await;
+        }
+        self.dialogs.remove_dialog(&id);
+    }
+
+    /// Answers a ringing call with our media and serves it until either side
+    /// hangs up.
+    async fn answer_and_serve(
+        &self,
+        dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+        offer: &[u8],
+        entry: &Arc<crate::calls::CallEntry>,
+        states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
+        actions: &mut mpsc::UnboundedReceiver<OwnerAction>,
+    ) {
+        let settings = self.dialer.media.clone();
+        let offer = String::from_utf8_lossy(offer).into_owned();
+        let negotiated = tokio::task::spawn_blocking(move || {
+            let ports = media::AllocatedPorts::reserve(settings.local_ip, settings.video_capable())
+                .map_err(|e| (500u16, e.to_string()))?;
+            let (answer, plan) = media::answer(&offer, &settings, &ports)
+                .map_err(|e| (e.sip_status(), e.to_string()))?;
+            Ok::<_, (u16, String)>((answer, plan, ports))
+        })
+        .await
+        .unwrap_or_else(|e| Err((500, e.to_string())));
+        let (answer, plan, ports) = match negotiated {
+            Ok(n) => n,
+            Err((status, why)) => {
+                warn!(%why, "cannot answer the offer");
+                let _ = dialog.reject(Some(StatusCode::from(status)), None);
+                return;
+            }
+        };
+        if let Err(e) = dialog.accept(Some(control_headers()), Some(answer.into_bytes())) {
+            warn!(error = %e, "cannot answer");
+            return;
+        }
+        entry.set_state(CallState::Connected);
+        let leg =
+            match crate::media_glue::start(&plan, &self.dialer.media, ports, entry.clone()).await {
+                Ok(leg) => Some(leg),
+                Err(e) => {
+                    warn!(error = %e, "no media; hanging up");
+                    let _ = dialog.hangup().await;
+                    None
+                }
+            };
+        if leg.is_some() {
+            loop {
+                tokio::select! {
+                    state = states.recv() => {
+                        if matches!(state, Some(DialogState::Terminated(..)) | None) {
+                            break;
                         }
                     }
-                    false
-                })
-                .await
-                .unwrap_or(false);
-                if cancelled {
-                    reply(&mut tx, 487, "Request Terminated").await;
-                } else {
-                    reply(&mut tx, 480, "Temporarily Unavailable").await;
+                    action = actions.recv() => {
+                        if matches!(action, Some(OwnerAction::Hangup) | None) {
+                            let _ = dialog.hangup().await;
+                            break;
+                        }
+                    }
                 }
             }
         }
+        if let Some(leg) = leg {
+            crate::media_glue::stop(leg).await;
+        }
+        info!("incoming call ended");
+    }
+
+    /// Whether the caller is on the allow-list, as asserted by one of our own
+    /// servers (the request must come from an account's proxy address).
+    fn caller_allowed(&self, tx: &Transaction) -> bool {
+        let from_our_server = tx
+            .connection
+            .as_ref()
+            .and_then(|c| c.get_remote_addr())
+            .and_then(|a| a.get_socketaddr().ok())
+            .is_some_and(|source| self.dialer.accounts.iter().any(|a| a.proxy == source));
+        let asserted = headers::first(&tx.original.headers, "P-Asserted-Identity")
+            .and_then(|v| splitdial_sip::uri_match::SipUri::parse(v).ok());
+        let Some(asserted) = asserted.filter(|_| from_our_server) else {
+            return false;
+        };
+        self.policy.allow.iter().any(|allowed| {
+            splitdial_sip::uri_match::SipUri::parse(allowed).is_ok_and(|a| a.equivalent(&asserted))
+        })
     }
 }
 

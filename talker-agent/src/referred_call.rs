@@ -3,6 +3,7 @@
 //! back (as NOTIFY sipfrag by the control leg), its media started on answer, and
 //! hung up (CANCEL or BYE) when the control leg ends.
 
+use crate::calls::{CallKind, CallState, Calls};
 use crate::media::{self, AllocatedPorts, MediaSettings};
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::DialogState;
@@ -54,6 +55,8 @@ pub struct Dialer {
     pub local: SocketAddr,
     /// Media settings.
     pub media: MediaSettings,
+    /// The live calls.
+    pub calls: Calls,
 }
 
 /// A referred call in progress.
@@ -178,6 +181,11 @@ impl Dialer {
             ..Default::default()
         };
         let (state_tx, mut states) = self.dialogs.new_dialog_state_channel();
+        let entry =
+            Arc::new(
+                self.calls
+                    .add(CallKind::Referred, CallState::Dialing, "", inner, None),
+            );
         let (dialog, invite) = match self.dialogs.do_invite_async(option, state_tx) {
             Ok(started) => started,
             Err(e) => {
@@ -205,6 +213,7 @@ impl Dialer {
                     if let Some(DialogState::Early(_, response)) = state {
                         let code = response.status_code.code();
                         if (180..=183).contains(&code) {
+                            entry.set_state(CallState::Ringing);
                             report(code, false);
                         }
                     }
@@ -217,13 +226,18 @@ impl Dialer {
             }
         };
         report(200, false);
+        entry.set_state(CallState::Connected);
         let answer = String::from_utf8_lossy(&answered.body).into_owned();
         let session = match media::negotiated_from_answer(&offer, &answer) {
-            Ok(plan) => crate::media_glue::start(&plan, &self.media, ports),
+            Ok(plan) => crate::media_glue::start(&plan, &self.media, ports, entry.clone()).await,
+            Err(e) => Err(media::MediaError::Pipeline(e.to_string())),
+        };
+        let session = match session {
+            Ok(session) => session,
             Err(e) => {
-                warn!(error = %e, "unusable SDP answer; hanging up");
+                warn!(error = %e, "no media for the referred call; hanging up");
                 let _ = dialog.hangup().await;
-                return Outcome::Failed(488);
+                return Outcome::Ended;
             }
         };
         info!("referred call connected");
@@ -245,7 +259,7 @@ impl Dialer {
                 }
             }
         }
-        crate::media_glue::stop(session);
+        crate::media_glue::stop(session).await;
         self.dialogs.remove_dialog(&id);
         Outcome::Ended
     }

@@ -1,0 +1,342 @@
+//! Click-to-dial end to end, with real parts: a controller signing tokens as
+//! the matcher does, the embedded sip-server, two talker agents and real
+//! GStreamer media. The controller's control INVITE (over TCP, trusted) is
+//! auto-answered inactive by talker A; its REFER makes A call Bob's talker B
+//! with A's own account; B answers (auto, for the caller its server asserts);
+//! NOTIFYs report the progress; tones drawn at random by the test are heard on
+//! the other side; BYE on the control leg ends everything.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rsipstack::sip::{Request, Response, SipMessage};
+use sip_server::ServerConfig;
+use sip_server::users::UserDirectory;
+use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
+use splitdial_sip::headers;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use testbed::{Process, Spawn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "home.example";
+
+fn agent_config(
+    dir: &std::path::Path,
+    name: &str,
+    user: &str,
+    proxy: SocketAddr,
+    key: &str,
+    tone: f64,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "{name}"
+kind = "pc"
+id = "{name}"
+state_dir = "{state}"
+matcher_key = "{key}"
+
+[[accounts]]
+server = "{DOMAIN}"
+proxy = "{proxy}"
+user = "{user}"
+password = "{user}-pw"
+
+[audio]
+source = "tone:{tone}"
+sink = "analyze"
+jitter_ms = 20
+
+[discovery]
+enabled = false
+{extra}
+"#,
+            state = dir.join(format!("{name}-state")).display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_agent(config: &std::path::Path, label: &str) -> Process {
+    let mut p = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info,rsipstack=warn")
+        .label(label)
+        .start()
+        .unwrap();
+    p.wait_for_output("talker-agent ready", Duration::from_secs(20))
+        .unwrap();
+    p
+}
+
+/// A SIP controller on one TCP connection to the server.
+struct Controller {
+    stream: TcpStream,
+    local: SocketAddr,
+    pending: Vec<u8>,
+}
+
+impl Controller {
+    async fn connect(server: SocketAddr) -> Self {
+        let stream = TcpStream::connect(server).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        Self {
+            stream,
+            local,
+            pending: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).await.unwrap();
+    }
+
+    /// The next message on the connection (framed by Content-Length).
+    async fn next(&mut self, within: Duration) -> Option<SipMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        (n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if self.pending.len() >= end + 4 + len {
+                    let frame: Vec<u8> = self.pending.drain(..end + 4 + len).collect();
+                    return Some(SipMessage::try_from(frame.as_slice()).unwrap());
+                }
+            }
+            let mut buf = [0u8; 8192];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Waits for the final response to `cseq`, answering requests (NOTIFY) on the
+    /// way; returns it and the sipfrag statuses of the NOTIFYs seen meanwhile.
+    async fn final_response(&mut self, cseq: &str, notifies: &mut Vec<(u16, String)>) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match self.next(Duration::from_secs(20)).await {
+                Some(SipMessage::Response(r))
+                    if headers::first(&r.headers, "CSeq") == Some(cseq)
+                        && r.status_code.code() >= 200 =>
+                {
+                    return r;
+                }
+                Some(SipMessage::Response(_)) => {}
+                Some(SipMessage::Request(req)) => self.answer_request(&req, notifies).await,
+                None => break,
+            }
+        }
+        panic!("no final response to {cseq}");
+    }
+
+    async fn answer_request(&mut self, req: &Request, notifies: &mut Vec<(u16, String)>) {
+        if req.method.to_string() == "NOTIFY" {
+            let frag = splitdial_sip::sipfrag::parse(&req.body).unwrap();
+            let state = headers::first(&req.headers, "Subscription-State")
+                .unwrap_or_default()
+                .to_owned();
+            notifies.push((frag.code, state));
+        }
+        let ok = splitdial_sip::wire::response_to(req, 200, "OK", vec![]);
+        self.stream.write_all(&ok.to_bytes()).await.unwrap();
+    }
+}
+
+fn token(issuer: &Issuer, aud: &str, act: Action, dlg: &str, target: Option<&str>) -> String {
+    let now = unix_now();
+    issuer.issue(
+        TokenKind::Call,
+        &Claims {
+            aud: aud.into(),
+            jti: format!("j{}", rand::random::<u64>()),
+            iat: now,
+            exp: now + 20,
+            call: "call-1".into(),
+            dlg: dlg.into(),
+            act,
+            target: target.map(Into::into),
+        },
+    )
+}
+
+fn summary_hz(log: &str) -> f64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("media summary"))
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
+    // Strip ANSI colours, then read `heard_hz=<number>`.
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(c),
+        }
+    }
+    let value = plain
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("heard_hz="))
+        .unwrap_or_else(|| panic!("no heard_hz in {plain}"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("bad heard_hz in {plain}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_connects_two_talkers_and_each_hears_the_other() {
+    let users = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n";
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(UserDirectory::parse(users, DOMAIN).unwrap());
+    config.trusted = vec!["127.0.0.1".parse().unwrap()];
+    let server = sip_server::start(config).await.unwrap();
+
+    let seed: [u8; 32] = rand::random();
+    let issuer = Issuer::new(seed, key_id(&Issuer::new(seed, "").verifying_key()));
+    let key = STANDARD.encode(issuer.verifying_key().to_bytes());
+    // Tones drawn now; nobody tells the analyzers.
+    let tone_a = f64::from(300 + rand::random::<u32>() % 700);
+    let tone_b = tone_a + f64::from(200 + rand::random::<u32>() % 700);
+    let dir = tempfile::tempdir().unwrap();
+    let a_cfg = agent_config(
+        dir.path(),
+        "tv-a",
+        "alice",
+        server.local_addr(),
+        &key,
+        tone_a,
+        "",
+    );
+    let b_cfg = agent_config(
+        dir.path(),
+        "pc-b",
+        "bob",
+        server.local_addr(),
+        &key,
+        tone_b,
+        "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n",
+    );
+    let mut a = start_agent(&a_cfg, "tv-a");
+    let mut b = start_agent(&b_cfg, "pc-b");
+    let location = &server.context().location;
+    let start = Instant::now();
+    while location.lookup("alice").is_empty() || location.lookup("bob").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "agents did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut ctl = Controller::connect(server.local_addr()).await;
+    let me = ctl.local;
+    let call_id = format!("ctl-{}", rand::random::<u32>());
+    let offer = "v=0\r\no=ctl 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=inactive\r\n";
+    ctl.send(&format!(
+        "INVITE sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKctl1\r\nMax-Forwards: 70\r\nFrom: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: <sip:alice@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:controller@{me};transport=tcp>\r\nSplitdial-Token: {}\r\nCall-Info: <sip:controller@{DOMAIN}>;answer-after=0\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        token(&issuer, "tv-a", Action::Control, &call_id, None),
+        offer.len()
+    ))
+    .await;
+    let mut notifies = Vec::new();
+    let ok = ctl.final_response("1 INVITE", &mut notifies).await;
+    assert_eq!(ok.status_code.code(), 200, "{ok}\n{}", a.log());
+    assert!(String::from_utf8_lossy(&ok.body).contains("a=inactive"));
+    let to = headers::first(&ok.headers, "To").unwrap().to_owned();
+    let mut routes = headers::list(&ok.headers, "Record-Route");
+    routes.reverse();
+    let route_lines: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    let target = headers::first(&ok.headers, "Contact")
+        .unwrap()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKctl{cseq}{method}\r\nMax-Forwards: 70\r\n{route_lines}From: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:controller@{me};transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    ctl.send(&in_dialog("ACK", 1, "")).await;
+
+    let bob = format!("sip:bob@{DOMAIN}");
+    let refer_token = token(&issuer, "tv-a", Action::Refer, &call_id, Some(&bob));
+    ctl.send(&in_dialog(
+        "REFER",
+        2,
+        &format!("Refer-To: <{bob}>\r\nSplitdial-Token: {refer_token}\r\n"),
+    ))
+    .await;
+    let accepted = ctl.final_response("2 REFER", &mut notifies).await;
+    assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+
+    // Progress until the referred call is answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !notifies.iter().any(|(code, _)| *code == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "no NOTIFY 200; got {notifies:?}\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        if let Some(SipMessage::Request(req)) = ctl.next(Duration::from_secs(5)).await {
+            ctl.answer_request(&req, &mut notifies).await;
+        }
+    }
+    assert_eq!(notifies.first().map(|n| n.0), Some(100), "{notifies:?}");
+    assert!(
+        notifies
+            .iter()
+            .all(|(code, _)| [100, 180, 183, 200].contains(code)),
+        "{notifies:?}"
+    );
+
+    // Let the tones flow, then hang up from the controller.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ctl.send(&in_dialog("BYE", 3, "")).await;
+    let bye_ok = ctl.final_response("3 BYE", &mut notifies).await;
+    assert_eq!(bye_ok.status_code.code(), 200);
+
+    // Both media legs end (A hung up B) and report what they heard.
+    a.wait_for_output("media summary", Duration::from_secs(15))
+        .unwrap();
+    b.wait_for_output("media summary", Duration::from_secs(15))
+        .unwrap();
+    let (heard_by_a, heard_by_b) = (summary_hz(&a.log()), summary_hz(&b.log()));
+    assert!(
+        (heard_by_a - tone_b).abs() < tone_b * 0.02,
+        "A heard {heard_by_a} Hz, B sent {tone_b}\n{}",
+        a.log()
+    );
+    assert!(
+        (heard_by_b - tone_a).abs() < tone_a * 0.02,
+        "B heard {heard_by_b} Hz, A sent {tone_a}\n{}",
+        b.log()
+    );
+    server.shutdown().await;
+}
