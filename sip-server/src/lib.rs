@@ -90,6 +90,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         proxy: true,
         inspector: Some(Box::new(LateGatekeeper(slot.clone()))),
         cancel: cancel.clone(),
+        // A proxy resolves no names at all: it routes by IP to its own users.
+        known_domains: Vec::new(),
     })
     .await?;
     let context = Arc::new(Context::new(config, bound.local));

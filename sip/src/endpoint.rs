@@ -30,6 +30,9 @@ pub struct EndpointConfig {
     pub inspector: Option<Box<dyn TransportEventInspector>>,
     /// Cancelling it stops the endpoint.
     pub cancel: CancellationToken,
+    /// Domains we may send to, and where (a SIP account's server and its proxy
+    /// address): the only names this endpoint ever "resolves".
+    pub known_domains: Vec<(String, SocketAddr)>,
 }
 
 /// A bound endpoint and the address it listens on.
@@ -42,8 +45,10 @@ pub struct BoundEndpoint {
 
 /// Binds UDP and TCP on the same address and builds the endpoint.
 pub async fn bind(config: EndpointConfig) -> crate::Result<BoundEndpoint> {
-    let transport =
-        TransportLayer::new_with_domain_resolver(config.cancel.clone(), Box::new(NoDnsResolver));
+    let transport = TransportLayer::new_with_domain_resolver(
+        config.cancel.clone(),
+        Box::new(NoDnsResolver::with_domains(config.known_domains)),
+    );
     let (udp, local) = bind_pair(config.listen, &config.cancel).await?;
     transport.add_transport(udp.into());
     let tcp = TcpListenerConnection::new(local, None).await?;
@@ -99,9 +104,20 @@ async fn bind_pair(
 }
 
 /// A resolver that never asks DNS: IP literals pass, `localhost` is loopback,
-/// every other name is refused. SIP elements of splitdial must never resolve
-/// domains they do not serve (no relaying toward the outside world).
-pub struct NoDnsResolver;
+/// the domains of our own accounts map to their configured proxies, and every
+/// other name is refused. SIP elements of splitdial must never resolve domains
+/// they do not serve (no relaying toward the outside world).
+#[derive(Debug, Default)]
+pub struct NoDnsResolver {
+    domains: Vec<(String, SocketAddr)>,
+}
+
+impl NoDnsResolver {
+    /// A resolver that knows these `(domain, proxy address)` pairs.
+    pub fn with_domains(domains: Vec<(String, SocketAddr)>) -> Self {
+        Self { domains }
+    }
+}
 
 #[async_trait]
 impl DomainResolver for NoDnsResolver {
@@ -115,9 +131,22 @@ impl DomainResolver for NoDnsResolver {
                     port: target.addr.port,
                 },
             }),
-            Host::Domain(d) => Err(rsipstack::Error::DnsResolutionError(format!(
-                "{d}: domain names are not resolved"
-            ))),
+            Host::Domain(d) => {
+                let name = d.to_string();
+                match self
+                    .domains
+                    .iter()
+                    .find(|(known, _)| known.eq_ignore_ascii_case(&name))
+                {
+                    Some((_, proxy)) => Ok(SipAddr {
+                        r#type: target.r#type,
+                        addr: (*proxy).into(),
+                    }),
+                    None => Err(rsipstack::Error::DnsResolutionError(format!(
+                        "{name}: domain names are not resolved"
+                    ))),
+                }
+            }
         }
     }
 }
@@ -134,6 +163,7 @@ mod tests {
             proxy: false,
             inspector: None,
             cancel: CancellationToken::new(),
+            known_domains: Vec::new(),
         })
         .await
         .unwrap();
@@ -145,11 +175,28 @@ mod tests {
     async fn refuses_to_resolve_domains() {
         let target =
             SipAddr::try_from(&rsipstack::sip::Uri::try_from("sip:example.com").unwrap()).unwrap();
-        assert!(NoDnsResolver.resolve(&target).await.is_err());
+        assert!(NoDnsResolver::default().resolve(&target).await.is_err());
+        let ours = NoDnsResolver::with_domains(vec![(
+            "Home.Example".into(),
+            "127.0.0.1:5070".parse().unwrap(),
+        )]);
+        let home =
+            SipAddr::try_from(&rsipstack::sip::Uri::try_from("sip:bob@home.example").unwrap())
+                .unwrap();
+        assert_eq!(
+            ours.resolve(&home)
+                .await
+                .unwrap()
+                .get_socketaddr()
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:5070"
+        );
+        assert!(ours.resolve(&target).await.is_err());
         let local =
             SipAddr::try_from(&rsipstack::sip::Uri::try_from("sip:localhost:5060").unwrap())
                 .unwrap();
-        let resolved = NoDnsResolver.resolve(&local).await.unwrap();
+        let resolved = NoDnsResolver::default().resolve(&local).await.unwrap();
         assert_eq!(
             resolved.get_socketaddr().unwrap().to_string(),
             "127.0.0.1:5060"

@@ -68,6 +68,11 @@ impl Agent {
             proxy: false,
             inspector: None,
             cancel: endpoint_cancel.clone(),
+            known_domains: config
+                .accounts
+                .iter()
+                .map(|a| (a.server.clone(), a.proxy))
+                .collect(),
         })
         .await?;
         let sip_addr = bound.local;

@@ -13,7 +13,10 @@
 //!   account; [`media_glue`] starts its media.
 //! * [`media_settings`] maps the configuration onto media settings.
 //! * [`media`] negotiates SDP and runs the GStreamer sessions.
+//! * [`status_api`] serves the local HTTP API (status, challenge, owner actions).
+//! * [`advertise`] announces the talker over mDNS, idle or busy.
 
+pub mod advertise;
 pub mod agent;
 pub mod calls;
 pub mod config;
@@ -24,4 +27,5 @@ pub mod media_glue;
 pub mod media_settings;
 pub mod referred_call;
 pub mod registration;
+pub mod status_api;
 pub mod trust;

@@ -219,7 +219,9 @@ impl Dialer {
                     }
                 }
                 () = stop.cancelled() => {
-                    let _ = dialog.hangup().await;
+                    info!("cancelling the referred call");
+                    // A CANCEL nobody answers must not hold the call open.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dialog.hangup()).await;
                     let _ = invite.await;
                     return Outcome::Failed(487);
                 }

@@ -69,7 +69,10 @@ fn start_agent(config: &std::path::Path, label: &str) -> Process {
     let mut p = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "info,rsipstack=warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("AGENT_LOG").unwrap_or_else(|_| "info,rsipstack=warn".into()),
+        )
         .label(label)
         .start()
         .unwrap();
@@ -207,8 +210,33 @@ fn summary_hz(log: &str) -> f64 {
         .unwrap_or_else(|_| panic!("bad heard_hz in {plain}"))
 }
 
+/// How the test call ends.
+#[derive(PartialEq)]
+enum Scenario {
+    /// B answers; media flows; the controller hangs up.
+    Answered,
+    /// B rings (manual policy); the controller hangs up while it rings.
+    HangUpWhileRinging,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refer_connects_two_talkers_and_each_hears_the_other() {
+    click_to_dial(Scenario::Answered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_up_while_the_callee_rings_cancels_its_ringing() {
+    click_to_dial(Scenario::HangUpWhileRinging).await;
+}
+
+async fn click_to_dial(scenario: Scenario) {
+    // SIP_SERVER_LOG=debug shows what the in-process server does.
+    if let Ok(filter) = std::env::var("SIP_SERVER_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let users = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n";
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
     config.users = Some(UserDirectory::parse(users, DOMAIN).unwrap());
@@ -238,7 +266,11 @@ async fn refer_connects_two_talkers_and_each_hears_the_other() {
         server.local_addr(),
         &key,
         tone_b,
-        "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n",
+        if scenario == Scenario::Answered {
+            "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n"
+        } else {
+            "[answer]\npolicy = \"manual\"\n"
+        },
     );
     let mut a = start_agent(&a_cfg, "tv-a");
     let mut b = start_agent(&b_cfg, "pc-b");
@@ -295,12 +327,17 @@ async fn refer_connects_two_talkers_and_each_hears_the_other() {
     let accepted = ctl.final_response("2 REFER", &mut notifies).await;
     assert_eq!(accepted.status_code.code(), 202, "{accepted}");
 
-    // Progress until the referred call is answered.
+    // Progress until the referred call is answered (or rings, when it will not be).
+    let awaited = if scenario == Scenario::Answered {
+        200
+    } else {
+        180
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !notifies.iter().any(|(code, _)| *code == 200) {
+    while !notifies.iter().any(|(code, _)| *code == awaited) {
         assert!(
             Instant::now() < deadline,
-            "no NOTIFY 200; got {notifies:?}\nA:\n{}\nB:\n{}",
+            "no NOTIFY {awaited}; got {notifies:?}\nA:\n{}\nB:\n{}",
             a.log(),
             b.log()
         );
@@ -315,6 +352,26 @@ async fn refer_connects_two_talkers_and_each_hears_the_other() {
             .all(|(code, _)| [100, 180, 183, 200].contains(code)),
         "{notifies:?}"
     );
+    let last = notifies.last().unwrap();
+    assert_eq!(
+        last.1.starts_with("terminated"),
+        awaited == 200,
+        "{notifies:?}"
+    );
+
+    if scenario == Scenario::HangUpWhileRinging {
+        ctl.send(&in_dialog("BYE", 3, "")).await;
+        let bye_ok = ctl.final_response("3 BYE", &mut notifies).await;
+        assert_eq!(bye_ok.status_code.code(), 200);
+        // A cancels its ringing call: B stops ringing, and no media ever started.
+        if let Err(e) = b.wait_for_output("caller gave up", Duration::from_secs(15)) {
+            panic!("{e}\nA:\n{}", a.log());
+        }
+        assert!(!b.log().contains("media summary"), "{}", b.log());
+        assert!(!a.log().contains("media summary"), "{}", a.log());
+        server.shutdown().await;
+        return;
+    }
 
     // Let the tones flow, then hang up from the controller.
     tokio::time::sleep(Duration::from_secs(3)).await;
