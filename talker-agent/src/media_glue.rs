@@ -83,6 +83,8 @@ pub async fn stop(media: LegMedia) {
                 .unwrap_or(0.0),
             level_dbfs = sound.map_or(-120.0, |s| s.level_dbfs),
             video_frames = stats.picture.map_or(0, |p| p.frames),
+            video_width = stats.picture.map_or(0, |p| p.width),
+            video_height = stats.picture.map_or(0, |p| p.height),
             "media summary"
         );
     }

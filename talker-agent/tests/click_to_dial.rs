@@ -39,6 +39,7 @@ fn agent_config(
             r#"
 name = "{name}"
 kind = "pc"
+media = {media}
 id = "{name}"
 state_dir = "{state}"
 matcher_key = "{key}"
@@ -59,6 +60,11 @@ enabled = false
 {extra}
 "#,
             state = dir.join(format!("{name}-state")).display(),
+            media = if extra.contains("[video]") {
+                r#"["audio", "video"]"#
+            } else {
+                r#"["audio"]"#
+            },
         ),
     )
     .unwrap();
@@ -185,6 +191,11 @@ fn token(issuer: &Issuer, aud: &str, act: Action, dlg: &str, target: Option<&str
 }
 
 fn summary_hz(log: &str) -> f64 {
+    summary_field(log, "heard_hz")
+}
+
+/// A numeric field of the last `media summary` log line.
+fn summary_field(log: &str, field: &str) -> f64 {
     let line = log
         .lines()
         .rev()
@@ -215,6 +226,8 @@ fn summary_hz(log: &str) -> f64 {
 enum Scenario {
     /// B answers; media flows; the controller hangs up.
     Answered,
+    /// The same with video on both talkers.
+    AnsweredWithVideo,
     /// B rings (manual policy); the controller hangs up while it rings.
     HangUpWhileRinging,
 }
@@ -222,6 +235,11 @@ enum Scenario {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refer_connects_two_talkers_and_each_hears_the_other() {
     click_to_dial(Scenario::Answered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_video_each_talker_receives_the_others_picture() {
+    click_to_dial(Scenario::AnsweredWithVideo).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +268,11 @@ async fn click_to_dial(scenario: Scenario) {
     let tone_a = f64::from(300 + rand::random::<u32>() % 700);
     let tone_b = tone_a + f64::from(200 + rand::random::<u32>() % 700);
     let dir = tempfile::tempdir().unwrap();
+    let video = if scenario == Scenario::AnsweredWithVideo {
+        "[video]\nsource = \"pattern\"\nsink = \"analyze\"\n"
+    } else {
+        ""
+    };
     let a_cfg = agent_config(
         dir.path(),
         "tv-a",
@@ -257,7 +280,7 @@ async fn click_to_dial(scenario: Scenario) {
         server.local_addr(),
         &key,
         tone_a,
-        "",
+        video,
     );
     let b_cfg = agent_config(
         dir.path(),
@@ -266,10 +289,12 @@ async fn click_to_dial(scenario: Scenario) {
         server.local_addr(),
         &key,
         tone_b,
-        if scenario == Scenario::Answered {
-            "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n"
+        &if scenario == Scenario::HangUpWhileRinging {
+            "[answer]\npolicy = \"manual\"\n".to_owned()
         } else {
-            "[answer]\npolicy = \"manual\"\n"
+            format!(
+                "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n{video}"
+            )
         },
     );
     let mut a = start_agent(&a_cfg, "tv-a");
@@ -328,7 +353,7 @@ async fn click_to_dial(scenario: Scenario) {
     assert_eq!(accepted.status_code.code(), 202, "{accepted}");
 
     // Progress until the referred call is answered (or rings, when it will not be).
-    let awaited = if scenario == Scenario::Answered {
+    let awaited = if scenario != Scenario::HangUpWhileRinging {
         200
     } else {
         180
@@ -395,5 +420,14 @@ async fn click_to_dial(scenario: Scenario) {
         "B heard {heard_by_b} Hz, A sent {tone_a}\n{}",
         b.log()
     );
+    if scenario == Scenario::AnsweredWithVideo {
+        for (who, log) in [("A", a.log()), ("B", b.log())] {
+            let frames = summary_field(&log, "video_frames");
+            assert!(
+                frames >= 10.0,
+                "{who} received {frames} video frames\n{log}"
+            );
+        }
+    }
     server.shutdown().await;
 }
