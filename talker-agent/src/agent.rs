@@ -32,7 +32,13 @@ pub struct Agent {
     pub trust: Arc<Trust>,
     /// The talker's key.
     pub identity: Arc<Identity>,
+    /// The local status API's address (advertised over mDNS).
+    pub status_addr: SocketAddr,
     stop: CancellationToken,
+    hang_up: CancellationToken,
+    status_stop: CancellationToken,
+    status_task: tokio::task::JoinHandle<()>,
+    advertising: crate::advertise::Advertising,
     registrations: Vec<tokio::task::JoinHandle<()>>,
     endpoint_task: tokio::task::JoinHandle<()>,
     endpoint_cancel: CancellationToken,
@@ -50,6 +56,17 @@ pub enum StartError {
     /// The SIP endpoint could not start.
     #[error("SIP endpoint: {0}")]
     Sip(#[from] splitdial_sip::Error),
+    /// The status API could not listen.
+    #[error("status API on {addr}: {source}")]
+    Status {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// mDNS advertising could not start.
+    #[error("mDNS advertising: {0}")]
+    Advertise(#[from] crate::advertise::AdvertiseError),
 }
 
 impl Agent {
@@ -91,6 +108,7 @@ impl Agent {
         }
         let media = crate::media_settings::from_config(&config, config_path)?;
         let calls = Calls::default();
+        let hang_up = CancellationToken::new();
         let dialer = Arc::new(Dialer {
             calls: calls.clone(),
             dialogs: dialogs.clone(),
@@ -119,6 +137,7 @@ impl Agent {
             local_ip: sip_addr.ip(),
             policy: config.answer.clone(),
             dialer,
+            shutdown: hang_up.clone(),
         });
         let mut incoming = endpoint
             .incoming_transactions()
@@ -155,7 +174,34 @@ impl Agent {
             accounts.push(handle);
             registrations.push(task);
         }
-        info!(%id, name = %config.name, %sip_addr, "talker agent started");
+        let listener = tokio::net::TcpListener::bind(config.status.listen)
+            .await
+            .map_err(|source| StartError::Status {
+                addr: config.status.listen,
+                source,
+            })?;
+        let status_addr = listener.local_addr().map_err(|source| StartError::Status {
+            addr: config.status.listen,
+            source,
+        })?;
+        let status_state = crate::status_api::StatusState::new(
+            &config,
+            id.clone(),
+            accounts.clone(),
+            calls.clone(),
+            trust.clone(),
+            identity.clone(),
+        );
+        let status_stop = CancellationToken::new();
+        let status_cancel = status_stop.clone();
+        let status_task = tokio::spawn(async move {
+            if let Err(e) = crate::status_api::serve(listener, status_state, status_cancel).await {
+                tracing::warn!(error = %e, "status API stopped");
+            }
+        });
+        let advertising =
+            crate::advertise::Advertising::start(&config, &id, status_addr.port(), calls.busy())?;
+        info!(%id, name = %config.name, %sip_addr, %status_addr, "talker agent started");
         Ok(Self {
             id,
             sip_addr,
@@ -163,6 +209,11 @@ impl Agent {
             calls,
             trust,
             identity,
+            status_addr,
+            hang_up,
+            status_stop,
+            status_task,
+            advertising,
             stop,
             registrations,
             endpoint_task,
@@ -170,12 +221,23 @@ impl Agent {
         })
     }
 
-    /// Graceful shutdown: un-register every account, then stop the endpoint.
+    /// Graceful shutdown, in order: hang up every call (BYE, CANCEL), un-register
+    /// every account, say goodbye over mDNS, then stop the status API and the
+    /// SIP endpoint.
     pub async fn shutdown(self) {
+        self.hang_up.cancel();
+        self.calls.hang_up_all();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.calls.list().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.stop.cancel();
         for task in self.registrations {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
+        self.advertising.shutdown().await;
+        self.status_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(4), self.status_task).await;
         self.endpoint_cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint_task).await;
         info!("talker agent stopped");

@@ -144,6 +144,17 @@ impl Calls {
         })
     }
 
+    /// Asks every call that takes owner actions to hang up (shutdown).
+    pub fn hang_up_all(&self) {
+        self.with(|m| {
+            for e in m.values() {
+                if let Some(tx) = &e.actions {
+                    let _ = tx.send(OwnerAction::Hangup);
+                }
+            }
+        });
+    }
+
     /// The SIP Call-ID of call `id` (owner tokens are bound to it).
     pub fn sip_call_id(&self, id: u64) -> Option<String> {
         self.with(|m| m.get(&id).map(|e| e.info.sip_call_id.clone()))

@@ -229,7 +229,7 @@ fn default_jitter() -> u32 {
 }
 
 /// mDNS advertisement settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverySection {
     /// Interfaces to advertise on (names); empty means all.
@@ -242,6 +242,15 @@ pub struct DiscoverySection {
 
 fn default_true() -> bool {
     true
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            enabled: true,
+        }
+    }
 }
 
 /// The local status API.
@@ -456,6 +465,7 @@ password = "pw"
         assert_eq!(c.accounts[0].expires, 600);
         assert_eq!(c.answer.policy, Policy::Manual);
         assert_eq!(c.audio.jitter_ms, 20);
+        assert!(c.discovery.enabled, "advertising is on unless switched off");
     }
 
     #[test]

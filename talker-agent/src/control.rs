@@ -42,6 +42,8 @@ pub struct CallControl {
     pub policy: AnswerPolicy,
     /// Places referred calls with the device's own accounts.
     pub dialer: Arc<Dialer>,
+    /// Cancelled at shutdown: every control leg ends with BYE.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl CallControl {
@@ -194,6 +196,11 @@ impl CallControl {
                         }
                         _ => {}
                     }
+                }
+                () = self.shutdown.cancelled() => {
+                    info!(%call_id, "shutting down: ending the control leg");
+                    let _ = dialog.bye().await;
+                    break;
                 }
                 report = progress.recv() => {
                     let Some(report) = report else { continue };

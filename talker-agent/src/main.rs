@@ -50,7 +50,10 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let agent = Agent::start(config, &path).await?;
-        println!("talker-agent ready id {} sip {}", agent.id, agent.sip_addr);
+        println!(
+            "talker-agent ready id {} sip {} status {}",
+            agent.id, agent.sip_addr, agent.status_addr
+        );
         shutdown_signal().await?;
         tracing::info!("shutting down");
         agent.shutdown().await;

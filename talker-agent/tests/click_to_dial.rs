@@ -201,7 +201,7 @@ fn summary_field(log: &str, field: &str) -> f64 {
         .rev()
         .find(|l| l.contains("media summary"))
         .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    // Strip ANSI colours, then read `heard_hz=<number>`.
+    // Strip ANSI colours, then read `<field>=<number>`.
     let mut plain = String::new();
     let mut in_escape = false;
     for c in line.chars() {
@@ -214,11 +214,11 @@ fn summary_field(log: &str, field: &str) -> f64 {
     }
     let value = plain
         .split_whitespace()
-        .find_map(|t| t.strip_prefix("heard_hz="))
-        .unwrap_or_else(|| panic!("no heard_hz in {plain}"));
+        .find_map(|t| t.strip_prefix(field).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {field} in {plain}"));
     value
         .parse()
-        .unwrap_or_else(|_| panic!("bad heard_hz in {plain}"))
+        .unwrap_or_else(|_| panic!("bad {field} in {plain}"))
 }
 
 /// How the test call ends.
@@ -427,6 +427,11 @@ async fn click_to_dial(scenario: Scenario) {
                 frames >= 10.0,
                 "{who} received {frames} video frames\n{log}"
             );
+            let size = (
+                summary_field(&log, "video_width"),
+                summary_field(&log, "video_height"),
+            );
+            assert_eq!(size, (640.0, 480.0), "{who}'s picture size\n{log}");
         }
     }
     server.shutdown().await;

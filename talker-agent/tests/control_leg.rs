@@ -47,6 +47,9 @@ proxy = "127.0.0.1:9"
 user = "alice"
 password = "pw"
 
+[discovery]
+enabled = false
+
 [answer]
 policy = "{policy}"
 
@@ -73,7 +76,9 @@ sink = "none"
         .find(|l| l.starts_with("talker-agent ready"))
         .unwrap()
         .to_owned();
-    let agent_addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "sip").unwrap();
+    let agent_addr: SocketAddr = words[at + 1].parse().unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     Rig {
         agent,

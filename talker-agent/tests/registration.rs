@@ -44,6 +44,9 @@ proxy = "{proxy}"
 user = "alice"
 password = "alice-pw"
 expires = 300
+
+[discovery]
+enabled = false
 "#,
             state = dir.path().join("state").display(),
             proxy = server.local_addr(),
