@@ -366,8 +366,8 @@ impl Config {
                 (None, None) => return Err((at("password"), "missing (or password_file)".into())),
                 _ => {}
             }
-            if !(60..=86_400).contains(&account.expires) {
-                return Err((at("expires"), "between 60 and 86400 seconds".into()));
+            if !(10..=86_400).contains(&account.expires) {
+                return Err((at("expires"), "between 10 and 86400 seconds".into()));
             }
         }
         if self.answer.policy == Policy::Auto && self.answer.allow.is_empty() {

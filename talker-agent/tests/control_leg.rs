@@ -204,8 +204,17 @@ impl Rig {
     }
 
     async fn invite(&self, call_id: &str, token: Option<String>) -> rsipstack::sip::Response {
+        self.invite_with(call_id, token, OFFER).await
+    }
+
+    async fn invite_with(
+        &self,
+        call_id: &str,
+        token: Option<String>,
+        offer: &str,
+    ) -> rsipstack::sip::Response {
         let extra = token.map(|t| format!("Splitdial-Token: {t}\r\nCall-Info: <sip:controller@home.example>;answer-after=0\r\n")).unwrap_or_default();
-        self.send(&self.request("INVITE", call_id, 1, None, &extra, OFFER))
+        self.send(&self.request("INVITE", call_id, 1, None, &extra, offer))
             .await;
         self.response_to(call_id, "1 INVITE").await
     }
@@ -294,6 +303,25 @@ async fn bad_tokens_get_403_and_a_good_one_an_inactive_answer() {
             .code(),
         403
     );
+
+    // A valid token with an offer that is not SDP: a clean 4xx, and the agent
+    // keeps serving.
+    for (i, garbage) in [
+        "v=0\r\nm=audio banana\r\n",
+        "\u{0}\u{1}not sdp at all",
+        "v=0\r\no=\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let call_id = format!("c-sdp-{i}");
+        let t = issue(&claims(Action::Control, &call_id, None));
+        let r = rig.invite_with(&call_id, Some(t), garbage).await;
+        assert!(
+            (400..500).contains(&r.status_code.code()),
+            "{garbage:?} got {r}"
+        );
+    }
 
     // A valid token: auto-answered, with an inactive answer.
     let token = issue(&claims(Action::Control, "c-good", None));

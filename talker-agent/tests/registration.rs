@@ -111,3 +111,57 @@ fn a_bad_config_is_one_line_and_exit_code_2() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_registers_after_a_server_restart() {
+    let users = "[users.alice]\npassword = \"alice-pw\"\n";
+    let start_server = |addr: std::net::SocketAddr| {
+        let mut config = ServerConfig::new(addr, DOMAIN);
+        config.users = Some(UserDirectory::parse(users, DOMAIN).unwrap());
+        config.min_expires = 5;
+        sip_server::start(config)
+    };
+    let server = start_server("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("tv.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "name = \"TV\"\nkind = \"tv\"\nstate_dir = \"{}\"\n[[accounts]]\nserver = \"{DOMAIN}\"\nproxy = \"{addr}\"\nuser = \"alice\"\npassword = \"alice-pw\"\nexpires = 10\n[discovery]\nenabled = false\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(&config_path)
+        .start()
+        .unwrap();
+    agent
+        .wait_for_output("talker-agent ready", Duration::from_secs(20))
+        .unwrap();
+    wait_until("the first registration", || {
+        !server.context().location.lookup("alice").is_empty()
+    })
+    .await;
+
+    // The server restarts on the same address with an empty location service.
+    server.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = start_server(addr).await.unwrap();
+    assert!(restarted.context().location.lookup("alice").is_empty());
+    let start = Instant::now();
+    wait_until("re-registration", || {
+        !restarted.context().location.lookup("alice").is_empty()
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(agent);
+    restarted.shutdown().await;
+}
