@@ -142,6 +142,7 @@ impl CallControl {
         });
 
         let (progress_tx, mut progress) = mpsc::unbounded_channel::<Progress>();
+        let hub = crate::media_glue::MediaHub::new(self.dialer.media.clone());
         let mut calls: Vec<referred_call::Handle> = Vec::new();
         let mut first_refer: Option<u32> = None;
         loop {
@@ -167,7 +168,7 @@ impl CallControl {
                                     // RFC 3515 §2.4.6: NOTIFYs of a second REFER carry its id.
                                     let event_id = (cseq != first).then_some(cseq);
                                     info!(%call_id, %refer_to, "dialling the referred party");
-                                    calls.push(self.dialer.clone().call(&refer_to, event_id, progress_tx.clone()));
+                                    calls.push(self.dialer.clone().call(&refer_to, event_id, progress_tx.clone(), hub.clone()));
                                 }
                             }
                         }

@@ -5,6 +5,7 @@
 
 use crate::calls::{CallKind, CallState, Calls};
 use crate::media::{self, AllocatedPorts, MediaSettings};
+use crate::media_glue::MediaHub;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -84,6 +85,7 @@ impl Dialer {
         refer_to: &str,
         event_id: Option<u32>,
         progress: mpsc::UnboundedSender<Progress>,
+        hub: Arc<MediaHub>,
     ) -> Handle {
         let stop = CancellationToken::new();
         let finished = Arc::new(AtomicBool::new(false));
@@ -101,7 +103,7 @@ impl Dialer {
                 });
             };
             report(100, false);
-            let outcome = self.run(&refer_to, &stop, &report).await;
+            let outcome = self.run(&refer_to, &stop, &report, &hub).await;
             finished.store(true, Ordering::Release);
             match outcome {
                 Outcome::Failed(status) => report(status, false),
@@ -116,6 +118,7 @@ impl Dialer {
         refer_to: &str,
         stop: &CancellationToken,
         report: &impl Fn(u16, bool),
+        hub: &MediaHub,
     ) -> Outcome {
         let Ok(target) = SipUri::parse(refer_to) else {
             return Outcome::Failed(400);
@@ -230,12 +233,12 @@ impl Dialer {
         report(200, false);
         entry.set_state(CallState::Connected);
         let answer = String::from_utf8_lossy(&answered.body).into_owned();
-        let session = match media::negotiated_from_answer(&offer, &answer) {
-            Ok(plan) => crate::media_glue::start(&plan, &self.media, ports, entry.clone()).await,
+        let attached = match media::negotiated_from_answer(&offer, &answer) {
+            Ok(plan) => hub.attach(&plan, ports, entry.clone()).await,
             Err(e) => Err(media::MediaError::Pipeline(e.to_string())),
         };
-        let session = match session {
-            Ok(session) => session,
+        match attached {
+            Ok(()) => {}
             Err(e) => {
                 warn!(error = %e, "no media for the referred call; hanging up");
                 let _ = dialog.hangup().await;
@@ -261,7 +264,7 @@ impl Dialer {
                 }
             }
         }
-        crate::media_glue::stop(session).await;
+        hub.detach(entry.id()).await;
         self.dialogs.remove_dialog(&id);
         Outcome::Ended
     }

@@ -436,3 +436,178 @@ async fn click_to_dial(scenario: Scenario) {
     }
     server.shutdown().await;
 }
+
+/// The `heard_all` list (Hz) of the last `media summary` line.
+fn summary_heard_all(log: &str) -> Vec<f64> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("media summary"))
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(c),
+        }
+    }
+    let at = plain
+        .find("heard_all=")
+        .unwrap_or_else(|| panic!("no heard_all in {plain}"))
+        + "heard_all=".len();
+    plain[at..]
+        .trim_start_matches('"')
+        .split(['"', ' '])
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|f| f.parse().ok())
+        .collect()
+}
+
+fn heard(list: &[f64], tone: f64) -> bool {
+    list.iter().any(|f| (f - tone).abs() < tone * 0.03)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_refer_makes_a_three_party_call_where_each_hears_both_others() {
+    let users = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n[users.carol]\npassword = \"carol-pw\"\n";
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(UserDirectory::parse(users, DOMAIN).unwrap());
+    config.trusted = vec!["127.0.0.1".parse().unwrap()];
+    let server = sip_server::start(config).await.unwrap();
+    let seed: [u8; 32] = rand::random();
+    let issuer = Issuer::new(seed, key_id(&Issuer::new(seed, "").verifying_key()));
+    let key = STANDARD.encode(issuer.verifying_key().to_bytes());
+    // Three tones far enough apart to be told apart in a mix, drawn now.
+    let tone_a = f64::from(300 + rand::random::<u32>() % 200);
+    let tone_b = tone_a + f64::from(300 + rand::random::<u32>() % 150);
+    let tone_c = tone_b + f64::from(300 + rand::random::<u32>() % 150);
+    let dir = tempfile::tempdir().unwrap();
+    let auto =
+        "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n";
+    let cfg = |name: &str, user: &str, tone: f64, extra: &str| {
+        agent_config(
+            dir.path(),
+            name,
+            user,
+            server.local_addr(),
+            &key,
+            tone,
+            extra,
+        )
+    };
+    let mut a = start_agent(&cfg("tv-a", "alice", tone_a, ""), "tv-a");
+    let mut b = start_agent(&cfg("pc-b", "bob", tone_b, auto), "pc-b");
+    let mut c = start_agent(&cfg("ph-c", "carol", tone_c, auto), "ph-c");
+    let location = &server.context().location;
+    let start = Instant::now();
+    while ["alice", "bob", "carol"]
+        .iter()
+        .any(|u| location.lookup(u).is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "agents did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut ctl = Controller::connect(server.local_addr()).await;
+    let me = ctl.local;
+    let call_id = format!("conf-{}", rand::random::<u32>());
+    let offer = "v=0\r\no=ctl 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=inactive\r\n";
+    ctl.send(&format!(
+        "INVITE sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKconf1\r\nMax-Forwards: 70\r\nFrom: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: <sip:alice@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:controller@{me};transport=tcp>\r\nSplitdial-Token: {}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        token(&issuer, "tv-a", Action::Control, &call_id, None),
+        offer.len()
+    ))
+    .await;
+    let mut notifies = Vec::new();
+    let ok = ctl.final_response("1 INVITE", &mut notifies).await;
+    assert_eq!(ok.status_code.code(), 200, "{ok}");
+    let to = headers::first(&ok.headers, "To").unwrap().to_owned();
+    let mut routes = headers::list(&ok.headers, "Record-Route");
+    routes.reverse();
+    let route_lines: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    let target = headers::first(&ok.headers, "Contact")
+        .unwrap()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKconf{cseq}{method}\r\nMax-Forwards: 70\r\n{route_lines}From: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:controller@{me};transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    ctl.send(&in_dialog("ACK", 1, "")).await;
+
+    for (cseq, user) in [(2u32, "bob"), (3, "carol")] {
+        let party = format!("sip:{user}@{DOMAIN}");
+        let t = token(&issuer, "tv-a", Action::Refer, &call_id, Some(&party));
+        ctl.send(&in_dialog(
+            "REFER",
+            cseq,
+            &format!("Refer-To: <{party}>\r\nSplitdial-Token: {t}\r\n"),
+        ))
+        .await;
+        let accepted = ctl
+            .final_response(&format!("{cseq} REFER"), &mut notifies)
+            .await;
+        assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+        let answered = |n: &Vec<(u16, String)>| n.iter().filter(|(code, _)| *code == 200).count();
+        let wanted = cseq as usize - 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while answered(&notifies) < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "{user} never answered: {notifies:?}\nA:\n{}",
+                a.log()
+            );
+            if let Some(SipMessage::Request(req)) = ctl.next(Duration::from_secs(5)).await {
+                ctl.answer_request(&req, &mut notifies).await;
+            }
+        }
+    }
+    assert!(a.log().contains("mixing locally"), "{}", a.log());
+
+    // Let the three tones mix, then end everything from the controller.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ctl.send(&in_dialog("BYE", 4, "")).await;
+    let bye_ok = ctl.final_response("4 BYE", &mut notifies).await;
+    assert_eq!(bye_ok.status_code.code(), 200);
+    for p in [&mut a, &mut b, &mut c] {
+        p.wait_for_output("media summary", Duration::from_secs(15))
+            .unwrap();
+    }
+    // The conference summary comes last on A (its first leg's plain session
+    // logged one when it moved into the mix).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (at_a, at_b, at_c) = (
+        summary_heard_all(&a.log()),
+        summary_heard_all(&b.log()),
+        summary_heard_all(&c.log()),
+    );
+    let tones = format!("a={tone_a} b={tone_b} c={tone_c}");
+    assert!(
+        heard(&at_a, tone_b) && heard(&at_a, tone_c),
+        "A heard {at_a:?}; {tones}\n{}",
+        a.log()
+    );
+    assert!(
+        heard(&at_b, tone_a) && heard(&at_b, tone_c),
+        "B heard {at_b:?}; {tones}\n{}",
+        b.log()
+    );
+    assert!(
+        heard(&at_c, tone_a) && heard(&at_c, tone_b),
+        "C heard {at_c:?}; {tones}\n{}",
+        c.log()
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,372 @@
+//! A local conference: several call legs in one pipeline; the talker mixes audio with
+//! `audiomixer` so that every party hears everybody else (a mix-minus per leg) and the local
+//! sink hears all parties. Audio only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+
+use super::analyze::SoundAnalyzer;
+use super::chains;
+use super::error::MediaError;
+use super::ports::AllocatedPorts;
+use super::sdp::{Direction, Negotiated};
+use super::session::{BusWatch, MediaStats, RtpStats, add_chain, add_receiver, set_mute};
+use super::settings::{AudioSink, MediaSettings};
+
+/// Identifies one leg of a [`Conference`].
+pub type LegId = u64;
+
+/// Extra mixer latency (ms) on top of the jitter buffer, so a leg added later is not late.
+const MIXER_HEADROOM_MS: u32 = 30;
+
+/// Statistics of a conference: the local sink and every leg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConferenceStats {
+    /// What the local sink gets (the mix of all parties); `sound` is set for `analyze`.
+    pub local: MediaStats,
+    /// Each leg's RTP counters, in the order the legs were added.
+    pub legs: Vec<(LegId, MediaStats)>,
+}
+
+/// Where a mixed branch starts or ends: the local talker or a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Local,
+    Leg(LegId),
+}
+
+/// A `tee → queue → audiomixer` branch between two ends.
+struct Branch {
+    from: End,
+    to: End,
+    tee: gst::Element,
+    tee_pad: gst::Pad,
+    queue: gst::Element,
+    mixer: gst::Element,
+    mixer_pad: gst::Pad,
+}
+
+struct Leg {
+    plan: Negotiated,
+    rtpbin: gst::Element,
+    elements: Vec<gst::Element>,
+    /// Decoded audio of this party (when it sends to us).
+    tee: Option<gst::Element>,
+    /// The mix this party hears (when we send to it).
+    mixer: Option<gst::Element>,
+}
+
+/// Several call legs mixed locally (DESIGN.md: a second REFER adds a party).
+pub struct Conference {
+    pipeline: gst::Pipeline,
+    watch: BusWatch,
+    settings: MediaSettings,
+    local_tee: gst::Element,
+    local_mixer: gst::Element,
+    sound: Option<Arc<SoundAnalyzer>>,
+    legs: BTreeMap<LegId, Leg>,
+    branches: Vec<Branch>,
+    next_id: LegId,
+}
+
+fn mixer(settings: &MediaSettings) -> Result<gst::Element, MediaError> {
+    let m = chains::element("audiomixer")?;
+    m.set_property("ignore-inactive-pads", true);
+    // Mixers created while the pipeline runs must start at their inputs' running time, not 0.
+    m.set_property_from_str("start-time-selection", "first");
+    m.set_property(
+        "latency",
+        u64::from(settings.jitter_ms + MIXER_HEADROOM_MS) * 1_000_000,
+    );
+    Ok(m)
+}
+
+fn tee() -> Result<gst::Element, MediaError> {
+    let t = chains::element("tee")?;
+    t.set_property("allow-not-linked", true);
+    Ok(t)
+}
+
+fn mix_caps() -> Result<gst::Element, MediaError> {
+    let c = chains::element("capsfilter")?;
+    c.set_property(
+        "caps",
+        gst::Caps::builder("audio/x-raw")
+            .field("format", "S16LE")
+            .field("rate", chains::MIX_RATE as i32)
+            .field("channels", 1i32)
+            .build(),
+    );
+    Ok(c)
+}
+
+impl Conference {
+    /// Starts the local part: the talker's source (shared by every leg's mix) and the local
+    /// sink, which hears the mix of all parties. Legs are added with [`Conference::add_leg`].
+    pub fn new(settings: &MediaSettings) -> Result<Self, MediaError> {
+        chains::init()?;
+        let pipeline = gst::Pipeline::with_name("media-conference");
+        // The local voice (silence when there is no source keeps every mixer clocked).
+        let source = chains::audio_source(settings, chains::MIX_RATE)?;
+        let mute = chains::element("volume")?;
+        mute.set_property("name", "mute-local");
+        let local_tee = tee()?;
+        pipeline.add_many([source.upcast_ref(), &mute, &local_tee])?;
+        gst::Element::link_many([source.upcast_ref(), &mute, &local_tee])?;
+        // The local sink hears every party; a silent live input keeps it running alone.
+        let sound =
+            (settings.audio_sink == AudioSink::Analyze).then(|| Arc::new(SoundAnalyzer::new()));
+        let local_mixer = mixer(settings)?;
+        let caps = mix_caps()?;
+        let sink = chains::audio_sink(
+            &settings.audio_sink,
+            settings.audio_buffer_ms,
+            sound.as_ref(),
+        )?;
+        pipeline.add_many([&local_mixer, &caps, sink.upcast_ref()])?;
+        gst::Element::link_many([&local_mixer, &caps, sink.upcast_ref()])?;
+        let mut silent = settings.clone();
+        silent.audio_source = super::settings::AudioSource::None;
+        let silence = chains::audio_source(&silent, chains::MIX_RATE)?;
+        pipeline.add(&silence)?;
+        silence.link(&local_mixer)?;
+
+        let watch = BusWatch::start(&pipeline, "conference".into())?;
+        let mut conference = Self {
+            pipeline,
+            watch,
+            settings: settings.clone(),
+            local_tee,
+            local_mixer,
+            sound,
+            legs: BTreeMap::new(),
+            branches: Vec::new(),
+            next_id: 1,
+        };
+        if let Err(e) = conference.pipeline.set_state(gst::State::Playing) {
+            conference.watch.shut_down(&conference.pipeline, false);
+            return Err(MediaError::Pipeline(format!(
+                "cannot start conference: {e}"
+            )));
+        }
+        Ok(conference)
+    }
+
+    /// Adds a party: its RTP leg on the reserved ports; it hears the local voice and every
+    /// other party, and is heard by all of them.
+    pub fn add_leg(
+        &mut self,
+        plan: &Negotiated,
+        ports: AllocatedPorts,
+    ) -> Result<LegId, MediaError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let audio = plan
+            .audio
+            .as_ref()
+            .filter(|a| a.direction != Direction::Inactive)
+            .ok_or_else(|| {
+                MediaError::Plan("a conference leg needs an active audio stream".into())
+            })?;
+        let rtpbin = chains::rtpbin(self.settings.jitter_ms, vec![Some(audio.clone())])?;
+        self.pipeline.add(&rtpbin)?;
+        let mut elements = vec![rtpbin.clone()];
+        let t = chains::transport(&self.pipeline, &rtpbin, 0, audio, ports.audio)?;
+        elements.extend(t.elements);
+        let mut leg_mixer = None;
+        if let Some(send_sink) = t.send_sink {
+            let m = mixer(&self.settings)?;
+            let caps = mix_caps()?;
+            let encoder = chains::audio_encoder(audio.codec, audio.payload_type, &self.settings)?;
+            add_chain(
+                &self.pipeline,
+                &[&m, &caps, encoder.upcast_ref()],
+                &send_sink,
+            )?;
+            elements.extend([m.clone(), caps, encoder.upcast()]);
+            leg_mixer = Some(m);
+        }
+        let mut leg_tee = None;
+        if audio.direction.receives() {
+            let decoder = chains::audio_decoder(audio.codec, Some(chains::MIX_RATE))?;
+            let tee = tee()?;
+            let sink_pad = add_receiver(&self.pipeline, &[decoder.upcast_ref(), &tee])?;
+            chains::route_received(&rtpbin, vec![Some(sink_pad)]);
+            elements.extend([decoder.upcast(), tee.clone()]);
+            leg_tee = Some(tee);
+        }
+        for el in &elements {
+            el.sync_state_with_parent()?;
+        }
+        // Mix-minus wiring: this party hears the local voice and all others; all hear it.
+        if let Some(m) = &leg_mixer {
+            self.branch(End::Local, &self.local_tee.clone(), End::Leg(id), m)?;
+            for (other, leg) in &self
+                .legs
+                .iter()
+                .map(|(k, l)| (*k, l.tee.clone()))
+                .collect::<Vec<_>>()
+            {
+                if let Some(other_tee) = leg {
+                    self.branch(End::Leg(*other), other_tee, End::Leg(id), m)?;
+                }
+            }
+        }
+        if let Some(tee) = &leg_tee {
+            self.branch(End::Leg(id), tee, End::Local, &self.local_mixer.clone())?;
+            for (other, m) in &self
+                .legs
+                .iter()
+                .map(|(k, l)| (*k, l.mixer.clone()))
+                .collect::<Vec<_>>()
+            {
+                if let Some(other_mixer) = m {
+                    self.branch(End::Leg(id), tee, End::Leg(*other), other_mixer)?;
+                }
+            }
+        }
+        self.legs.insert(
+            id,
+            Leg {
+                plan: plan.clone(),
+                rtpbin,
+                elements,
+                tee: leg_tee,
+                mixer: leg_mixer,
+            },
+        );
+        tracing::info!(leg = id, remote = %audio.remote_rtp, codec = %audio.codec, "conference leg added");
+        Ok(id)
+    }
+
+    /// Connects `tee` to a new pad of `mixer` through a leaky queue, in a running pipeline.
+    fn branch(
+        &mut self,
+        from: End,
+        tee: &gst::Element,
+        to: End,
+        mixer: &gst::Element,
+    ) -> Result<(), MediaError> {
+        let queue = chains::element("queue")?;
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 200_000_000u64);
+        queue.set_property_from_str("leaky", "downstream");
+        self.pipeline.add(&queue)?;
+        let mixer_pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Pipeline("audiomixer gave no sink pad".into()))?;
+        let queue_src = queue
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Pipeline("queue without src".into()))?;
+        chains::link(&queue_src, &mixer_pad)?;
+        queue.sync_state_with_parent()?;
+        let tee_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| MediaError::Pipeline("tee gave no src pad".into()))?;
+        let queue_sink = queue
+            .static_pad("sink")
+            .ok_or_else(|| MediaError::Pipeline("queue without sink".into()))?;
+        chains::link(&tee_pad, &queue_sink)?;
+        self.branches.push(Branch {
+            from,
+            to,
+            tee: tee.clone(),
+            tee_pad,
+            queue,
+            mixer: mixer.clone(),
+            mixer_pad,
+        });
+        Ok(())
+    }
+
+    /// Removes a party: its branches leave every mix and its leg stops (RTCP BYE is not sent;
+    /// the SIP side ends the dialog).
+    pub fn remove_leg(&mut self, id: LegId) -> Result<(), MediaError> {
+        let leg = self.legs.remove(&id).ok_or(MediaError::UnknownLeg(id))?;
+        let (gone, kept): (Vec<Branch>, Vec<Branch>) = std::mem::take(&mut self.branches)
+            .into_iter()
+            .partition(|b| b.from == End::Leg(id) || b.to == End::Leg(id));
+        self.branches = kept;
+        for b in gone {
+            if let Some(queue_sink) = b.queue.static_pad("sink") {
+                let _ = b.tee_pad.unlink(&queue_sink);
+            }
+            b.tee.release_request_pad(&b.tee_pad);
+            if let Some(queue_src) = b.queue.static_pad("src") {
+                let _ = queue_src.unlink(&b.mixer_pad);
+            }
+            b.mixer.release_request_pad(&b.mixer_pad);
+            let _ = b.queue.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(&b.queue);
+        }
+        for el in leg.elements.iter().rev() {
+            let _ = el.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(el);
+        }
+        tracing::info!(leg = id, "conference leg removed");
+        Ok(())
+    }
+
+    /// The ids of the legs in the conference.
+    pub fn legs(&self) -> Vec<LegId> {
+        self.legs.keys().copied().collect()
+    }
+
+    /// Local sound measurements and every leg's RTP counters.
+    pub fn stats(&self) -> ConferenceStats {
+        let legs = self
+            .legs
+            .iter()
+            .map(|(id, leg)| {
+                let audio = leg.plan.audio.as_ref().map(|p| {
+                    let (packets_sent, packets_received, packets_lost, jitter_ms) =
+                        chains::session_counters(&leg.rtpbin, 0);
+                    RtpStats {
+                        codec: p.codec,
+                        direction: p.direction,
+                        packets_sent,
+                        packets_received,
+                        packets_lost,
+                        jitter_ms,
+                    }
+                });
+                (
+                    *id,
+                    MediaStats {
+                        audio,
+                        ..MediaStats::default()
+                    },
+                )
+            })
+            .collect();
+        ConferenceStats {
+            local: MediaStats {
+                sound: self.sound.as_ref().map(|s| s.stats()),
+                errors: self.watch.errors(),
+                ..MediaStats::default()
+            },
+            legs,
+        }
+    }
+
+    /// Mutes or unmutes the local voice towards every party.
+    pub fn set_muted(&self, muted: bool) {
+        set_mute(self.pipeline.upcast_ref(), muted);
+    }
+
+    /// Ends every leg and the local part.
+    pub fn stop(mut self) {
+        self.watch.shut_down(&self.pipeline, true);
+    }
+}
+
+impl Drop for Conference {
+    fn drop(&mut self) {
+        self.watch.shut_down(&self.pipeline, false);
+    }
+}

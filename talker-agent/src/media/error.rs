@@ -1,0 +1,85 @@
+//! Errors of the media module: SDP negotiation, device settings and GStreamer sessions.
+
+use std::net::IpAddr;
+
+/// Why an SDP body was refused. Every variant maps to a SIP status via [`SdpError::sip_status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The body is not a usable SDP session description (RFC 4566/8866).
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// The offer carries no stream with a codec this talker can use (answer 488).
+    #[error("no common codec: {0}")]
+    NoCommonCodec(String),
+    /// An answer that does not fit the offer it answers (RFC 3264 §6).
+    #[error("SDP answer does not match the offer: {0}")]
+    AnswerMismatch(String),
+    /// Building the SDP text failed inside the SDP library.
+    #[error("cannot write SDP: {0}")]
+    Write(String),
+}
+
+impl SdpError {
+    /// The SIP status code that answers a request carrying this SDP problem.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            SdpError::Malformed(_) => 400,
+            SdpError::NoCommonCodec(_) | SdpError::AnswerMismatch(_) => 488,
+            SdpError::Write(_) => 500,
+        }
+    }
+}
+
+/// A media source or sink string from the configuration that cannot be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct SettingsError {
+    /// Which setting: "audio source", "video sink", ...
+    pub what: &'static str,
+    /// The value as written.
+    pub value: String,
+    /// What is wrong and what is accepted.
+    pub reason: String,
+}
+
+/// Why a media session could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// GStreamer could not be initialised.
+    #[error("GStreamer is not usable: {0}")]
+    Init(String),
+    /// A GStreamer element is not installed.
+    #[error(
+        "GStreamer element {0:?} is missing (install gstreamer1.0-plugins-base and gstreamer1.0-plugins-good)"
+    )]
+    MissingElement(String),
+    /// No pair of UDP ports (RTP even, RTCP = RTP + 1) could be bound.
+    #[error("cannot reserve UDP ports on {ip}: {source}")]
+    Ports {
+        /// The local address asked for.
+        ip: IpAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The negotiated plan and the reserved ports or settings do not fit together.
+    #[error("invalid media plan: {0}")]
+    Plan(String),
+    /// Building or running the pipeline failed.
+    #[error("media pipeline failed: {0}")]
+    Pipeline(String),
+    /// A conference leg id that is not (or no longer) in the conference.
+    #[error("no conference leg {0}")]
+    UnknownLeg(u64),
+}
+
+impl From<gstreamer::glib::BoolError> for MediaError {
+    fn from(e: gstreamer::glib::BoolError) -> Self {
+        MediaError::Pipeline(e.to_string())
+    }
+}
+
+impl From<gstreamer::StateChangeError> for MediaError {
+    fn from(e: gstreamer::StateChangeError) -> Self {
+        MediaError::Pipeline(format!("state change failed: {e}"))
+    }
+}

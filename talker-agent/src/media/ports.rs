@@ -1,0 +1,139 @@
+//! UDP ports for one call leg, reserved (bound) by the media module before the SDP is written,
+//! so the port in `m=` is really ours and nothing else can take it before the call starts.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use super::error::MediaError;
+
+/// How many random even ports are tried before giving up.
+const ATTEMPTS: usize = 64;
+
+/// One RTP socket and its RTCP companion (port + 1), both bound to the local address.
+#[derive(Debug)]
+pub(crate) struct SocketPair {
+    pub(crate) rtp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
+}
+
+/// Bound UDP ports for a call leg: RTP on an even port, RTCP on the next one (RFC 3550 §11).
+/// Created by [`AllocatedPorts::reserve`]; handed to a session, which then owns the sockets.
+#[derive(Debug)]
+pub struct AllocatedPorts {
+    /// Audio RTP port (audio RTCP is `audio_rtp + 1`).
+    pub audio_rtp: u16,
+    /// Video RTP port when video was reserved (video RTCP is `video_rtp + 1`).
+    pub video_rtp: Option<u16>,
+    pub(crate) local_ip: IpAddr,
+    pub(crate) audio: SocketPair,
+    pub(crate) video: Option<SocketPair>,
+}
+
+impl AllocatedPorts {
+    /// Binds an RTP/RTCP pair for audio (and one for video when `video` is true) on `local_ip`.
+    /// Nothing is sent or received until a session starts on them.
+    pub fn reserve(local_ip: IpAddr, video: bool) -> Result<Self, MediaError> {
+        let audio = bind_pair(local_ip)?;
+        let video = if video {
+            Some(bind_pair(local_ip)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            audio_rtp: local_port(&audio.rtp),
+            video_rtp: video.as_ref().map(|p| local_port(&p.rtp)),
+            local_ip,
+            audio,
+            video,
+        })
+    }
+
+    /// The address the sockets are bound to.
+    pub fn local_ip(&self) -> IpAddr {
+        self.local_ip
+    }
+
+    /// Binds exactly the given audio (and video) RTP ports again, with their RTCP
+    /// neighbours: a leg moving into a conference keeps the ports its peer sends
+    /// to. Retries for a moment while the previous owner's sockets close.
+    pub fn rebind(
+        local_ip: IpAddr,
+        audio_rtp: u16,
+        video_rtp: Option<u16>,
+    ) -> Result<Self, MediaError> {
+        let pair = |port: u16| -> Result<SocketPair, MediaError> {
+            let mut last = std::io::Error::other("port still in use");
+            for _ in 0..50 {
+                match (
+                    UdpSocket::bind(SocketAddr::new(local_ip, port)),
+                    UdpSocket::bind(SocketAddr::new(local_ip, port.saturating_add(1))),
+                ) {
+                    (Ok(rtp), Ok(rtcp)) => return Ok(SocketPair { rtp, rtcp }),
+                    (Err(e), _) | (_, Err(e)) => last = e,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(MediaError::Ports {
+                ip: local_ip,
+                source: last,
+            })
+        };
+        let audio = pair(audio_rtp)?;
+        let video = video_rtp.map(pair).transpose()?;
+        Ok(Self {
+            audio_rtp,
+            video_rtp,
+            local_ip,
+            audio,
+            video,
+        })
+    }
+}
+
+fn local_port(socket: &UdpSocket) -> u16 {
+    socket.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
+fn bind_pair(ip: IpAddr) -> Result<SocketPair, MediaError> {
+    let mut last_error = std::io::Error::other("no even port pair found");
+    for _ in 0..ATTEMPTS {
+        // Let the kernel pick an ephemeral port, then insist on even + the odd neighbour.
+        let rtp = match UdpSocket::bind(SocketAddr::new(ip, 0)) {
+            Ok(s) => s,
+            Err(e) => return Err(MediaError::Ports { ip, source: e }),
+        };
+        let port = local_port(&rtp);
+        if port == 0 || !port.is_multiple_of(2) || port == u16::MAX {
+            continue;
+        }
+        match UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
+            Ok(rtcp) => return Ok(SocketPair { rtp, rtcp }),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(MediaError::Ports {
+        ip,
+        source: last_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn reserves_even_pairs_on_the_given_address() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ports = AllocatedPorts::reserve(ip, true).expect("ports on loopback");
+        assert_eq!(ports.audio_rtp % 2, 0);
+        let video = ports.video_rtp.expect("video ports");
+        assert_eq!(video % 2, 0);
+        assert_ne!(video, ports.audio_rtp);
+        assert_eq!(
+            ports.audio.rtcp.local_addr().ok(),
+            Some(SocketAddr::new(ip, ports.audio_rtp + 1))
+        );
+        // The port is really taken.
+        assert!(UdpSocket::bind(SocketAddr::new(ip, ports.audio_rtp)).is_err());
+    }
+}

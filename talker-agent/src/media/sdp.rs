@@ -1,0 +1,714 @@
+//! SDP offer/answer (RFC 3264 on RFC 8866) for the talker, written and parsed with GStreamer's
+//! SDP library (`gstreamer-sdp`). Opus/48000 is preferred, PCMU/PCMA keep plain SIP phones
+//! working, VP8 video is used only when both sides offer it; the control leg is always inactive.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use gstreamer_sdp::{SDPMedia, SDPMessage};
+use serde::Serialize;
+
+use super::error::SdpError;
+use super::ports::AllocatedPorts;
+use super::settings::MediaSettings;
+
+/// Payload type used for Opus in our offers (dynamic, RFC 7587).
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Payload type used for VP8 in our offers (dynamic, RFC 7741).
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
+/// The discard port put in `m=` lines of inactive streams that never carry media.
+const INACTIVE_PORT: u32 = 9;
+/// Longest SDP body accepted (a SIP body is far smaller; this bounds parsing work).
+const MAX_SDP_LEN: usize = 64 * 1024;
+
+/// A codec this talker can send and receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Codec {
+    /// Opus at 48 kHz (RFC 7587), sent mono.
+    Opus,
+    /// G.711 µ-law, 8 kHz (static payload type 0).
+    Pcmu,
+    /// G.711 A-law, 8 kHz (static payload type 8).
+    Pcma,
+    /// VP8 video, 90 kHz clock (RFC 7741).
+    Vp8,
+}
+
+impl Codec {
+    /// RTP clock rate in Hz.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            Codec::Pcmu | Codec::Pcma => 8_000,
+            Codec::Vp8 => 90_000,
+        }
+    }
+
+    /// The encoding name used in `a=rtpmap` and in GStreamer RTP caps.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Codec::Opus => "OPUS",
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::Vp8 => "VP8",
+        }
+    }
+
+    /// Whether this is an audio codec.
+    pub fn is_audio(self) -> bool {
+        !matches!(self, Codec::Vp8)
+    }
+
+    fn rtpmap(self, pt: u8) -> String {
+        match self {
+            Codec::Opus => format!("{pt} opus/48000/2"),
+            Codec::Pcmu => format!("{pt} PCMU/8000"),
+            Codec::Pcma => format!("{pt} PCMA/8000"),
+            Codec::Vp8 => format!("{pt} VP8/90000"),
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::Opus => "opus",
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::Vp8 => "VP8",
+        })
+    }
+}
+
+/// Media direction of a stream (RFC 3264 §5.1), from this talker's point of view in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Direction {
+    /// Send and receive.
+    SendRecv,
+    /// Send only.
+    SendOnly,
+    /// Receive only.
+    RecvOnly,
+    /// Neither: the stream is negotiated but carries nothing.
+    Inactive,
+}
+
+impl Direction {
+    /// The direction that sends when `send` and receives when `recv`.
+    pub fn from_flags(send: bool, recv: bool) -> Self {
+        match (send, recv) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
+    /// Whether media is sent in this direction.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether media is received in this direction.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// The SDP attribute name (`sendrecv`, `sendonly`, `recvonly`, `inactive`).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// One negotiated RTP stream: what to send and receive, and where the peer listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamPlan {
+    /// The codec both sides agreed on.
+    pub codec: Codec,
+    /// The RTP payload type to send with (and expected on receive).
+    pub payload_type: u8,
+    /// The peer's RTP address (from `c=` and `m=`).
+    pub remote_rtp: SocketAddr,
+    /// The peer's RTCP address (`a=rtcp` or RTP port + 1).
+    pub remote_rtcp: SocketAddr,
+    /// What this talker does with the stream.
+    pub direction: Direction,
+}
+
+/// The outcome of an offer/answer exchange: at most one audio and one video stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Negotiated {
+    /// The audio stream, if accepted.
+    pub audio: Option<StreamPlan>,
+    /// The video stream, if both sides offered VP8.
+    pub video: Option<StreamPlan>,
+}
+
+impl Negotiated {
+    /// Whether any stream actually carries media in some direction.
+    pub fn carries_media(&self) -> bool {
+        [&self.audio, &self.video]
+            .into_iter()
+            .flatten()
+            .any(|s| s.direction != Direction::Inactive)
+    }
+}
+
+/// One `a=rtpmap` entry.
+#[derive(Debug, Clone)]
+struct RtpMap {
+    pt: u8,
+    name: String,
+    clock: u32,
+}
+
+/// One `m=` section, read into plain values.
+#[derive(Debug, Clone)]
+struct Section {
+    kind: String,
+    port: u16,
+    proto: String,
+    formats: Vec<String>,
+    rtpmaps: Vec<RtpMap>,
+    direction: Direction,
+    address: Option<IpAddr>,
+    rtcp: Option<(u16, Option<IpAddr>)>,
+}
+
+impl Section {
+    fn is_rtp_avp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    fn codec_of(&self, format: &str) -> Option<(Codec, u8)> {
+        let pt: u8 = format.parse().ok()?;
+        if pt > 127 {
+            return None;
+        }
+        match self.rtpmaps.iter().find(|m| m.pt == pt) {
+            Some(m) => {
+                let name = m.name.to_ascii_lowercase();
+                let codec = match (name.as_str(), m.clock) {
+                    ("opus", 48_000) => Codec::Opus,
+                    ("pcmu", 8_000) => Codec::Pcmu,
+                    ("pcma", 8_000) => Codec::Pcma,
+                    ("vp8", 90_000) => Codec::Vp8,
+                    _ => return None,
+                };
+                Some((codec, pt))
+            }
+            None => match pt {
+                0 => Some((Codec::Pcmu, 0)),
+                8 => Some((Codec::Pcma, 8)),
+                _ => None,
+            },
+        }
+    }
+
+    fn codecs(&self) -> impl Iterator<Item = (Codec, u8)> + '_ {
+        self.formats.iter().filter_map(|f| self.codec_of(f))
+    }
+
+    /// The codec to answer with: Opus first, then G.711 in the offerer's order.
+    fn preferred_audio(&self) -> Option<(Codec, u8)> {
+        self.codecs().find(|(c, _)| *c == Codec::Opus).or_else(|| {
+            self.codecs()
+                .find(|(c, _)| matches!(c, Codec::Pcmu | Codec::Pcma))
+        })
+    }
+
+    fn remote(
+        &self,
+        session_address: Option<IpAddr>,
+    ) -> Result<(SocketAddr, SocketAddr), SdpError> {
+        let ip = self.address.or(session_address).ok_or_else(|| {
+            SdpError::Malformed(format!(
+                "m={} has no c= line (neither in the media nor the session)",
+                self.kind
+            ))
+        })?;
+        let rtp = SocketAddr::new(ip, self.port);
+        let rtcp = match self.rtcp {
+            Some((port, addr)) => SocketAddr::new(addr.unwrap_or(ip), port),
+            None => SocketAddr::new(ip, self.port.saturating_add(1)),
+        };
+        Ok((rtp, rtcp))
+    }
+}
+
+/// A parsed and checked session description.
+#[derive(Debug)]
+struct Description {
+    address: Option<IpAddr>,
+    sections: Vec<Section>,
+}
+
+fn malformed(msg: impl Into<String>) -> SdpError {
+    SdpError::Malformed(msg.into())
+}
+
+fn parse_direction(get: impl Fn(&str) -> bool) -> Option<Direction> {
+    [
+        Direction::SendRecv,
+        Direction::SendOnly,
+        Direction::RecvOnly,
+        Direction::Inactive,
+    ]
+    .into_iter()
+    .find(|d| get(d.attribute()))
+}
+
+fn parse_ip(
+    nettype: Option<&str>,
+    addrtype: Option<&str>,
+    address: Option<&str>,
+) -> Result<IpAddr, SdpError> {
+    if nettype != Some("IN") {
+        return Err(malformed(format!("c= network type {nettype:?} is not IN")));
+    }
+    let address = address.ok_or_else(|| malformed("c= without an address"))?;
+    // Multicast addresses may carry /ttl: keep the address part only.
+    let host = address.split('/').next().unwrap_or(address);
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| malformed(format!("c= address {address:?} is not an IP address")))?;
+    match (addrtype, ip) {
+        (Some("IP4"), IpAddr::V4(_)) | (Some("IP6"), IpAddr::V6(_)) => Ok(ip),
+        _ => Err(malformed(format!(
+            "c= address type {addrtype:?} does not match {address:?}"
+        ))),
+    }
+}
+
+fn parse_rtpmap(value: &str) -> Option<RtpMap> {
+    let (pt, rest) = value.trim().split_once(char::is_whitespace)?;
+    let pt: u8 = pt.parse().ok()?;
+    let mut parts = rest.trim().split('/');
+    let name = parts.next()?.to_owned();
+    let clock: u32 = parts.next()?.parse().ok()?;
+    Some(RtpMap { pt, name, clock })
+}
+
+fn parse_rtcp(value: &str) -> Result<(u16, Option<IpAddr>), SdpError> {
+    let mut parts = value.split_whitespace();
+    let port: u16 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| malformed(format!("a=rtcp:{value} has no valid port")))?;
+    let addr = match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => None,
+        (nettype, addrtype, addr) => Some(parse_ip(nettype, addrtype, addr)?),
+    };
+    Ok((port, addr))
+}
+
+fn parse(text: &str) -> Result<Description, SdpError> {
+    if text.trim().is_empty() {
+        return Err(malformed("empty body"));
+    }
+    if text.len() > MAX_SDP_LEN {
+        return Err(malformed(format!(
+            "body of {} bytes is too long",
+            text.len()
+        )));
+    }
+    if text.contains('\0') {
+        return Err(malformed("body contains a NUL byte"));
+    }
+    init_gstreamer().map_err(|e| SdpError::Malformed(format!("SDP library unavailable: {e}")))?;
+    let msg = SDPMessage::parse_buffer(text.as_bytes()).map_err(|e| malformed(e.to_string()))?;
+    if msg.version() != Some("0") {
+        return Err(malformed("missing or unsupported v= line (expected v=0)"));
+    }
+    let address = match msg.connection() {
+        Some(c) if c.address().is_some() => Some(parse_ip(c.nettype(), c.addrtype(), c.address())?),
+        _ => None,
+    };
+    let session_direction =
+        parse_direction(|a| msg.attribute_val(a).is_some() || has_flag(&msg, a));
+    let mut sections = Vec::new();
+    for media in msg.medias() {
+        let kind = media
+            .media()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| malformed("m= line without a media type"))?
+            .to_owned();
+        let port = u16::try_from(media.port())
+            .map_err(|_| malformed(format!("m={kind} port {} out of range", media.port())))?;
+        let proto = media
+            .proto()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| malformed(format!("m={kind} without a transport protocol")))?
+            .to_owned();
+        let formats: Vec<String> = media
+            .formats()
+            .filter(|f| !f.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        if formats.is_empty() {
+            return Err(malformed(format!("m={kind} lists no formats")));
+        }
+        let rtpmaps = media
+            .attributes()
+            .filter(|a| a.key() == "rtpmap")
+            .filter_map(|a| a.value().and_then(parse_rtpmap))
+            .collect();
+        let direction = parse_direction(|a| media.attributes().any(|x| x.key() == a))
+            .or(session_direction)
+            .unwrap_or(Direction::SendRecv);
+        let media_address = match media.connection(0) {
+            Some(c) => Some(parse_ip(c.nettype(), c.addrtype(), c.address())?),
+            None => None,
+        };
+        let rtcp = match media.attribute_val("rtcp") {
+            Some(v) => Some(parse_rtcp(v)?),
+            None => None,
+        };
+        let section = Section {
+            kind,
+            port,
+            proto,
+            formats,
+            rtpmaps,
+            direction,
+            address: media_address,
+            rtcp,
+        };
+        if section.port != 0 && section.is_rtp_avp() && section.address.or(address).is_none() {
+            return Err(malformed(format!("m={} has no c= line", section.kind)));
+        }
+        sections.push(section);
+    }
+    if sections.is_empty() {
+        return Err(malformed("no m= line"));
+    }
+    Ok(Description { address, sections })
+}
+
+fn has_flag(msg: &SDPMessage, key: &str) -> bool {
+    msg.attributes().any(|a| a.key() == key)
+}
+
+/// Makes sure GStreamer is initialised (the SDP library needs it). Cheap after the first call.
+pub(crate) fn init_gstreamer() -> Result<(), gstreamer::glib::Error> {
+    gstreamer::init()
+}
+
+fn addr_type(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    }
+}
+
+fn new_message(local_ip: IpAddr) -> Result<SDPMessage, SdpError> {
+    init_gstreamer().map_err(|e| SdpError::Write(format!("SDP library unavailable: {e}")))?;
+    let mut msg = SDPMessage::new();
+    msg.set_version("0");
+    let session_id = u64::from(rand::random::<u32>()).to_string();
+    msg.set_origin(
+        "splitdial",
+        &session_id,
+        "1",
+        "IN",
+        addr_type(local_ip),
+        &local_ip.to_string(),
+    );
+    msg.set_session_name("splitdial");
+    msg.set_connection("IN", addr_type(local_ip), &local_ip.to_string(), 0, 0);
+    // No add_time(): with no t= entry the library writes "t=0 0" itself, while an empty
+    // repeat list would make it read past an empty array.
+    Ok(msg)
+}
+
+fn media_line(kind: &str, port: u32, proto: &str) -> SDPMedia {
+    let mut m = SDPMedia::new();
+    m.set_media(kind);
+    m.set_port_info(port, 1);
+    m.set_proto(proto);
+    m
+}
+
+fn add_codec(m: &mut SDPMedia, codec: Codec, pt: u8) {
+    m.add_format(&pt.to_string());
+    m.add_attribute("rtpmap", Some(&codec.rtpmap(pt)));
+    if codec == Codec::Opus {
+        m.add_attribute("fmtp", Some(&format!("{pt} minptime=10;useinbandfec=1")));
+    }
+}
+
+fn rejected(section: &Section) -> SDPMedia {
+    let mut m = media_line(&section.kind, 0, &section.proto);
+    for f in &section.formats {
+        m.add_format(f);
+    }
+    m
+}
+
+fn text(msg: &SDPMessage) -> Result<String, SdpError> {
+    msg.as_text().map_err(|e| SdpError::Write(e.to_string()))
+}
+
+/// Our SDP offer for a call: `m=audio` with Opus/48000 (pt 111) first, then PCMU (0) and
+/// PCMA (8); `m=video` with VP8 (pt 96) when `want_video`, the settings allow video and video
+/// ports were reserved. Directions follow the configured sources and sinks.
+pub fn offer(
+    settings: &MediaSettings,
+    ports: &AllocatedPorts,
+    want_video: bool,
+) -> Result<String, SdpError> {
+    let mut msg = new_message(settings.local_ip)?;
+    let mut audio = media_line("audio", u32::from(ports.audio_rtp), "RTP/AVP");
+    add_codec(&mut audio, Codec::Opus, OPUS_PAYLOAD_TYPE);
+    add_codec(&mut audio, Codec::Pcmu, 0);
+    add_codec(&mut audio, Codec::Pcma, 8);
+    audio.add_attribute("ptime", Some("20"));
+    audio.add_attribute(
+        Direction::from_flags(settings.sends_audio(), settings.receives_audio()).attribute(),
+        None,
+    );
+    msg.add_media(audio);
+    if let (true, true, Some(port)) = (want_video, settings.video_capable(), ports.video_rtp) {
+        let mut video = media_line("video", u32::from(port), "RTP/AVP");
+        add_codec(&mut video, Codec::Vp8, VP8_PAYLOAD_TYPE);
+        video.add_attribute(
+            Direction::from_flags(settings.sends_video(), settings.receives_video()).attribute(),
+            None,
+        );
+        msg.add_media(video);
+    }
+    text(&msg)
+}
+
+/// The control leg's offer: one `m=audio` with PCMU/PCMA, the real `c=` address and
+/// `a=inactive` (DESIGN.md call flow). It never carries media.
+pub fn inactive_offer(local_ip: IpAddr) -> Result<String, SdpError> {
+    let mut msg = new_message(local_ip)?;
+    let mut audio = media_line("audio", INACTIVE_PORT, "RTP/AVP");
+    add_codec(&mut audio, Codec::Pcmu, 0);
+    add_codec(&mut audio, Codec::Pcma, 8);
+    audio.add_attribute("inactive", None);
+    msg.add_media(audio);
+    text(&msg)
+}
+
+/// Answers any offer with every stream `a=inactive` (the control leg, and every later offer on
+/// it). Streams the offer accepted keep a non-zero port; refused ones (port 0) stay refused.
+pub fn inactive_answer(offer: &str, local_ip: IpAddr) -> Result<String, SdpError> {
+    let parsed = parse(offer)?;
+    let mut msg = new_message(local_ip)?;
+    for section in &parsed.sections {
+        if section.port == 0 {
+            msg.add_media(rejected(section));
+            continue;
+        }
+        let mut m = media_line(&section.kind, INACTIVE_PORT, &section.proto);
+        let known = if section.kind == "audio" {
+            section.preferred_audio()
+        } else {
+            section.codecs().next()
+        };
+        match known {
+            Some((codec, pt)) => add_codec(&mut m, codec, pt),
+            None => {
+                // Echo the first offered format; the stream is inactive either way.
+                if let Some(f) = section.formats.first() {
+                    m.add_format(f);
+                }
+            }
+        }
+        m.add_attribute("inactive", None);
+        msg.add_media(m);
+    }
+    text(&msg)
+}
+
+/// Answers an offer for a call this talker accepts: picks Opus if offered, else PCMU/PCMA
+/// (offerer's order), and VP8 video only when both sides do video; directions are the offer's
+/// intersected with the settings. No usable stream at all → [`SdpError::NoCommonCodec`] (488).
+pub fn answer(
+    offer: &str,
+    settings: &MediaSettings,
+    ports: &AllocatedPorts,
+) -> Result<(String, Negotiated), SdpError> {
+    let parsed = parse(offer)?;
+    let mut msg = new_message(settings.local_ip)?;
+    let mut plan = Negotiated::default();
+    let mut reasons = Vec::new();
+    for section in &parsed.sections {
+        let accepted = accept_section(section, &parsed, settings, ports, &plan, &mut reasons)?;
+        match accepted {
+            Some((stream, port)) => {
+                let mut m = media_line(&section.kind, u32::from(port), &section.proto);
+                add_codec(&mut m, stream.codec, stream.payload_type);
+                m.add_attribute(stream.direction.attribute(), None);
+                msg.add_media(m);
+                if stream.codec.is_audio() {
+                    plan.audio = Some(stream);
+                } else {
+                    plan.video = Some(stream);
+                }
+            }
+            None => msg.add_media(rejected(section)),
+        }
+    }
+    if plan.audio.is_none() && plan.video.is_none() {
+        return Err(SdpError::NoCommonCodec(reasons.join("; ")));
+    }
+    Ok((text(&msg)?, plan))
+}
+
+/// Decides one offered section: the stream plan and our local port, or `None` (refused).
+fn accept_section(
+    section: &Section,
+    parsed: &Description,
+    settings: &MediaSettings,
+    ports: &AllocatedPorts,
+    plan: &Negotiated,
+    reasons: &mut Vec<String>,
+) -> Result<Option<(StreamPlan, u16)>, SdpError> {
+    if section.port == 0 {
+        return Ok(None);
+    }
+    if !section.is_rtp_avp() {
+        reasons.push(format!(
+            "m={} transport {} is not supported",
+            section.kind, section.proto
+        ));
+        return Ok(None);
+    }
+    let (chosen, port, can_send, can_recv) = match section.kind.as_str() {
+        "audio" if plan.audio.is_none() => (
+            section.preferred_audio(),
+            ports.audio_rtp,
+            settings.sends_audio(),
+            settings.receives_audio(),
+        ),
+        "video" if plan.video.is_none() => {
+            let Some(port) = ports.video_rtp.filter(|_| settings.video_capable()) else {
+                reasons.push("video is not enabled on this talker".into());
+                return Ok(None);
+            };
+            (
+                section.codecs().find(|(c, _)| *c == Codec::Vp8),
+                port,
+                settings.sends_video(),
+                settings.receives_video(),
+            )
+        }
+        other => {
+            reasons.push(format!("m={other} is not supported here"));
+            return Ok(None);
+        }
+    };
+    let Some((codec, payload_type)) = chosen else {
+        reasons.push(format!(
+            "m={} offers none of our codecs ({})",
+            section.kind,
+            section.formats.join(" ")
+        ));
+        return Ok(None);
+    };
+    let (remote_rtp, remote_rtcp) = section.remote(parsed.address)?;
+    // c=0.0.0.0 is the old way of putting a call on hold: nothing can be sent there.
+    let peer_reachable = !remote_rtp.ip().is_unspecified();
+    let direction = Direction::from_flags(
+        can_send && section.direction.receives() && peer_reachable,
+        can_recv && section.direction.sends(),
+    );
+    Ok(Some((
+        StreamPlan {
+            codec,
+            payload_type,
+            remote_rtp,
+            remote_rtcp,
+            direction,
+        },
+        port,
+    )))
+}
+
+/// The plan for the side that made `offer`, once `answer` arrived: codecs from the answer,
+/// the peer's addresses, and directions narrowed by both. An answer that does not fit the
+/// offer (other m-line count or kinds, codecs never offered) → [`SdpError::AnswerMismatch`].
+pub fn negotiated_from_answer(offer: &str, answer: &str) -> Result<Negotiated, SdpError> {
+    let ours = parse(offer)?;
+    let theirs = parse(answer)?;
+    if ours.sections.len() != theirs.sections.len() {
+        return Err(SdpError::AnswerMismatch(format!(
+            "{} m-lines offered, {} answered",
+            ours.sections.len(),
+            theirs.sections.len()
+        )));
+    }
+    let mut plan = Negotiated::default();
+    for (offered, answered) in ours.sections.iter().zip(&theirs.sections) {
+        if offered.kind != answered.kind {
+            return Err(SdpError::AnswerMismatch(format!(
+                "m={} answered as m={}",
+                offered.kind, answered.kind
+            )));
+        }
+        if answered.port == 0 || offered.port == 0 {
+            continue;
+        }
+        let slot_free = match offered.kind.as_str() {
+            "audio" => plan.audio.is_none(),
+            "video" => plan.video.is_none(),
+            _ => false,
+        };
+        if !slot_free {
+            continue;
+        }
+        let offered_codecs: Vec<Codec> = offered.codecs().map(|(c, _)| c).collect();
+        let Some((codec, payload_type)) = answered
+            .codecs()
+            .find(|(c, _)| offered_codecs.contains(c) && c.is_audio() == (offered.kind == "audio"))
+        else {
+            return Err(SdpError::AnswerMismatch(format!(
+                "m={} answered with formats {} that were not offered",
+                answered.kind,
+                answered.formats.join(" ")
+            )));
+        };
+        let (remote_rtp, remote_rtcp) = answered.remote(theirs.address)?;
+        let peer_reachable = !remote_rtp.ip().is_unspecified();
+        let direction = Direction::from_flags(
+            offered.direction.sends() && answered.direction.receives() && peer_reachable,
+            offered.direction.receives() && answered.direction.sends(),
+        );
+        let stream = StreamPlan {
+            codec,
+            payload_type,
+            remote_rtp,
+            remote_rtcp,
+            direction,
+        };
+        if codec.is_audio() {
+            plan.audio = Some(stream);
+        } else {
+            plan.video = Some(stream);
+        }
+    }
+    Ok(plan)
+}
+
+/// Whether an SDP body asks for any media to flow (some accepted stream not `a=inactive`
+/// and not on hold at 0.0.0.0). The control leg uses it to spot active re-offers.
+pub fn offers_active_media(sdp: &str) -> Result<bool, SdpError> {
+    let parsed = parse(sdp)?;
+    Ok(parsed.sections.iter().any(|s| {
+        s.port != 0
+            && s.direction != Direction::Inactive
+            && !s
+                .address
+                .or(parsed.address)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                .is_unspecified()
+    }))
+}
