@@ -149,9 +149,12 @@ enum HubState {
     Mixed(Mixed),
 }
 
+/// The parties of a mix: call entry id → conference leg and its registry entry.
+type MixedLegs = BTreeMap<u64, (LegId, Arc<CallEntry>)>;
+
 struct Mixed {
     conference: Arc<Mutex<Option<Conference>>>,
-    legs: Arc<Mutex<BTreeMap<u64, (LegId, Arc<CallEntry>)>>>,
+    legs: Arc<Mutex<MixedLegs>>,
     heard: Arc<Mutex<Heard>>,
     stop_stats: CancellationToken,
 }
@@ -276,7 +279,7 @@ impl MediaHub {
 }
 
 impl Mixed {
-    fn start(conference: Conference, legs: BTreeMap<u64, (LegId, Arc<CallEntry>)>) -> Self {
+    fn start(conference: Conference, legs: MixedLegs) -> Self {
         let mixed = Self {
             conference: Arc::new(Mutex::new(Some(conference))),
             legs: Arc::new(Mutex::new(legs)),
