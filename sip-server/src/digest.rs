@@ -175,10 +175,11 @@ impl DigestAuthority {
         format!("{stamp}.{}", self.sign(&stamp))
     }
 
-    /// Challenge header values, SHA-256 first (RFC 8760 §2.4), then MD5.
-    pub fn challenges(&self, stale: bool) -> Vec<String> {
+    /// Challenge header values for the algorithms in `offer`, in that order
+    /// (callers put SHA-256 first, RFC 8760 §2.4).
+    pub fn challenges(&self, stale: bool, offer: &[Algorithm]) -> Vec<String> {
         let nonce = self.nonce();
-        [Algorithm::Sha256, Algorithm::Md5]
+        offer
             .iter()
             .map(|alg| {
                 format!(

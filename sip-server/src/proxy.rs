@@ -234,10 +234,15 @@ fn authenticate(context: &Context, request: &Request) -> Result<Option<String>, 
     if matches!(request.method, Method::Ack | Method::Cancel) {
         return Ok(None);
     }
+    let caller = headers::first(&request.headers, "From")
+        .and_then(|f| typed::From::parse(f).ok())
+        .and_then(|f| f.uri.user().map(str::to_owned))
+        .unwrap_or_default();
+    let offer = users.algorithms_for(&caller);
     let challenge = |stale: bool| {
         let hs = context
             .digest
-            .challenges(stale)
+            .challenges(stale, &offer)
             .into_iter()
             .map(|c| rsipstack::sip::headers::make_header("Proxy-Authenticate", c))
             .collect();

@@ -115,10 +115,11 @@ pub fn decide(context: &Context, request: &Request) -> Response {
 /// is a challenge or refusal to send instead of going on.
 fn authenticate(context: &Context, request: &Request, user: &str) -> Option<Response> {
     let users = context.config.users.as_ref()?;
+    let offer = users.algorithms_for(user);
     let challenge = |stale: bool| {
         let hs = context
             .digest
-            .challenges(stale)
+            .challenges(stale, &offer)
             .into_iter()
             .map(|c| rsipstack::sip::headers::make_header("WWW-Authenticate", c))
             .collect();

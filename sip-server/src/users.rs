@@ -23,6 +23,20 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// The algorithms this user can be challenged with, SHA-256 first: a client
+    /// answering a challenge we hold no H(A1) for could never succeed (and many,
+    /// such as sipp, answer only the first challenge).
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut offer = Vec::new();
+        if self.ha1_sha256.is_some() {
+            offer.push(Algorithm::Sha256);
+        }
+        if self.ha1_md5.is_some() {
+            offer.push(Algorithm::Md5);
+        }
+        offer
+    }
+
     /// The H(A1) for `algorithm`, if this user has one.
     pub fn ha1(&self, algorithm: Algorithm) -> Option<&str> {
         match algorithm {
@@ -62,6 +76,15 @@ struct UserEntry {
 }
 
 impl UserDirectory {
+    /// The algorithms to challenge `user` with (both for an unknown user, so a
+    /// challenge reveals nothing about who exists).
+    pub fn algorithms_for(&self, user: &str) -> Vec<Algorithm> {
+        self.users.get(user).map_or_else(
+            || vec![Algorithm::Sha256, Algorithm::Md5],
+            Secrets::algorithms,
+        )
+    }
+
     /// Reads a users file; `realm` is the domain the H(A1) values were made for.
     pub fn load(path: &Path, realm: &str) -> Result<Self, UsersFileError> {
         let fail = |problem: String| UsersFileError {
