@@ -53,12 +53,14 @@ impl Gatekeeper {
         }
     }
 
-    fn has_transaction(&self, key: Option<TransactionKey>) -> bool {
+    /// Whether a transaction still owns `key`: a live one, or (with
+    /// `finished`) one that ended but whose retransmissions rsipstack absorbs.
+    fn has_transaction(&self, key: Option<&TransactionKey>, finished: bool) -> bool {
         let (Some(key), Some(endpoint)) = (key, self.context.endpoint()) else {
             return false;
         };
-        endpoint.transactions.get(&key).is_some()
-            || endpoint.finished_transactions.get(&key).is_some()
+        endpoint.transactions.get(key).is_some()
+            || (finished && endpoint.finished_transactions.get(key).is_some())
     }
 
     /// An ACK that matches no INVITE server transaction acknowledges a 2xx: it is
@@ -112,7 +114,7 @@ impl TransportEventInspector for Gatekeeper {
             Verdict::Accept(message) => match *message {
                 SipMessage::Request(request) if request.method == Method::Ack => {
                     let key = TransactionKey::from_request(&request, TransactionRole::Server).ok();
-                    if !self.has_transaction(key) {
+                    if !self.has_transaction(key.as_ref(), true) {
                         self.forward_ack(request.clone()).await;
                     }
                     // The transaction layer also sees it: a proxy's INVITE server
@@ -124,7 +126,15 @@ impl TransportEventInspector for Gatekeeper {
                         TransactionKey::from_response(&response, TransactionRole::Client).ok();
                     let is_cancel_reply = headers::first(&response.headers, "CSeq")
                         .is_some_and(|c| c.to_ascii_uppercase().ends_with("CANCEL"));
-                    if self.has_transaction(key) || is_cancel_reply {
+                    // A 2xx to an INVITE whose client transaction already ended
+                    // (a retransmission, or another fork's answer) is forwarded
+                    // statelessly (RFC 6026 §8.3): the finished-transaction cache
+                    // would swallow it.
+                    let is_invite_2xx = response.status_code.kind()
+                        == rsipstack::sip::StatusCodeKind::Successful
+                        && headers::first(&response.headers, "CSeq")
+                            .is_some_and(|c| c.to_ascii_uppercase().ends_with("INVITE"));
+                    if self.has_transaction(key.as_ref(), !is_invite_2xx) || is_cancel_reply {
                         Some(TransportEvent::Incoming(response.into(), connection, from))
                     } else {
                         self.forward_response(response).await;
