@@ -15,11 +15,24 @@ pub struct ScreenedUdpSocket {
     socket: tokio::net::UdpSocket,
 }
 
+/// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`). The
+/// default (~200 KiB) overflows in a burst when the one task reading the socket
+/// is starved of CPU: the kernel then drops datagrams, and a peer that answers a
+/// retransmitted INVITE strictly (sipp does) gives up on the call.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 impl ScreenedUdpSocket {
-    /// Binds to `addr`.
+    /// Binds to `addr` with a large receive buffer.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
+            debug!(error = %e, "could not enlarge the UDP receive buffer");
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
         Ok(Self {
-            socket: tokio::net::UdpSocket::bind(addr).await?,
+            socket: tokio::net::UdpSocket::from_std(socket.into())?,
         })
     }
 
