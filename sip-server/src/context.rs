@@ -5,7 +5,7 @@ use crate::digest::DigestAuthority;
 use crate::location::Location;
 use crate::record_route::RouteSigner;
 use crate::users::UserDirectory;
-use rsipstack::sip::{Host, HostWithPort, Request, SipMessage, Transport};
+use rsipstack::sip::{Host, HostWithPort, SipMessage, Transport};
 use rsipstack::transaction::endpoint::EndpointInner;
 use rsipstack::transport::SipAddr;
 use std::net::{IpAddr, SocketAddr};
@@ -141,9 +141,4 @@ impl Context {
     pub fn aor(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.config.domain)
     }
-}
-
-/// The user part of a request's Request-URI, if any.
-pub fn request_user(request: &Request) -> Option<String> {
-    request.uri.user().map(str::to_owned)
 }

@@ -176,7 +176,12 @@ impl CallControl {
                             // A re-INVITE or UPDATE on the control leg is answered
                             // inactive whatever it offers.
                             let body = if request.method == Method::Invite && !request.body.is_empty() {
-                                inactive_answer(&request.body, self.local_ip).ok()
+                                // Same rule as the first INVITE: GStreamer's SDP code off the async workers.
+                                let (offer, ip) = (request.body.clone(), self.local_ip);
+                                tokio::task::spawn_blocking(move || inactive_answer(&offer, ip).ok())
+                                    .await
+                                    .ok()
+                                    .flatten()
                             } else {
                                 None
                             };
