@@ -102,12 +102,46 @@ impl Spawn {
             source,
         })?;
         tracing::debug!(label = %self.label, pid = child.id(), "started");
-        Ok(Process {
+        let mut process = Process {
             child,
             label: self.label,
             log_path,
             _log_dir: log_dir,
-        })
+        };
+        if let Some(ns) = &self.netns {
+            process.wait_until_in_netns(ns);
+        }
+        Ok(process)
+    }
+}
+
+/// How long [`Spawn::start`] waits for `ip netns exec` to move the child.
+const NETNS_ENTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Process {
+    /// Waits (bounded) until the child has joined namespace `ns`: `ip netns exec`
+    /// forks first and enters the namespace a moment later, and a caller that
+    /// lists the namespace's processes (or tears it down) right after spawning
+    /// would otherwise miss this one.
+    fn wait_until_in_netns(&mut self, ns: &str) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(target) = std::fs::metadata(format!("/run/netns/{ns}")) else {
+            return;
+        };
+        let deadline = Instant::now() + NETNS_ENTRY_TIMEOUT;
+        while Instant::now() < deadline {
+            let current = std::fs::metadata(format!("/proc/{}/ns/net", self.pid()));
+            match current {
+                Ok(m) if m.ino() == target.ino() && m.dev() == target.dev() => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        tracing::warn!(label = %self.label, namespace = ns, "child did not enter the namespace in time");
     }
 }
 
