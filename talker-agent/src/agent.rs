@@ -40,6 +40,7 @@ pub struct Agent {
     status_task: tokio::task::JoinHandle<()>,
     advertising: crate::advertise::Advertising,
     registrations: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     endpoint_task: tokio::task::JoinHandle<()>,
     endpoint_cancel: CancellationToken,
 }
@@ -67,6 +68,9 @@ pub enum StartError {
     /// mDNS advertising could not start.
     #[error("mDNS advertising: {0}")]
     Advertise(#[from] crate::advertise::AdvertiseError),
+    /// The enrollment file is unusable.
+    #[error(transparent)]
+    Enrollment(#[from] crate::enrollment::EnrollmentError),
 }
 
 impl Agent {
@@ -74,6 +78,24 @@ impl Agent {
     pub async fn start(config: Config, config_path: &Path) -> Result<Self, StartError> {
         let identity = Arc::new(Identity::load_or_create(&config.state_dir)?);
         let id = config.id.clone().unwrap_or_else(|| identity.derived_id());
+        let enrollment = crate::enrollment::Enrollment::load(&config.state_dir)?;
+        match &enrollment {
+            Some(enrollment) if enrollment.talker_id != id => {
+                return Err(crate::enrollment::EnrollmentError::File {
+                    path: config.state_dir.join(crate::enrollment::ENROLLMENT_FILE),
+                    problem: format!(
+                        "enrolled as {:?} but this talker's id is {id:?}; enroll again",
+                        enrollment.talker_id
+                    ),
+                }
+                .into());
+            }
+            Some(_) => {}
+            None if config.matcher_url.is_some() => {
+                info!("not enrolled with the matcher (talker-agent enroll): no heartbeats");
+            }
+            None => {}
+        }
         let mut passwords = Vec::new();
         for (i, account) in config.accounts.iter().enumerate() {
             passwords.push(account.load_password(config_path, i)?);
@@ -105,6 +127,10 @@ impl Agent {
                     field: "matcher_key".into(),
                     problem: e.to_string(),
                 })?;
+        }
+        // The matcher keys learnt at enrollment (and from later heartbeats).
+        if let Some(enrollment) = &enrollment {
+            trust.set_matcher_keys(&enrollment.decoded_keys());
         }
         let media = crate::media_settings::from_config(&config, config_path)?;
         let calls = Calls::default();
@@ -174,6 +200,17 @@ impl Agent {
             accounts.push(handle);
             registrations.push(task);
         }
+        let heartbeat = enrollment.map(|enrollment| {
+            let stop = CancellationToken::new();
+            let plan = crate::heartbeat::HeartbeatPlan {
+                enrollment,
+                state_dir: config.state_dir.clone(),
+                accounts: accounts.clone(),
+                busy: calls.busy(),
+                trust: trust.clone(),
+            };
+            (stop.clone(), crate::heartbeat::spawn(plan, stop))
+        });
         let listener = tokio::net::TcpListener::bind(config.status.listen)
             .await
             .map_err(|source| StartError::Status {
@@ -216,14 +253,15 @@ impl Agent {
             advertising,
             stop,
             registrations,
+            heartbeat,
             endpoint_task,
             endpoint_cancel,
         })
     }
 
     /// Graceful shutdown, in order: hang up every call (BYE, CANCEL), un-register
-    /// every account, say goodbye over mDNS, then stop the status API and the
-    /// SIP endpoint.
+    /// every account, send the matcher a last heartbeat, say goodbye over mDNS,
+    /// then stop the status API and the SIP endpoint.
     pub async fn shutdown(self) {
         self.hang_up.cancel();
         self.calls.hang_up_all();
@@ -234,6 +272,10 @@ impl Agent {
         self.stop.cancel();
         for task in self.registrations {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some((stop, task)) = self.heartbeat {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(4), task).await;
         }
         self.advertising.shutdown().await;
         self.status_stop.cancel();

@@ -15,12 +15,16 @@
 //! * [`media`] negotiates SDP and runs the GStreamer sessions.
 //! * [`status_api`] serves the local HTTP API (status, challenge, owner actions).
 //! * [`advertise`] announces the talker over mDNS, idle or busy.
+//! * [`enrollment`] enrolls the talker with the matcher (`talker-agent enroll`);
+//!   [`heartbeat`] then reports its state and takes the matcher's keys and clock.
 
 pub mod advertise;
 pub mod agent;
 pub mod calls;
 pub mod config;
 pub mod control;
+pub mod enrollment;
+pub mod heartbeat;
 pub mod identity;
 pub mod media;
 pub mod media_glue;

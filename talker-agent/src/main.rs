@@ -1,20 +1,42 @@
 //! `talker-agent`: the splitdial talker agent.
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use talker_agent::agent::Agent;
 use talker_agent::config::Config;
+use talker_agent::enrollment::{self, EnrollmentError};
 use tracing_subscriber::EnvFilter;
 
 /// The splitdial talker agent: registers this device's SIP accounts, answers
 /// only its owner's control calls, dials on request and carries the media.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
     /// The configuration file (TOML; see docs/config.md).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Enrolls this talker with the matcher (`matcher_url`) once, using a
+    /// one-time enrollment token; writes `state_dir/enrollment.json`.
+    Enroll {
+        /// The configuration file (TOML; see docs/config.md).
+        #[arg(long)]
+        config: PathBuf,
+        /// The enrollment token (`matcher enroll-token USER`).
+        #[arg(long, env = "SPLITDIAL_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,14 +48,25 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match Config::load(&args.config) {
+    let (path, token) = match (args.command, args.config) {
+        (Some(Command::Enroll { config, token }), _) => (config, Some(token)),
+        (None, Some(config)) => (config, None),
+        (None, None) => {
+            eprintln!("talker-agent: --config FILE is required");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(&path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("talker-agent: {e}");
             return std::process::ExitCode::from(2);
         }
     };
-    match run(config, args.config) {
+    if let Some(token) = token {
+        return enroll(&config, &path, &token);
+    }
+    match run(config, path) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("talker-agent: {e:#}");
@@ -59,6 +92,37 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         agent.shutdown().await;
         Ok(())
     })
+}
+
+/// `talker-agent enroll`: exit 0 enrolled, 1 refused or unreachable, 2 the
+/// configuration is unusable.
+fn enroll(config: &Config, path: &std::path::Path, token: &str) -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the runtime: {e}"))
+        .and_then(|runtime| {
+            runtime
+                .block_on(enrollment::enroll(config, path, token))
+                .map_err(anyhow::Error::from)
+        });
+    match result {
+        Ok(enrolled) => {
+            println!(
+                "enrolled talker {} with {} as {}",
+                enrolled.talker_id, enrolled.matcher_url, enrolled.owner
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("talker-agent: enroll: {e}");
+            let config_error = matches!(
+                e.downcast_ref::<EnrollmentError>(),
+                Some(EnrollmentError::Config(_))
+            );
+            std::process::ExitCode::from(if config_error { 2 } else { 1 })
+        }
+    }
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

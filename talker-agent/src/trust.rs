@@ -15,6 +15,8 @@ use std::sync::RwLock;
 pub struct Trust {
     talker_id: String,
     keys: RwLock<KeySet>,
+    /// Keys pinned in the configuration: kept whatever heartbeats announce.
+    pinned: RwLock<Vec<(String, VerifyingKey)>>,
     replay: ReplayGuard,
     /// Seconds to add to our clock to get the matcher's (from heartbeats).
     clock_offset: RwLock<i64>,
@@ -28,12 +30,23 @@ pub struct Trust {
 #[error("not a base64 Ed25519 public key")]
 pub struct BadKey;
 
+/// Decodes a matcher public key given in standard base64 (32 bytes).
+pub fn decode_key(key: &str) -> Result<VerifyingKey, BadKey> {
+    let bytes: [u8; 32] = STANDARD
+        .decode(key.trim())
+        .map_err(|_| BadKey)?
+        .try_into()
+        .map_err(|_| BadKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)
+}
+
 impl Trust {
     /// Trust for talker `talker_id`, with no matcher key yet.
     pub fn new(talker_id: impl Into<String>) -> Self {
         Self {
             talker_id: talker_id.into(),
             keys: RwLock::default(),
+            pinned: RwLock::default(),
             replay: ReplayGuard::default(),
             clock_offset: RwLock::new(0),
             started_at: call_token::unix_now(),
@@ -47,23 +60,51 @@ impl Trust {
 
     /// Pins a matcher key given in standard base64.
     pub fn pin_base64(&self, key: &str) -> Result<String, BadKey> {
-        let bytes: [u8; 32] = STANDARD
-            .decode(key.trim())
-            .map_err(|_| BadKey)?
-            .try_into()
-            .map_err(|_| BadKey)?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)?;
+        let key = decode_key(key)?;
         let kid = call_token::key_id(&key);
+        if let Ok(mut pinned) = self.pinned.write() {
+            pinned.push((kid.clone(), key));
+        }
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(kid.clone(), key);
         }
         Ok(kid)
     }
 
+    /// Replaces the matcher keys learnt from the matcher (enrollment, then each
+    /// authenticated heartbeat reply) with `keys`; keys pinned in the
+    /// configuration stay.
+    pub fn set_matcher_keys(&self, keys: &[(String, VerifyingKey)]) {
+        let mut set = KeySet::default();
+        if let Ok(pinned) = self.pinned.read() {
+            for (kid, key) in pinned.iter() {
+                set.insert(kid.clone(), *key);
+            }
+        }
+        for (kid, key) in keys {
+            set.insert(kid.clone(), *key);
+        }
+        if let Ok(mut current) = self.keys.write() {
+            *current = set;
+        }
+    }
+
+    /// Sets the offset from our clock to the matcher's, in seconds (from the
+    /// `time` of a heartbeat reply). The system clock is never touched.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        if let Ok(mut offset) = self.clock_offset.write() {
+            *offset = seconds;
+        }
+    }
+
+    /// The current offset from our clock to the matcher's, in seconds.
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset.read().map_or(0, |o| *o)
+    }
+
     /// Now, on the matcher's clock.
     pub fn now(&self) -> u64 {
-        let offset = self.clock_offset.read().map_or(0, |o| *o);
-        call_token::unix_now().saturating_add_signed(offset)
+        call_token::unix_now().saturating_add_signed(self.clock_offset())
     }
 
     /// Checks a token for `action` in the dialog `call_id` (and, for a REFER, its
@@ -113,7 +154,9 @@ impl Trust {
                 skew: DEFAULT_SKEW_SECS,
             },
         )?;
-        if claims.iat + DEFAULT_SKEW_SECS < self.started_at {
+        // Our start time, on the matcher's clock like `iat`.
+        let started_at = self.started_at.saturating_add_signed(self.clock_offset());
+        if claims.iat + DEFAULT_SKEW_SECS < started_at {
             return Err(TokenError::Time);
         }
         self.replay.consume(&claims, now)?;

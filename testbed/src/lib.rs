@@ -15,12 +15,14 @@
 pub mod lan;
 pub mod name;
 pub mod netns;
+pub mod postgres;
 pub mod process;
 
 pub use lan::{Lan, LanBuilder, LanHost};
 pub use name::unique_name;
 pub use netns::Namespace;
-pub use process::{Process, Spawn};
+pub use postgres::{Postgres, postgres_available};
+pub use process::{Process, Spawn, workspace_binary};
 
 /// Errors from the test rig.
 #[derive(Debug, thiserror::Error)]

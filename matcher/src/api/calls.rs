@@ -1,0 +1,301 @@
+//! Calls: place one on the best route, follow it as Server-Sent Events, hang
+//! it up, add a party.
+
+use super::routes::{parse_media, ranked};
+use super::{ApiError, AppState, CurrentUser};
+use crate::registry::ContactTarget;
+use crate::route::RouteView;
+use crate::storage::{CallRecord, FINAL_STATES};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// Body of `POST /v1/calls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCall {
+    /// The contact's name.
+    callee: String,
+    /// Designated talkers, in preference order (all of the user's when empty).
+    #[serde(default)]
+    talkers: Vec<String>,
+    /// `audio` (default) or `video`.
+    #[serde(default)]
+    media: Option<String>,
+}
+
+fn call_json(record: &CallRecord) -> Value {
+    let route: Value = serde_json::from_str(&record.route).unwrap_or(Value::Null);
+    json!({
+        "call": record.id,
+        "state": record.state,
+        "reason": record.reason,
+        "media": record.media,
+        "route": route,
+        "created_at": record.created_at,
+        "ended_at": record.ended_at,
+        "events": format!("/v1/calls/{}/events", record.id),
+    })
+}
+
+/// `POST /v1/calls`: finds the best route and has the controller place the call.
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    body: Result<Json<NewCall>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let media = parse_media(body.media.as_deref())?;
+    let (contact, routes) = ranked(&state, &user, &body.talkers, &body.callee, media).await?;
+    let best = routes
+        .first()
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_route", "no route"))?;
+    let view = serde_json::to_string(&RouteView::of(best)).unwrap_or_default();
+    let record = state
+        .calls
+        .place(user.id, contact.contact.id, best, media, view)
+        .await?;
+    state.metrics.call_placed();
+    Ok((StatusCode::CREATED, Json(call_json(&record))))
+}
+
+async fn own_call(state: &AppState, user: i64, id: &str) -> Result<CallRecord, ApiError> {
+    state
+        .store
+        .call(id)
+        .await?
+        .filter(|c| c.caller == user)
+        .ok_or_else(|| ApiError::not_found("no such call of yours"))
+}
+
+/// `GET /v1/calls/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = own_call(&state, user.id, &id).await?;
+    Ok(Json(call_json(&record)))
+}
+
+/// `DELETE /v1/calls/{id}`: hang up (202 while it ends; 200 when already over).
+pub async fn hang_up(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let record = own_call(&state, user.id, &id).await?;
+    if FINAL_STATES.contains(&record.state.as_str()) {
+        return Ok((StatusCode::OK, Json(call_json(&record))));
+    }
+    state.calls.hang_up(&id)?;
+    Ok((StatusCode::ACCEPTED, Json(call_json(&record))))
+}
+
+/// Body of `POST /v1/calls/{id}/parties`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewParty {
+    /// The contact's name.
+    callee: String,
+}
+
+/// `POST /v1/calls/{id}/parties`: another REFER in the same control dialog,
+/// to the new party's account on the call's server.
+pub async fn add_party(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<NewParty>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    own_call(&state, user.id, &id).await?;
+    let server = state.calls.live_server(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "call_not_live",
+            "the call is not live here",
+        )
+    })?;
+    let contact = state
+        .store
+        .contact_by_name(user.id, &body.callee)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_contact",
+                format!("{:?} is not one of your contacts", body.callee),
+            )
+        })?;
+    if !contact.accepted {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "contact_not_accepted",
+            format!("{:?} has not added you back yet", body.callee),
+        ));
+    }
+    // The new party must be reachable on the call's server.
+    let target = match &contact.contact.target {
+        ContactTarget::Address { aor, server: s } => (s == &server).then(|| aor.clone()),
+        ContactTarget::User { user: other } => {
+            let side = state.store.talkers_with_accounts(*other).await?;
+            let mut accounts: Vec<_> = side
+                .into_iter()
+                .flat_map(|(_, accounts)| accounts)
+                .filter(|a| a.server == server)
+                .collect();
+            // Registered accounts first.
+            accounts.sort_by_key(|a| !a.registered);
+            accounts.first().map(|a| a.aor.clone())
+        }
+    };
+    let target = target.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_shared_server",
+            format!("{:?} cannot be reached on {server}", body.callee),
+        )
+    })?;
+    let party = state.calls.add_party(&id, &target).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"call": id, "party": party.0})),
+    ))
+}
+
+/// `GET /v1/calls/{id}/events`: the call's events as Server-Sent Events, from
+/// the start (or after `Last-Event-ID`), live until a final state.
+pub async fn events(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    own_call(&state, user.id, &id).await?;
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // Subscribe before reading the log, so nothing falls in between.
+    let mut live = state.calls.subscribe();
+    let stored = state.store.call_events(&id, after).await?;
+    let store = state.store.clone();
+    let stream = async_stream(move |tx| async move {
+        let mut last = after;
+        for event in stored {
+            last = event.seq;
+            let final_state = FINAL_STATES.contains(&event.state.as_str());
+            if tx.send(sse_event(&event)).await.is_err() || final_state {
+                return;
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(event) if event.call == id && event.seq > last => {
+                    last = event.seq;
+                    let final_state = FINAL_STATES.contains(&event.state.as_str());
+                    if tx.send(sse_event(&event)).await.is_err() || final_state {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Fell behind: catch up from the log.
+                    let Ok(missed) = store.call_events(&id, last).await else {
+                        return;
+                    };
+                    for event in missed {
+                        last = event.seq;
+                        let final_state = FINAL_STATES.contains(&event.state.as_str());
+                        if tx.send(sse_event(&event)).await.is_err() || final_state {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn sse_event(event: &crate::storage::CallEvent) -> Result<Event, Infallible> {
+    let detail: Value = serde_json::from_str(&event.detail).unwrap_or(Value::Null);
+    let at = chrono_free_rfc3339(event.at_ms);
+    Ok(Event::default()
+        .id(event.seq.to_string())
+        .event("state")
+        .data(
+            json!({
+                "call": event.call,
+                "seq": event.seq,
+                "state": event.state,
+                "at": at,
+                "detail": detail,
+            })
+            .to_string(),
+        ))
+}
+
+/// RFC 3339 UTC time of Unix milliseconds, without a date crate.
+fn chrono_free_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// A stream fed by a task through a small channel (the producer stops when
+/// the client goes away).
+fn async_stream<F, Fut>(produce: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chrono_free_rfc3339;
+
+    #[test]
+    fn formats_unix_milliseconds_as_rfc3339() {
+        assert_eq!(chrono_free_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            chrono_free_rfc3339(1_764_170_000_123),
+            "2025-11-26T15:13:20.123Z"
+        );
+        assert_eq!(
+            chrono_free_rfc3339(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! A per-client token bucket: each client (bearer token, else "anonymous")
+//! may send `rate` requests per second with bursts of twice that.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Most clients tracked at once; the idlest are forgotten beyond this.
+const MAX_CLIENTS: usize = 100_000;
+
+/// Request budgets per client.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_second` requests per second per client.
+    pub fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        Self {
+            rate,
+            burst: rate * 2.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `client` may make a request now (and spends one if so).
+    pub fn allow(&self, client: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(client) {
+            let burst = self.burst;
+            let rate = self.rate;
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = buckets
+            .entry(client.to_owned())
+            .or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_the_client_is_held_back_alone() {
+        let limiter = RateLimiter::new(5);
+        let passed = (0..30).filter(|_| limiter.allow("a")).count();
+        assert!((10..=12).contains(&passed), "burst of 10, got {passed}");
+        assert!(limiter.allow("b"), "another client has its own budget");
+    }
+}

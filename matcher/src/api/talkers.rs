@@ -1,0 +1,286 @@
+//! Talkers' own endpoints — enrollment with a one-time token, heartbeats —
+//! and owner tokens that let a user act on one call on their own talker.
+
+use super::{ApiError, AppState, BearerToken, CurrentTalker, CurrentUser, unix_time_f64};
+use crate::auth::{SecretKind, new_secret, secret_hash};
+use crate::registry::{Media, TalkerKind};
+use crate::storage::{AccountReport, NewAccount, NewTalker};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use splitdial_sip::call_token::{Action, Claims, TokenKind, unix_now};
+
+/// Longest talker id, name, AOR or URN accepted.
+const MAX_FIELD: usize = 256;
+/// Most accounts one talker may enroll.
+const MAX_ACCOUNTS: usize = 32;
+/// Owner tokens live this long.
+const OWNER_TOKEN_SECS: u64 = 20;
+
+/// Body of `POST /v1/talkers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    id: String,
+    public_key: String,
+    name: String,
+    kind: String,
+    media: String,
+    #[serde(default)]
+    instance: Option<String>,
+    accounts: Vec<EnrolledAccount>,
+}
+
+/// One account in an enrollment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolledAccount {
+    aor: String,
+    server: String,
+}
+
+fn field(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_FIELD || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{name} must be 1..={MAX_FIELD} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The domain of a `sip:user@domain` address, when it is one.
+fn aor_domain(aor: &str) -> Option<&str> {
+    let rest = aor.strip_prefix("sip:")?;
+    let (user, domain) = rest.split_once('@')?;
+    let ok =
+        !user.is_empty() && !domain.is_empty() && !domain.contains([';', '?', '>', '<', ' ', '@']);
+    ok.then_some(domain)
+}
+
+/// `POST /v1/talkers`: enrolls a talker with a one-time enrollment token.
+pub async fn enroll(
+    State(state): State<AppState>,
+    BearerToken(token): BearerToken,
+    body: Result<Json<Enrollment>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    field("id", &body.id)?;
+    field("name", &body.name)?;
+    let kind = TalkerKind::parse(&body.kind)
+        .ok_or_else(|| ApiError::invalid(format!("unknown kind {:?}", body.kind)))?;
+    let media = Media::parse(&body.media)
+        .ok_or_else(|| ApiError::invalid(format!("unknown media {:?}", body.media)))?;
+    let key_ok = STANDARD
+        .decode(&body.public_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .is_some();
+    if !key_ok {
+        return Err(ApiError::invalid("public_key must be a base64 Ed25519 key"));
+    }
+    if let Some(instance) = &body.instance {
+        field("instance", instance)?;
+    }
+    if body.accounts.is_empty() || body.accounts.len() > MAX_ACCOUNTS {
+        return Err(ApiError::invalid(format!(
+            "a talker enrolls 1..={MAX_ACCOUNTS} accounts"
+        )));
+    }
+    for account in &body.accounts {
+        field("accounts.aor", &account.aor)?;
+        if aor_domain(&account.aor) != Some(account.server.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "account {:?} is not a sip: address on {:?}",
+                account.aor, account.server
+            )));
+        }
+        if state.store.server(&account.server).await?.is_none() {
+            return Err(ApiError::invalid(format!(
+                "unknown server {:?}",
+                account.server
+            )));
+        }
+    }
+    // Validate before using the token up, so a typo does not burn it.
+    let hash = secret_hash(SecretKind::Enrollment, &token).ok_or_else(ApiError::unauthorized)?;
+    let owner = state
+        .store
+        .take_enrollment_token(&hash)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let credential = new_secret(SecretKind::TalkerCredential);
+    let credential_hash = secret_hash(SecretKind::TalkerCredential, &credential)
+        .ok_or_else(|| ApiError::invalid("credential"))?;
+    let talker = NewTalker {
+        id: body.id,
+        owner,
+        name: body.name,
+        kind,
+        media,
+        public_key: body.public_key,
+        instance: body.instance,
+        credential_hash,
+        accounts: body
+            .accounts
+            .into_iter()
+            .map(|a| NewAccount {
+                aor: a.aor,
+                server: a.server,
+            })
+            .collect(),
+    };
+    let talker = state
+        .store
+        .enroll_talker(&talker)
+        .await
+        .map_err(|e| match e {
+            crate::storage::StorageError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "talker_exists",
+                format!("{what} already exists"),
+            ),
+            other => other.into(),
+        })?;
+    let owner_name = state
+        .store
+        .user(owner)
+        .await?
+        .map(|u| u.name)
+        .unwrap_or_default();
+    state.metrics.enrollment();
+    tracing::info!(talker = talker.id, owner = owner_name, "talker enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "talker_id": talker.id,
+            "owner": owner_name,
+            "credential": credential,
+            "keys": state.keys.published(),
+            "time": unix_time_f64(),
+        })),
+    ))
+}
+
+/// Body of a heartbeat.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    state: String,
+    #[serde(default)]
+    accounts: Vec<HeartbeatAccount>,
+}
+
+/// One account's registration in a heartbeat.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatAccount {
+    aor: String,
+    registered: bool,
+    #[serde(default)]
+    gruu: Option<String>,
+}
+
+/// `POST /v1/talkers/{id}/heartbeat`: the talker is alive; its registrations.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    CurrentTalker(talker): CurrentTalker,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if talker.id != id {
+        return Err(ApiError::forbidden("a talker may only report for itself"));
+    }
+    let Json(body) = body?;
+    if !matches!(body.state.as_str(), "idle" | "busy") {
+        return Err(ApiError::invalid("state must be idle or busy"));
+    }
+    if body.accounts.len() > MAX_ACCOUNTS {
+        return Err(ApiError::invalid("too many accounts"));
+    }
+    let mut reports = Vec::with_capacity(body.accounts.len());
+    for account in body.accounts {
+        field("accounts.aor", &account.aor)?;
+        if let Some(gruu) = &account.gruu {
+            field("accounts.gruu", gruu)?;
+            if !gruu.starts_with("sip:") {
+                return Err(ApiError::invalid("gruu must be a sip: URI"));
+            }
+        }
+        reports.push(AccountReport {
+            aor: account.aor,
+            registered: account.registered,
+            gruu: account.gruu,
+        });
+    }
+    state
+        .store
+        .record_heartbeat(&talker.id, &body.state, &reports)
+        .await?;
+    state.metrics.heartbeat();
+    Ok(Json(json!({
+        "time": unix_time_f64(),
+        "keys": state.keys.published(),
+        "interval_s": state.settings.heartbeat_interval.as_secs(),
+    })))
+}
+
+/// Body of `POST /v1/talkers/{id}/owner-tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerTokenRequest {
+    action: Action,
+    sip_call_id: String,
+    #[serde(default)]
+    call: Option<String>,
+}
+
+/// `POST /v1/talkers/{id}/owner-tokens`: a token for one owner action on one
+/// SIP call of the user's own talker.
+pub async fn owner_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    CurrentUser(user): CurrentUser,
+    body: Result<Json<OwnerTokenRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let talker = state
+        .store
+        .talker(&id)
+        .await?
+        .filter(|t| t.owner == user.id)
+        .ok_or_else(|| ApiError::not_found("no such talker of yours"))?;
+    if !matches!(
+        body.action,
+        Action::Answer | Action::Decline | Action::Hangup
+    ) {
+        return Err(ApiError::invalid(
+            "action must be answer, decline or hangup",
+        ));
+    }
+    field("sip_call_id", &body.sip_call_id)?;
+    let now = unix_now();
+    let jti: [u8; 12] = rand::random();
+    let token = state.keys.issuer().issue(
+        TokenKind::Owner,
+        &Claims {
+            aud: talker.id.clone(),
+            jti: hex::encode(jti),
+            iat: now,
+            exp: now + OWNER_TOKEN_SECS,
+            call: body.call.unwrap_or_default(),
+            dlg: body.sip_call_id,
+            act: body.action,
+            target: None,
+        },
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expires_in": OWNER_TOKEN_SECS, "talker": talker.id})),
+    ))
+}

@@ -1,0 +1,382 @@
+//! Calls as the matcher runs them: the chosen route is handed to the call
+//! controller, its progress becomes the SSE states of DESIGN.md, and every
+//! state is written to storage as it happens, so a restart loses nothing that
+//! matters (calls whose control leg died with the old process end as
+//! `lost_control`; their media keeps flowing between the talkers).
+
+use crate::controller::{
+    CallControl, CallPlan, Controller, ControllerError, ControllerEvent, PartyId, SipTransport,
+};
+use crate::registry::{Media, Transport};
+use crate::route::Route;
+use crate::storage::{CallEvent, CallRecord, FINAL_STATES, StorageError, Store};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How long the controller waits for the caller's talker and for the callee.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTimeouts {
+    /// The caller's talker must answer the control leg within this.
+    pub talker_answer: Duration,
+    /// The callee must answer within this after the REFER.
+    pub callee_answer: Duration,
+}
+
+impl Default for CallTimeouts {
+    fn default() -> Self {
+        Self {
+            talker_answer: Duration::from_secs(15),
+            callee_answer: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What can go wrong starting or steering a call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The controller refused or failed.
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// The route's server has a proxy address we cannot use.
+    #[error("server {domain:?} has an unusable proxy address {proxy:?} (want IP:port)")]
+    BadProxy {
+        /// Server domain.
+        domain: String,
+        /// The stored proxy.
+        proxy: String,
+    },
+    /// The call is not live on this instance (over, or owned by another).
+    #[error("call {0:?} is not live on this matcher")]
+    NotLive(String),
+    /// The matcher is shutting down.
+    #[error("the matcher is shutting down")]
+    ShuttingDown,
+}
+
+struct LiveCall {
+    control: CallControl,
+    server: String,
+}
+
+/// Starts, steers and records calls; shared by the HTTP handlers.
+#[derive(Clone)]
+pub struct CallService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    controller: Mutex<Option<Controller>>,
+    instance: String,
+    timeouts: CallTimeouts,
+    live: Mutex<HashMap<String, LiveCall>>,
+    events: broadcast::Sender<CallEvent>,
+}
+
+impl CallService {
+    /// Takes over `controller`; first marks the calls this `instance` left
+    /// unfinished (a previous run) as `lost_control`.
+    pub async fn start(
+        store: Store,
+        controller: Controller,
+        instance: impl Into<String>,
+        timeouts: CallTimeouts,
+    ) -> Result<Self, CallError> {
+        let instance = instance.into();
+        for call in store.unfinished_calls(&instance).await? {
+            tracing::warn!(call, "call was live when the matcher stopped: lost control");
+            store
+                .append_call_event(
+                    &call,
+                    "lost_control",
+                    Some("matcher_restarted"),
+                    &json!({"reason": "matcher_restarted"}).to_string(),
+                )
+                .await?;
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                controller: Mutex::new(Some(controller)),
+                instance,
+                timeouts,
+                live: Mutex::new(HashMap::new()),
+                events,
+            }),
+        })
+    }
+
+    /// Every call event as it is recorded (the SSE streams filter by call).
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// How many calls this instance is steering now.
+    pub fn live_calls(&self) -> usize {
+        self.inner.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Records a new call on `route` and has the controller place it. Returns
+    /// the call's record; progress follows as events.
+    pub async fn place(
+        &self,
+        caller: i64,
+        contact_id: i64,
+        route: &Route,
+        media: Media,
+        route_json: String,
+    ) -> Result<CallRecord, CallError> {
+        let proxy: SocketAddr = route
+            .server
+            .proxy
+            .parse()
+            .map_err(|_| CallError::BadProxy {
+                domain: route.server.domain.clone(),
+                proxy: route.server.proxy.clone(),
+            })?;
+        let id = new_call_id();
+        let record = CallRecord {
+            id: id.clone(),
+            caller,
+            contact_id,
+            route: route_json,
+            media: media.as_str().to_owned(),
+            state: "matching".into(),
+            reason: None,
+            owner_instance: self.inner.instance.clone(),
+            created_at: crate::storage::now_secs(),
+            ended_at: None,
+        };
+        self.inner.store.insert_call(&record).await?;
+        self.record(
+            &id,
+            "matching",
+            None,
+            json!({"server": route.server.domain}),
+        )
+        .await?;
+        let plan = CallPlan {
+            call_id: id.clone(),
+            server_domain: route.server.domain.clone(),
+            proxy,
+            transport: match route.server.transport {
+                Transport::Tcp => SipTransport::Tcp,
+                Transport::Udp => SipTransport::Udp,
+            },
+            controller_uri: format!("sip:splitdial-matcher@{}", route.server.domain),
+            caller_talker_id: route.caller_talker.id.clone(),
+            caller_target: route
+                .caller_account
+                .gruu
+                .clone()
+                .unwrap_or_else(|| route.caller_account.aor.clone()),
+            callee_uri: route.callee.aor.clone(),
+            talker_answer_timeout: self.inner.timeouts.talker_answer,
+            callee_answer_timeout: self.inner.timeouts.callee_answer,
+        };
+        let placed = {
+            let controller = self
+                .inner
+                .controller
+                .lock()
+                .map_err(|_| CallError::ShuttingDown)?;
+            let controller = controller.as_ref().ok_or(CallError::ShuttingDown)?;
+            controller.place(plan)
+        };
+        let mut handle = match placed {
+            Ok(handle) => handle,
+            Err(error) => {
+                self.record(
+                    &id,
+                    "ended",
+                    Some("error"),
+                    json!({"reason": "error", "message": error.to_string()}),
+                )
+                .await?;
+                return Err(error.into());
+            }
+        };
+        if let Ok(mut live) = self.inner.live.lock() {
+            live.insert(
+                id.clone(),
+                LiveCall {
+                    control: handle.control.clone(),
+                    server: route.server.domain.clone(),
+                },
+            );
+        }
+        let service = self.clone();
+        let call = id.clone();
+        tokio::spawn(async move {
+            while let Some(event) = handle.events.recv().await {
+                let last = event.is_final();
+                if let Err(error) = service.on_event(&call, event).await {
+                    tracing::error!(call, %error, "could not record a call event");
+                }
+                if last {
+                    break;
+                }
+            }
+            if let Ok(mut live) = service.inner.live.lock() {
+                live.remove(&call);
+            }
+            // A controller that vanished without a final event lost the call.
+            if let Ok(Some(record)) = service.inner.store.call(&call).await
+                && !FINAL_STATES.contains(&record.state.as_str())
+            {
+                let _ = service
+                    .record(&call, "lost_control", Some("controller_gone"), json!({}))
+                    .await;
+            }
+        });
+        Ok(self.inner.store.call(&id).await?.unwrap_or(record))
+    }
+
+    async fn on_event(&self, call: &str, event: ControllerEvent) -> Result<(), CallError> {
+        let (state, reason, detail) = match event {
+            ControllerEvent::DialingTalker => ("dialing_talker", None, json!({})),
+            ControllerEvent::TalkerAnswered => ("talker_answered", None, json!({})),
+            ControllerEvent::CalleeRinging { party } => {
+                ("callee_ringing", None, json!({"party": party.0}))
+            }
+            ControllerEvent::Connected { party } => ("connected", None, json!({"party": party.0})),
+            ControllerEvent::PartyFailed { party, code } => {
+                let state = self.current_state(call).await?;
+                (
+                    leak_state(&state),
+                    None,
+                    json!({"party": party.0, "party_state": "failed", "sip_code": code}),
+                )
+            }
+            ControllerEvent::PartyEnded { party } => {
+                let state = self.current_state(call).await?;
+                (
+                    leak_state(&state),
+                    None,
+                    json!({"party": party.0, "party_state": "ended"}),
+                )
+            }
+            ControllerEvent::HandedOff => ("handed_off", None, json!({})),
+            ControllerEvent::Ended { reason } => {
+                let code = reason.code();
+                let mut detail = json!({"reason": code});
+                if let Some(sip) = reason.sip_code() {
+                    detail["sip_code"] = json!(sip);
+                }
+                ("ended", Some(code), detail)
+            }
+        };
+        self.record(call, state, reason, detail).await
+    }
+
+    async fn current_state(&self, call: &str) -> Result<String, CallError> {
+        Ok(self
+            .inner
+            .store
+            .call(call)
+            .await?
+            .map(|c| c.state)
+            .unwrap_or_else(|| "connected".into()))
+    }
+
+    async fn record(
+        &self,
+        call: &str,
+        state: &str,
+        reason: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), CallError> {
+        let event = self
+            .inner
+            .store
+            .append_call_event(call, state, reason, &detail.to_string())
+            .await?;
+        tracing::info!(call, state, seq = event.seq, %detail, "call event");
+        // No subscriber is fine: the event is stored.
+        let _ = self.inner.events.send(event);
+        Ok(())
+    }
+
+    /// Hangs up a live call (BYE on its control leg, or CANCEL while the
+    /// talker has not answered).
+    pub fn hang_up(&self, call: &str) -> Result<(), CallError> {
+        let live = self
+            .inner
+            .live
+            .lock()
+            .map_err(|_| CallError::ShuttingDown)?;
+        let entry = live
+            .get(call)
+            .ok_or_else(|| CallError::NotLive(call.to_owned()))?;
+        Ok(entry.control.hang_up()?)
+    }
+
+    /// The server domain a live call runs through.
+    pub fn live_server(&self, call: &str) -> Option<String> {
+        self.inner
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| l.get(call).map(|c| c.server.clone()))
+    }
+
+    /// Adds a party to a live call: another REFER in its control leg.
+    pub async fn add_party(&self, call: &str, uri: &str) -> Result<PartyId, CallError> {
+        let control = self
+            .inner
+            .live
+            .lock()
+            .map_err(|_| CallError::ShuttingDown)?
+            .get(call)
+            .map(|c| c.control.clone())
+            .ok_or_else(|| CallError::NotLive(call.to_owned()))?;
+        Ok(control.add_party(uri).await?)
+    }
+
+    /// Graceful shutdown: the controller BYEs every active control leg.
+    pub async fn shutdown(&self) {
+        let controller = self.inner.controller.lock().ok().and_then(|mut c| c.take());
+        if let Some(controller) = controller {
+            controller.shutdown().await;
+        }
+        // Give the event tasks a moment to record the final states.
+        for _ in 0..50 {
+            if self.live_calls() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The `&'static str` of a stored state word (unknown words read as `connected`).
+fn leak_state(state: &str) -> &'static str {
+    const STATES: [&str; 8] = [
+        "matching",
+        "dialing_talker",
+        "talker_answered",
+        "callee_ringing",
+        "connected",
+        "handed_off",
+        "lost_control",
+        "ended",
+    ];
+    STATES
+        .into_iter()
+        .find(|s| *s == state)
+        .unwrap_or("connected")
+}
+
+/// A new call id: `c_` and 16 random bytes, hex.
+fn new_call_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("c_{}", hex::encode(bytes))
+}

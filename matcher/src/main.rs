@@ -1,0 +1,75 @@
+//! `matcher`: serves the registry, route ranking, call controller and HTTP
+//! API, or runs one admin command against the registry.
+
+use anyhow::Context;
+use clap::Parser;
+use matcher::api::ApiSettings;
+use matcher::calls::CallTimeouts;
+use matcher::cli::{Cli, run_admin};
+use matcher::server::{MatcherConfig, RunningMatcher};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("matcher: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = cli.db.unwrap_or_else(matcher::storage::default_url);
+    if let Some(command) = cli.command {
+        let store = matcher::storage::Store::open(&db)
+            .await
+            .context("opening the database")?;
+        let result = run_admin(&store, command, cli.json).await;
+        store.close().await;
+        return result;
+    }
+    let serve = cli.serve;
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db,
+        listen: serve.listen,
+        sip_listen: serve.sip_listen,
+        instance: serve.instance,
+        api: ApiSettings {
+            heartbeat_interval: Duration::from_secs(serve.heartbeat_interval),
+            max_heartbeat_age: Duration::from_secs(serve.heartbeat_interval * 5 / 2),
+            rate_per_second: serve.rate,
+            ..ApiSettings::default()
+        },
+        timeouts: CallTimeouts {
+            talker_answer: Duration::from_secs(serve.talker_timeout),
+            callee_answer: Duration::from_secs(serve.callee_timeout),
+        },
+    })
+    .await?;
+    println!(
+        "matcher ready http {} sip {}",
+        matcher.http_addr(),
+        matcher.sip_addr()
+    );
+    shutdown_signal().await?;
+    tracing::info!("shutting down: ending live calls");
+    matcher.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! A route query end to end: the caller's contact, both sides' talkers and
+//! accounts and the servers involved, read from storage, then ranked by the
+//! pure `route` module. Shared by `GET /v1/routes`, `POST /v1/calls` and the
+//! route benchmark.
+
+use crate::registry::{ContactTarget, Media, User};
+use crate::route::{
+    CalleeSide, CallerSide, Route, RouteError, RouteQuery, TalkerAccounts, rank_routes,
+};
+use crate::storage::{ContactView, StorageError, Store};
+
+/// Why a route query has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteQueryError {
+    /// The callee is not one of the user's contacts.
+    #[error("{0:?} is not one of your contacts")]
+    UnknownContact(String),
+    /// The callee (a user) has not added the caller back.
+    #[error("{0:?} has not added you back yet")]
+    NotAccepted(String),
+    /// Ranking found no route.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Ranks the routes from `user`'s `designated` talkers (all of them, oldest
+/// first, when empty) to their contact `callee`.
+pub async fn find_routes(
+    store: &Store,
+    user: &User,
+    designated: &[String],
+    callee: &str,
+    media: Media,
+    max_heartbeat_age_s: i64,
+) -> Result<(ContactView, Vec<Route>), RouteQueryError> {
+    let contact = store
+        .contact_by_name(user.id, callee)
+        .await?
+        .ok_or_else(|| RouteQueryError::UnknownContact(callee.to_owned()))?;
+    if !contact.accepted {
+        return Err(RouteQueryError::NotAccepted(callee.to_owned()));
+    }
+    let mine = store.talkers_with_accounts(user.id).await?;
+    let designated = if designated.is_empty() {
+        mine.iter().map(|(t, _)| t.id.clone()).collect()
+    } else {
+        designated.to_vec()
+    };
+    let mut domains: Vec<String> = mine
+        .iter()
+        .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone()))
+        .collect();
+    let callee_side = match &contact.contact.target {
+        ContactTarget::User { user: other } => {
+            let theirs = store.talkers_with_accounts(*other).await?;
+            domains.extend(
+                theirs
+                    .iter()
+                    .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone())),
+            );
+            CalleeSide::User {
+                user: *other,
+                talkers: theirs
+                    .into_iter()
+                    .map(|(talker, accounts)| TalkerAccounts { talker, accounts })
+                    .collect(),
+            }
+        }
+        ContactTarget::Address { aor, server } => {
+            domains.push(server.clone());
+            CalleeSide::address(aor.clone(), server.clone())
+        }
+    };
+    domains.sort();
+    domains.dedup();
+    let servers = store.servers_named(&domains).await?;
+    let caller = CallerSide {
+        user: user.id,
+        designated,
+        talkers: mine
+            .into_iter()
+            .map(|(talker, accounts)| TalkerAccounts { talker, accounts })
+            .collect(),
+    };
+    let query = RouteQuery {
+        media,
+        now: crate::storage::now_secs(),
+        max_heartbeat_age_s,
+    };
+    let routes = rank_routes(&caller, &callee_side, &servers, &query)?;
+    Ok((contact, routes))
+}

@@ -1,0 +1,126 @@
+//! A running matcher: storage, keys, the call controller and the HTTP API wired
+//! together, with an orderly shutdown (stop accepting, BYE the live control
+//! legs, close the database).
+
+use crate::api::{self, ApiSettings, AppState, RateLimiter};
+use crate::calls::{CallService, CallTimeouts};
+use crate::controller::{Controller, ControllerConfig};
+use crate::metrics::Metrics;
+use crate::signing::KeyRing;
+use crate::storage::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How to run a matcher.
+#[derive(Debug, Clone)]
+pub struct MatcherConfig {
+    /// Database URL.
+    pub db: String,
+    /// HTTP API address.
+    pub listen: SocketAddr,
+    /// The controller's SIP address.
+    pub sip_listen: SocketAddr,
+    /// Instance name (owner of its calls).
+    pub instance: String,
+    /// API settings.
+    pub api: ApiSettings,
+    /// Call timeouts.
+    pub timeouts: CallTimeouts,
+}
+
+/// A matcher serving HTTP and SIP.
+pub struct RunningMatcher {
+    http: SocketAddr,
+    sip: SocketAddr,
+    calls: CallService,
+    store: Store,
+    stop: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl RunningMatcher {
+    /// Opens the database, loads the keys, starts the controller and the API.
+    pub async fn start(config: MatcherConfig) -> anyhow::Result<Self> {
+        let store = Store::open(&config.db)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&config.db)))?;
+        let keys = KeyRing::load(&store)
+            .await
+            .context("loading signing keys")?;
+        let controller = Controller::start(ControllerConfig {
+            listen: config.sip_listen,
+            issuer: keys.issuer(),
+            user_agent: format!("splitdial-matcher/{}", env!("CARGO_PKG_VERSION")),
+        })
+        .await
+        .with_context(|| format!("starting the call controller on {}", config.sip_listen))?;
+        let sip = controller.local_addr();
+        let calls =
+            CallService::start(store.clone(), controller, &config.instance, config.timeouts)
+                .await
+                .context("recovering call records")?;
+        let state = AppState {
+            store: store.clone(),
+            keys,
+            calls: calls.clone(),
+            metrics: Arc::new(Metrics::default()),
+            limiter: Arc::new(RateLimiter::new(config.api.rate_per_second)),
+            settings: config.api,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the HTTP API to {}", config.listen))?;
+        let http = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let app = api::router(state);
+        let stopped = stop.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+        Ok(Self {
+            http,
+            sip,
+            calls,
+            store,
+            stop,
+            server,
+        })
+    }
+
+    /// The HTTP API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The controller's SIP address.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip
+    }
+
+    /// Stops: the controller BYEs every live control leg (their calls end as
+    /// `ended`/`hung_up`), the API stops, the database closes.
+    pub async fn shutdown(self) {
+        self.calls.shutdown().await;
+        self.stop.cancel();
+        // Open SSE streams may hold the server; do not wait for ever.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.server).await;
+        self.store.close().await;
+    }
+}
+
+/// A database URL fit for logs (no password).
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,114 @@
+//! The matcher's token-signing keys: loaded from storage (created on first
+//! start), the newest signs, all current ones are published to talkers in
+//! heartbeat and enrollment replies.
+
+use crate::storage::{StorageError, Store};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+use splitdial_sip::call_token::{Issuer, key_id};
+use std::sync::Arc;
+
+/// How long a retired key stays published, so pinned sets roll over.
+pub const KEY_OVERLAP_SECS: i64 = 24 * 3600;
+
+/// A public key as talkers receive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedKey {
+    /// Key id.
+    pub kid: String,
+    /// Ed25519 public key, standard base64.
+    pub public_key: String,
+}
+
+/// The signing side: the issuer of new tokens and the published key set.
+#[derive(Clone)]
+pub struct KeyRing {
+    issuer: Arc<Issuer>,
+    published: Vec<PublishedKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("kid", &self.issuer.kid())
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+/// Errors loading keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored seed is not 32 bytes of hex.
+    #[error("stored signing key {0:?} is corrupt")]
+    Corrupt(String),
+}
+
+fn issuer_from(seed_hex: &str, kid: &str) -> Result<Issuer, KeyError> {
+    let seed: [u8; 32] = hex::decode(seed_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| KeyError::Corrupt(kid.to_owned()))?;
+    Ok(Issuer::new(seed, kid))
+}
+
+fn new_key() -> (String, String) {
+    let seed: [u8; 32] = rand::random();
+    let kid = key_id(&Issuer::new(seed, "").verifying_key());
+    (kid, hex::encode(seed))
+}
+
+impl KeyRing {
+    /// Loads the key set, creating the first key when there is none.
+    pub async fn load(store: &Store) -> Result<Self, KeyError> {
+        let mut keys = store.signing_keys(KEY_OVERLAP_SECS).await?;
+        if !keys.iter().any(|k| k.retired_at.is_none()) {
+            let (kid, seed) = new_key();
+            store.add_signing_key(&kid, &seed).await?;
+            tracing::info!(kid, "created the matcher's first token-signing key");
+            keys = store.signing_keys(KEY_OVERLAP_SECS).await?;
+        }
+        let current = keys
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .ok_or_else(|| KeyError::Corrupt("no current key".into()))?;
+        let issuer = issuer_from(&current.seed_hex, &current.kid)?;
+        let published = keys
+            .iter()
+            .map(|k| {
+                let key = issuer_from(&k.seed_hex, &k.kid)?.verifying_key();
+                Ok(PublishedKey {
+                    kid: k.kid.clone(),
+                    public_key: STANDARD.encode(key.as_bytes()),
+                })
+            })
+            .collect::<Result<_, KeyError>>()?;
+        Ok(Self {
+            issuer: Arc::new(issuer),
+            published,
+        })
+    }
+
+    /// Makes a new signing key and retires the others (they stay published for
+    /// [`KEY_OVERLAP_SECS`]); returns the new kid.
+    pub async fn rotate(store: &Store) -> Result<String, KeyError> {
+        let (kid, seed) = new_key();
+        store.add_signing_key(&kid, &seed).await?;
+        store.retire_signing_keys_except(&kid).await?;
+        Ok(kid)
+    }
+
+    /// The issuer of new tokens (the newest key).
+    pub fn issuer(&self) -> Arc<Issuer> {
+        Arc::clone(&self.issuer)
+    }
+
+    /// Every key talkers should accept now.
+    pub fn published(&self) -> &[PublishedKey] {
+        &self.published
+    }
+}

@@ -1,0 +1,198 @@
+//! Call records and their event log: who called whom, through which route, how
+//! it went. Written as the call goes, so a restart loses nothing that matters.
+
+use super::{Result, StorageError, Store, conflict_or, now_secs};
+use crate::registry::UserId;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// One call as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    /// The matcher's call id.
+    pub id: String,
+    /// Calling user.
+    pub caller: UserId,
+    /// The contact called.
+    pub contact_id: i64,
+    /// The chosen route, as JSON.
+    pub route: String,
+    /// `audio` or `video`.
+    pub media: String,
+    /// Latest state (an SSE state word).
+    pub state: String,
+    /// End reason code, once ended.
+    pub reason: Option<String>,
+    /// The matcher instance that owns the control leg.
+    pub owner_instance: String,
+    /// Unix seconds it was requested.
+    pub created_at: i64,
+    /// Unix seconds it ended, if it did.
+    pub ended_at: Option<i64>,
+}
+
+/// One state change of a call, as the SSE stream sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallEvent {
+    /// The call.
+    pub call: String,
+    /// 1, 2, 3... per call.
+    pub seq: i64,
+    /// State word.
+    pub state: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// Details (JSON text).
+    pub detail: String,
+}
+
+/// States after which nothing more happens to a call.
+pub const FINAL_STATES: [&str; 3] = ["ended", "handed_off", "lost_control"];
+
+fn call_from(row: &AnyRow) -> Result<CallRecord> {
+    Ok(CallRecord {
+        id: row.try_get("id")?,
+        caller: row.try_get("caller")?,
+        contact_id: row.try_get("contact_id")?,
+        route: row.try_get("route")?,
+        media: row.try_get("media")?,
+        state: row.try_get("state")?,
+        reason: row.try_get("reason")?,
+        owner_instance: row.try_get("owner_instance")?,
+        created_at: row.try_get("created_at")?,
+        ended_at: row.try_get("ended_at")?,
+    })
+}
+
+const CALL_COLUMNS: &str =
+    "id, caller, contact_id, route, media, state, reason, owner_instance, created_at, ended_at";
+
+impl Store {
+    /// Records a new call.
+    pub async fn insert_call(&self, call: &CallRecord) -> Result<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO calls ({CALL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )))
+        .bind(&call.id)
+        .bind(call.caller)
+        .bind(call.contact_id)
+        .bind(&call.route)
+        .bind(&call.media)
+        .bind(&call.state)
+        .bind(call.reason.as_deref())
+        .bind(&call.owner_instance)
+        .bind(call.created_at)
+        .bind(call.ended_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| conflict_or(e, || format!("call {:?}", call.id)))?;
+        Ok(())
+    }
+
+    /// The call with this id.
+    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(call_from).transpose()
+    }
+
+    /// Appends an event and moves the call to its state (ending it when the
+    /// state is final), in one transaction. Returns the event's sequence number.
+    pub async fn append_call_event(
+        &self,
+        call: &str,
+        state: &str,
+        reason: Option<&str>,
+        detail: &str,
+    ) -> Result<CallEvent> {
+        let mut tx = self.pool().begin().await?;
+        let row =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM call_events WHERE call_id = $1")
+                .bind(call)
+                .fetch_one(&mut *tx)
+                .await?;
+        let last: i64 = row.try_get("last")?;
+        let at_ms = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default(),
+        )
+        .unwrap_or(i64::MAX);
+        let event = CallEvent {
+            call: call.to_owned(),
+            seq: last + 1,
+            state: state.to_owned(),
+            at_ms,
+            detail: detail.to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO call_events (call_id, seq, state, at_ms, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&event.call)
+        .bind(event.seq)
+        .bind(&event.state)
+        .bind(event.at_ms)
+        .bind(&event.detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("event {} of call {call:?}", event.seq)))?;
+        let ended_at = FINAL_STATES.contains(&state).then(now_secs);
+        let updated = sqlx::query(
+            "UPDATE calls SET state = $1, reason = COALESCE($2, reason), \
+             ended_at = COALESCE($3, ended_at) WHERE id = $4",
+        )
+        .bind(state)
+        .bind(reason)
+        .bind(ended_at)
+        .bind(call)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("call {call:?}")));
+        }
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// A call's events after `after_seq`, in order.
+    pub async fn call_events(&self, call: &str, after_seq: i64) -> Result<Vec<CallEvent>> {
+        let rows = sqlx::query(
+            "SELECT call_id, seq, state, at_ms, detail FROM call_events \
+             WHERE call_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(call)
+        .bind(after_seq)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallEvent {
+                    call: r.try_get("call_id")?,
+                    seq: r.try_get("seq")?,
+                    state: r.try_get("state")?,
+                    at_ms: r.try_get("at_ms")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ids of the calls `instance` owned that had not ended: after a restart of
+    /// that instance their control legs are gone.
+    pub async fn unfinished_calls(&self, instance: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM calls WHERE owner_instance = $1 \
+             AND state NOT IN ('ended', 'handed_off', 'lost_control') ORDER BY created_at, id",
+        )
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+}

@@ -1,0 +1,228 @@
+//! Talkers and their SIP accounts: enrollment, heartbeats and the lookups route
+//! ranking needs.
+
+use super::{Result, StorageError, Store, conflict_or, now_secs};
+use crate::registry::{Account, Media, Talker, TalkerKind, UserId};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// A talker being enrolled.
+#[derive(Debug, Clone)]
+pub struct NewTalker {
+    /// Its id (the agent derives it from its key).
+    pub id: String,
+    /// Owner.
+    pub owner: UserId,
+    /// Human name.
+    pub name: String,
+    /// Device kind.
+    pub kind: TalkerKind,
+    /// Media it carries.
+    pub media: Media,
+    /// Ed25519 public key, standard base64.
+    pub public_key: String,
+    /// RFC 5626 instance URN, if it sent one.
+    pub instance: Option<String>,
+    /// Hash of the credential it will use for heartbeats.
+    pub credential_hash: String,
+    /// Its accounts, in its own order of preference.
+    pub accounts: Vec<NewAccount>,
+}
+
+/// One account of a talker being enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// Address of record.
+    pub aor: String,
+    /// Server domain (must be a known server).
+    pub server: String,
+}
+
+/// What a heartbeat says of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountReport {
+    /// Address of record.
+    pub aor: String,
+    /// Whether it is registered right now.
+    pub registered: bool,
+    /// Its public GRUU, when the server gave one.
+    pub gruu: Option<String>,
+}
+
+const TALKER_COLUMNS: &str = "id, owner, name, kind, media, public_key, instance, last_seen";
+
+fn talker_from(row: &AnyRow) -> Result<Talker> {
+    let kind: String = row.try_get("kind")?;
+    let media: String = row.try_get("media")?;
+    Ok(Talker {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        kind: TalkerKind::parse(&kind)
+            .ok_or_else(|| StorageError::Corrupt(format!("talker kind {kind:?}")))?,
+        media: Media::parse(&media)
+            .ok_or_else(|| StorageError::Corrupt(format!("talker media {media:?}")))?,
+        public_key: row.try_get("public_key")?,
+        instance: row.try_get("instance")?,
+        last_seen: row.try_get("last_seen")?,
+    })
+}
+
+fn account_from(row: &AnyRow) -> Result<Account> {
+    let registered: i64 = row.try_get("registered")?;
+    Ok(Account {
+        talker: row.try_get("talker_id")?,
+        aor: row.try_get("aor")?,
+        server: row.try_get("server")?,
+        registered: registered != 0,
+        gruu: row.try_get("gruu")?,
+    })
+}
+
+impl Store {
+    /// Enrolls a talker with its accounts in one transaction.
+    /// [`StorageError::Conflict`] when the id is taken, [`StorageError::NotFound`]
+    /// when an account names an unknown server.
+    pub async fn enroll_talker(&self, talker: &NewTalker) -> Result<Talker> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO talkers (id, owner, name, kind, media, public_key, instance, \
+             credential_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&talker.id)
+        .bind(talker.owner)
+        .bind(&talker.name)
+        .bind(talker.kind.as_str())
+        .bind(talker.media.as_str())
+        .bind(&talker.public_key)
+        .bind(talker.instance.as_deref())
+        .bind(&talker.credential_hash)
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("talker {:?}", talker.id)))?;
+        for (position, account) in (0_i64..).zip(&talker.accounts) {
+            sqlx::query(
+                "INSERT INTO accounts (talker_id, aor, server, position) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&talker.id)
+            .bind(&account.aor)
+            .bind(&account.server)
+            .bind(position)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                conflict_or(e, || {
+                    format!("account {:?} on server {:?}", account.aor, account.server)
+                })
+            })?;
+        }
+        tx.commit().await?;
+        self.talker(&talker.id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(format!("talker {:?}", talker.id)))
+    }
+
+    /// The talker with this id.
+    pub async fn talker(&self, id: &str) -> Result<Option<Talker>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TALKER_COLUMNS} FROM talkers WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(talker_from).transpose()
+    }
+
+    /// The talker whose heartbeat credential hashes to `credential_hash`.
+    pub async fn talker_by_credential(&self, credential_hash: &str) -> Result<Option<Talker>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TALKER_COLUMNS} FROM talkers WHERE credential_hash = $1"
+        )))
+        .bind(credential_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(talker_from).transpose()
+    }
+
+    /// A user's talkers, oldest first.
+    pub async fn talkers_of(&self, owner: UserId) -> Result<Vec<Talker>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TALKER_COLUMNS} FROM talkers WHERE owner = $1 ORDER BY created_at, id"
+        )))
+        .bind(owner)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(talker_from).collect()
+    }
+
+    /// A talker's accounts in its own order.
+    pub async fn accounts_of(&self, talker: &str) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT talker_id, aor, server, registered, gruu FROM accounts \
+             WHERE talker_id = $1 ORDER BY position",
+        )
+        .bind(talker)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    /// A user's talkers, each with its accounts: what route ranking works on.
+    pub async fn talkers_with_accounts(
+        &self,
+        owner: UserId,
+    ) -> Result<Vec<(Talker, Vec<Account>)>> {
+        let talkers = self.talkers_of(owner).await?;
+        let rows = sqlx::query(
+            "SELECT a.talker_id, a.aor, a.server, a.registered, a.gruu FROM accounts a \
+             JOIN talkers t ON t.id = a.talker_id WHERE t.owner = $1 ORDER BY a.talker_id, a.position",
+        )
+        .bind(owner)
+        .fetch_all(self.pool())
+        .await?;
+        let mut accounts: Vec<Account> = rows.iter().map(account_from).collect::<Result<_>>()?;
+        Ok(talkers
+            .into_iter()
+            .map(|t| {
+                let mine = accounts
+                    .extract_if(.., |a| a.talker == t.id)
+                    .collect::<Vec<_>>();
+                (t, mine)
+            })
+            .collect())
+    }
+
+    /// Records a heartbeat: the talker is seen now, in `state`, and each reported
+    /// account's registration (accounts it does not have are ignored).
+    pub async fn record_heartbeat(
+        &self,
+        talker: &str,
+        state: &str,
+        accounts: &[AccountReport],
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query("UPDATE talkers SET last_seen = $1, state = $2 WHERE id = $3")
+            .bind(now_secs())
+            .bind(state)
+            .bind(talker)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("talker {talker:?}")));
+        }
+        for report in accounts {
+            sqlx::query(
+                "UPDATE accounts SET registered = $1, gruu = $2 WHERE talker_id = $3 AND aor = $4",
+            )
+            .bind(i64::from(report.registered))
+            .bind(report.gruu.as_deref())
+            .bind(talker)
+            .bind(&report.aor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,493 @@
+//! The HTTP API against a real matcher (in-process, SQLite file): the
+//! authorization matrix — every endpoint with no token, a bad token, another
+//! user's token and the right one — and bad bodies answered with JSON errors.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use matcher::api::ApiSettings;
+use matcher::auth::{SecretKind, new_secret, secret_hash};
+use matcher::calls::CallTimeouts;
+use matcher::registry::{ContactTarget, ControllerTrust, Server, Transport};
+use matcher::server::{MatcherConfig, RunningMatcher};
+use matcher::storage::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct World {
+    matcher: RunningMatcher,
+    base: String,
+    alice: String,
+    bob: String,
+    carol_enroll: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn token(store: &Store, user: i64) -> String {
+    let t = new_secret(SecretKind::UserToken);
+    store
+        .add_api_token(
+            user,
+            &secret_hash(SecretKind::UserToken, &t).unwrap(),
+            "test",
+        )
+        .await
+        .unwrap();
+    t
+}
+
+fn public_key() -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    STANDARD.encode(key.verifying_key().as_bytes())
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("m.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let alice = store.add_user("alice", "Alice").await.unwrap();
+    let bob = store.add_user("bob", "Bob").await.unwrap();
+    let carol = store.add_user("carol", "Carol").await.unwrap();
+    store
+        .add_server(&Server {
+            domain: "family.example".into(),
+            // Nothing listens there: calls fail fast, which is all this test needs.
+            proxy: "127.0.0.1:9".into(),
+            transport: Transport::Tcp,
+            cost: 1,
+            trust: ControllerTrust::Address,
+        })
+        .await
+        .unwrap();
+    store
+        .add_contact(alice.id, "bob", &ContactTarget::User { user: bob.id })
+        .await
+        .unwrap();
+    store
+        .add_contact(bob.id, "alice", &ContactTarget::User { user: alice.id })
+        .await
+        .unwrap();
+    store
+        .add_contact(alice.id, "carol", &ContactTarget::User { user: carol.id })
+        .await
+        .unwrap();
+    let alice_token = token(&store, alice.id).await;
+    let bob_token = token(&store, bob.id).await;
+    let carol_enroll = new_secret(SecretKind::Enrollment);
+    store
+        .add_enrollment_token(
+            carol.id,
+            &secret_hash(SecretKind::Enrollment, &carol_enroll).unwrap(),
+            matcher::storage::now_secs() + 600,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        instance: "test".into(),
+        api: ApiSettings {
+            rate_per_second: 1000,
+            ..ApiSettings::default()
+        },
+        timeouts: CallTimeouts {
+            talker_answer: Duration::from_secs(2),
+            callee_answer: Duration::from_secs(2),
+        },
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", matcher.http_addr());
+    World {
+        matcher,
+        base,
+        alice: alice_token,
+        bob: bob_token,
+        carol_enroll,
+        _dir: dir,
+    }
+}
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn enrollment(id: &str, aor: &str) -> Value {
+    json!({
+        "id": id, "public_key": public_key(), "name": format!("{id} device"), "kind": "tv",
+        "media": "video", "instance": format!("urn:uuid:{id}"),
+        "accounts": [{"aor": aor, "server": "family.example"}],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_authorizes_every_request() {
+    let w = world().await;
+    let b = w.base.as_str();
+
+    // Enroll two talkers (alice's through a fresh token, bob's too) to have ids.
+    let (status, body) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.carol_enroll),
+        Some(enrollment("carol-tv", "sip:carol@family.example")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let carol_credential = body["credential"].as_str().unwrap().to_owned();
+    assert!(body["keys"][0]["public_key"].is_string());
+    assert!(body["time"].as_f64().unwrap() > 1.7e9);
+    // The token is used up.
+    let (status, body) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.carol_enroll),
+        Some(enrollment("carol-pc", "sip:carol-pc@family.example")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // A user's API token is no enrollment token.
+    let (status, _) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.alice),
+        Some(enrollment("x", "sip:x@family.example")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        None,
+        Some(enrollment("x", "sip:x@family.example")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Heartbeat: only the talker's own credential, only for itself.
+    let beat = json!({"state": "idle", "accounts": [{"aor": "sip:carol@family.example", "registered": true}]});
+    for (token, expected) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("sdt_bogus"), StatusCode::UNAUTHORIZED),
+        (Some(w.alice.as_str()), StatusCode::UNAUTHORIZED),
+        (Some(carol_credential.as_str()), StatusCode::OK),
+    ] {
+        let (status, body) = call(
+            b,
+            Method::POST,
+            "/v1/talkers/carol-tv/heartbeat",
+            token,
+            Some(beat.clone()),
+        )
+        .await;
+        assert_eq!(status, expected, "heartbeat with {token:?}: {body}");
+    }
+    let (status, _) = call(
+        b,
+        Method::POST,
+        "/v1/talkers/other-talker/heartbeat",
+        Some(&carol_credential),
+        Some(beat.clone()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a talker reports only for itself"
+    );
+
+    // User endpoints: 401 without or with a bad token.
+    let user_endpoints: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/v1/me".into(), None),
+        (Method::GET, "/v1/me/talkers".into(), None),
+        (Method::GET, "/v1/me/contacts".into(), None),
+        (Method::GET, "/v1/routes?callee=bob".into(), None),
+        (
+            Method::POST,
+            "/v1/calls".into(),
+            Some(json!({"callee": "bob"})),
+        ),
+        (Method::GET, "/v1/calls/c_x".into(), None),
+        (Method::DELETE, "/v1/calls/c_x".into(), None),
+        (Method::GET, "/v1/calls/c_x/events".into(), None),
+        (
+            Method::POST,
+            "/v1/calls/c_x/parties".into(),
+            Some(json!({"callee": "bob"})),
+        ),
+        (
+            Method::POST,
+            "/v1/talkers/carol-tv/owner-tokens".into(),
+            Some(json!({"action": "answer", "sip_call_id": "x"})),
+        ),
+    ];
+    for (method, path, body) in &user_endpoints {
+        for token in [
+            None,
+            Some("sdu_not-a-token"),
+            Some(carol_credential.as_str()),
+        ] {
+            let (status, reply) = call(b, method.clone(), path, token, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert_eq!(reply["error"]["code"], "unauthorized");
+        }
+    }
+
+    // Right tokens.
+    let (status, me) = call(b, Method::GET, "/v1/me", Some(&w.alice), None).await;
+    assert_eq!(
+        (status, me["name"].as_str()),
+        (StatusCode::OK, Some("alice"))
+    );
+    let (_, contacts) = call(b, Method::GET, "/v1/me/contacts", Some(&w.alice), None).await;
+    let carol = contacts["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "carol")
+        .unwrap();
+    assert_eq!(carol["accepted"], false);
+    assert_eq!(
+        carol["servers"],
+        json!([]),
+        "no servers of an unaccepted contact"
+    );
+
+    // Owner tokens only for one's own talker.
+    let (status, _) = call(
+        b,
+        Method::POST,
+        "/v1/talkers/carol-tv/owner-tokens",
+        Some(&w.alice),
+        Some(json!({"action": "answer", "sip_call_id": "x"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "alice does not own carol's talker"
+    );
+
+    // Routes and calls need the contact to have accepted, and a shared server.
+    let (status, body) = call(
+        b,
+        Method::GET,
+        "/v1/routes?callee=carol",
+        Some(&w.alice),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("contact_not_accepted"))
+    );
+    let (status, body) = call(
+        b,
+        Method::GET,
+        "/v1/routes?callee=dave",
+        Some(&w.alice),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_contact"))
+    );
+    let (status, body) = call(
+        b,
+        Method::GET,
+        "/v1/routes?callee=bob",
+        Some(&w.alice),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("no_designated_talker")
+        ),
+        "alice has no talkers yet: {body}"
+    );
+    // Bob designating alice's talkers is refused (he owns none of them).
+    let (status, _) = call(
+        b,
+        Method::GET,
+        "/v1/routes?callee=alice&talkers=carol-tv",
+        Some(&w.bob),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Calls of another user are invisible.
+    for (method, path, body) in &user_endpoints[5..9] {
+        let (status, _) = call(b, method.clone(), path, Some(&w.bob), body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+
+    // Health and metrics need no token.
+    let (status, _) = call(b, Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = reqwest::get(format!("{b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("matcher_enrollments_total 1"), "{metrics}");
+    assert!(metrics.contains("matcher_http_responses_total{class=\"4xx\"}"));
+    w.matcher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_json_errors_and_nothing_changes() {
+    let w = world().await;
+    let b = w.base.as_str();
+    let client = reqwest::Client::new();
+    // Malformed JSON, wrong types, unknown fields, oversize.
+    for (body, expected) in [
+        ("{", StatusCode::BAD_REQUEST),
+        ("{\"callee\": 5}", StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "{\"callee\": \"bob\", \"evil\": 1}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "{\"callee\": \"bob\", \"media\": \"smell\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = client
+            .post(format!("{b}/v1/calls"))
+            .bearer_auth(&w.alice)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{v}"
+        );
+    }
+    let huge = format!("{{\"callee\": \"{}\"}}", "x".repeat(200_000));
+    let r = client
+        .post(format!("{b}/v1/calls"))
+        .bearer_auth(&w.alice)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Enrollment with bad fields does not burn the token.
+    let mut bad = enrollment("carol-tv", "sip:carol@elsewhere.example");
+    bad["accounts"][0]["server"] = json!("elsewhere.example");
+    let (status, body) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.carol_enroll),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
+    );
+    let mut bad = enrollment("carol-tv", "sip:carol@family.example");
+    bad["public_key"] = json!("not a key");
+    let (status, _) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.carol_enroll),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = call(
+        b,
+        Method::POST,
+        "/v1/talkers",
+        Some(&w.carol_enroll),
+        Some(enrollment("carol-tv", "sip:carol@family.example")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "token still good: {body}");
+    // Unknown endpoint: JSON 404.
+    let (status, body) = call(b, Method::GET, "/v2/nothing", Some(&w.alice), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    w.matcher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("m.db").display());
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        instance: "test".into(),
+        api: ApiSettings {
+            rate_per_second: 2,
+            ..ApiSettings::default()
+        },
+        timeouts: CallTimeouts::default(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", matcher.http_addr());
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            call(&base, Method::GET, "/v1/me", Some("sdu_x"), None)
+                .await
+                .0,
+        );
+    }
+    assert!(statuses.contains(&StatusCode::UNAUTHORIZED));
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    matcher.shutdown().await;
+}

@@ -1,0 +1,1065 @@
+//! The call controller against real parts: the embedded sip-server (in
+//! process, trusting the controller's address over TCP), real talker agents
+//! (child processes with GStreamer media: tones drawn at random, analysed on
+//! the other side) and the matcher's own token issuer.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use matcher::controller::{
+    CallHandle, CallPlan, Controller, ControllerConfig, ControllerEvent, EndReason, PartyId,
+    SipTransport,
+};
+use sip_server::users::UserDirectory;
+use sip_server::{RunningServer, ServerConfig};
+use splitdial_sip::call_token::{Issuer, key_id};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testbed::{Process, Spawn};
+
+const DOMAIN: &str = "home.example";
+const AUTO: &str =
+    "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n";
+const MANUAL: &str = "[answer]\npolicy = \"manual\"\n";
+
+fn agent_config(
+    dir: &Path,
+    name: &str,
+    user: &str,
+    proxy: SocketAddr,
+    key: &str,
+    tone: f64,
+    extra: &str,
+) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "{name}"
+kind = "pc"
+media = ["audio"]
+id = "{name}"
+state_dir = "{state}"
+matcher_key = "{key}"
+
+[[accounts]]
+server = "{DOMAIN}"
+proxy = "{proxy}"
+user = "{user}"
+password = "{user}-pw"
+
+[audio]
+source = "tone:{tone}"
+sink = "analyze"
+jitter_ms = 20
+
+[discovery]
+enabled = false
+{extra}
+"#,
+            state = dir.join(format!("{name}-state")).display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_agent(config: &Path, label: &str) -> Process {
+    let mut p = Spawn::new(testbed::workspace_binary("talker-agent"))
+        .arg("--config")
+        .arg(config)
+        .env(
+            "RUST_LOG",
+            std::env::var("AGENT_LOG").unwrap_or_else(|_| "info,rsipstack=warn".into()),
+        )
+        .label(label)
+        .start()
+        .unwrap();
+    p.wait_for_output("talker-agent ready", Duration::from_secs(30))
+        .unwrap();
+    p
+}
+
+/// A numeric field of the last `media summary` log line.
+fn summary_field(log: &str, field: &str) -> f64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("media summary"))
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
+    let plain = strip_ansi(line);
+    let value = plain
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix(field).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {field} in {plain}"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("bad {field} in {plain}"))
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(c),
+        }
+    }
+    plain
+}
+
+/// The `heard_all` list (Hz) of the last `media summary` line.
+fn summary_heard_all(log: &str) -> Vec<f64> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("media summary"))
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
+    let plain = strip_ansi(line);
+    let at = plain
+        .find("heard_all=")
+        .unwrap_or_else(|| panic!("no heard_all in {plain}"))
+        + "heard_all=".len();
+    plain[at..]
+        .trim_start_matches('"')
+        .split(['"', ' '])
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|f| f.parse().ok())
+        .collect()
+}
+
+fn heard(list: &[f64], tone: f64) -> bool {
+    list.iter().any(|f| (f - tone).abs() < tone * 0.03)
+}
+
+/// The sip-server, the agents and a controller that signs with the key the
+/// agents pinned.
+struct Rig {
+    server: RunningServer,
+    controller: Controller,
+    agents: Vec<Process>,
+    tones: Vec<f64>,
+    _dir: tempfile::TempDir,
+}
+
+/// One agent to start: talker id, account user, answer policy.
+struct AgentSpec {
+    name: &'static str,
+    user: &'static str,
+    answer: &'static str,
+}
+
+impl Rig {
+    /// Starts everything; `controller_key_matches = false` gives the controller
+    /// a key the agents never pinned.
+    async fn start(specs: &[AgentSpec], controller_key_matches: bool) -> Self {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+        let users: String = specs
+            .iter()
+            .map(|s| format!("[users.{0}]\npassword = \"{0}-pw\"\n", s.user))
+            .collect();
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+        config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
+        config.trusted = vec!["127.0.0.1".parse().unwrap()];
+        let server = sip_server::start(config).await.unwrap();
+
+        let issuer = new_issuer();
+        let key = STANDARD.encode(issuer.verifying_key().to_bytes());
+        // Tones far enough apart to be told apart in a mix, drawn now; nobody
+        // tells the analysers.
+        let mut tones = vec![f64::from(300 + rand::random::<u32>() % 200)];
+        for _ in 1..specs.len() {
+            let last = *tones.last().unwrap();
+            tones.push(last + f64::from(300 + rand::random::<u32>() % 150));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut agents = Vec::new();
+        for (spec, tone) in specs.iter().zip(&tones) {
+            let cfg = agent_config(
+                dir.path(),
+                spec.name,
+                spec.user,
+                server.local_addr(),
+                &key,
+                *tone,
+                spec.answer,
+            );
+            agents.push(start_agent(&cfg, spec.name));
+        }
+        let location = &server.context().location;
+        let start = Instant::now();
+        while specs.iter().any(|s| location.lookup(s.user).is_empty()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "agents did not register"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let controller = Controller::start(ControllerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            issuer: Arc::new(if controller_key_matches {
+                issuer
+            } else {
+                new_issuer()
+            }),
+            user_agent: "splitdial-matcher-test".into(),
+        })
+        .await
+        .unwrap();
+        Self {
+            server,
+            controller,
+            agents,
+            tones,
+            _dir: dir,
+        }
+    }
+
+    /// A plan from talker `tv-a` (alice, addressed by its GRUU) to `callee`.
+    fn plan(&self, callee: &str, callee_answer_timeout: Duration) -> CallPlan {
+        let bindings = self.server.context().location.lookup("alice");
+        let instance = bindings
+            .iter()
+            .find_map(|b| b.instance.clone())
+            .expect("the agent registers its +sip.instance");
+        CallPlan {
+            call_id: format!("call-{}", rand::random::<u32>()),
+            server_domain: DOMAIN.into(),
+            proxy: self.server.local_addr(),
+            transport: SipTransport::Tcp,
+            controller_uri: format!("sip:splitdial@{DOMAIN}"),
+            caller_talker_id: "tv-a".into(),
+            caller_target: format!("sip:alice@{DOMAIN};gr={instance}"),
+            callee_uri: format!("sip:{callee}@{DOMAIN}"),
+            talker_answer_timeout: Duration::from_secs(15),
+            callee_answer_timeout,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("--- agent {i}:\n{}", a.log()))
+            .collect()
+    }
+
+    async fn shutdown(self) {
+        self.controller.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
+fn new_issuer() -> Issuer {
+    let seed: [u8; 32] = rand::random();
+    Issuer::new(seed, key_id(&Issuer::new(seed, "").verifying_key()))
+}
+
+/// The next event within `within`, or a panic that shows the agents' logs.
+async fn next_event(call: &mut CallHandle, within: Duration, rig: &Rig) -> ControllerEvent {
+    match tokio::time::timeout(within, call.events.recv()).await {
+        Ok(Some(event)) => event,
+        Ok(None) => panic!("event channel closed\n{}", rig.logs()),
+        Err(_) => panic!("no event within {within:?}\n{}", rig.logs()),
+    }
+}
+
+/// Reads events until `wanted`, returning every event seen (including it).
+async fn events_until(
+    call: &mut CallHandle,
+    wanted: &ControllerEvent,
+    within: Duration,
+    rig: &Rig,
+) -> Vec<ControllerEvent> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = match tokio::time::timeout(left, call.events.recv()).await {
+            Ok(Some(event)) => event,
+            other => panic!(
+                "waiting for {wanted:?}: {other:?}; seen {seen:?}\n{}",
+                rig.logs()
+            ),
+        };
+        seen.push(event.clone());
+        if &event == wanted {
+            return seen;
+        }
+        assert!(
+            !event.is_final(),
+            "call ended before {wanted:?}: {seen:?}\n{}",
+            rig.logs()
+        );
+    }
+}
+
+/// Asserts the opening of a call that connects party 1.
+fn assert_connected_in_order(seen: &[ControllerEvent]) {
+    let expected_start = [
+        ControllerEvent::DialingTalker,
+        ControllerEvent::TalkerAnswered,
+    ];
+    assert_eq!(&seen[..2], &expected_start, "{seen:?}");
+    let rest = &seen[2..];
+    let connected = ControllerEvent::Connected { party: PartyId(1) };
+    let ringing = ControllerEvent::CalleeRinging { party: PartyId(1) };
+    assert!(
+        rest == [connected.clone()] || rest == [ringing, connected],
+        "{seen:?}"
+    );
+}
+
+fn spec(name: &'static str, user: &'static str, answer: &'static str) -> AgentSpec {
+    AgentSpec { name, user, answer }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_call_connects_two_talkers_that_hear_each_other_until_hang_up() {
+    let mut rig = Rig::start(
+        &[spec("tv-a", "alice", ""), spec("pc-b", "bob", AUTO)],
+        true,
+    )
+    .await;
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(60)))
+        .unwrap();
+    let seen = events_until(
+        &mut call,
+        &ControllerEvent::Connected { party: PartyId(1) },
+        Duration::from_secs(40),
+        &rig,
+    )
+    .await;
+    assert_connected_in_order(&seen);
+    // The control INVITE reached A through its GRUU and carried a token A took.
+    assert!(rig.agents[0].log().contains("control leg answered"));
+
+    // Let the tones flow, then hang up from the controller.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    call.hang_up().unwrap();
+    let end = next_event(&mut call, Duration::from_secs(20), &rig).await;
+    assert_eq!(
+        end,
+        ControllerEvent::Ended {
+            reason: EndReason::HungUp
+        }
+    );
+    assert!(call.events.recv().await.is_none(), "nothing after Ended");
+
+    // Both media legs end (A hung up B) and report what they heard.
+    for agent in &mut rig.agents {
+        agent
+            .wait_for_output("media summary", Duration::from_secs(15))
+            .unwrap();
+    }
+    let (tone_a, tone_b) = (rig.tones[0], rig.tones[1]);
+    let heard_by_a = summary_field(&rig.agents[0].log(), "heard_hz");
+    let heard_by_b = summary_field(&rig.agents[1].log(), "heard_hz");
+    assert!(
+        (heard_by_a - tone_b).abs() < tone_b * 0.02,
+        "A heard {heard_by_a} Hz, B sent {tone_b}\n{}",
+        rig.logs()
+    );
+    assert!(
+        (heard_by_b - tone_a).abs() < tone_a * 0.02,
+        "B heard {heard_by_b} Hz, A sent {tone_a}\n{}",
+        rig.logs()
+    );
+    assert!(matches!(
+        call.hang_up(),
+        Err(matcher::controller::ControllerError::CallOver)
+    ));
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_that_never_answers_ends_the_call_and_stops_ringing() {
+    let mut rig = Rig::start(
+        &[spec("tv-a", "alice", ""), spec("pc-b", "bob", MANUAL)],
+        true,
+    )
+    .await;
+    let started = Instant::now();
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(4)))
+        .unwrap();
+    let seen = events_until(
+        &mut call,
+        &ControllerEvent::CalleeRinging { party: PartyId(1) },
+        Duration::from_secs(30),
+        &rig,
+    )
+    .await;
+    assert_eq!(
+        seen,
+        [
+            ControllerEvent::DialingTalker,
+            ControllerEvent::TalkerAnswered,
+            ControllerEvent::CalleeRinging { party: PartyId(1) }
+        ]
+    );
+    let end = next_event(&mut call, Duration::from_secs(30), &rig).await;
+    assert_eq!(
+        end,
+        ControllerEvent::Ended {
+            reason: EndReason::CalleeNoAnswer
+        },
+        "{}",
+        rig.logs()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    // The controller's BYE made A cancel its ringing call: B stops ringing and
+    // no media ever started.
+    rig.agents[1]
+        .wait_for_output("caller gave up", Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    assert!(!rig.logs().contains("media summary"), "{}", rig.logs());
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callee_hanging_up_ends_the_call_as_callee_hung_up() {
+    let mut rig = Rig::start(
+        &[spec("tv-a", "alice", ""), spec("pc-b", "bob", AUTO)],
+        true,
+    )
+    .await;
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(60)))
+        .unwrap();
+    events_until(
+        &mut call,
+        &ControllerEvent::Connected { party: PartyId(1) },
+        Duration::from_secs(40),
+        &rig,
+    )
+    .await;
+    // B's agent stops: it hangs up its call (BYE to A) on the way out.
+    let b = &mut rig.agents[1];
+    tokio::task::block_in_place(|| b.stop(Duration::from_secs(10)).unwrap());
+    let seen = events_until(
+        &mut call,
+        &ControllerEvent::Ended {
+            reason: EndReason::CalleeHungUp,
+        },
+        Duration::from_secs(20),
+        &rig,
+    )
+    .await;
+    assert_eq!(
+        seen,
+        [
+            ControllerEvent::PartyEnded { party: PartyId(1) },
+            ControllerEvent::Ended {
+                reason: EndReason::CalleeHungUp
+            }
+        ]
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_party_joins_and_shutdown_ends_every_call() {
+    let rig = Rig::start(
+        &[
+            spec("tv-a", "alice", ""),
+            spec("pc-b", "bob", AUTO),
+            spec("ph-c", "carol", AUTO),
+        ],
+        true,
+    )
+    .await;
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(60)))
+        .unwrap();
+    // Added before the talker answered: the REFER waits for the control leg,
+    // then for party 1's REFER.
+    let carol = call
+        .add_party(&format!("sip:carol@{DOMAIN}"))
+        .await
+        .unwrap();
+    assert_eq!(carol, PartyId(2));
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let connected = |seen: &Vec<ControllerEvent>, p| {
+        seen.contains(&ControllerEvent::Connected { party: PartyId(p) })
+    };
+    while !(connected(&seen, 1) && connected(&seen, 2)) {
+        assert!(Instant::now() < deadline, "{seen:?}\n{}", rig.logs());
+        let event = next_event(&mut call, Duration::from_secs(40), &rig).await;
+        assert!(!event.is_final(), "{seen:?} then {event:?}\n{}", rig.logs());
+        seen.push(event);
+    }
+    assert!(
+        call.add_party("sip:dave@home.example?Replaces=x")
+            .await
+            .is_err()
+    );
+    assert!(
+        rig.agents[0].log().contains("mixing locally"),
+        "{}",
+        rig.logs()
+    );
+
+    // Let the three tones mix, then shut the controller down: it ends the
+    // control leg, so A ends both referred calls.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let Rig {
+        server,
+        controller,
+        mut agents,
+        tones,
+        _dir,
+    } = rig;
+    controller.shutdown().await;
+    let end = call.events.recv().await;
+    assert_eq!(
+        end,
+        Some(ControllerEvent::Ended {
+            reason: EndReason::Shutdown
+        })
+    );
+    for agent in &mut agents {
+        agent
+            .wait_for_output("media summary", Duration::from_secs(15))
+            .unwrap();
+    }
+    // The conference summary comes last on A.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard_at: Vec<Vec<f64>> = agents.iter().map(|a| summary_heard_all(&a.log())).collect();
+    for (i, list) in heard_at.iter().enumerate() {
+        for (j, tone) in tones.iter().enumerate() {
+            if i != j {
+                assert!(
+                    heard(list, *tone),
+                    "agent {i} heard {list:?}; tones {tones:?}\n{}",
+                    agents[i].log()
+                );
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_talker_that_refuses_the_token_is_reported_as_talker_rejected() {
+    let rig = Rig::start(
+        &[spec("tv-a", "alice", ""), spec("pc-b", "bob", AUTO)],
+        false,
+    )
+    .await;
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        next_event(&mut call, Duration::from_secs(5), &rig).await,
+        ControllerEvent::DialingTalker
+    );
+    assert_eq!(
+        next_event(&mut call, Duration::from_secs(20), &rig).await,
+        ControllerEvent::Ended {
+            reason: EndReason::TalkerRejected { code: 403 }
+        }
+    );
+    assert!(rig.agents[0].log().contains("control INVITE refused"));
+    assert!(!rig.agents[1].log().contains("incoming call"));
+    rig.shutdown().await;
+}
+
+/// MD5(eve:home.example:eve-pw). baresip's SIP stack answers only MD5 digest
+/// challenges, so its account gets an MD5 H(A1) only.
+const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
+
+/// A port on 127.0.0.1 free for UDP and TCP, such that the next one is free too
+/// (baresip binds TLS on its SIP port + 1).
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if port >= u16::MAX - 1 {
+            continue;
+        }
+        drop(udp);
+        let free = |p: u16| {
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        };
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
+    panic!("no free port pair on 127.0.0.1");
+}
+
+/// baresip 1.0 as a third-party talker: registered as eve at the server,
+/// auto-answering, and acting on a REFER as a blind transfer.
+fn start_baresip(dir: &Path, proxy: SocketAddr, tone: u32) -> Process {
+    let sip_port = free_port_pair();
+    // ausrc at 48 kHz stereo: with other source formats baresip 1.0 never
+    // answers. aubridge as player: no sound card needed.
+    let config = format!(
+        "poll_method\t\tepoll\nsip_listen\t\t127.0.0.1:{sip_port}\nnet_interface\t\t127.0.0.1\n\
+         audio_player\t\taubridge,nil\naudio_alert\t\taubridge,nil\naudio_source\t\tausine,{tone}\n\
+         ausrc_srate\t\t48000\nausrc_channels\t\t2\nmodule_path\t\t/usr/lib/baresip/modules\n\
+         module\t\t\tg711.so\nmodule\t\t\tausine.so\nmodule\t\t\taubridge.so\n\
+         module_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    // The account names the server by its address rather than through an
+    // outbound proxy: the sip-server refuses a preloaded Route naming itself
+    // without its signature (404 Unknown Route), and the namespace has no
+    // resolver for the domain.
+    let account =
+        format!("<sip:eve@{proxy};transport=udp>;auth_pass=eve-pw;regint=600;answermode=auto\n");
+    std::fs::write(dir.join("accounts"), account).unwrap();
+    let mut process = Spawn::new("baresip")
+        .arg("-f")
+        .arg(dir)
+        .label("baresip-eve")
+        .start()
+        .unwrap();
+    process
+        .wait_for_output("200 OK () [1 binding]", Duration::from_secs(30))
+        .unwrap();
+    process
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_party_phone_serves_as_the_talker() {
+    let users =
+        format!("[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.bob]\npassword = \"bob-pw\"\n");
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
+    config.trusted = vec!["127.0.0.1".parse().unwrap()];
+    let server = sip_server::start(config).await.unwrap();
+    let issuer = new_issuer();
+    let key = STANDARD.encode(issuer.verifying_key().to_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let eve_dir = dir.path().join("baresip");
+    std::fs::create_dir(&eve_dir).unwrap();
+    let eve = start_baresip(&eve_dir, server.local_addr(), 1000);
+    let bob_cfg = agent_config(
+        dir.path(),
+        "pc-b",
+        "bob",
+        server.local_addr(),
+        &key,
+        500.0,
+        "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:eve@home.example\"]\n",
+    );
+    let bob = start_agent(&bob_cfg, "pc-b");
+    let location = &server.context().location;
+    let start = Instant::now();
+    while location.lookup("bob").is_empty() || location.lookup("eve").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "not registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let controller = Controller::start(ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        issuer: Arc::new(issuer),
+        user_agent: "splitdial-matcher-test".into(),
+    })
+    .await
+    .unwrap();
+    let mut call = controller
+        .place(CallPlan {
+            call_id: "call-handoff".into(),
+            server_domain: DOMAIN.into(),
+            proxy: server.local_addr(),
+            transport: SipTransport::Tcp,
+            controller_uri: format!("sip:splitdial@{DOMAIN}"),
+            caller_talker_id: "eve-phone".into(),
+            caller_target: format!("sip:eve@{DOMAIN}"),
+            // By the server's address too: baresip dials the Refer-To as is.
+            callee_uri: format!("sip:bob@{}", server.local_addr()),
+            talker_answer_timeout: Duration::from_secs(15),
+            callee_answer_timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+    let logs = || format!("baresip:\n{}\nbob:\n{}", eve.log(), bob.log());
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen.contains(&ControllerEvent::Connected { party: PartyId(1) }) {
+        match tokio::time::timeout_at(deadline, call.events.recv()).await {
+            Ok(Some(event)) if !event.is_final() => seen.push(event),
+            other => panic!("{other:?} after {seen:?}\n{}", logs()),
+        }
+    }
+    assert_connected_in_order(&seen);
+    // baresip 1.0 keeps its side of the control leg after the transfer (it
+    // does not hand the call off), so the dialer can still hang up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    call.hang_up().unwrap();
+    match tokio::time::timeout(Duration::from_secs(20), call.events.recv()).await {
+        Ok(Some(ControllerEvent::Ended {
+            reason: EndReason::HungUp,
+        })) => {}
+        other => panic!("{other:?}\n{}", logs()),
+    }
+    controller.shutdown().await;
+    server.shutdown().await;
+}
+
+/// A hand-written SIP phone on one TCP connection, scripted step by step by
+/// the test: it plays a third-party talker in the orders RFC 5057 and real
+/// phones allow (a NOTIFY before the 202, a NOTIFY after the controller's BYE,
+/// a BYE right after the transfer succeeded).
+struct ScriptedPhone {
+    listener: tokio::net::TcpListener,
+    stream: Option<tokio::net::TcpStream>,
+    local: SocketAddr,
+    pending: Vec<u8>,
+    /// The control dialog, once answered: (controller's Contact URI, our From
+    /// value, our To value, Call-ID).
+    dialog: Option<(String, String, String, String)>,
+    cseq: u32,
+}
+
+impl ScriptedPhone {
+    async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        Self {
+            listener,
+            stream: None,
+            local,
+            pending: Vec::new(),
+            dialog: None,
+            cseq: 0,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream
+            .as_mut()
+            .unwrap()
+            .write_all(bytes)
+            .await
+            .unwrap();
+    }
+
+    /// The next message (framed by Content-Length); accepts the controller's
+    /// connection first.
+    async fn next(&mut self) -> rsipstack::sip::SipMessage {
+        use tokio::io::AsyncReadExt;
+        let within = Duration::from_secs(20);
+        if self.stream.is_none() {
+            let (stream, _) = tokio::time::timeout(within, self.listener.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            self.stream = Some(stream);
+        }
+        loop {
+            if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        (n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if self.pending.len() >= end + 4 + len {
+                    let frame: Vec<u8> = self.pending.drain(..end + 4 + len).collect();
+                    return rsipstack::sip::SipMessage::try_from(frame.as_slice()).unwrap();
+                }
+            }
+            let mut buf = [0u8; 8192];
+            let n = tokio::time::timeout(within, self.stream.as_mut().unwrap().read(&mut buf))
+                .await
+                .expect("a message from the controller")
+                .unwrap();
+            assert!(n > 0, "the controller closed the connection");
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn request(&mut self, method: &str) -> rsipstack::sip::Request {
+        match self.next().await {
+            rsipstack::sip::SipMessage::Request(r) if r.method.to_string() == method => r,
+            other => panic!("expected {method}, got {other}"),
+        }
+    }
+
+    async fn response(&mut self) -> rsipstack::sip::Response {
+        match self.next().await {
+            rsipstack::sip::SipMessage::Response(r) => r,
+            other => panic!("expected a response, got {other}"),
+        }
+    }
+
+    async fn reply(
+        &mut self,
+        request: &rsipstack::sip::Request,
+        code: u16,
+        extra: &str,
+        body: &str,
+    ) {
+        let mut response = splitdial_sip::wire::response_to(request, code, "OK", Vec::new());
+        splitdial_sip::headers::remove(&mut response.headers, "Content-Length");
+        for line in extra.lines().filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(':').unwrap();
+            splitdial_sip::headers::push(&mut response.headers, name, value.trim());
+        }
+        splitdial_sip::headers::push(
+            &mut response.headers,
+            "Content-Length",
+            body.len().to_string(),
+        );
+        response.body = body.as_bytes().to_vec();
+        if request.method.to_string() == "INVITE" {
+            let h = &request.headers;
+            let first = |n| splitdial_sip::headers::first(h, n).unwrap().to_owned();
+            let contact = first("Contact");
+            let contact = contact
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned();
+            let to = splitdial_sip::headers::first(&response.headers, "To")
+                .unwrap()
+                .to_owned();
+            self.dialog = Some((contact, to, first("From"), first("Call-ID")));
+        }
+        self.send(&response.to_bytes()).await;
+    }
+
+    /// Sends an in-dialog request from the phone's side of the control leg.
+    async fn send_request(&mut self, method: &str, extra: &str, body: &str) {
+        self.cseq += 1;
+        let (target, from, to, call_id) = self.dialog.clone().unwrap();
+        let (me, cseq) = (self.local, self.cseq);
+        let text = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKphone{cseq}{}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:eve@{me};transport=tcp>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            rand::random::<u32>(),
+            body.len()
+        );
+        self.send(text.as_bytes()).await;
+    }
+
+    async fn notify(&mut self, code: u16, state: &str) {
+        let body = splitdial_sip::sipfrag::build(code);
+        self.send_request(
+            "NOTIFY",
+            &format!("Event: refer\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\n"),
+            &body,
+        )
+        .await;
+    }
+}
+
+/// How the scripted phone's call goes.
+#[derive(PartialEq)]
+enum PhoneScript {
+    /// NOTIFY 100 before the 202, NOTIFY 200 terminated, then BYE.
+    HandsOff,
+    /// Rings; the dialer hangs up; NOTIFYs cross the BYE and follow it.
+    NotifiesAfterHangUp,
+}
+
+async fn scripted_phone(script: PhoneScript) {
+    use splitdial_sip::call_token::{self, Action, Expectation, KeySet, TokenKind};
+    let issuer = new_issuer();
+    let mut keys = KeySet::default();
+    keys.insert(issuer.kid(), issuer.verifying_key());
+    let mut phone = ScriptedPhone::bind().await;
+    let controller = Controller::start(ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        issuer: Arc::new(issuer),
+        user_agent: "splitdial-matcher-test".into(),
+    })
+    .await
+    .unwrap();
+    let callee = format!("sip:bob@{DOMAIN}");
+    let mut call = controller
+        .place(CallPlan {
+            call_id: "call-scripted".into(),
+            server_domain: DOMAIN.into(),
+            proxy: phone.local,
+            transport: SipTransport::Tcp,
+            controller_uri: format!("sip:splitdial@{DOMAIN}"),
+            caller_talker_id: "eve-phone".into(),
+            caller_target: format!("sip:eve@{}", phone.local),
+            callee_uri: callee.clone(),
+            talker_answer_timeout: Duration::from_secs(15),
+            callee_answer_timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+
+    // The control INVITE: over TCP, a token for this talker, call and leg,
+    // the auto-answer hints, and an inactive audio offer at a real address.
+    let invite = phone.request("INVITE").await;
+    let h = &invite.headers;
+    let call_id = splitdial_sip::headers::first(h, "Call-ID")
+        .unwrap()
+        .to_owned();
+    let expect = |action, refer_to| Expectation {
+        kind: TokenKind::Call,
+        audience: "eve-phone",
+        action,
+        dialog: "",
+        refer_to,
+        now: call_token::unix_now(),
+        skew: call_token::DEFAULT_SKEW_SECS,
+    };
+    let token = splitdial_sip::headers::first(h, call_token::HEADER).unwrap();
+    let claims = call_token::verify(
+        token,
+        &keys,
+        &Expectation {
+            dialog: &call_id,
+            ..expect(Action::Control, None)
+        },
+    )
+    .unwrap();
+    assert_eq!(claims.call, "call-scripted");
+    assert!(claims.exp - claims.iat <= 30);
+    assert_eq!(
+        splitdial_sip::headers::first(h, "Call-Info"),
+        Some(format!("<sip:{DOMAIN}>;answer-after=0").as_str())
+    );
+    assert_eq!(
+        splitdial_sip::headers::first(h, "Answer-Mode"),
+        Some("Auto")
+    );
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    assert!(offer.contains("c=IN IP4 127.0.0.1\r\n"), "{offer}");
+    assert!(offer.contains("m=audio 9 RTP/AVP 0 8\r\n"), "{offer}");
+    assert!(offer.contains("a=inactive"), "{offer}");
+    assert!(invite.to_string().len() > 1000, "{invite}");
+
+    let answer = "v=0\r\no=eve 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
+    phone
+        .reply(
+            &invite,
+            200,
+            &format!(
+                "Contact: <sip:eve@{};transport=tcp>\nAllow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY\nContent-Type: application/sdp\n",
+                phone.local
+            ),
+            answer,
+        )
+        .await;
+    phone.request("ACK").await;
+
+    // The REFER names the callee, with its own token for that target.
+    let refer = phone.request("REFER").await;
+    let refer_to = splitdial_sip::headers::first(&refer.headers, "Refer-To")
+        .unwrap()
+        .to_owned();
+    let refer_token = splitdial_sip::headers::first(&refer.headers, call_token::HEADER).unwrap();
+    let refer_claims = call_token::verify(
+        refer_token,
+        &keys,
+        &Expectation {
+            dialog: &call_id,
+            ..expect(Action::Refer, Some(&refer_to))
+        },
+    )
+    .unwrap();
+    assert_ne!(
+        refer_claims.jti, claims.jti,
+        "every transaction a fresh token"
+    );
+    assert_eq!(refer_claims.target.as_deref(), Some(callee.as_str()));
+
+    // NOTIFY 100 before the 202.
+    phone.notify(100, "active;expires=60").await;
+    phone.reply(&refer, 202, "", "").await;
+    assert_eq!(phone.response().await.status_code.code(), 200);
+
+    let mut seen = Vec::new();
+    if script == PhoneScript::HandsOff {
+        phone.notify(200, "terminated;reason=noresource").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        phone.send_request("BYE", "", "").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        while seen.last().is_none_or(|e: &ControllerEvent| !e.is_final()) {
+            seen.push(call.events.recv().await.unwrap());
+        }
+        assert_eq!(
+            seen,
+            [
+                ControllerEvent::DialingTalker,
+                ControllerEvent::TalkerAnswered,
+                ControllerEvent::Connected { party: PartyId(1) },
+                ControllerEvent::HandedOff,
+            ]
+        );
+    } else {
+        phone.notify(180, "active;expires=60").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        while seen.last() != Some(&ControllerEvent::CalleeRinging { party: PartyId(1) }) {
+            seen.push(call.events.recv().await.unwrap());
+        }
+        call.hang_up().unwrap();
+        let bye = phone.request("BYE").await;
+        // A NOTIFY crossing the BYE, then one after it: both 200, never 481.
+        phone.notify(487, "terminated;reason=noresource").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        phone.reply(&bye, 200, "", "").await;
+        let end = call.events.recv().await.unwrap();
+        phone.notify(487, "terminated;reason=noresource").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        assert_eq!(
+            end,
+            ControllerEvent::Ended {
+                reason: EndReason::HungUp
+            }
+        );
+        assert_eq!(
+            seen,
+            [
+                ControllerEvent::DialingTalker,
+                ControllerEvent::TalkerAnswered,
+                ControllerEvent::CalleeRinging { party: PartyId(1) },
+            ]
+        );
+    }
+    assert!(call.events.recv().await.is_none());
+    controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_ends_the_control_leg_after_its_transfer_hands_the_call_off() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        scripted_phone(PhoneScript::HandsOff),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifies_around_the_hang_up_are_answered_200() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        scripted_phone(PhoneScript::NotifiesAfterHangUp),
+    )
+    .await
+    .unwrap();
+}

@@ -1,0 +1,312 @@
+//! The registry's storage, the same scenarios against both engines: an SQLite
+//! file and a real PostgreSQL server started by the test (Unix socket only).
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use matcher::registry::{ContactTarget, ControllerTrust, Media, Server, TalkerKind, Transport};
+use matcher::storage::{AccountReport, CallRecord, NewAccount, NewTalker, StorageError, Store};
+
+fn server(domain: &str, cost: u32) -> Server {
+    Server {
+        domain: domain.into(),
+        proxy: "127.0.0.1:5060".into(),
+        transport: Transport::Tcp,
+        cost,
+        trust: ControllerTrust::Address,
+    }
+}
+
+fn talker(id: &str, owner: i64, accounts: &[(&str, &str)]) -> NewTalker {
+    NewTalker {
+        id: id.into(),
+        owner,
+        name: format!("{id} name"),
+        kind: TalkerKind::Tv,
+        media: Media::Video,
+        public_key: "AAAA".into(),
+        instance: Some(format!("urn:uuid:{id}")),
+        credential_hash: format!("hash-{id}"),
+        accounts: accounts
+            .iter()
+            .map(|(aor, server)| NewAccount {
+                aor: (*aor).into(),
+                server: (*server).into(),
+            })
+            .collect(),
+    }
+}
+
+async fn exercise(store: &Store) {
+    // Users, unique names.
+    let alice = store.add_user("alice", "Alice").await.unwrap();
+    let bob = store.add_user("bob", "Bob").await.unwrap();
+    assert!(matches!(
+        store.add_user("alice", "Again").await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(store.require_user("bob").await.unwrap(), bob);
+    assert_eq!(store.users().await.unwrap().len(), 2);
+
+    // Tokens are found by hash only; enrollment tokens work once, unexpired.
+    store
+        .add_api_token(alice.id, "h-alice", "cli")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_for_api_token("h-alice").await.unwrap(),
+        Some(alice.id)
+    );
+    assert_eq!(store.user_for_api_token("h-nobody").await.unwrap(), None);
+    let far = matcher::storage::now_secs() + 3600;
+    store
+        .add_enrollment_token(alice.id, "e1", far)
+        .await
+        .unwrap();
+    store
+        .add_enrollment_token(alice.id, "e-old", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_enrollment_token("e1").await.unwrap(),
+        Some(alice.id)
+    );
+    assert_eq!(
+        store.take_enrollment_token("e1").await.unwrap(),
+        None,
+        "single use"
+    );
+    assert_eq!(
+        store.take_enrollment_token("e-old").await.unwrap(),
+        None,
+        "expired"
+    );
+
+    // Servers and talkers with accounts; an unknown server is refused whole.
+    store
+        .add_server(&server("family.example", 1))
+        .await
+        .unwrap();
+    store.add_server(&server("work.example", 5)).await.unwrap();
+    assert!(matches!(
+        store.add_server(&server("work.example", 2)).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(store.servers().await.unwrap()[1].cost, 5);
+    store
+        .enroll_talker(&talker(
+            "tv",
+            alice.id,
+            &[
+                ("sip:alice-tv@family.example", "family.example"),
+                ("sip:alice-tv@work.example", "work.example"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .enroll_talker(&talker(
+                "pc",
+                alice.id,
+                &[("sip:x@nowhere.example", "nowhere.example")]
+            ))
+            .await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(store.talker("pc").await.unwrap().is_none(), "rolled back");
+    assert!(matches!(
+        store.enroll_talker(&talker("tv", bob.id, &[])).await,
+        Err(StorageError::Conflict(_))
+    ));
+    store
+        .enroll_talker(&talker(
+            "bob-phone",
+            bob.id,
+            &[("sip:bob@family.example", "family.example")],
+        ))
+        .await
+        .unwrap();
+    let with = store.talkers_with_accounts(alice.id).await.unwrap();
+    assert_eq!(with.len(), 1);
+    assert_eq!(with[0].1.len(), 2);
+    assert_eq!(
+        with[0].1[0].aor, "sip:alice-tv@family.example",
+        "own order kept"
+    );
+    assert!(!with[0].1[0].registered);
+    assert_eq!(
+        store
+            .talker_by_credential("hash-tv")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "tv"
+    );
+
+    // Heartbeats mark the talker seen and accounts registered, with GRUU.
+    store
+        .record_heartbeat(
+            "tv",
+            "busy",
+            &[AccountReport {
+                aor: "sip:alice-tv@family.example".into(),
+                registered: true,
+                gruu: Some("sip:alice-tv@family.example;gr=urn:uuid:tv".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    let accounts = store.accounts_of("tv").await.unwrap();
+    assert!(accounts[0].registered && !accounts[1].registered);
+    assert!(accounts[0].gruu.as_deref().unwrap().contains(";gr="));
+    assert!(
+        store
+            .talker("tv")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen
+            .is_some()
+    );
+    assert!(matches!(
+        store.record_heartbeat("ghost", "idle", &[]).await,
+        Err(StorageError::NotFound(_))
+    ));
+
+    // Contacts: a user contact is accepted only once both added each other.
+    store
+        .add_contact(alice.id, "bob", &ContactTarget::User { user: bob.id })
+        .await
+        .unwrap();
+    store
+        .add_contact(
+            alice.id,
+            "office",
+            &ContactTarget::Address {
+                aor: "sip:desk@work.example".into(),
+                server: "work.example".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let view = store
+        .contact_by_name(alice.id, "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!view.accepted, "bob has not added alice yet");
+    assert!(
+        store
+            .contact_by_name(alice.id, "office")
+            .await
+            .unwrap()
+            .unwrap()
+            .accepted
+    );
+    store
+        .add_contact(bob.id, "alice", &ContactTarget::User { user: alice.id })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .contact_by_name(alice.id, "bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .accepted
+    );
+    let names: Vec<String> = store
+        .contacts_of(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.contact.name)
+        .collect();
+    assert_eq!(names, ["bob", "office"]);
+
+    // Calls and their event log; unfinished calls are found after a restart.
+    let call = CallRecord {
+        id: "c1".into(),
+        caller: alice.id,
+        contact_id: view.contact.id,
+        route: "{}".into(),
+        media: "audio".into(),
+        state: "matching".into(),
+        reason: None,
+        owner_instance: "m1".into(),
+        created_at: 1,
+        ended_at: None,
+    };
+    store.insert_call(&call).await.unwrap();
+    let mut second = call.clone();
+    second.id = "c2".into();
+    store.insert_call(&second).await.unwrap();
+    let e1 = store
+        .append_call_event("c1", "dialing_talker", None, "{}")
+        .await
+        .unwrap();
+    let e2 = store
+        .append_call_event("c1", "connected", None, "{}")
+        .await
+        .unwrap();
+    assert_eq!((e1.seq, e2.seq), (1, 2));
+    assert_eq!(store.unfinished_calls("m1").await.unwrap(), ["c1", "c2"]);
+    store
+        .append_call_event("c1", "ended", Some("hung_up"), "{}")
+        .await
+        .unwrap();
+    let c1 = store.call("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.state.as_str(), c1.reason.as_deref()),
+        ("ended", Some("hung_up"))
+    );
+    assert!(c1.ended_at.is_some());
+    assert_eq!(store.call_events("c1", 1).await.unwrap().len(), 2);
+    assert_eq!(store.unfinished_calls("m1").await.unwrap(), ["c2"]);
+    assert!(store.unfinished_calls("m2").await.unwrap().is_empty());
+
+    // Signing keys: created, listed, rotated with overlap.
+    store.add_signing_key("k1", &"11".repeat(32)).await.unwrap();
+    store.add_signing_key("k2", &"22".repeat(32)).await.unwrap();
+    store.retire_signing_keys_except("k2").await.unwrap();
+    let keys = store.signing_keys(3600).await.unwrap();
+    assert_eq!(keys.len(), 2, "retired key still published in the overlap");
+    assert!(keys.iter().any(|k| k.kid == "k2" && k.retired_at.is_none()));
+    assert_eq!(store.signing_keys(-10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_file_holds_the_registry_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("sub/matcher.db").display());
+    let store = Store::open(&url).await.unwrap();
+    exercise(&store).await;
+    store.close().await;
+    // Reopening runs no migration twice and finds everything.
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.users().await.unwrap().len(), 2);
+    assert_eq!(again.call("c1").await.unwrap().unwrap().state, "ended");
+}
+
+#[tokio::test]
+async fn postgres_holds_the_same_registry() {
+    let pg = testbed::Postgres::start().unwrap();
+    let url = pg.create_database("matcher_test").unwrap();
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.engine(), matcher::storage::Engine::Postgres);
+    exercise(&store).await;
+    store.close().await;
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.users().await.unwrap().len(), 2);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn a_url_for_another_engine_is_a_clear_error() {
+    let err = Store::open("mysql://x").await.unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
+}

@@ -1,0 +1,512 @@
+//! Enrollment with the matcher (`talker-agent enroll`): the talker sends its id,
+//! public key and accounts with a one-time enrollment token, and keeps what the
+//! matcher answers — its heartbeat credential and the matcher's token keys — in
+//! `state_dir/enrollment.json` (0600, written atomically). The wire format is
+//! the matcher's HTTP contract (`docs/talker-agent.md`, "Enrollment").
+
+use crate::config::{Config, ConfigError, Kind};
+use crate::identity::{Identity, IdentityError};
+use crate::trust::decode_key;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file in the state directory that holds the enrollment.
+pub const ENROLLMENT_FILE: &str = "enrollment.json";
+/// How long one request to the matcher may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One matcher token key as the matcher announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatcherKey {
+    /// The key id tokens name in their `kid`.
+    pub kid: String,
+    /// The Ed25519 public key, standard base64.
+    pub public_key: String,
+}
+
+/// Decodes a key list; any entry that is not an Ed25519 key fails the whole
+/// list (a matcher that sends one is not to be half-believed).
+pub fn decode_keys(keys: &[MatcherKey]) -> Result<Vec<(String, VerifyingKey)>, String> {
+    keys.iter()
+        .map(|k| {
+            if k.kid.is_empty() || k.kid.len() > 128 {
+                return Err(format!("key id {:?} is not usable", k.kid));
+            }
+            decode_key(&k.public_key)
+                .map(|key| (k.kid.clone(), key))
+                .map_err(|e| format!("key {}: {e}", k.kid))
+        })
+        .collect()
+}
+
+/// What `enrollment.json` holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    /// The matcher's base URL (heartbeats go there).
+    pub matcher_url: String,
+    /// The talker id the matcher enrolled.
+    pub talker_id: String,
+    /// The bearer secret for heartbeats.
+    pub credential: String,
+    /// The matcher's token keys (updated from heartbeat replies).
+    pub keys: Vec<MatcherKey>,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The credential is a secret: never in logs.
+        f.debug_struct("Enrollment")
+            .field("matcher_url", &self.matcher_url)
+            .field("talker_id", &self.talker_id)
+            .field("credential", &"<redacted>")
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+/// Errors enrolling, or reading or writing `enrollment.json`.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollmentError {
+    /// The configuration cannot be used for enrollment (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The talker's key could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The matcher could not be reached or did not answer in time.
+    #[error("matcher {url}: {problem}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What went wrong (transport level).
+        problem: String,
+    },
+    /// The matcher answered with an error.
+    #[error("matcher {url} refused: {status} {code}: {message}")]
+    Refused {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The matcher's error code (`unauthorized`, `talker_exists`, ...).
+        code: String,
+        /// The matcher's message.
+        message: String,
+    },
+    /// The matcher's answer does not follow the contract.
+    #[error("matcher {url}: unusable reply: {problem}")]
+    BadReply {
+        /// The URL asked.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// `enrollment.json` could not be read or written.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The body of `POST /v1/talkers`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrollRequest {
+    /// The talker id.
+    pub id: String,
+    /// The talker's Ed25519 public key, standard base64.
+    pub public_key: String,
+    /// Human name.
+    pub name: String,
+    /// Device kind (`tv`, `pc`, ...).
+    pub kind: String,
+    /// `video` when the device carries video, else `audio`.
+    pub media: String,
+    /// The device's `+sip.instance` URN.
+    pub instance: String,
+    /// The device's SIP accounts.
+    pub accounts: Vec<EnrollAccount>,
+}
+
+/// One account in an enrollment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrollAccount {
+    /// `sip:user@server`.
+    pub aor: String,
+    /// The server's domain.
+    pub server: String,
+}
+
+/// The matcher's 201 answer to `POST /v1/talkers`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnrollReply {
+    /// The talker id enrolled.
+    pub talker_id: String,
+    /// The user who owns the talker now.
+    pub owner: String,
+    /// The heartbeat credential.
+    pub credential: String,
+    /// The matcher's token keys.
+    pub keys: Vec<MatcherKey>,
+    /// The matcher's Unix time, seconds.
+    pub time: f64,
+}
+
+/// The matcher's error body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiError {
+    /// The error.
+    pub error: ApiErrorDetail,
+}
+
+/// Code and message of a matcher error.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiErrorDetail {
+    /// Machine-readable code.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// What a successful enrollment reports.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The talker id.
+    pub talker_id: String,
+    /// The matcher's base URL.
+    pub matcher_url: String,
+    /// The owner the matcher enrolled the talker for.
+    pub owner: String,
+    /// Where the enrollment was written.
+    pub path: PathBuf,
+}
+
+/// The matcher's base URL from the configuration, checked: `http://` only in
+/// this version (no TLS yet), no trailing slash.
+pub fn matcher_base_url(config: &Config, config_path: &Path) -> Result<String, ConfigError> {
+    let fail = |problem: &str| ConfigError {
+        path: config_path.display().to_string(),
+        field: "matcher_url".into(),
+        problem: problem.into(),
+    };
+    let url = config
+        .matcher_url
+        .as_deref()
+        .ok_or_else(|| fail("missing: enrollment needs the matcher's URL"))?;
+    check_base_url(url).map_err(fail)
+}
+
+fn check_base_url(url: &str) -> Result<String, &'static str> {
+    let url = url.trim().trim_end_matches('/');
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("must start with http:// (TLS is not supported yet)");
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ', '@']) {
+        return Err("must be like http://host:port");
+    }
+    Ok(url.to_owned())
+}
+
+/// The HTTP client for the matcher: no proxy from the environment, no
+/// redirects (the bearer must go to the configured matcher only), bounded time.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(format!(
+            "splitdial-talker-agent/{}",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The enrollment request this talker sends.
+pub fn enroll_request(config: &Config, identity: &Identity) -> EnrollRequest {
+    EnrollRequest {
+        id: config.id.clone().unwrap_or_else(|| identity.derived_id()),
+        public_key: identity.public_key_base64(),
+        name: config.name.clone(),
+        kind: kind_name(config.kind).into(),
+        media: if config.has_video() { "video" } else { "audio" }.into(),
+        instance: identity.instance_urn(),
+        accounts: config
+            .accounts
+            .iter()
+            .map(|a| EnrollAccount {
+                aor: a.aor(),
+                server: a.server.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tv => "tv",
+        Kind::Pc => "pc",
+        Kind::Phone => "phone",
+        Kind::Tablet => "tablet",
+        Kind::Speaker => "speaker",
+        Kind::Other => "other",
+    }
+}
+
+/// A matcher error answer as one error: its code and message when the body
+/// follows the contract, else the status alone.
+pub fn refusal(url: &str, status: u16, body: &[u8]) -> EnrollmentError {
+    let (code, message) = match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => (one_line(&e.error.code), one_line(&e.error.message)),
+        Err(_) => ("-".to_owned(), "no error body".to_owned()),
+    };
+    EnrollmentError::Refused {
+        url: url.to_owned(),
+        status,
+        code,
+        message,
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.chars().take(300).collect()
+}
+
+/// Enrolls the talker described by `config` with the enrollment `token`, and
+/// writes `enrollment.json` on success.
+pub async fn enroll(
+    config: &Config,
+    config_path: &Path,
+    token: &str,
+) -> Result<Enrolled, EnrollmentError> {
+    let base = matcher_base_url(config, config_path)?;
+    let identity = Identity::load_or_create(&config.state_dir)?;
+    let request = enroll_request(config, &identity);
+    let url = format!("{base}/v1/talkers");
+    let unreachable = |problem: String| EnrollmentError::Unreachable {
+        url: url.clone(),
+        problem,
+    };
+    let bad = |problem: String| EnrollmentError::BadReply {
+        url: url.clone(),
+        problem,
+    };
+    let client = http_client().map_err(unreachable)?;
+    let response = client
+        .post(&url)
+        .bearer_auth(token.trim())
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| unreachable(error_chain(&e.without_url())))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(error_chain(&e.without_url())))?;
+    if status != 201 {
+        return Err(refusal(&url, status, &body));
+    }
+    let reply: EnrollReply =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("not the 201 body: {e}")))?;
+    if reply.talker_id != request.id {
+        return Err(bad(format!(
+            "enrolled id {:?}, not ours {:?}",
+            reply.talker_id, request.id
+        )));
+    }
+    if reply.credential.is_empty() {
+        return Err(bad("empty credential".into()));
+    }
+    if reply.keys.is_empty() {
+        return Err(bad("no matcher key".into()));
+    }
+    decode_keys(&reply.keys).map_err(bad)?;
+    let enrollment = Enrollment {
+        matcher_url: base.clone(),
+        talker_id: reply.talker_id.clone(),
+        credential: reply.credential,
+        keys: reply.keys,
+    };
+    let path = enrollment.save(&config.state_dir)?;
+    Ok(Enrolled {
+        talker_id: reply.talker_id,
+        matcher_url: base,
+        owner: reply.owner,
+        path,
+    })
+}
+
+/// A reqwest error with its causes, on one line (reqwest's own text omits them).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    one_line(&text)
+}
+
+impl Enrollment {
+    /// Reads `state_dir/enrollment.json`; `None` when the talker is not
+    /// enrolled. The file must not be readable by group or others.
+    pub fn load(state_dir: &Path) -> Result<Option<Self>, EnrollmentError> {
+        let path = state_dir.join(ENROLLMENT_FILE);
+        let fail = |problem: String| EnrollmentError::File {
+            path: path.clone(),
+            problem,
+        };
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(fail("readable by others; chmod 600 it".into()));
+        }
+        let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+        let enrollment: Self =
+            serde_json::from_slice(&text).map_err(|e| fail(one_line(&e.to_string())))?;
+        check_base_url(&enrollment.matcher_url).map_err(|e| fail(format!("matcher_url {e}")))?;
+        decode_keys(&enrollment.keys).map_err(fail)?;
+        Ok(Some(enrollment))
+    }
+
+    /// Writes `state_dir/enrollment.json` atomically (a 0600 temporary file in
+    /// the same directory, synced, then renamed over the old one).
+    pub fn save(&self, state_dir: &Path) -> Result<PathBuf, EnrollmentError> {
+        let path = state_dir.join(ENROLLMENT_FILE);
+        let temp = state_dir.join(format!(
+            ".{ENROLLMENT_FILE}.{}.{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let fail = |p: &Path, e: std::io::Error| EnrollmentError::File {
+            path: p.to_owned(),
+            problem: e.to_string(),
+        };
+        let mut text = serde_json::to_vec_pretty(self).map_err(|e| EnrollmentError::File {
+            path: path.clone(),
+            problem: e.to_string(),
+        })?;
+        text.push(b'\n');
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(fail(&path, e));
+        }
+        // Make the rename itself durable.
+        if let Ok(dir) = std::fs::File::open(state_dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(path)
+    }
+
+    /// The matcher keys, decoded (checked when the file was read).
+    pub fn decoded_keys(&self) -> Vec<(String, VerifyingKey)> {
+        decode_keys(&self.keys).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn sample() -> Enrollment {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        Enrollment {
+            matcher_url: "http://127.0.0.1:8740".into(),
+            talker_id: "tv-1".into(),
+            credential: "secret-credential".into(),
+            keys: vec![MatcherKey {
+                kid: "m-1".into(),
+                public_key: base64::engine::general_purpose::STANDARD.encode(key.to_bytes()),
+            }],
+        }
+    }
+
+    #[test]
+    fn saves_private_atomically_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Enrollment::load(dir.path()).unwrap().is_none());
+        let e = sample();
+        let path = e.save(dir.path()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(Enrollment::load(dir.path()).unwrap().unwrap(), e);
+        // Overwriting leaves no temporary file behind.
+        e.save(dir.path()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|d| d.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(ENROLLMENT_FILE)]);
+        assert!(!format!("{e:?}").contains("secret-credential"));
+    }
+
+    #[test]
+    fn refuses_a_shared_or_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample().save(dir.path()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Enrollment::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "{\"matcher_url\": 3}").unwrap();
+        assert!(Enrollment::load(dir.path()).is_err());
+        let mut bad = sample();
+        bad.keys[0].public_key = "bm90IGEga2V5".into();
+        bad.save(dir.path()).unwrap();
+        let e = Enrollment::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("m-1"), "{e}");
+    }
+
+    #[test]
+    fn base_urls_are_plain_http() {
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8740/").unwrap(),
+            "http://127.0.0.1:8740"
+        );
+        assert!(check_base_url("https://matcher.example").is_err());
+        assert!(check_base_url("http://").is_err());
+        assert!(check_base_url("http://user@host").is_err());
+    }
+
+    #[test]
+    fn refusals_carry_code_and_message_on_one_line() {
+        let e = refusal(
+            "http://m/v1/talkers",
+            401,
+            br#"{"error":{"code":"unauthorized","message":"enrollment token\nused"}}"#,
+        )
+        .to_string();
+        assert_eq!(
+            e,
+            "matcher http://m/v1/talkers refused: 401 unauthorized: enrollment token used"
+        );
+        let e = refusal("http://m/v1/talkers", 502, b"<html>").to_string();
+        assert!(e.contains("502") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,317 @@
+//! Heartbeats to the matcher, once enrolled: every `interval_s` (the matcher's
+//! choice, 30 s by default) and soon after the talker's state changes, the
+//! agent reports idle/busy and each account's registration and GRUU. Each
+//! authenticated reply brings the matcher's current token keys, which replace
+//! the pinned set, and its clock, from which the agent keeps an offset for
+//! token times (the system clock is never set). Failures back off (1 s
+//! doubling, at most the interval) and are logged once per change of state.
+
+use crate::enrollment::{
+    Enrollment, EnrollmentError, MatcherKey, decode_keys, error_chain, http_client, refusal,
+};
+use crate::registration::{AccountHandle, AccountState};
+use crate::trust::Trust;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The interval used until the matcher names one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest and longest interval the agent accepts from the matcher.
+pub const INTERVAL_BOUNDS: (u64, u64) = (1, 3600);
+/// The first back-off delay after a failure (doubling up to the interval).
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// A state change is reported early, but never sooner than this after a beat.
+pub const MIN_SPACING: Duration = Duration::from_secs(1);
+/// The last beat at shutdown may take this long.
+const FINAL_BEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Idle or busy, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TalkerState {
+    /// No call other than a bare control leg.
+    Idle,
+    /// In a call.
+    Busy,
+}
+
+/// One account in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountReport {
+    /// `sip:user@server`.
+    pub aor: String,
+    /// Whether the account is registered right now.
+    pub registered: bool,
+    /// The public GRUU the server handed out, if any.
+    pub gruu: Option<String>,
+}
+
+/// The body of `POST /v1/talkers/{id}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatBody {
+    /// Idle or busy.
+    pub state: TalkerState,
+    /// Every account.
+    pub accounts: Vec<AccountReport>,
+}
+
+/// The matcher's 200 answer to a heartbeat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeartbeatReply {
+    /// The matcher's Unix time, seconds (fractional).
+    pub time: f64,
+    /// The matcher's current token keys.
+    pub keys: Vec<MatcherKey>,
+    /// Seconds until the next heartbeat.
+    #[serde(default)]
+    pub interval_s: Option<u64>,
+}
+
+/// What the heartbeat task needs.
+pub struct HeartbeatPlan {
+    /// The enrollment (URL, id, credential, last known keys).
+    pub enrollment: Enrollment,
+    /// Where `enrollment.json` lives (rewritten when the keys change).
+    pub state_dir: PathBuf,
+    /// The accounts, with their registration state.
+    pub accounts: Vec<AccountHandle>,
+    /// Busy (true) or idle, from the calls registry.
+    pub busy: watch::Receiver<bool>,
+    /// Where the keys and the clock offset go.
+    pub trust: Arc<Trust>,
+}
+
+impl HeartbeatPlan {
+    /// The heartbeat as it would be sent now.
+    pub fn body(&self) -> HeartbeatBody {
+        HeartbeatBody {
+            state: if *self.busy.borrow() {
+                TalkerState::Busy
+            } else {
+                TalkerState::Idle
+            },
+            accounts: self
+                .accounts
+                .iter()
+                .map(|a| match a.state() {
+                    AccountState::Registered { gruu, .. } => AccountReport {
+                        aor: a.aor.clone(),
+                        registered: true,
+                        gruu,
+                    },
+                    _ => AccountReport {
+                        aor: a.aor.clone(),
+                        registered: false,
+                        gruu: None,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Starts heartbeats; the first goes out at once. On `stop` the task sends one
+/// last heartbeat (bounded in time, so the matcher sees the accounts gone) and
+/// ends.
+pub fn spawn(plan: HeartbeatPlan, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(plan, stop))
+}
+
+async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
+    let client = match http_client() {
+        Ok(client) => client,
+        Err(e) => {
+            warn!(error = %e, "no HTTP client: no heartbeats");
+            return;
+        }
+    };
+    let url = format!(
+        "{}/v1/talkers/{}/heartbeat",
+        plan.enrollment.matcher_url, plan.enrollment.talker_id
+    );
+    let mut interval = DEFAULT_INTERVAL;
+    let mut backoff: Option<Duration> = None;
+    let mut failing: Option<String> = None;
+    let mut last_sent: Option<HeartbeatBody> = None;
+    let mut last_beat: Option<Instant> = None;
+    let mut next = Instant::now();
+    let mut watch_busy = true;
+    info!(%url, "heartbeats start");
+    loop {
+        // Wait for the next beat: its time, or an earlier change of state
+        // (not while backing off after a failure).
+        while Instant::now() < next {
+            let poll = (Instant::now() + MIN_SPACING).min(next);
+            tokio::select! {
+                () = stop.cancelled() => {
+                    final_beat(&client, &url, &plan).await;
+                    return;
+                }
+                () = tokio::time::sleep_until(poll) => {}
+                changed = plan.busy.changed(), if watch_busy => {
+                    watch_busy = changed.is_ok();
+                }
+            }
+            let spaced = last_beat.is_none_or(|t| t.elapsed() >= MIN_SPACING);
+            if backoff.is_none() && spaced && last_sent.as_ref() != Some(&plan.body()) {
+                break;
+            }
+        }
+        if stop.is_cancelled() {
+            final_beat(&client, &url, &plan).await;
+            return;
+        }
+        let body = plan.body();
+        last_beat = Some(Instant::now());
+        let outcome = tokio::select! {
+            () = stop.cancelled() => continue,
+            outcome = beat(&client, &url, &plan.enrollment.credential, &body) => outcome,
+        };
+        match outcome.and_then(|(reply, local_mid)| apply(&mut plan, &url, &reply, local_mid)) {
+            Ok(granted) => {
+                if failing.take().is_some() {
+                    info!(%url, "heartbeats answered again");
+                }
+                backoff = None;
+                interval = granted;
+                last_sent = Some(body);
+                next = Instant::now() + interval;
+            }
+            Err(e) => {
+                let kind = failure_kind(&e);
+                if failing.as_deref() != Some(kind.as_str()) {
+                    let hint = if matches!(e, EnrollmentError::Refused { status: 401, .. }) {
+                        "; the credential was refused: enroll again (talker-agent enroll)"
+                    } else {
+                        ""
+                    };
+                    warn!(error = %e, "heartbeat failed{hint}; retrying with back-off");
+                    failing = Some(kind);
+                } else {
+                    debug!(error = %e, "heartbeat failed again");
+                }
+                let delay = backoff.map_or(FIRST_BACKOFF, |b| b * 2).min(interval);
+                backoff = Some(delay);
+                next = Instant::now() + delay;
+            }
+        }
+    }
+}
+
+/// One heartbeat: the reply and our clock (Unix seconds) halfway through.
+async fn beat(
+    client: &reqwest::Client,
+    url: &str,
+    credential: &str,
+    body: &HeartbeatBody,
+) -> Result<(HeartbeatReply, f64), EnrollmentError> {
+    let unreachable = |problem: String| EnrollmentError::Unreachable {
+        url: url.to_owned(),
+        problem,
+    };
+    let sent = unix_seconds();
+    let response = client
+        .post(url)
+        .bearer_auth(credential)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(error_chain(&e.without_url())))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(error_chain(&e.without_url())))?;
+    let received = unix_seconds();
+    if status != 200 {
+        return Err(refusal(url, status, &bytes));
+    }
+    let reply: HeartbeatReply =
+        serde_json::from_slice(&bytes).map_err(|e| EnrollmentError::BadReply {
+            url: url.to_owned(),
+            problem: format!("not the 200 body: {e}"),
+        })?;
+    Ok((reply, (sent + received) / 2.0))
+}
+
+/// Takes keys and clock from an authenticated reply; the interval to wait.
+/// A reply that is not usable as a whole changes nothing.
+fn apply(
+    plan: &mut HeartbeatPlan,
+    url: &str,
+    reply: &HeartbeatReply,
+    local_mid: f64,
+) -> Result<Duration, EnrollmentError> {
+    let bad = |problem: String| EnrollmentError::BadReply {
+        url: url.to_owned(),
+        problem,
+    };
+    if !reply.time.is_finite() || reply.time <= 0.0 {
+        return Err(bad(format!("time {} is not a Unix time", reply.time)));
+    }
+    if reply.keys.is_empty() {
+        return Err(bad("no matcher key".into()));
+    }
+    let keys = decode_keys(&reply.keys).map_err(bad)?;
+    #[allow(clippy::cast_possible_truncation)] // Rounded seconds; bounded below.
+    let offset = (reply.time - local_mid).round().clamp(-1e12, 1e12) as i64;
+    if offset != plan.trust.clock_offset() {
+        info!(offset_s = offset, "clock offset to the matcher");
+        plan.trust.set_clock_offset(offset);
+    }
+    plan.trust.set_matcher_keys(&keys);
+    if reply.keys != plan.enrollment.keys {
+        info!(
+            kids = ?reply.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            "matcher keys changed"
+        );
+        plan.enrollment.keys = reply.keys.clone();
+        if let Err(e) = plan.enrollment.save(&plan.state_dir) {
+            warn!(error = %e, "cannot save the new matcher keys");
+        }
+    }
+    let (low, high) = INTERVAL_BOUNDS;
+    Ok(Duration::from_secs(
+        reply
+            .interval_s
+            .unwrap_or(DEFAULT_INTERVAL.as_secs())
+            .clamp(low, high),
+    ))
+}
+
+/// The last beat at shutdown, after the accounts un-registered.
+async fn final_beat(client: &reqwest::Client, url: &str, plan: &HeartbeatPlan) {
+    let body = plan.body();
+    match tokio::time::timeout(
+        FINAL_BEAT_TIMEOUT,
+        beat(client, url, &plan.enrollment.credential, &body),
+    )
+    .await
+    {
+        Ok(Ok(_)) => debug!("last heartbeat sent"),
+        Ok(Err(e)) => debug!(error = %e, "last heartbeat failed"),
+        Err(_) => debug!("last heartbeat timed out"),
+    }
+}
+
+/// Failures of the same kind are logged once.
+fn failure_kind(error: &EnrollmentError) -> String {
+    match error {
+        EnrollmentError::Refused { status, code, .. } => format!("refused {status} {code}"),
+        EnrollmentError::Unreachable { .. } => "unreachable".into(),
+        EnrollmentError::BadReply { .. } => "bad reply".into(),
+        other => other.to_string(),
+    }
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

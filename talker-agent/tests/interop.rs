@@ -1,0 +1,328 @@
+//! Interop of the talker agent with third-party SIP parts, all real programs on
+//! 127.0.0.x (run inside a loopback-only namespace, serially:
+//! `cargo test -p talker-agent --test interop -- --test-threads=1`):
+//!
+//! * baresip 1.0 as the referred party: the agent's referred call (a control
+//!   leg and its REFER, as in `click_to_dial.rs`) reaches a baresip account registered at
+//!   the embedded sip-server; G.711 flows both ways (the agent hears baresip's
+//!   `ausine` tone; baresip counts the agent's RTP packets in its RTCP stats).
+//! * Kamailio instead of sip-server: the same click-to-dial between two agents
+//!   through Kamailio (digest for the agents, the controller trusted by its TCP
+//!   source address); each agent hears the other's tone.
+//! * SIGTERM of an agent during a live call: it sends BYE (the other agent's call
+//!   ends, the controller's leg gets BYE) before it un-registers (Kamailio's
+//!   request log shows the order).
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+#[path = "interop/rig.rs"]
+mod rig;
+
+use rig::{
+    Baresip, BaresipSetup, CONTROLLER_IP, ControlLeg, DOMAIN, Kamailio, Matcher, agent_config,
+    auto_answer, eventually, start_agent, summary_field,
+};
+use sip_server::ServerConfig;
+use sip_server::users::UserDirectory;
+use std::path::Path;
+use std::time::Duration;
+
+fn agent_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_talker-agent"))
+}
+
+/// MD5(eve:home.example:eve-pw). baresip's SIP stack (libre) answers only MD5
+/// digest challenges, and stops at the first challenge it cannot answer
+/// ("Register: Function not implemented"): its account gets an MD5 H(A1) only,
+/// so sip-server challenges it with MD5 alone.
+const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referred_call_to_baresip_carries_g711_both_ways() {
+    let users = format!(
+        "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
+    );
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
+    config.trusted = vec![CONTROLLER_IP];
+    let server = sip_server::start(config).await.unwrap();
+    let matcher = Matcher::new();
+    // Tones drawn now; nobody tells the analyzers. G.711 carries up to 4 kHz.
+    let tone_a = f64::from(300 + rand::random::<u32>() % 400);
+    let tone_eve = 900 + rand::random::<u32>() % 900;
+
+    let mut eve = Baresip::start(&BaresipSetup {
+        user: "eve",
+        proxy: server.local_addr(),
+        tone_hz: tone_eve,
+        opus: false,
+    });
+    eve.wait_registered();
+    let mut eve_ctl = eve.control().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a_cfg = agent_config(
+        dir.path(),
+        "tv-a",
+        "alice",
+        server.local_addr(),
+        &matcher.key,
+        tone_a,
+        "",
+    );
+    let mut a = start_agent(agent_binary(), &a_cfg, "tv-a");
+    let location = &server.context().location;
+    eventually("alice and eve registered", Duration::from_secs(30), || {
+        !location.lookup("alice").is_empty() && !location.lookup("eve").is_empty()
+    })
+    .await;
+
+    let mut leg = ControlLeg::open(
+        server.local_addr(),
+        &matcher,
+        "tv-a",
+        &format!("sip:alice@{DOMAIN}"),
+    )
+    .await;
+    leg.refer_and_wait_answer(&matcher, &format!("sip:eve@{DOMAIN}"))
+        .await;
+    if let Err(e) = eve.process.wait_for_output(
+        "incoming rtp for 'audio' established",
+        Duration::from_secs(15),
+    ) {
+        panic!("{e}\nagent:\n{}", a.log());
+    }
+    // Let the tones flow until baresip has reported, from RTCP, at least 3 s of
+    // the agent's 20 ms packets (RTCP comes every ~5 s; bounded wait).
+    let mut received = None;
+    for _ in 0..30 {
+        eve_ctl.collect(Duration::from_secs(1)).await;
+        received = eve_ctl.rtp_received();
+        if received.is_some_and(|n| n >= 150) {
+            break;
+        }
+    }
+    leg.bye().await;
+
+    let log = eve.process.log();
+    assert!(
+        log.contains("audio: Set audio decoder: PCMU") || log.contains("decoder: PCMA"),
+        "baresip did not decode G.711:\n{log}"
+    );
+    assert!(
+        received.is_some_and(|n| n >= 150),
+        "baresip received {received:?} RTP packets from the agent; events: {:?}\n{log}",
+        eve_ctl.events("CALL_RTCP")
+    );
+    a.wait_for_output("media summary", Duration::from_secs(15))
+        .unwrap();
+    let agent_log = a.log();
+    let heard = summary_field(&agent_log, "heard_hz");
+    let tone_eve = f64::from(tone_eve);
+    assert!(
+        (heard - tone_eve).abs() < tone_eve * 0.02,
+        "the agent heard {heard} Hz, baresip sent {tone_eve}\n{agent_log}"
+    );
+    assert!(
+        summary_field(&agent_log, "sent") >= 150.0,
+        "the agent sent too little\n{agent_log}"
+    );
+    // The agent hung up baresip when the controller hung up.
+    eve.process
+        .wait_for_output("terminated (duration:", Duration::from_secs(15))
+        .unwrap();
+    server.shutdown().await;
+}
+
+/// Two agents registered at Kamailio; `b` auto-answers alice.
+struct KamailioPair {
+    kamailio: Kamailio,
+    matcher: Matcher,
+    a: testbed::Process,
+    b: testbed::Process,
+    tone_a: f64,
+    tone_b: f64,
+    _dir: tempfile::TempDir,
+}
+
+impl KamailioPair {
+    async fn start() -> Self {
+        let kamailio = Kamailio::start();
+        let matcher = Matcher::new();
+        let tone_a = f64::from(300 + rand::random::<u32>() % 700);
+        let tone_b = tone_a + f64::from(200 + rand::random::<u32>() % 700);
+        let dir = tempfile::tempdir().unwrap();
+        let a_cfg = agent_config(
+            dir.path(),
+            "tv-a",
+            "alice",
+            kamailio.addr,
+            &matcher.key,
+            tone_a,
+            "",
+        );
+        let b_cfg = agent_config(
+            dir.path(),
+            "pc-b",
+            "bob",
+            kamailio.addr,
+            &matcher.key,
+            tone_b,
+            &auto_answer("alice"),
+        );
+        let a = start_agent(agent_binary(), &a_cfg, "tv-a");
+        let b = start_agent(agent_binary(), &b_cfg, "pc-b");
+        let pair = Self {
+            kamailio,
+            matcher,
+            a,
+            b,
+            tone_a,
+            tone_b,
+            _dir: dir,
+        };
+        let registered = |p: &testbed::Process| rig::plain(&p.log()).contains("registered aor=");
+        let start = std::time::Instant::now();
+        while !(registered(&pair.a) && registered(&pair.b)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "agents not registered\nA:\n{}\nB:\n{}\nkamailio:\n{}",
+                pair.a.log(),
+                pair.b.log(),
+                pair.kamailio.process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pair
+    }
+
+    /// The control leg to alice's talker by her AOR, REFERred to bob.
+    async fn connect(&mut self) -> ControlLeg {
+        let mut leg = ControlLeg::open(
+            self.kamailio.addr,
+            &self.matcher,
+            "tv-a",
+            &format!("sip:alice@{DOMAIN}"),
+        )
+        .await;
+        leg.refer_and_wait_answer(&self.matcher, &format!("sip:bob@{DOMAIN}"))
+            .await;
+        leg
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_dial_through_kamailio_each_talker_hears_the_other() {
+    let mut pair = KamailioPair::start().await;
+    let mut leg = pair.connect().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    leg.bye().await;
+    for p in [&mut pair.a, &mut pair.b] {
+        p.wait_for_output("media summary", Duration::from_secs(15))
+            .unwrap();
+    }
+    let (heard_by_a, heard_by_b) = (
+        summary_field(&pair.a.log(), "heard_hz"),
+        summary_field(&pair.b.log(), "heard_hz"),
+    );
+    assert!(
+        (heard_by_a - pair.tone_b).abs() < pair.tone_b * 0.02,
+        "A heard {heard_by_a} Hz, B sent {}\n{}",
+        pair.tone_b,
+        pair.a.log()
+    );
+    assert!(
+        (heard_by_b - pair.tone_a).abs() < pair.tone_a * 0.02,
+        "B heard {heard_by_b} Hz, A sent {}\n{}",
+        pair.tone_a,
+        pair.b.log()
+    );
+    // B auto-answered because Kamailio asserted the digest-authenticated caller.
+    let requests = pair.kamailio.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("request INVITE sip:alice@home.example from tcp:127.0.0.2:")),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("request REFER ") && r.contains("from tcp:127.0.0.2:")),
+        "{requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_call_sends_bye_before_unregistering() {
+    let mut pair = KamailioPair::start().await;
+    let mut leg = pair.connect().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let a_sip = sip_addr(&pair.a.log());
+    // The controller keeps answering (as the matcher's would) while A shuts down.
+    let controller = tokio::spawn(async move {
+        let got_bye = leg
+            .ctl
+            .serve_until(&mut leg.seen, Duration::from_secs(30), |s| s.bye)
+            .await;
+        (leg, got_bye)
+    });
+    rig::terminate(&pair.a);
+
+    // The other agent's call ends by A's BYE, and so does the control leg.
+    if let Err(e) = pair
+        .b
+        .wait_for_output("incoming call ended", Duration::from_secs(20))
+    {
+        panic!("{e}\nA:\n{}", pair.a.log());
+    }
+    pair.b
+        .wait_for_output("media summary", Duration::from_secs(15))
+        .unwrap();
+    let (_leg, got_bye) = controller.await.unwrap();
+    assert!(got_bye, "no BYE on the control leg\nA:\n{}", pair.a.log());
+    let status = wait_exit(&mut pair.a, Duration::from_secs(20));
+    assert!(status.success(), "agent exit {status}\n{}", pair.a.log());
+    assert!(pair.a.log().contains("unregistered"), "{}", pair.a.log());
+
+    // At Kamailio: A's BYE (to B) came before A's un-REGISTER.
+    let from_a = format!("from udp:{a_sip} ");
+    let requests = pair.kamailio.requests();
+    let first =
+        |what: &dyn Fn(&str) -> bool| requests.iter().position(|r| r.contains(&from_a) && what(r));
+    let bye_to_b = first(&|r| r.starts_with("request BYE sip:talker@"));
+    let bye_to_controller = first(&|r| r.starts_with("request BYE sip:controller@"));
+    let unregister = first(&|r| r.starts_with("request REGISTER ") && r.contains("expires=0"));
+    let (Some(bye_to_b), Some(bye_to_controller), Some(unregister)) =
+        (bye_to_b, bye_to_controller, unregister)
+    else {
+        panic!(
+            "BYE to B, BYE to the controller or un-REGISTER missing from {a_sip}: {requests:#?}"
+        );
+    };
+    assert!(
+        bye_to_b < unregister && bye_to_controller < unregister,
+        "{requests:#?}"
+    );
+}
+
+/// The agent's SIP address from its `talker-agent ready ... sip ADDR ...` line.
+fn sip_addr(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("talker-agent ready"))
+        .unwrap();
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "sip").unwrap();
+    words.next().unwrap().to_owned()
+}
+
+fn wait_exit(p: &mut testbed::Process, within: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = p.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < within, "agent did not exit\n{}", p.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
