@@ -9,6 +9,7 @@ pub mod calls;
 pub mod cli;
 pub mod controller;
 pub mod metrics;
+pub mod presence;
 pub mod registry;
 pub mod route;
 pub mod route_query;

@@ -3,6 +3,7 @@
 //! pure `route` module. Shared by `GET /v1/routes`, `POST /v1/calls` and the
 //! route benchmark.
 
+use crate::presence::Presence;
 use crate::registry::{ContactTarget, Media, User};
 use crate::route::{
     CalleeSide, CallerSide, Route, RouteError, RouteQuery, TalkerAccounts, rank_routes,
@@ -35,7 +36,9 @@ pub async fn find_routes(
     callee: &str,
     media: Media,
     max_heartbeat_age_s: i64,
+    presence: &Presence,
 ) -> Result<(ContactView, Vec<Route>), RouteQueryError> {
+    let now = crate::storage::now_secs();
     let contact = store
         .contact_by_name(user.id, callee)
         .await?
@@ -43,7 +46,16 @@ pub async fn find_routes(
     if !contact.accepted {
         return Err(RouteQueryError::NotAccepted(callee.to_owned()));
     }
-    let mine = store.talkers_with_accounts(user.id).await?;
+    let callee_user = match &contact.contact.target {
+        ContactTarget::User { user: other } => Some(*other),
+        ContactTarget::Address { .. } => None,
+    };
+    let owners: Vec<i64> = std::iter::once(user.id).chain(callee_user).collect();
+    let (mine, theirs): (Vec<_>, Vec<_>) = store
+        .talkers_with_accounts_of(&owners)
+        .await?
+        .into_iter()
+        .partition(|(t, _)| t.owner == user.id);
     let designated = if designated.is_empty() {
         mine.iter().map(|(t, _)| t.id.clone()).collect()
     } else {
@@ -51,28 +63,26 @@ pub async fn find_routes(
     };
     let mut domains: Vec<String> = mine
         .iter()
+        .chain(&theirs)
         .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone()))
         .collect();
-    let callee_side = match &contact.contact.target {
-        ContactTarget::User { user: other } => {
-            let theirs = store.talkers_with_accounts(*other).await?;
-            domains.extend(
-                theirs
-                    .iter()
-                    .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone())),
-            );
-            CalleeSide::User {
-                user: *other,
-                talkers: theirs
-                    .into_iter()
-                    .map(|(talker, accounts)| TalkerAccounts { talker, accounts })
-                    .collect(),
+    let callee_side = match (&contact.contact.target, callee_user) {
+        (ContactTarget::Address { aor, server }, _) => {
+            domains.push(server.clone());
+            CalleeSide::Address {
+                aor: aor.clone(),
+                server: server.clone(),
+                media: Media::Audio,
+                reachable: presence.reachable(aor, now, max_heartbeat_age_s),
             }
         }
-        ContactTarget::Address { aor, server } => {
-            domains.push(server.clone());
-            CalleeSide::address(aor.clone(), server.clone())
-        }
+        (ContactTarget::User { .. }, other) => CalleeSide::User {
+            user: other.unwrap_or_default(),
+            talkers: theirs
+                .into_iter()
+                .map(|(talker, accounts)| TalkerAccounts { talker, accounts })
+                .collect(),
+        },
     };
     domains.sort();
     domains.dedup();
@@ -87,7 +97,7 @@ pub async fn find_routes(
     };
     let query = RouteQuery {
         media,
-        now: crate::storage::now_secs(),
+        now,
         max_heartbeat_age_s,
     };
     let routes = rank_routes(&caller, &callee_side, &servers, &query)?;

@@ -6,6 +6,7 @@ use crate::api::{self, ApiSettings, AppState, RateLimiter};
 use crate::calls::{CallService, CallTimeouts};
 use crate::controller::{Controller, ControllerConfig};
 use crate::metrics::Metrics;
+use crate::presence::{Presence, run_prober};
 use crate::signing::KeyRing;
 use crate::storage::Store;
 use anyhow::Context;
@@ -58,11 +59,22 @@ impl RunningMatcher {
         .await
         .with_context(|| format!("starting the call controller on {}", config.sip_listen))?;
         let sip = controller.local_addr();
+        let prober = controller.prober();
         let calls =
             CallService::start(store.clone(), controller, &config.instance, config.timeouts)
                 .await
                 .context("recovering call records")?;
+        let presence = Arc::new(Presence::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(run_prober(
+            store.clone(),
+            prober,
+            Arc::clone(&presence),
+            config.api.heartbeat_interval,
+            stop.clone(),
+        ));
         let state = AppState {
+            presence,
             store: store.clone(),
             keys,
             calls: calls.clone(),
@@ -74,7 +86,6 @@ impl RunningMatcher {
             .await
             .with_context(|| format!("binding the HTTP API to {}", config.listen))?;
         let http = listener.local_addr()?;
-        let stop = CancellationToken::new();
         let app = api::router(state);
         let stopped = stop.clone();
         let server = tokio::spawn(async move {

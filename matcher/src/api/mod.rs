@@ -71,6 +71,8 @@ pub struct AppState {
     pub settings: ApiSettings,
     /// Per-client request budget.
     pub limiter: Arc<RateLimiter>,
+    /// Reachability of plain SIP addresses (OPTIONS probes).
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 /// The API's router.

@@ -47,18 +47,26 @@ pub(super) async fn ranked(
 ) -> Result<(ContactView, Vec<Route>), ApiError> {
     state.metrics.route_query();
     let max_age = i64::try_from(state.settings.max_heartbeat_age.as_secs()).unwrap_or(i64::MAX);
-    find_routes(&state.store, user, designated, callee, media, max_age)
-        .await
-        .map_err(|e| match e {
-            RouteQueryError::UnknownContact(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_contact", e.to_string())
-            }
-            RouteQueryError::NotAccepted(_) => {
-                ApiError::new(StatusCode::FORBIDDEN, "contact_not_accepted", e.to_string())
-            }
-            RouteQueryError::Route(r) => r.into(),
-            RouteQueryError::Storage(s) => s.into(),
-        })
+    find_routes(
+        &state.store,
+        user,
+        designated,
+        callee,
+        media,
+        max_age,
+        &state.presence,
+    )
+    .await
+    .map_err(|e| match e {
+        RouteQueryError::UnknownContact(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_contact", e.to_string())
+        }
+        RouteQueryError::NotAccepted(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, "contact_not_accepted", e.to_string())
+        }
+        RouteQueryError::Route(r) => r.into(),
+        RouteQueryError::Storage(s) => s.into(),
+    })
 }
 
 /// Splits `a,b,c` into ids (empty parts dropped).

@@ -39,8 +39,10 @@
 
 mod call;
 mod events;
+mod probe;
 
 pub use events::{ControllerEvent, EndReason, PartyId};
+pub use probe::{Prober, Reachability};
 
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Method, StatusCode};

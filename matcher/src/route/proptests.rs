@@ -156,6 +156,7 @@ fn callee_side() -> impl Strategy<Value = CalleeSide> {
                 aor: format!("sip:desk{user}@{}", DOMAINS[domain]),
                 server: DOMAINS[domain].to_owned(),
                 media,
+                reachable: None,
             }
         }),
     ]
@@ -227,7 +228,9 @@ type CalleeTuple = (Option<String>, String, String, Media, Option<bool>, usize);
 
 fn oracle_callee(callee: &CalleeSide) -> Vec<CalleeTuple> {
     match callee {
-        CalleeSide::Address { aor, server, media } => {
+        CalleeSide::Address {
+            aor, server, media, ..
+        } => {
             vec![(None, aor.clone(), server.clone(), *media, None, 0)]
         }
         CalleeSide::User { user, talkers } => {

@@ -162,14 +162,18 @@ pub fn rank_routes(
                         server: end.server.to_owned(),
                         media: end.media,
                         preference: end.preference,
-                        online: end.talker.zip(end.account).map(|(other, other_account)| {
-                            account_online(
-                                other,
-                                other_account,
-                                query.now,
-                                query.max_heartbeat_age_s,
-                            )
-                        }),
+                        online: end
+                            .talker
+                            .zip(end.account)
+                            .map(|(other, other_account)| {
+                                account_online(
+                                    other,
+                                    other_account,
+                                    query.now,
+                                    query.max_heartbeat_age_s,
+                                )
+                            })
+                            .or(end.reachable),
                     },
                     media,
                     media_supported: media.covers(query.media),

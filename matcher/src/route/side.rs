@@ -43,9 +43,10 @@ pub enum CalleeSide {
     },
     /// A plain SIP address on a known server (a contact of type address).
     ///
-    /// It is one account whose online state is unknown: an unknown state never
-    /// demotes a route (only a known offline side does), so routes to an address
-    /// rank by the caller's side alone. It carries video only when `media` says so.
+    /// It is one account whose online state is what the matcher's OPTIONS
+    /// probe last saw (`reachable`), or unknown: an unknown state never demotes
+    /// a route (only a known offline side does). It carries video only when
+    /// `media` says so.
     Address {
         /// The address, `sip:user@domain`.
         aor: String,
@@ -53,6 +54,9 @@ pub enum CalleeSide {
         server: String,
         /// What it can carry; [`CalleeSide::address`] assumes audio.
         media: Media,
+        /// Whether the last OPTIONS probe through its server reached it;
+        /// `None` when not probed (recently).
+        reachable: Option<bool>,
     },
 }
 
@@ -63,6 +67,7 @@ impl CalleeSide {
             aor: aor.into(),
             server: server.into(),
             media: Media::Audio,
+            reachable: None,
         }
     }
 }
@@ -142,8 +147,10 @@ pub(super) struct CalleeAccount<'a> {
     pub(super) aor: &'a str,
     pub(super) server: &'a str,
     pub(super) media: Media,
-    /// The registry account, `None` for a plain address (online state unknown).
+    /// The registry account, `None` for a plain address.
     pub(super) account: Option<&'a Account>,
+    /// A plain address's probed state (`None` for talkers and unprobed addresses).
+    pub(super) reachable: Option<bool>,
 }
 
 impl CalleeSide {
@@ -160,16 +167,23 @@ impl CalleeSide {
                         server: &account.server,
                         media: talker.media,
                         account: Some(account),
+                        reachable: None,
                     })
                 })
                 .collect(),
-            Self::Address { aor, server, media } => vec![CalleeAccount {
+            Self::Address {
+                aor,
+                server,
+                media,
+                reachable,
+            } => vec![CalleeAccount {
                 talker: None,
                 preference: 0,
                 aor,
                 server,
                 media: *media,
                 account: None,
+                reachable: *reachable,
             }],
         }
     }

@@ -645,6 +645,7 @@ fn a_plain_address_ranks_by_the_callers_side_and_carries_audio_unless_told() {
         aor: "sip:desk@office.example".into(),
         server: "office.example".into(),
         media: Media::Video,
+        reachable: None,
     };
     let routes = rank(&caller, &video_desk, &servers, Media::Video).expect("routes");
     assert_eq!(routes[0].caller_talker.id, "pc");

@@ -96,6 +96,18 @@ impl Store {
         rows.iter().map(contact_from).collect()
     }
 
+    /// Every distinct plain SIP address in anyone's contacts, with its server.
+    pub async fn address_contacts(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT aor, server FROM contacts WHERE aor IS NOT NULL ORDER BY aor",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("aor")?, r.try_get("server")?)))
+            .collect()
+    }
+
     /// `owner`'s contact called `name`.
     pub async fn contact_by_name(&self, owner: UserId, name: &str) -> Result<Option<ContactView>> {
         let row = sqlx::query(AssertSqlSafe(format!(

@@ -173,24 +173,49 @@ impl Store {
         &self,
         owner: UserId,
     ) -> Result<Vec<(Talker, Vec<Account>)>> {
-        let talkers = self.talkers_of(owner).await?;
-        let rows = sqlx::query(
-            "SELECT a.talker_id, a.aor, a.server, a.registered, a.gruu FROM accounts a \
-             JOIN talkers t ON t.id = a.talker_id WHERE t.owner = $1 ORDER BY a.talker_id, a.position",
-        )
-        .bind(owner)
-        .fetch_all(self.pool())
-        .await?;
-        let mut accounts: Vec<Account> = rows.iter().map(account_from).collect::<Result<_>>()?;
-        Ok(talkers
-            .into_iter()
-            .map(|t| {
-                let mine = accounts
-                    .extract_if(.., |a| a.talker == t.id)
-                    .collect::<Vec<_>>();
-                (t, mine)
-            })
-            .collect())
+        self.talkers_with_accounts_of(&[owner]).await
+    }
+
+    /// The talkers of several users with their accounts, in one query (a route
+    /// query reads both sides at once): by owner, oldest talker first, each
+    /// talker's accounts in its own order.
+    pub async fn talkers_with_accounts_of(
+        &self,
+        owners: &[UserId],
+    ) -> Result<Vec<(Talker, Vec<Account>)>> {
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Placeholders only, never values, go into the text.
+        let placeholders: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT t.id, t.owner, t.name, t.kind, t.media, t.public_key, t.instance, t.last_seen, \
+             a.talker_id, a.aor, a.server, a.registered, a.gruu \
+             FROM talkers t LEFT JOIN accounts a ON a.talker_id = t.id \
+             WHERE t.owner IN ({}) ORDER BY t.owner, t.created_at, t.id, a.position",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for owner in owners {
+            query = query.bind(*owner);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut out: Vec<(Talker, Vec<Account>)> = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            if out.last().is_none_or(|(t, _)| t.id != id) {
+                out.push((talker_from(row)?, Vec::new()));
+            }
+            let aor: Option<String> = row.try_get("aor")?;
+            if aor.is_some()
+                && let Some((_, accounts)) = out.last_mut()
+            {
+                accounts.push(account_from(row)?);
+            }
+        }
+        // Keep the callers' order of owners.
+        out.sort_by_key(|(t, _)| owners.iter().position(|o| *o == t.owner));
+        Ok(out)
     }
 
     /// Records a heartbeat: the talker is seen now, in `state`, and each reported

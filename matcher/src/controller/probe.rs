@@ -1,0 +1,122 @@
+//! OPTIONS probes: whether a plain SIP address (a desk phone, a contact that
+//! runs no talker agent and so sends no heartbeats) is reachable right now,
+//! asked through its own server like a call would be.
+
+use super::{Controller, ControllerError, Shared, SipTransport};
+use rsipstack::sip::typed::{From as FromHeader, To as ToHeader};
+use rsipstack::sip::{Method, Param, SipMessage, Transport};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::make_tag;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a probe learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    /// The address answered (any final response from the device itself,
+    /// including 4xx for OPTIONS it does not like, means it is there).
+    Reachable,
+    /// The server said it is not registered (404, 480) or nothing answered.
+    Unreachable,
+    /// The server would not let us ask (401, 403, 407): we know nothing.
+    Unknown,
+}
+
+/// Sends OPTIONS probes from the controller's endpoint; cheap to clone, usable
+/// while calls run.
+#[derive(Clone)]
+pub struct Prober {
+    shared: Arc<Shared>,
+}
+
+impl Controller {
+    /// A probe handle on this controller's endpoint.
+    pub fn prober(&self) -> Prober {
+        Prober {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Prober {
+    /// Sends OPTIONS to `target` through the server's proxy and waits up to
+    /// `timeout` for the final answer.
+    pub async fn probe(
+        &self,
+        proxy: SocketAddr,
+        transport: SipTransport,
+        from: &str,
+        target: &str,
+        timeout: Duration,
+    ) -> Result<Reachability, ControllerError> {
+        let stack = |e: rsipstack::Error| ControllerError::Stack(e.to_string());
+        let parse = |what: &'static str, uri: &str| {
+            rsipstack::sip::Uri::try_from(uri).map_err(|_| ControllerError::InvalidUri {
+                what,
+                uri: uri.to_owned(),
+            })
+        };
+        let target_uri = parse("probe target", target)?;
+        let from_uri = parse("probe from", from)?;
+        let transport = match transport {
+            SipTransport::Tcp => Transport::Tcp,
+            SipTransport::Udp => Transport::Udp,
+        };
+        let endpoint = self.shared.dialogs.endpoint.clone();
+        let via = endpoint
+            .get_via(
+                Some(SipAddr {
+                    r#type: Some(transport),
+                    addr: self.shared.local.into(),
+                }),
+                None,
+            )
+            .map_err(stack)?;
+        let request = endpoint.make_request(
+            Method::Options,
+            target_uri.clone(),
+            via,
+            FromHeader {
+                display_name: None,
+                uri: from_uri,
+                params: vec![Param::Tag(make_tag())],
+            },
+            ToHeader {
+                display_name: None,
+                uri: target_uri,
+                params: vec![],
+            },
+            1,
+            None,
+        );
+        let key = TransactionKey::from_request(&request, TransactionRole::Client).map_err(stack)?;
+        let mut tx = Transaction::new_client(key, request, endpoint, None);
+        tx.destination = Some(SipAddr {
+            r#type: Some(transport),
+            addr: proxy.into(),
+        });
+        tx.send().await.map_err(stack)?;
+        let answer = tokio::time::timeout(timeout, async {
+            while let Some(message) = tx.receive().await {
+                if let SipMessage::Response(response) = message {
+                    let code = u16::from(response.status_code.clone());
+                    if code >= 200 {
+                        return Some(code);
+                    }
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        Ok(match answer {
+            Some(401 | 403 | 407) => Reachability::Unknown,
+            Some(404 | 408 | 410 | 480 | 503 | 504) | None => Reachability::Unreachable,
+            Some(_) => Reachability::Reachable,
+        })
+    }
+}

@@ -1,0 +1,1159 @@
+//! The matcher end to end with real parts: the `matcher` binary (its admin
+//! commands fill the registry, then it serves HTTP and runs the call
+//! controller), two embedded sip-servers (family.example and work.example,
+//! each trusting the controller's address), and real talker agents enrolled
+//! with `talker-agent enroll` that heartbeat to the matcher and carry GStreamer
+//! media (tones drawn at random here, analysed on the other side). Calls are
+//! placed, followed (Server-Sent Events), extended and hung up through the
+//! HTTP API only, as the dialer does.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sip_server::users::UserDirectory;
+use sip_server::{RunningServer, ServerConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use testbed::{Process, Spawn};
+
+const FAMILY: &str = "family.example";
+const WORK: &str = "work.example";
+/// States after which a call's event stream ends.
+const FINAL: [&str; 3] = ["ended", "handed_off", "lost_control"];
+
+/// One talker agent of the household.
+struct TalkerSpec {
+    /// Talker id (also the agent's name).
+    id: &'static str,
+    /// The matcher user who owns it.
+    owner: &'static str,
+    /// Device kind.
+    kind: &'static str,
+    /// Whether it carries video too.
+    video: bool,
+    /// Its SIP accounts: (server domain, SIP user).
+    accounts: &'static [(&'static str, &'static str)],
+    /// Its answer policy section.
+    answer: &'static str,
+}
+
+/// Auto-answer for the tv's family.example account, as asserted by the server.
+const AUTO_FROM_ALICE_TV: &str =
+    "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice-tv@family.example\"]\n";
+
+/// alice's living-room TV: accounts on both servers, audio and video.
+const TV: TalkerSpec = TalkerSpec {
+    id: "tv",
+    owner: "alice",
+    kind: "tv",
+    video: true,
+    accounts: &[(FAMILY, "alice-tv"), (WORK, "alice-tv")],
+    answer: "",
+};
+/// alice's PC, on work.example only.
+const PC: TalkerSpec = TalkerSpec {
+    id: "pc",
+    owner: "alice",
+    kind: "pc",
+    video: false,
+    accounts: &[(WORK, "alice-pc")],
+    answer: "",
+};
+/// A second alice device sharing the tv's family.example account.
+const TV2: TalkerSpec = TalkerSpec {
+    id: "tv2",
+    owner: "alice",
+    kind: "tv",
+    video: false,
+    accounts: &[(FAMILY, "alice-tv")],
+    answer: "",
+};
+/// bob's phone, on family.example only.
+const PHONE: TalkerSpec = TalkerSpec {
+    id: "phone",
+    owner: "bob",
+    kind: "phone",
+    video: false,
+    accounts: &[(FAMILY, "bob-phone")],
+    answer: AUTO_FROM_ALICE_TV,
+};
+/// carol's tablet, on family.example only.
+const PAD: TalkerSpec = TalkerSpec {
+    id: "pad",
+    owner: "carol",
+    kind: "tablet",
+    video: false,
+    accounts: &[(FAMILY, "carol-pad")],
+    answer: AUTO_FROM_ALICE_TV,
+};
+
+/// A running talker agent.
+struct Agent {
+    process: Process,
+    tone: f64,
+    status: SocketAddr,
+}
+
+/// The whole household: servers, matcher, agents, and each user's API token.
+struct Household {
+    dir: tempfile::TempDir,
+    db: String,
+    port: u16,
+    url: String,
+    matcher: Process,
+    family: RunningServer,
+    work: RunningServer,
+    agents: BTreeMap<&'static str, Agent>,
+    tokens: BTreeMap<&'static str, String>,
+    http: reqwest::Client,
+}
+
+/// Runs one admin command of the `matcher` binary (with `--json`).
+async fn admin(db: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(testbed::workspace_binary("matcher"))
+        .arg("--db")
+        .arg(db)
+        .arg("--json")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "matcher {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+}
+
+/// A TCP port on 127.0.0.1 that is free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the matcher on `port` and waits for its ready line.
+fn start_matcher(db: &str, port: u16) -> Process {
+    let listen = format!("127.0.0.1:{port}");
+    let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
+        .args([
+            "--db",
+            db,
+            "--listen",
+            &listen,
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--talker-timeout",
+            "10",
+            "--callee-timeout",
+            "20",
+            "--heartbeat-interval",
+            "2",
+        ])
+        .env(
+            "RUST_LOG",
+            std::env::var("MATCHER_LOG").unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn".into()),
+        )
+        .label("matcher")
+        .start()
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        matcher
+            .wait_for_output("matcher ready", Duration::from_secs(30))
+            .unwrap();
+    });
+    let ready = matcher
+        .log()
+        .lines()
+        .find(|l| l.starts_with("matcher ready"))
+        .unwrap()
+        .to_owned();
+    let words: Vec<&str> = ready.split_whitespace().collect();
+    assert_eq!(words[2], "http", "{ready}");
+    assert_eq!(words[3], listen, "{ready}");
+    assert_eq!(words[4], "sip", "{ready}");
+    matcher
+}
+
+fn sip_server_config(domain: &str, specs: &[&TalkerSpec]) -> ServerConfig {
+    let mut users: Vec<&str> = specs
+        .iter()
+        .flat_map(|s| s.accounts.iter())
+        .filter(|(d, _)| *d == domain)
+        .map(|(_, u)| *u)
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    let text: String = users
+        .iter()
+        .map(|u| format!("[users.{u}]\npassword = \"{u}-pw\"\n"))
+        .collect();
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), domain);
+    config.users = Some(UserDirectory::parse(&text, domain).unwrap());
+    // The matcher's controller connects from 127.0.0.1.
+    config.trusted = vec!["127.0.0.1".parse().unwrap()];
+    config
+}
+
+fn agent_config(
+    dir: &Path,
+    spec: &TalkerSpec,
+    proxies: &BTreeMap<&str, SocketAddr>,
+    matcher_url: &str,
+    tone: f64,
+) -> PathBuf {
+    let mut text = format!(
+        "name = \"{id}\"\nkind = \"{kind}\"\nmedia = {media}\nid = \"{id}\"\nstate_dir = \"{state}\"\nmatcher_url = \"{matcher_url}\"\n",
+        id = spec.id,
+        kind = spec.kind,
+        media = if spec.video {
+            r#"["audio", "video"]"#
+        } else {
+            r#"["audio"]"#
+        },
+        state = dir.join(format!("{}-state", spec.id)).display(),
+    );
+    for (domain, user) in spec.accounts {
+        text.push_str(&format!(
+            "\n[[accounts]]\nserver = \"{domain}\"\nproxy = \"{}\"\nuser = \"{user}\"\npassword = \"{user}-pw\"\n",
+            proxies[domain]
+        ));
+    }
+    text.push_str(&format!(
+        "\n[audio]\nsource = \"tone:{tone}\"\nsink = \"analyze\"\njitter_ms = 20\n\n[discovery]\nenabled = false\n"
+    ));
+    if spec.video {
+        text.push_str("\n[video]\nsource = \"pattern\"\nsink = \"analyze\"\n");
+    }
+    text.push('\n');
+    text.push_str(spec.answer);
+    let path = dir.join(format!("{}.toml", spec.id));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Tones far enough apart to be told apart in a mix, drawn now; nobody tells
+/// the analysers.
+fn draw_tones(n: usize) -> Vec<f64> {
+    let mut tones = vec![f64::from(300 + rand::random::<u32>() % 200)];
+    while tones.len() < n {
+        let last = *tones.last().unwrap();
+        tones.push(last + f64::from(300 + rand::random::<u32>() % 150));
+    }
+    tones
+}
+
+impl Household {
+    /// Servers, registry, matcher, then the agents enrolled and started; returns
+    /// once the matcher sees every talker online with every account registered.
+    async fn start(specs: &[&TalkerSpec]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite:{}", dir.path().join("m.db").display());
+        let family = sip_server::start(sip_server_config(FAMILY, specs))
+            .await
+            .unwrap();
+        let work = sip_server::start(sip_server_config(WORK, specs))
+            .await
+            .unwrap();
+        let proxies: BTreeMap<&str, SocketAddr> =
+            [(FAMILY, family.local_addr()), (WORK, work.local_addr())].into();
+
+        // The registry, through the admin commands.
+        let users = ["alice", "bob", "carol"];
+        for user in users {
+            admin(&db, &["user", "add", user]).await;
+        }
+        let family_proxy = family.local_addr().to_string();
+        let work_proxy = work.local_addr().to_string();
+        admin(
+            &db,
+            &[
+                "server",
+                "add",
+                FAMILY,
+                "--proxy",
+                &family_proxy,
+                "--cost",
+                "1",
+            ],
+        )
+        .await;
+        admin(
+            &db,
+            &["server", "add", WORK, "--proxy", &work_proxy, "--cost", "5"],
+        )
+        .await;
+        for (a, b) in [
+            ("alice", "bob"),
+            ("bob", "alice"),
+            ("alice", "carol"),
+            ("carol", "alice"),
+        ] {
+            admin(&db, &["contact", "add", a, b, "--user", b]).await;
+        }
+        let mut tokens = BTreeMap::new();
+        for user in users {
+            let token = admin(&db, &["user", "token", user]).await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            tokens.insert(user, token);
+        }
+        let mut enroll_tokens = Vec::new();
+        for spec in specs {
+            let token = admin(&db, &["enroll-token", spec.owner]).await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            enroll_tokens.push(token);
+        }
+
+        let port = free_port();
+        let matcher = start_matcher(&db, port);
+        let url = format!("http://127.0.0.1:{port}");
+
+        // Enroll every agent (no matcher_key in the configs: the key comes
+        // from enrollment), then start them all and wait for their ready lines.
+        let tones = draw_tones(specs.len());
+        let mut started = Vec::new();
+        for ((spec, token), tone) in specs.iter().zip(&enroll_tokens).zip(&tones) {
+            let config = agent_config(dir.path(), spec, &proxies, &url, *tone);
+            let out = tokio::process::Command::new(testbed::workspace_binary("talker-agent"))
+                .arg("enroll")
+                .arg("--config")
+                .arg(&config)
+                .arg("--token")
+                .arg(token)
+                .env_remove("SPLITDIAL_ENROLL_TOKEN")
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "enrolling {}: {}\n{}",
+                spec.id,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let process = Spawn::new(testbed::workspace_binary("talker-agent"))
+                .arg("--config")
+                .arg(&config)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("AGENT_LOG").unwrap_or_else(|_| "info,rsipstack=warn".into()),
+                )
+                .label(spec.id)
+                .start()
+                .unwrap();
+            started.push((spec.id, process, *tone));
+        }
+        let mut agents = BTreeMap::new();
+        for (id, mut process, tone) in started {
+            tokio::task::block_in_place(|| {
+                process
+                    .wait_for_output("talker-agent ready", Duration::from_secs(40))
+                    .unwrap();
+            });
+            let line = process
+                .log()
+                .lines()
+                .find(|l| l.starts_with("talker-agent ready"))
+                .unwrap()
+                .to_owned();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1];
+            assert_eq!(at("id"), id, "{line}");
+            let status: SocketAddr = at("status").parse().unwrap();
+            agents.insert(
+                id,
+                Agent {
+                    process,
+                    tone,
+                    status,
+                },
+            );
+        }
+        let household = Self {
+            dir,
+            db,
+            port,
+            url,
+            matcher,
+            family,
+            work,
+            agents,
+            tokens,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        };
+        let owners: Vec<&str> = specs.iter().map(|s| s.owner).collect();
+        for owner in owners {
+            let ids: Vec<&str> = specs
+                .iter()
+                .filter(|s| s.owner == owner)
+                .map(|s| s.id)
+                .collect();
+            household
+                .wait_online(owner, &ids, Duration::from_secs(40))
+                .await;
+        }
+        household
+    }
+
+    /// Everything the matcher and the agents logged, for failure reports.
+    fn logs(&self) -> String {
+        let mut out = format!("--- matcher:\n{}", self.matcher.log());
+        for (id, agent) in &self.agents {
+            out.push_str(&format!("--- {id}:\n{}", agent.process.log()));
+        }
+        out
+    }
+
+    fn agent(&self, id: &str) -> &Agent {
+        &self.agents[id]
+    }
+
+    /// One API request as `user`; the status and the JSON body (Null if none).
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        user: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.tokens[user]);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, user: &str, path: &str) -> (u16, Value) {
+        self.api(reqwest::Method::GET, user, path, None).await
+    }
+
+    /// Places a call as alice; panics unless 201. Returns the call's JSON.
+    async fn place(&self, body: Value) -> Value {
+        let (status, call) = self
+            .api(reqwest::Method::POST, "alice", "/v1/calls", Some(body))
+            .await;
+        assert_eq!(status, 201, "{call}\n{}", self.logs());
+        call
+    }
+
+    /// Waits until the matcher lists each of `ids` among `owner`'s talkers as
+    /// online with every account registered.
+    async fn wait_online(&self, owner: &str, ids: &[&str], within: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, talkers) = self.get(owner, "/v1/me/talkers").await;
+            let ready = status == 200
+                && ids.iter().all(|id| {
+                    talkers["talkers"].as_array().is_some_and(|list| {
+                        list.iter().any(|t| {
+                            t["id"] == json!(id)
+                                && t["online"] == json!(true)
+                                && t["accounts"].as_array().is_some_and(|a| {
+                                    !a.is_empty()
+                                        && a.iter().all(|a| a["registered"] == json!(true))
+                                })
+                        })
+                    })
+                });
+            if ready {
+                return talkers;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{owner}'s talkers {ids:?} never all online: {status} {talkers}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// An agent's `GET /v1/status`.
+    async fn status(&self, id: &str) -> Value {
+        self.http
+            .get(format!("http://{}/v1/status", self.agent(id).status))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Opens a call's event stream as alice.
+    async fn events(&self, call: &str) -> Sse {
+        let response = self
+            .http
+            .get(format!("{}/v1/calls/{call}/events", self.url))
+            .bearer_auth(&self.tokens["alice"])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Sse {
+            stream: Box::pin(response.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
+            pending: String::new(),
+        }
+    }
+
+    /// Reads events until one satisfies `wanted`; returns all seen (with it).
+    /// A final state before it, the stream's end or the deadline fail.
+    async fn events_until(
+        &self,
+        sse: &mut Sse,
+        what: &str,
+        wanted: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen: Vec<Value> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match sse.next(left).await {
+                Next::Event(event) => {
+                    let done = wanted(&event);
+                    let final_state = is_final(&event);
+                    seen.push(event);
+                    if done {
+                        return seen;
+                    }
+                    assert!(
+                        !final_state,
+                        "call ended before {what}: {seen:#?}\n{}",
+                        self.logs()
+                    );
+                }
+                Next::End => panic!("stream ended before {what}: {seen:#?}\n{}", self.logs()),
+                Next::Timeout => panic!("no {what} within {within:?}: {seen:#?}\n{}", self.logs()),
+            }
+        }
+    }
+
+    /// Hangs a call up through the API (202: it is ending).
+    async fn hang_up(&self, call: &str) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::DELETE,
+                "alice",
+                &format!("/v1/calls/{call}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}\n{}", self.logs());
+    }
+
+    /// Waits until an agent has logged at least `count` `media summary` lines.
+    async fn wait_summaries(&self, id: &str, count: usize) {
+        let start = Instant::now();
+        while self
+            .agent(id)
+            .process
+            .log()
+            .matches("media summary")
+            .count()
+            < count
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{id} logged fewer than {count} media summaries\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until an agent reports no call at all.
+    async fn wait_no_calls(&self, id: &str) {
+        let start = Instant::now();
+        loop {
+            let status = self.status(id).await;
+            if status["calls"].as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{id} still has calls: {status}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Ends everything in order: agents, matcher, servers.
+    async fn shutdown(self) {
+        let Self {
+            dir,
+            mut matcher,
+            family,
+            work,
+            agents,
+            ..
+        } = self;
+        tokio::task::block_in_place(|| {
+            drop(agents);
+            let _ = matcher.stop(Duration::from_secs(10));
+        });
+        family.shutdown().await;
+        work.shutdown().await;
+        drop(dir);
+    }
+}
+
+type ByteStream = Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
+
+/// A Server-Sent Events stream, read event by event.
+struct Sse {
+    stream: ByteStream,
+    pending: String,
+}
+
+/// What reading the stream gave.
+enum Next {
+    Event(Value),
+    End,
+    Timeout,
+}
+
+impl Sse {
+    /// The next event's `data` (JSON), the stream's end, or a timeout.
+    async fn next(&mut self, within: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if !data.is_empty() {
+                    return Next::Event(serde_json::from_str(&data.join("\n")).unwrap());
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Next::Timeout,
+                Ok(None | Some(Err(_))) => return Next::End,
+                Ok(Some(Ok(bytes))) => self.pending.push_str(&String::from_utf8_lossy(&bytes)),
+            }
+        }
+    }
+}
+
+fn is_final(event: &Value) -> bool {
+    FINAL.iter().any(|s| event["state"] == json!(s))
+}
+
+fn states(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Asserts the shape every event shares: this call, rising sequence numbers,
+/// an RFC 3339 UTC time and a detail object.
+fn assert_well_formed(events: &[Value], call: &str) {
+    let mut last = 0;
+    for event in events {
+        assert_eq!(event["call"], json!(call), "{event}");
+        let seq = event["seq"].as_i64().unwrap();
+        assert!(seq > last, "sequence numbers rise: {events:#?}");
+        last = seq;
+        let at = event["at"].as_str().unwrap();
+        assert!(at.len() == 24 && at.ends_with('Z'), "{at}");
+        assert!(event["detail"].is_object(), "{event}");
+    }
+}
+
+/// Asserts the opening of a call up to party 1's `connected`.
+fn assert_connects_in_order(seen: &[Value]) {
+    let got = states(seen);
+    let plain = ["matching", "dialing_talker", "talker_answered", "connected"];
+    let ringing = [
+        "matching",
+        "dialing_talker",
+        "talker_answered",
+        "callee_ringing",
+        "connected",
+    ];
+    assert!(got == plain || got == ringing, "{seen:#?}");
+    assert_eq!(seen.last().unwrap()["detail"]["party"], json!(1));
+}
+
+/// The `heard_hz` field of an agent's last `media summary` line.
+fn summary_heard_hz(log: &str) -> f64 {
+    let line = last_summary(log);
+    let value = line
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("heard_hz="))
+        .unwrap_or_else(|| panic!("no heard_hz in {line}"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("bad heard_hz in {line}"))
+}
+
+/// The `heard_all` list (Hz) of the last `media summary` line.
+fn summary_heard_all(log: &str) -> Vec<f64> {
+    let line = last_summary(log);
+    let at = line
+        .find("heard_all=")
+        .unwrap_or_else(|| panic!("no heard_all in {line}"))
+        + "heard_all=".len();
+    line[at..]
+        .trim_start_matches('"')
+        .split(['"', ' '])
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|f| f.parse().ok())
+        .collect()
+}
+
+fn last_summary(log: &str) -> String {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("media summary"))
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
+    strip_ansi(line)
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(c),
+        }
+    }
+    plain
+}
+
+fn near(measured: f64, tone: f64) -> bool {
+    (measured - tone).abs() < tone * 0.03
+}
+
+fn heard(list: &[f64], tone: f64) -> bool {
+    list.iter().any(|f| near(*f, tone))
+}
+
+/// The agent's one call of `kind` (`incoming`, `referred`, `control`), if any.
+fn call_of_kind<'a>(status: &'a Value, kind: &str) -> Vec<&'a Value> {
+    status["calls"]
+        .as_array()
+        .map(|calls| calls.iter().filter(|c| c["kind"] == json!(kind)).collect())
+        .unwrap_or_default()
+}
+
+fn audio_received(call: &Value) -> u64 {
+    call["media"]["audio"]["packets_received"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
+    let h = Household::start(&[&TV, &PC, &TV2, &PHONE]).await;
+
+    // tv and tv2 share one family.example account, each with its own
+    // +sip.instance: the account alone would fork a request to both.
+    let bindings = h.family.context().location.lookup("alice-tv");
+    assert_eq!(bindings.len(), 2, "{bindings:?}");
+    assert!(bindings.iter().all(|b| b.instance.is_some()));
+    assert_ne!(bindings[0].instance, bindings[1].instance);
+
+    // The candidates, explained without bob's devices.
+    let (status, routes) = h.get("alice", "/v1/routes?callee=bob&talkers=tv,pc").await;
+    assert_eq!(status, 200, "{routes}");
+    let list = routes["routes"].as_array().unwrap();
+    assert!(!list.is_empty(), "{routes}");
+    for route in list {
+        assert_eq!(route["server"], json!(FAMILY), "{routes}");
+        assert_eq!(route["talker"], json!("tv"), "{routes}");
+        assert_eq!(route["account"], json!("sip:alice-tv@family.example"));
+    }
+    assert_eq!(list[0]["rank"], json!(1));
+    let text = routes.to_string();
+    assert!(
+        !text.contains("phone") && !text.contains("sip:bob"),
+        "{text}"
+    );
+
+    // From the pc alone there is no shared server: both sides are named.
+    let (status, refused) = h
+        .api(
+            reqwest::Method::POST,
+            "alice",
+            "/v1/calls",
+            Some(json!({"callee": "bob", "talkers": ["pc"]})),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], json!("no_shared_server"));
+    assert_eq!(refused["error"]["caller_servers"], json!([WORK]));
+    assert_eq!(refused["error"]["callee_servers"], json!([FAMILY]));
+    assert!(!refused.to_string().contains("phone"), "{refused}");
+
+    // The call from the tv runs through family.example.
+    let call = h.place(json!({"callee": "bob", "talkers": ["tv"]})).await;
+    let id = call["call"].as_str().unwrap().to_owned();
+    assert_eq!(call["route"]["server"], json!(FAMILY), "{call}");
+    assert_eq!(call["route"]["talker"], json!("tv"), "{call}");
+    assert_eq!(call["events"], json!(format!("/v1/calls/{id}/events")));
+    assert!(!call.to_string().contains("phone"), "{call}");
+    let mut sse = h.events(&id).await;
+    let seen = h
+        .events_until(
+            &mut sse,
+            "connected",
+            |e| e["state"] == json!("connected"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_connects_in_order(&seen);
+    assert_eq!(seen[0]["detail"]["server"], json!(FAMILY));
+    let (_, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
+    assert_eq!(shown["state"], json!("connected"), "{shown}");
+
+    // Let the tones flow, then hang up from the dialer.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.hang_up(&id).await;
+    let rest = h
+        .events_until(
+            &mut sse,
+            "ended",
+            |e| e["state"] == json!("ended"),
+            Duration::from_secs(30),
+        )
+        .await;
+    let ended = rest.last().unwrap();
+    assert_eq!(ended["detail"]["reason"], json!("hung_up"), "{rest:#?}");
+    assert!(
+        rest[..rest.len() - 1]
+            .iter()
+            .all(|e| e["state"] == json!("connected")),
+        "{rest:#?}"
+    );
+    let all: Vec<Value> = seen.iter().chain(&rest).cloned().collect();
+    assert_well_formed(&all, &id);
+    assert!(
+        matches!(sse.next(Duration::from_secs(10)).await, Next::End),
+        "the stream ends after `ended`"
+    );
+    let (_, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
+    assert_eq!(shown["state"], json!("ended"), "{shown}");
+    assert_eq!(shown["reason"], json!("hung_up"), "{shown}");
+    assert!(shown["ended_at"].is_number(), "{shown}");
+
+    // Both agents' calls end, and each heard the other's tone.
+    h.wait_summaries("tv", 1).await;
+    h.wait_summaries("phone", 1).await;
+    h.wait_no_calls("tv").await;
+    h.wait_no_calls("phone").await;
+    let (tv, phone) = (h.agent("tv"), h.agent("phone"));
+    let heard_by_tv = summary_heard_hz(&tv.process.log());
+    let heard_by_phone = summary_heard_hz(&phone.process.log());
+    assert!(
+        near(heard_by_tv, phone.tone),
+        "the tv heard {heard_by_tv} Hz, the phone sent {}\n{}",
+        phone.tone,
+        h.logs()
+    );
+    assert!(
+        near(heard_by_phone, tv.tone),
+        "the phone heard {heard_by_phone} Hz, the tv sent {}\n{}",
+        tv.tone,
+        h.logs()
+    );
+
+    // The control leg went to the tv's own instance (its GRUU): the tv answered
+    // it, tv2 on the same account never saw a control INVITE, and the pc none.
+    assert!(tv.process.log().contains("control leg answered"));
+    for other in ["tv2", "pc"] {
+        let log = h.agent(other).process.log();
+        for needle in [
+            "control leg answered",
+            "control INVITE refused",
+            "incoming call",
+        ] {
+            assert!(!log.contains(needle), "{other} logged {needle:?}:\n{log}");
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carol_joins_the_call_and_the_tv_mixes_all_three() {
+    let h = Household::start(&[&TV, &PHONE, &PAD]).await;
+    let call = h.place(json!({"callee": "bob", "talkers": ["tv"]})).await;
+    let id = call["call"].as_str().unwrap().to_owned();
+    let mut sse = h.events(&id).await;
+    let seen = h
+        .events_until(
+            &mut sse,
+            "party 1 connected",
+            |e| e["state"] == json!("connected"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_connects_in_order(&seen);
+
+    // A stranger's name is refused; carol is a contact on the call's server.
+    let parties = format!("/v1/calls/{id}/parties");
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            "alice",
+            &parties,
+            Some(json!({"callee": "dave"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            "alice",
+            &parties,
+            Some(json!({"callee": "carol"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}\n{}", h.logs());
+    assert_eq!(body["party"], json!(2), "{body}");
+    let joined = h
+        .events_until(
+            &mut sse,
+            "party 2 connected",
+            |e| e["state"] == json!("connected") && e["detail"]["party"] == json!(2),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        joined.iter().all(|e| e["detail"]["party"] == json!(2)),
+        "only party 2 moves: {joined:#?}"
+    );
+    assert!(
+        h.agent("tv").process.log().contains("mixing locally"),
+        "{}",
+        h.logs()
+    );
+
+    // Let the three tones mix, then hang up: the tv ends both calls.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    h.hang_up(&id).await;
+    let rest = h
+        .events_until(
+            &mut sse,
+            "ended",
+            |e| e["state"] == json!("ended"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(rest.last().unwrap()["detail"]["reason"], json!("hung_up"));
+    let all: Vec<Value> = seen.iter().chain(&joined).chain(&rest).cloned().collect();
+    assert_well_formed(&all, &id);
+    for agent in ["tv", "phone", "pad"] {
+        h.wait_summaries(agent, 1).await;
+    }
+    for agent in ["tv", "phone", "pad"] {
+        h.wait_no_calls(agent).await;
+    }
+    // The conference summary comes last on the tv.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = ["tv", "phone", "pad"];
+    for listener in ids {
+        let list = summary_heard_all(&h.agent(listener).process.log());
+        for speaker in ids.iter().filter(|s| **s != listener) {
+            let tone = h.agent(speaker).tone;
+            assert!(
+                heard(&list, tone),
+                "{listener} heard {list:?}, {speaker} sent {tone}\n{}",
+                h.logs()
+            );
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_flowing() {
+    let mut h = Household::start(&[&TV, &PHONE]).await;
+    let call = h.place(json!({"callee": "bob", "talkers": ["tv"]})).await;
+    let id = call["call"].as_str().unwrap().to_owned();
+    let mut sse = h.events(&id).await;
+    let before_kill = h
+        .events_until(
+            &mut sse,
+            "connected",
+            |e| e["state"] == json!("connected"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_connects_in_order(&before_kill);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = h.status("phone").await;
+    let incoming = call_of_kind(&status, "incoming");
+    assert_eq!(incoming.len(), 1, "{status}");
+    let media_call = incoming[0]["sip_call_id"].as_str().unwrap().to_owned();
+    let received_at_kill = audio_received(incoming[0]);
+    assert!(received_at_kill > 0, "{status}");
+
+    // The matcher dies as in a crash, and comes back on the same database
+    // (and the same HTTP port: the agents know it from their enrollment).
+    drop(sse);
+    tokio::task::block_in_place(|| h.matcher.kill().unwrap());
+    let old_log = h.matcher.log();
+    h.matcher = start_matcher(&h.db, h.port);
+    let restarted = Instant::now();
+
+    let (status, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["state"], json!("lost_control"), "{shown}");
+    assert_eq!(shown["reason"], json!("matcher_restarted"), "{shown}");
+    // The event stream replays what was stored and ends with lost_control.
+    let mut sse = h.events(&id).await;
+    let mut replay = Vec::new();
+    loop {
+        match sse.next(Duration::from_secs(10)).await {
+            Next::Event(event) => replay.push(event),
+            Next::End => break,
+            Next::Timeout => panic!("the replay does not end: {replay:#?}"),
+        }
+    }
+    assert_well_formed(&replay, &id);
+    let (last, earlier) = replay.split_last().unwrap();
+    assert_eq!(earlier, before_kill.as_slice(), "old log:\n{old_log}");
+    assert_eq!(last["state"], json!("lost_control"), "{replay:#?}");
+    assert_eq!(last["detail"]["reason"], json!("matcher_restarted"));
+    // Hanging up a call the matcher lost is answered as over.
+    let (status, _) = h
+        .api(
+            reqwest::Method::DELETE,
+            "alice",
+            &format!("/v1/calls/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The registry is intact: the talkers are listed and come back online.
+    let talkers = h
+        .wait_online("alice", &["tv"], Duration::from_secs(30))
+        .await;
+    assert_eq!(talkers["talkers"].as_array().unwrap().len(), 1, "{talkers}");
+    h.wait_online("bob", &["phone"], Duration::from_secs(30))
+        .await;
+
+    // The media between tv and phone carried on: the phone's call is the
+    // same one, still connected, still receiving, seconds after the restart.
+    let until = restarted + Duration::from_secs(5);
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    let status = h.status("phone").await;
+    let same = call_of_kind(&status, "incoming");
+    assert_eq!(same.len(), 1, "{status}");
+    assert_eq!(same[0]["sip_call_id"], json!(media_call), "{status}");
+    assert_eq!(same[0]["state"], json!("connected"), "{status}");
+    let received_after = audio_received(same[0]);
+    // 20 ms packets: 5 s bring ~250; ask for a fifth of that.
+    assert!(
+        received_after >= received_at_kill + 50,
+        "{received_at_kill} then {received_after}: {status}\n{}",
+        h.logs()
+    );
+    let tv_status = h.status("tv").await;
+    assert_eq!(call_of_kind(&tv_status, "referred").len(), 1, "{tv_status}");
+
+    // A new call can be placed through the restarted matcher (new controller
+    // endpoint, same signing key), and hung up again.
+    let second = h.place(json!({"callee": "bob", "talkers": ["tv"]})).await;
+    let second_id = second["call"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, id);
+    let mut sse = h.events(&second_id).await;
+    let seen = h
+        .events_until(
+            &mut sse,
+            "the new call connected",
+            |e| e["state"] == json!("connected"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_connects_in_order(&seen);
+    h.hang_up(&second_id).await;
+    let rest = h
+        .events_until(
+            &mut sse,
+            "the new call ended",
+            |e| e["state"] == json!("ended"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(rest.last().unwrap()["detail"]["reason"], json!("hung_up"));
+
+    // Ending the new call left the old one alone.
+    let start = Instant::now();
+    let status = loop {
+        let status = h.status("phone").await;
+        if call_of_kind(&status, "incoming").len() == 1 {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the second call never ended on the phone: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let still = call_of_kind(&status, "incoming")[0];
+    assert_eq!(still["sip_call_id"], json!(media_call), "{status}");
+    assert!(audio_received(still) > received_after, "{status}");
+
+    // Nobody can hang the lost call up from the dialer any more: bob does, by
+    // stopping his agent; both sides then report what they heard all along.
+    tokio::task::block_in_place(|| {
+        let phone = &mut h.agents.get_mut("phone").unwrap().process;
+        assert!(phone.stop(Duration::from_secs(15)).unwrap().success());
+    });
+    // One summary each for the second call, one for the first.
+    h.wait_summaries("tv", 2).await;
+    h.wait_summaries("phone", 2).await;
+    let (tv, phone) = (h.agent("tv"), h.agent("phone"));
+    let heard_by_tv = summary_heard_hz(&tv.process.log());
+    let heard_by_phone = summary_heard_hz(&phone.process.log());
+    assert!(
+        near(heard_by_tv, phone.tone),
+        "the tv heard {heard_by_tv} Hz, the phone sent {}\n{}",
+        phone.tone,
+        h.logs()
+    );
+    assert!(
+        near(heard_by_phone, tv.tone),
+        "the phone heard {heard_by_phone} Hz, the tv sent {}\n{}",
+        tv.tone,
+        h.logs()
+    );
+    h.shutdown().await;
+}
