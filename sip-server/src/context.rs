@@ -5,7 +5,7 @@ use crate::digest::DigestAuthority;
 use crate::location::Location;
 use crate::record_route::RouteSigner;
 use crate::users::UserDirectory;
-use rsipstack::sip::{Host, HostWithPort, SipMessage, Transport};
+use rsipstack::sip::{HostWithPort, SipMessage, Transport};
 use rsipstack::transaction::endpoint::EndpointInner;
 use rsipstack::transport::SipAddr;
 use std::net::{IpAddr, SocketAddr};
@@ -66,7 +66,7 @@ impl Context {
     pub fn new(config: ServerConfig, local: SocketAddr) -> Self {
         Self {
             digest: DigestAuthority::new(&config.domain),
-            routes: RouteSigner::new(local),
+            routes: RouteSigner::new(local, config.domain.clone()),
             location: Location::default(),
             endpoint: OnceLock::new(),
             config,
@@ -87,13 +87,7 @@ impl Context {
     /// Whether a URI host (and port) names this server: our domain, or our
     /// listen address.
     pub fn is_us(&self, hp: &HostWithPort) -> bool {
-        match &hp.host {
-            Host::Domain(d) => d.to_string().eq_ignore_ascii_case(&self.config.domain),
-            Host::IpAddr(ip) => {
-                let port = hp.port.as_ref().map_or(5060, |p| p.value());
-                *ip == self.local.ip() && port == self.local.port()
-            }
-        }
+        self.routes.names_us(hp)
     }
 
     /// Whether a request came from a trusted peer: over TCP, from a `--trusted`

@@ -50,26 +50,36 @@ pub fn push_record_routes(request: &mut Request, ours: &[String]) {
     }
 }
 
-/// Pops the Route entries that name us. `Ok(n)` says how many were ours; a
-/// Route naming us with a bad signature is refused (404): it is not a dialog we
-/// record-routed.
-pub fn pop_our_routes(context: &Context, request: &mut Request) -> Result<usize, Refusal> {
+/// The Route entries [`pop_our_routes`] removed from the top of a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoppedRoutes {
+    /// Our record-routes, with a valid signature for this dialog.
+    pub signed: usize,
+    /// Unsigned routes naming us (a UA's outbound-proxy setting): they prove
+    /// no dialog.
+    pub preloaded: usize,
+}
+
+/// Pops the Route entries on top that name us (RFC 3261 §16.4): our signed
+/// record-routes and unsigned routes naming our address or domain (a preloaded
+/// outbound-proxy route). A Route that carries our signature parameter with a
+/// bad signature is refused (404): it is not a dialog we record-routed.
+pub fn pop_our_routes(context: &Context, request: &mut Request) -> Result<PoppedRoutes, Refusal> {
     let call_id = headers::first(&request.headers, "Call-ID")
         .unwrap_or_default()
         .to_owned();
     let mut routes = route_set(request);
-    let mut popped = 0;
+    let mut popped = PoppedRoutes::default();
     while let Some(top) = routes.first() {
         match context.routes.owner(top, &call_id) {
-            RouteOwner::Ours => {
-                routes.remove(0);
-                popped += 1;
-            }
+            RouteOwner::Ours => popped.signed += 1,
+            RouteOwner::Preloaded => popped.preloaded += 1,
             RouteOwner::Forged => return Err(Refusal::new(404, "Unknown Route")),
             RouteOwner::Foreign => break,
         }
+        routes.remove(0);
     }
-    if popped > 0 {
+    if popped != PoppedRoutes::default() {
         set_route_set(request, &routes);
     }
     Ok(popped)
@@ -114,10 +124,11 @@ pub fn address_of(uri: &Uri) -> Result<SipAddr, Refusal> {
 }
 
 /// For a request inside a dialog we record-routed: pops our Route entries
-/// (which must be there and genuine), decrements Max-Forwards, and returns the
-/// next hop (the next Route, else the Request-URI).
+/// (at least one of them must be our genuine signed record-route; unsigned
+/// routes naming us are popped too but prove nothing), decrements
+/// Max-Forwards, and returns the next hop (the next Route, else the Request-URI).
 pub fn in_dialog_next_hop(context: &Context, request: &mut Request) -> Result<SipAddr, Refusal> {
-    if pop_our_routes(context, request)? == 0 {
+    if pop_our_routes(context, request)?.signed == 0 {
         return Err(Refusal::new(404, "Not A Dialog Routed Here"));
     }
     decrement_max_forwards(request)?;

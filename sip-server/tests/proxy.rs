@@ -78,6 +78,63 @@ async fn call_is_record_routed_and_loose_routed_both_ways() {
     server.shutdown().await;
 }
 
+/// A phone configured with the server as its outbound proxy preloads an
+/// unsigned `Route` naming the server (by address or by domain): RFC 3261 §16.4
+/// has the proxy pop it, and the requests are handled as without it.
+#[tokio::test]
+async fn outbound_proxy_routes_naming_us_are_popped() {
+    let server = server(None).await;
+    let addr = server.local_addr();
+    for (n, preloaded) in [
+        format!("<sip:{addr};lr>"),
+        format!("<sip:{DOMAIN};lr>"),
+        format!("<sip:{addr};transport=udp;lr>"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let alice = Ua::new("alice", addr).await;
+        let bob = Ua::new("bob", addr).await;
+        let route = format!("Route: {preloaded}\n");
+        bob.send(&bob.register_text(&format!("ob-reg-{n}"), 1, 300, &route))
+            .await;
+        let r = bob.response().await;
+        assert_eq!(r.status_code.code(), 200, "REGISTER via {preloaded}: {r}");
+
+        let call_id = format!("ob-call-{n}");
+        alice
+            .send(&alice.invite_text("bob", &call_id, &route))
+            .await;
+        let invite = bob.request().await;
+        assert_eq!(invite.method.to_string(), "INVITE", "via {preloaded}");
+        assert!(
+            headers::list(&invite.headers, "Route").is_empty(),
+            "the preloaded Route was popped: {invite}"
+        );
+        assert_eq!(headers::list(&invite.headers, "Record-Route").len(), 1);
+        bob.answer(&invite, 200, "OK", "b1").await;
+        let ok = alice.response().await;
+        assert_eq!(ok.status_code.code(), 200);
+
+        // In the dialog the phone may still put its outbound proxy first: the
+        // BYE follows the record-route to bob all the same.
+        let rr = &headers::list(&ok.headers, "Record-Route")[0];
+        let to = header(&ok.headers, "To").unwrap();
+        alice
+            .send(&format!(
+                "BYE sip:bob@{bob} SIP/2.0\nVia: SIP/2.0/UDP {a};branch={br}\nMax-Forwards: 70\nRoute: {preloaded}\nRoute: {rr}\nFrom: <sip:alice@{DOMAIN}>;tag=f{ap}\nTo: {to}\nCall-ID: {call_id}\nCSeq: 2 BYE\nContent-Length: 0\n\n",
+                bob = bob.local, a = alice.local, br = alice.branch(), ap = alice.local.port()
+            ))
+            .await;
+        let bye = bob.request().await;
+        assert_eq!(bye.method.to_string(), "BYE");
+        assert!(headers::list(&bye.headers, "Route").is_empty(), "{bye}");
+        bob.answer(&bye, 200, "OK", "").await;
+        assert_eq!(alice.response().await.status_code.code(), 200);
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn unknown_and_unregistered_users() {
     let server = server(None).await;

@@ -233,6 +233,54 @@ async fn forged_routes_are_refused() {
     server.shutdown().await;
 }
 
+/// An unsigned Route naming us is popped (an outbound-proxy setting), but it
+/// opens no relay: a Route to another host after it is still refused, out of a
+/// dialog (403) and in one (404: it proves no dialog we record-routed).
+#[tokio::test]
+async fn preloaded_routes_naming_us_open_no_relay() {
+    let server = server(None).await;
+    let alice = Ua::new("alice", server.local_addr()).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    let eve = Ua::new("eve", server.local_addr()).await;
+    assert_eq!(bob.register().await.status_code.code(), 200);
+    let addr = server.local_addr();
+    for preloaded in [format!("<sip:{addr};lr>"), format!("<sip:{DOMAIN};lr>")] {
+        let routes = format!("Route: {preloaded}\nRoute: <sip:{};lr>\n", eve.local);
+        alice
+            .send(&alice.invite_text("bob", "relay-1", &routes))
+            .await;
+        let r = alice.response().await;
+        assert_eq!(r.status_code.code(), 403, "{r}");
+
+        alice
+            .send(&format!(
+                "BYE sip:eve@{eve} SIP/2.0\nVia: SIP/2.0/UDP {a};branch={br}\nMax-Forwards: 70\n{routes}From: <sip:alice@{DOMAIN}>;tag=x\nTo: <sip:eve@{DOMAIN}>;tag=y\nCall-ID: relay-2\nCSeq: 2 BYE\nContent-Length: 0\n\n",
+                eve = eve.local, a = alice.local, br = alice.branch()
+            ))
+            .await;
+        assert_eq!(alice.response().await.status_code.code(), 404);
+    }
+    // A preloaded route naming us in front of a forged record-route: still 404.
+    alice
+        .send(&format!(
+            "BYE sip:eve@{eve} SIP/2.0\nVia: SIP/2.0/UDP {a};branch={br}\nMax-Forwards: 70\nRoute: <sip:{addr};lr>\nRoute: <sip:{addr};lr;sd=0123456789abcdef0123>\nFrom: <sip:alice@{DOMAIN}>;tag=x\nTo: <sip:eve@{DOMAIN}>;tag=y\nCall-ID: relay-3\nCSeq: 3 BYE\nContent-Length: 0\n\n",
+            eve = eve.local, a = alice.local, br = alice.branch()
+        ))
+        .await;
+    let r = alice.response().await;
+    assert_eq!(r.status_code.code(), 404);
+    for ua in [&bob, &eve] {
+        assert!(
+            ua.recv_within(std::time::Duration::from_millis(300))
+                .await
+                .is_none(),
+            "nothing relayed to {}",
+            ua.user
+        );
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn gruu_reaches_exactly_one_device() {
     let server = server(None).await;

@@ -265,7 +265,11 @@ impl Agent {
     pub async fn shutdown(self) {
         self.hang_up.cancel();
         self.calls.hang_up_all();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        // Every call's BYE is bounded by SHUTDOWN_BYE_LIMIT (a dead peer cannot
+        // hold shutdown); wait for them to finish before un-registering.
+        let deadline = tokio::time::Instant::now()
+            + crate::control::SHUTDOWN_BYE_LIMIT
+            + Duration::from_secs(1);
         while !self.calls.list().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -25,6 +25,9 @@ use tracing::{debug, info, warn};
 const CONTROL_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, UPDATE";
 /// How long an ordinary call rings before we give up on it.
 const RING_LIMIT: Duration = Duration::from_secs(90);
+/// At shutdown, how long each call's BYE may wait for its answer (a peer that
+/// never answers would otherwise hold shutdown for timer F, 32 s).
+pub const SHUTDOWN_BYE_LIMIT: Duration = Duration::from_secs(4);
 
 /// Everything the request handlers share.
 pub struct CallControl {
@@ -42,7 +45,8 @@ pub struct CallControl {
     pub policy: AnswerPolicy,
     /// Places referred calls with the device's own accounts.
     pub dialer: Arc<Dialer>,
-    /// Cancelled at shutdown: every control leg ends with BYE.
+    /// Cancelled at shutdown: every control leg hangs up its referred calls and
+    /// ends with BYE, concurrently, each bounded by [`SHUTDOWN_BYE_LIMIT`].
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -204,8 +208,27 @@ impl CallControl {
                     }
                 }
                 () = self.shutdown.cancelled() => {
-                    info!(%call_id, "shutting down: ending the control leg");
-                    let _ = dialog.bye().await;
+                    info!(%call_id, "shutting down: ending the referred calls and the control leg");
+                    // The referred calls first, and all BYEs at once: a controller
+                    // that never answers (the matcher is gone) must not keep the
+                    // referred party's call up, nor hold shutdown past the bound.
+                    for call in &calls {
+                        call.hang_up();
+                    }
+                    let control_bye = async {
+                        if tokio::time::timeout(SHUTDOWN_BYE_LIMIT, dialog.bye()).await.is_err() {
+                            warn!(%call_id, "no answer to the control leg's BYE; going on");
+                        }
+                    };
+                    let referred_ended = tokio::time::timeout(SHUTDOWN_BYE_LIMIT, async {
+                        while !calls.iter().all(referred_call::Handle::is_finished) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    });
+                    let ((), referred) = tokio::join!(control_bye, referred_ended);
+                    if referred.is_err() {
+                        warn!(%call_id, "a referred call did not end in time; going on");
+                    }
                     break;
                 }
                 report = progress.recv() => {

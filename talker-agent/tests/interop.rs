@@ -11,7 +11,8 @@
 //!   source address); each agent hears the other's tone.
 //! * SIGTERM of an agent during a live call: it sends BYE (the other agent's call
 //!   ends, the controller's leg gets BYE) before it un-registers (Kamailio's
-//!   request log shows the order).
+//!   request log shows the order), also when the controller never answers
+//!   the agent's BYE on the control leg (the matcher is gone).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -302,6 +303,75 @@ async fn sigterm_during_a_call_sends_bye_before_unregistering() {
     assert!(
         bye_to_b < unregister && bye_to_controller < unregister,
         "{requests:#?}"
+    );
+}
+
+/// The controller (the matcher) is gone silent: it receives the agent's BYE on
+/// the control leg and never answers it. SIGTERM must still end the referred
+/// call (B gets BYE) and the agent must exit 0, un-registering after the BYEs,
+/// within a bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_referred_call_when_the_controller_never_answers_bye() {
+    let mut pair = KamailioPair::start().await;
+    let mut leg = pair.connect().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let a_sip = sip_addr(&pair.a.log());
+    // Answer everything (NOTIFYs) except the BYE, which is only noted.
+    let controller = tokio::spawn(async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !leg.seen.bye && std::time::Instant::now() < deadline {
+            match leg.ctl.next(Duration::from_secs(2)).await {
+                Some(rsipstack::sip::SipMessage::Request(req))
+                    if req.method == rsipstack::sip::Method::Bye =>
+                {
+                    leg.seen.bye = true;
+                }
+                Some(rsipstack::sip::SipMessage::Request(req)) => {
+                    leg.ctl.answer_request(&req, &mut leg.seen).await;
+                }
+                _ => {}
+            }
+        }
+        leg
+    });
+    let terminated = std::time::Instant::now();
+    rig::terminate(&pair.a);
+
+    // B's call ends by A's BYE although the control leg's BYE is never answered.
+    if let Err(e) = pair
+        .b
+        .wait_for_output("incoming call ended", Duration::from_secs(20))
+    {
+        panic!("{e}\nA:\n{}", pair.a.log());
+    }
+    let status = wait_exit(&mut pair.a, Duration::from_secs(25));
+    let took = terminated.elapsed();
+    eprintln!("SIGTERM to exit with a silent controller: {took:?}");
+    assert!(status.success(), "agent exit {status}\n{}", pair.a.log());
+    assert!(pair.a.log().contains("unregistered"), "{}", pair.a.log());
+    let leg = controller.await.unwrap();
+    assert!(
+        leg.seen.bye,
+        "no BYE on the control leg\nA:\n{}",
+        pair.a.log()
+    );
+
+    // At Kamailio: B got A's BYE (and answered it), before A's un-REGISTER.
+    let from_a = format!("from udp:{a_sip} ");
+    let requests = pair.kamailio.requests();
+    let first =
+        |what: &dyn Fn(&str) -> bool| requests.iter().position(|r| r.contains(&from_a) && what(r));
+    let bye_to_b = first(&|r| r.starts_with("request BYE sip:talker@"));
+    let unregister = first(&|r| r.starts_with("request REGISTER ") && r.contains("expires=0"));
+    let (Some(bye_to_b), Some(unregister)) = (bye_to_b, unregister) else {
+        panic!("BYE to B or un-REGISTER missing from {a_sip}: {requests:#?}");
+    };
+    assert!(bye_to_b < unregister, "{requests:#?}");
+    // Well under the 32 s a BYE transaction takes to time out (timer F).
+    assert!(
+        took < Duration::from_secs(20),
+        "shutdown took {took:?}\n{}",
+        pair.a.log()
     );
 }
 

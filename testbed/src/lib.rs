@@ -13,12 +13,14 @@
 //! tokio runtime's workers would stay behind in the old namespace.
 
 pub mod lan;
+pub mod media_summary;
 pub mod name;
 pub mod netns;
 pub mod postgres;
 pub mod process;
 
 pub use lan::{Lan, LanBuilder, LanHost};
+pub use media_summary::MediaSummary;
 pub use name::unique_name;
 pub use netns::Namespace;
 pub use postgres::{Postgres, postgres_available};
