@@ -102,7 +102,7 @@ struct Agent {
 struct Household {
     dir: tempfile::TempDir,
     db: String,
-    port: u16,
+    http_addr: SocketAddr,
     url: String,
     matcher: Process,
     family: RunningServer,
@@ -130,18 +130,10 @@ async fn admin(db: &str, args: &[&str]) -> Value {
     serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
 }
 
-/// A TCP port on 127.0.0.1 that is free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the matcher on `port` and waits for its ready line.
-fn start_matcher(db: &str, port: u16) -> Process {
-    let listen = format!("127.0.0.1:{port}");
+/// Starts the matcher with its HTTP API on `listen` (port 0: any) and waits
+/// for its ready line; returns it and the HTTP address it bound.
+fn start_matcher(db: &str, listen: SocketAddr) -> (Process, SocketAddr) {
+    let listen = listen.to_string();
     let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
         .args([
             "--db",
@@ -177,9 +169,13 @@ fn start_matcher(db: &str, port: u16) -> Process {
         .to_owned();
     let words: Vec<&str> = ready.split_whitespace().collect();
     assert_eq!(words[2], "http", "{ready}");
-    assert_eq!(words[3], listen, "{ready}");
     assert_eq!(words[4], "sip", "{ready}");
-    matcher
+    let http: SocketAddr = words[3].parse().unwrap();
+    assert!(
+        listen.ends_with(":0") || http.to_string() == listen,
+        "{ready}"
+    );
+    (matcher, http)
 }
 
 fn sip_server_config(domain: &str, specs: &[&TalkerSpec]) -> ServerConfig {
@@ -315,9 +311,8 @@ impl Household {
             enroll_tokens.push(token);
         }
 
-        let port = free_port();
-        let matcher = start_matcher(&db, port);
-        let url = format!("http://127.0.0.1:{port}");
+        let (matcher, http_addr) = start_matcher(&db, "127.0.0.1:0".parse().unwrap());
+        let url = format!("http://{http_addr}");
 
         // Enroll every agent (no matcher_key in the configs: the key comes
         // from enrollment), then start them all and wait for their ready lines.
@@ -383,7 +378,7 @@ impl Household {
         let household = Self {
             dir,
             db,
-            port,
+            http_addr,
             url,
             matcher,
             family,
@@ -392,7 +387,9 @@ impl Household {
             tokens,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
         };
-        let owners: Vec<&str> = specs.iter().map(|s| s.owner).collect();
+        let mut owners: Vec<&str> = specs.iter().map(|s| s.owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
         for owner in owners {
             let ids: Vec<&str> = specs
                 .iter()
@@ -763,7 +760,7 @@ fn heard(list: &[f64], tone: f64) -> bool {
     list.iter().any(|f| near(*f, tone))
 }
 
-/// The agent's one call of `kind` (`incoming`, `referred`, `control`), if any.
+/// The agent's calls of `kind` (`incoming`, `referred` or `control`).
 fn call_of_kind<'a>(status: &'a Value, kind: &str) -> Vec<&'a Value> {
     status["calls"]
         .as_array()
@@ -1028,7 +1025,7 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
     drop(sse);
     tokio::task::block_in_place(|| h.matcher.kill().unwrap());
     let old_log = h.matcher.log();
-    h.matcher = start_matcher(&h.db, h.port);
+    h.matcher = start_matcher(&h.db, h.http_addr).0;
     let restarted = Instant::now();
 
     let (status, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
