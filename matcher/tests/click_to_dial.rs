@@ -702,54 +702,16 @@ fn assert_connects_in_order(seen: &[Value]) {
 
 /// The `heard_hz` field of an agent's last `media summary` line.
 fn summary_heard_hz(log: &str) -> f64 {
-    let line = last_summary(log);
-    let value = line
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix("heard_hz="))
-        .unwrap_or_else(|| panic!("no heard_hz in {line}"));
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad heard_hz in {line}"))
+    testbed::MediaSummary::last_in(log)
+        .and_then(|summary| summary.number("heard_hz"))
+        .unwrap_or_else(|| panic!("no heard_hz in a media summary of:\n{log}"))
 }
 
-/// The `heard_all` list (Hz) of the last `media summary` line.
+/// The `heard_all` list (Hz) of an agent's last `media summary` line.
 fn summary_heard_all(log: &str) -> Vec<f64> {
-    let line = last_summary(log);
-    let at = line
-        .find("heard_all=")
-        .unwrap_or_else(|| panic!("no heard_all in {line}"))
-        + "heard_all=".len();
-    line[at..]
-        .trim_start_matches('"')
-        .split(['"', ' '])
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|f| f.parse().ok())
-        .collect()
-}
-
-fn last_summary(log: &str) -> String {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    strip_ansi(line)
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut plain = String::new();
-    let mut in_escape = false;
-    for c in line.chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => plain.push(c),
-        }
-    }
-    plain
+    testbed::MediaSummary::last_in(log)
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"))
+        .heard_all()
 }
 
 fn near(measured: f64, tone: f64) -> bool {

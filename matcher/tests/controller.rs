@@ -84,57 +84,18 @@ fn start_agent(config: &Path, label: &str) -> Process {
     p
 }
 
-/// A numeric field of the last `media summary` log line.
+/// A numeric field of an agent's last `media summary` line.
 fn summary_field(log: &str, field: &str) -> f64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    let plain = strip_ansi(line);
-    let value = plain
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix(field).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {field} in {plain}"));
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad {field} in {plain}"))
+    testbed::MediaSummary::last_in(log)
+        .and_then(|summary| summary.number(field))
+        .unwrap_or_else(|| panic!("no {field} in a media summary of:\n{log}"))
 }
 
-fn strip_ansi(line: &str) -> String {
-    let mut plain = String::new();
-    let mut in_escape = false;
-    for c in line.chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => plain.push(c),
-        }
-    }
-    plain
-}
-
-/// The `heard_all` list (Hz) of the last `media summary` line.
+/// The `heard_all` list (Hz) of an agent's last `media summary` line.
 fn summary_heard_all(log: &str) -> Vec<f64> {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    let plain = strip_ansi(line);
-    let at = plain
-        .find("heard_all=")
-        .unwrap_or_else(|| panic!("no heard_all in {plain}"))
-        + "heard_all=".len();
-    plain[at..]
-        .trim_start_matches('"')
-        .split(['"', ' '])
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|f| f.parse().ok())
-        .collect()
+    testbed::MediaSummary::last_in(log)
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"))
+        .heard_all()
 }
 
 fn heard(list: &[f64], tone: f64) -> bool {

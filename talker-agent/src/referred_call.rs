@@ -189,6 +189,7 @@ impl Dialer {
                 self.calls
                     .add(CallKind::Referred, CallState::Dialing, "", inner, None),
             );
+        info!(callee = %inner, "referred call: sending INVITE");
         let (dialog, invite) = match self.dialogs.do_invite_async(option, state_tx) {
             Ok(started) => started,
             Err(e) => {

@@ -190,35 +190,22 @@ fn token(issuer: &Issuer, aud: &str, act: Action, dlg: &str, target: Option<&str
     )
 }
 
-fn summary_hz(log: &str) -> f64 {
-    summary_field(log, "heard_hz")
+/// A numeric field of an agent's last `media summary` line.
+fn summary_field(log: &str, field: &str) -> f64 {
+    testbed::MediaSummary::last_in(log)
+        .and_then(|summary| summary.number(field))
+        .unwrap_or_else(|| panic!("no {field} in a media summary of:\n{log}"))
 }
 
-/// A numeric field of the last `media summary` log line.
-fn summary_field(log: &str, field: &str) -> f64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    // Strip ANSI colours, then read `<field>=<number>`.
-    let mut plain = String::new();
-    let mut in_escape = false;
-    for c in line.chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => plain.push(c),
-        }
-    }
-    let value = plain
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix(field).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {field} in {plain}"));
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad {field} in {plain}"))
+/// The `heard_all` list (Hz) of an agent's last `media summary` line.
+fn summary_heard_all(log: &str) -> Vec<f64> {
+    testbed::MediaSummary::last_in(log)
+        .unwrap_or_else(|| panic!("no media summary in:\n{log}"))
+        .heard_all()
+}
+
+fn summary_hz(log: &str) -> f64 {
+    summary_field(log, "heard_hz")
 }
 
 /// How the test call ends.
@@ -435,37 +422,6 @@ async fn click_to_dial(scenario: Scenario) {
         }
     }
     server.shutdown().await;
-}
-
-/// The `heard_all` list (Hz) of the last `media summary` line.
-fn summary_heard_all(log: &str) -> Vec<f64> {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    let mut plain = String::new();
-    let mut in_escape = false;
-    for c in line.chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => plain.push(c),
-        }
-    }
-    let at = plain
-        .find("heard_all=")
-        .unwrap_or_else(|| panic!("no heard_all in {plain}"))
-        + "heard_all=".len();
-    plain[at..]
-        .trim_start_matches('"')
-        .split(['"', ' '])
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|f| f.parse().ok())
-        .collect()
 }
 
 fn heard(list: &[f64], tone: f64) -> bool {

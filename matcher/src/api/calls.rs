@@ -4,7 +4,7 @@
 use super::routes::{parse_media, ranked};
 use super::{ApiError, AppState, CurrentUser};
 use crate::registry::ContactTarget;
-use crate::route::RouteView;
+use crate::route::{RouteView, account_online};
 use crate::storage::{CallRecord, FINAL_STATES};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -95,7 +95,14 @@ pub async fn hang_up(
     if FINAL_STATES.contains(&record.state.as_str()) {
         return Ok((StatusCode::OK, Json(call_json(&record))));
     }
-    state.calls.hang_up(&id)?;
+    if let Err(error) = state.calls.hang_up(&id) {
+        // It may have ended between the read above and now.
+        let record = own_call(&state, user.id, &id).await?;
+        if FINAL_STATES.contains(&record.state.as_str()) {
+            return Ok((StatusCode::OK, Json(call_json(&record))));
+        }
+        return Err(error.into());
+    }
     Ok((StatusCode::ACCEPTED, Json(call_json(&record))))
 }
 
@@ -147,14 +154,22 @@ pub async fn add_party(
         ContactTarget::Address { aor, server: s } => (s == &server).then(|| aor.clone()),
         ContactTarget::User { user: other } => {
             let side = state.store.talkers_with_accounts(*other).await?;
-            let mut accounts: Vec<_> = side
-                .into_iter()
-                .flat_map(|(_, accounts)| accounts)
-                .filter(|a| a.server == server)
+            let now = crate::storage::now_secs();
+            let max_age =
+                i64::try_from(state.settings.max_heartbeat_age.as_secs()).unwrap_or(i64::MAX);
+            // Online accounts first (registered and heard from recently), then
+            // the callee's own order of talkers.
+            let mut accounts: Vec<(bool, String)> = side
+                .iter()
+                .flat_map(|(talker, accounts)| {
+                    accounts
+                        .iter()
+                        .filter(|a| a.server == server)
+                        .map(|a| (account_online(talker, a, now, max_age), a.aor.clone()))
+                })
                 .collect();
-            // Registered accounts first.
-            accounts.sort_by_key(|a| !a.registered);
-            accounts.first().map(|a| a.aor.clone())
+            accounts.sort_by_key(|(online, _)| !online);
+            accounts.into_iter().next().map(|(_, aor)| aor)
         }
     };
     let target = target.ok_or_else(|| {

@@ -447,19 +447,9 @@ pub fn plain(text: &str) -> String {
 
 /// A numeric field (`field=N`) of the last `media summary` line of an agent log.
 pub fn summary_field(log: &str, field: &str) -> f64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("media summary"))
-        .unwrap_or_else(|| panic!("no media summary in:\n{log}"));
-    let plain = plain(line);
-    let value = plain
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix(field).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {field} in {plain}"));
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad {field} in {plain}"))
+    testbed::MediaSummary::last_in(log)
+        .and_then(|summary| summary.number(field))
+        .unwrap_or_else(|| panic!("no {field} in a media summary of:\n{log}"))
 }
 
 /// How a baresip instance is set up.
