@@ -103,14 +103,41 @@ fn usage(pid: u32) -> (f64, u64) {
     (ticks / 100.0, rss)
 }
 
+/// How a measured call is set up: the receiving sink and the Opus frame size.
+#[derive(Clone, Copy)]
+struct CallSetup {
+    video: bool,
+    /// `true`: the test analyser (an FFT per buffer); `false`: a playback sink
+    /// paced like a device (headless: `fakesink sync=true`), as a real call has.
+    analyze: bool,
+    opus_frame_ms: u32,
+}
+
+fn call_settings(setup: CallSetup) -> MediaSettings {
+    let mut s = settings(setup.video, true);
+    if !setup.analyze {
+        s.audio_sink = AudioSink::Auto;
+    }
+    s.opus_frame_ms = setup.opus_frame_ms;
+    s
+}
+
 /// The peer side, in a child process: answers the offer from the environment, prints the
 /// answer on one line, runs until stdin closes.
 fn peer() {
-    let video = std::env::var("MEDIA_BENCH_VIDEO").is_ok_and(|v| v == "1");
+    let setup = CallSetup {
+        video: std::env::var("MEDIA_BENCH_VIDEO").is_ok_and(|v| v == "1"),
+        analyze: std::env::var("MEDIA_BENCH_ANALYZE").is_ok_and(|v| v == "1"),
+        opus_frame_ms: std::env::var("MEDIA_BENCH_FRAME_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    };
+    let video = setup.video;
     let o = std::env::var("MEDIA_BENCH_OFFER")
         .unwrap()
         .replace('|', "\r\n");
-    let s = settings(video, true);
+    let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
     let (ans, plan) = answer(&o, &s, &ports).unwrap();
     let session = MediaSession::start(&plan, &s, ports).unwrap();
@@ -122,14 +149,17 @@ fn peer() {
 }
 
 /// CPU (% of one core) and RSS (MiB) of this talker and of its peer process during a call.
-fn call_cost(video: bool) -> ((f64, f64), (f64, f64)) {
-    let s = settings(video, true);
+fn call_cost(setup: CallSetup) -> ((f64, f64), (f64, f64)) {
+    let video = setup.video;
+    let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
     let o = offer(&s, &ports, video).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--peer")
         .env("MEDIA_BENCH_OFFER", o.replace("\r\n", "|"))
         .env("MEDIA_BENCH_VIDEO", if video { "1" } else { "0" })
+        .env("MEDIA_BENCH_ANALYZE", if setup.analyze { "1" } else { "0" })
+        .env("MEDIA_BENCH_FRAME_MS", setup.opus_frame_ms.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -155,13 +185,23 @@ fn call_cost(video: bool) -> ((f64, f64), (f64, f64)) {
     let (c1, rss) = usage(me);
     let (p1, peer_rss) = usage(child.id());
     let stats = session.stats();
-    assert!(
-        stats
-            .sound
-            .as_ref()
-            .is_some_and(|s| s.dominant_frequency_hz.is_some()),
-        "no audio: {stats:?}"
-    );
+    if setup.analyze {
+        assert!(
+            stats
+                .sound
+                .as_ref()
+                .is_some_and(|s| s.dominant_frequency_hz.is_some()),
+            "no audio: {stats:?}"
+        );
+    } else {
+        assert!(
+            stats
+                .audio
+                .as_ref()
+                .is_some_and(|a| a.packets_received > 100),
+            "no audio: {stats:?}"
+        );
+    }
     if video {
         assert!(
             stats.picture.is_some_and(|p| p.frames > 100),
@@ -192,9 +232,10 @@ fn main() {
         "bench process RSS before GStreamer starts: {:.1} MiB",
         rss_before as f64 / 1024.0
     );
+    let only_cost = std::env::var("MEDIA_BENCH_ONLY").is_ok_and(|v| v == "cost");
     for (name, lan) in [
         (
-            "LAN settings (jitter 20 ms, Opus 10 ms, 10 ms buffers)",
+            "LAN settings (jitter 20 ms, Opus 20 ms, 10 ms buffers)",
             true,
         ),
         (
@@ -202,6 +243,9 @@ fn main() {
             false,
         ),
     ] {
+        if only_cost {
+            break;
+        }
         let l = latency(lan);
         if l.is_empty() {
             println!("| {name} | no onset detected |");
@@ -216,11 +260,27 @@ fn main() {
             l.len()
         );
     }
-    for (name, video) in [
-        ("two-way Opus call", false),
-        ("two-way Opus + VP8 640x480@30 call", true),
+    let setup = |video, analyze, opus_frame_ms| CallSetup {
+        video,
+        analyze,
+        opus_frame_ms,
+    };
+    for (name, setup) in [
+        (
+            "two-way Opus call, analyser sink, 10 ms frames",
+            setup(false, true, 10),
+        ),
+        (
+            "two-way Opus call, playback sink, 10 ms frames",
+            setup(false, false, 10),
+        ),
+        (
+            "two-way Opus call, playback sink, 20 ms frames",
+            setup(false, false, 20),
+        ),
+        ("two-way Opus + VP8 640x480@30 call", setup(true, true, 10)),
     ] {
-        let ((cpu, rss), (peer_cpu, peer_rss)) = call_cost(video);
+        let ((cpu, rss), (peer_cpu, peer_rss)) = call_cost(setup);
         println!(
             "| {name} | this talker {cpu:.1} % of a core, {rss:.1} MiB RSS | peer process {peer_cpu:.1} %, {peer_rss:.1} MiB |"
         );

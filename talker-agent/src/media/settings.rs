@@ -107,7 +107,8 @@ pub struct MediaSettings {
     pub video_format: VideoFormat,
     /// Jitter-buffer latency in milliseconds (LAN default 20; GStreamer's own default is 200).
     pub jitter_ms: u32,
-    /// Opus frame duration in milliseconds: 5, 10, 20, 40 or 60 (default 10).
+    /// Opus frame duration in milliseconds: 5, 10, 20, 40 or 60 (default 20: 10 ms frames
+    /// save ~10 ms of latency but cost ~20 % more CPU).
     pub opus_frame_ms: u32,
     /// Capture and playback buffer period in milliseconds (default 10); 0 keeps each element's default.
     pub audio_buffer_ms: u32,
@@ -116,7 +117,7 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
-    /// Settings tuned for a LAN: devices `auto`, no video, 20 ms jitter buffer, 10 ms Opus frames
+    /// Settings tuned for a LAN: devices `auto`, no video, 20 ms jitter buffer, 20 ms Opus frames
     /// and 10 ms device buffers.
     pub fn new(local_ip: IpAddr) -> Self {
         Self {
@@ -126,7 +127,7 @@ impl MediaSettings {
             video_sink: VideoSink::None,
             video_format: VideoFormat::default(),
             jitter_ms: 20,
-            opus_frame_ms: 10,
+            opus_frame_ms: 20,
             audio_buffer_ms: 10,
             local_ip,
         }
