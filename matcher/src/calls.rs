@@ -248,21 +248,16 @@ impl CallService {
                 ("callee_ringing", None, json!({"party": party.0}))
             }
             ControllerEvent::Connected { party } => ("connected", None, json!({"party": party.0})),
+            // A party change that does not move the call repeats its state.
             ControllerEvent::PartyFailed { party, code } => {
                 let state = self.current_state(call).await?;
-                (
-                    leak_state(&state),
-                    None,
-                    json!({"party": party.0, "party_state": "failed", "sip_code": code}),
-                )
+                let detail = json!({"party": party.0, "party_state": "failed", "sip_code": code});
+                return self.record(call, &state, None, detail).await;
             }
             ControllerEvent::PartyEnded { party } => {
                 let state = self.current_state(call).await?;
-                (
-                    leak_state(&state),
-                    None,
-                    json!({"party": party.0, "party_state": "ended"}),
-                )
+                let detail = json!({"party": party.0, "party_state": "ended"});
+                return self.record(call, &state, None, detail).await;
             }
             ControllerEvent::HandedOff => ("handed_off", None, json!({})),
             ControllerEvent::Ended { reason } => {
@@ -355,24 +350,6 @@ impl CallService {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// The `&'static str` of a stored state word (unknown words read as `connected`).
-fn leak_state(state: &str) -> &'static str {
-    const STATES: [&str; 8] = [
-        "matching",
-        "dialing_talker",
-        "talker_answered",
-        "callee_ringing",
-        "connected",
-        "handed_off",
-        "lost_control",
-        "ended",
-    ];
-    STATES
-        .into_iter()
-        .find(|s| *s == state)
-        .unwrap_or("connected")
 }
 
 /// A new call id: `c_` and 16 random bytes, hex.

@@ -3,7 +3,7 @@
 //! route ranking uses the answer (unknown when stale).
 
 use crate::controller::{Prober, Reachability, SipTransport};
-use crate::registry::Transport;
+use crate::registry::{Server, Transport};
 use crate::storage::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,9 +64,15 @@ async fn probe_round(
     interval: Duration,
 ) -> Result<(), crate::storage::StorageError> {
     let addresses = store.address_contacts().await?;
+    let servers: HashMap<String, Server> = store
+        .servers()
+        .await?
+        .into_iter()
+        .map(|s| (s.domain.clone(), s))
+        .collect();
     let timeout = interval.min(Duration::from_secs(5));
     for (aor, domain) in addresses.into_iter().take(MAX_PER_ROUND) {
-        let Some(server) = store.server(&domain).await? else {
+        let Some(server) = servers.get(&domain) else {
             continue;
         };
         let Ok(proxy) = server.proxy.parse::<SocketAddr>() else {

@@ -66,8 +66,8 @@ pub async fn find_routes(
         .chain(&theirs)
         .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone()))
         .collect();
-    let callee_side = match (&contact.contact.target, callee_user) {
-        (ContactTarget::Address { aor, server }, _) => {
+    let callee_side = match &contact.contact.target {
+        ContactTarget::Address { aor, server } => {
             domains.push(server.clone());
             CalleeSide::Address {
                 aor: aor.clone(),
@@ -76,8 +76,8 @@ pub async fn find_routes(
                 reachable: presence.reachable(aor, now, max_heartbeat_age_s),
             }
         }
-        (ContactTarget::User { .. }, other) => CalleeSide::User {
-            user: other.unwrap_or_default(),
+        ContactTarget::User { user: other } => CalleeSide::User {
+            user: *other,
             talkers: theirs
                 .into_iter()
                 .map(|(talker, accounts)| TalkerAccounts { talker, accounts })
