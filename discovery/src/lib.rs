@@ -8,6 +8,8 @@
 //! * [`Browser`] streams de-duplicated [`TalkerEvent`]s and verifies known talkers
 //!   so a crashed one is removed within seconds, not after the 120 s TTL.
 //! * [`InterfaceSelection`]: the interfaces are always chosen by the caller.
+//! * [`challenge`]: the signed `splitdial-challenge-v1` message that turns a
+//!   discovered talker into a verified one (an advertisement proves nothing).
 //!
 //! Safety on shared machines: mdns-sd joins the multicast groups on every
 //! interface that is up when its daemon starts, before any interface selection
@@ -20,6 +22,7 @@
 pub mod ad;
 pub mod advertiser;
 pub mod browser;
+pub mod challenge;
 pub mod error;
 pub mod interfaces;
 pub mod txt;

@@ -260,6 +260,11 @@ impl CallService {
                 return self.record(call, &state, None, detail).await;
             }
             ControllerEvent::HandedOff => ("handed_off", None, json!({})),
+            ControllerEvent::LostControl => (
+                "lost_control",
+                Some("control_leg_lost"),
+                json!({"reason": "control_leg_lost"}),
+            ),
             ControllerEvent::Ended { reason } => {
                 let code = reason.code();
                 let mut detail = json!({"reason": code});

@@ -475,11 +475,13 @@ async fn an_added_party_joins_and_shutdown_ends_every_call() {
             .await
             .is_err()
     );
-    assert!(
-        rig.agents[0].log().contains("mixing locally"),
-        "{}",
-        rig.logs()
-    );
+    // A reports the second party connected (NOTIFY 200) before its media
+    // moves into the mix: give the log line a moment on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rig.agents[0].log().contains("mixing locally") {
+        assert!(Instant::now() < deadline, "{}", rig.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Let the three tones mix, then shut the controller down: it ends the
     // control leg, so A ends both referred calls.
@@ -723,8 +725,12 @@ impl ScriptedPhone {
     /// The next message (framed by Content-Length); accepts the controller's
     /// connection first.
     async fn next(&mut self) -> rsipstack::sip::SipMessage {
+        self.next_within(Duration::from_secs(20)).await
+    }
+
+    /// The next message, waiting at most `within` for each read.
+    async fn next_within(&mut self, within: Duration) -> rsipstack::sip::SipMessage {
         use tokio::io::AsyncReadExt;
-        let within = Duration::from_secs(20);
         if self.stream.is_none() {
             let (stream, _) = tokio::time::timeout(within, self.listener.accept())
                 .await
@@ -1021,6 +1027,169 @@ async fn notifies_around_the_hang_up_are_answered_200() {
         Duration::from_secs(60),
         scripted_phone(PhoneScript::NotifiesAfterHangUp),
     )
+    .await
+    .unwrap();
+}
+
+/// RFC 4028 with real talkers: the control leg is refreshed by UPDATE every
+/// 45 s, so a call outlives the 90 s session interval (and the talker's 60 s
+/// expiry check) with its control leg and media intact, and can still be hung
+/// up from the dialer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_call_keeps_its_control_leg_by_refreshing_it() {
+    let mut rig = Rig::start(
+        &[spec("tv-a", "alice", ""), spec("pc-b", "bob", AUTO)],
+        true,
+    )
+    .await;
+    let mut call = rig
+        .controller
+        .place(rig.plan("bob", Duration::from_secs(60)))
+        .unwrap();
+    let seen = events_until(
+        &mut call,
+        &ControllerEvent::Connected { party: PartyId(1) },
+        Duration::from_secs(40),
+        &rig,
+    )
+    .await;
+    assert_connected_in_order(&seen);
+    let answered = rig.agents[0].log();
+    // The agent's log line (field names may be coloured): a 90 s session.
+    assert!(
+        answered
+            .lines()
+            .any(|l| l.contains("control leg answered") && l.contains("Some(90)")),
+        "the talker agreed to a 90 s session\n{answered}"
+    );
+
+    // Past the session interval: no event at all (no hand-off, no end).
+    match tokio::time::timeout(Duration::from_secs(95), call.events.recv()).await {
+        Err(_) => {}
+        Ok(event) => panic!("{event:?} during the call\n{}", rig.logs()),
+    }
+    let refreshes = rig.agents[0].log().matches("control leg refreshed").count();
+    assert!(refreshes >= 2, "{refreshes} refreshes\n{}", rig.logs());
+    assert!(
+        !rig.agents[0].log().contains("session timer expired"),
+        "{}",
+        rig.logs()
+    );
+    assert!(!rig.logs().contains("media summary"), "{}", rig.logs());
+
+    call.hang_up().unwrap();
+    let end = next_event(&mut call, Duration::from_secs(20), &rig).await;
+    assert_eq!(
+        end,
+        ControllerEvent::Ended {
+            reason: EndReason::HungUp
+        }
+    );
+    for agent in &mut rig.agents {
+        agent
+            .wait_for_output("media summary", Duration::from_secs(15))
+            .unwrap();
+    }
+    let heard_by_b = summary_field(&rig.agents[1].log(), "heard_hz");
+    let tone_a = rig.tones[0];
+    assert!(
+        (heard_by_b - tone_a).abs() < tone_a * 0.02,
+        "B heard {heard_by_b} Hz, A sent {tone_a}\n{}",
+        rig.logs()
+    );
+    rig.shutdown().await;
+}
+
+/// A talker that forgot the control leg answers the refresh 481: control is
+/// lost, and since its party is connected the call is handed off (it goes on
+/// between the talkers); the controller sends no BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let mut phone = ScriptedPhone::bind().await;
+        let controller = Controller::start(ControllerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            issuer: Arc::new(new_issuer()),
+            user_agent: "splitdial-matcher-test".into(),
+        })
+        .await
+        .unwrap();
+        let mut call = controller
+            .place(CallPlan {
+                call_id: "call-refresh".into(),
+                server_domain: DOMAIN.into(),
+                proxy: phone.local,
+                transport: SipTransport::Tcp,
+                controller_uri: format!("sip:splitdial@{DOMAIN}"),
+                caller_talker_id: "eve-phone".into(),
+                caller_target: format!("sip:eve@{}", phone.local),
+                callee_uri: format!("sip:bob@{DOMAIN}"),
+                talker_answer_timeout: Duration::from_secs(15),
+                callee_answer_timeout: Duration::from_secs(60),
+            })
+            .unwrap();
+        let invite = phone.request("INVITE").await;
+        let h = &invite.headers;
+        assert_eq!(
+            splitdial_sip::headers::first(h, "Session-Expires"),
+            Some("90;refresher=uac")
+        );
+        assert_eq!(splitdial_sip::headers::first(h, "Min-SE"), Some("90"));
+        assert!(splitdial_sip::session_timer::supported(h), "{invite}");
+        let answer = "v=0\r\no=eve 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
+        phone
+            .reply(
+                &invite,
+                200,
+                &format!(
+                    "Contact: <sip:eve@{};transport=tcp>\nAllow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY, UPDATE\nSession-Expires: 90;refresher=uac\nRequire: timer\nContent-Type: application/sdp\n",
+                    phone.local
+                ),
+                answer,
+            )
+            .await;
+        let answered_at = Instant::now();
+        phone.request("ACK").await;
+        let refer = phone.request("REFER").await;
+        phone.reply(&refer, 202, "", "").await;
+        phone.notify(200, "terminated;reason=noresource").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+
+        // Half the interval after the answer: an UPDATE without SDP that
+        // names the interval and its refresher.
+        let update = match phone.next_within(Duration::from_secs(60)).await {
+            rsipstack::sip::SipMessage::Request(r) if r.method.to_string() == "UPDATE" => r,
+            other => panic!("expected UPDATE, got {other}"),
+        };
+        let waited = answered_at.elapsed();
+        assert!(waited >= Duration::from_secs(44), "refreshed after {waited:?}");
+        assert!(update.body.is_empty(), "{update}");
+        assert_eq!(
+            splitdial_sip::headers::first(&update.headers, "Session-Expires"),
+            Some("90;refresher=uac"),
+            "{update}"
+        );
+        phone.reply(&update, 481, "", "").await;
+
+        let mut seen = Vec::new();
+        while seen.last().is_none_or(|e: &ControllerEvent| !e.is_final()) {
+            seen.push(call.events.recv().await.unwrap());
+        }
+        assert_eq!(
+            seen,
+            [
+                ControllerEvent::DialingTalker,
+                ControllerEvent::TalkerAnswered,
+                ControllerEvent::Connected { party: PartyId(1) },
+                ControllerEvent::LostControl,
+            ]
+        );
+        assert!(call.events.recv().await.is_none());
+        // No BYE follows the lost leg.
+        let more = tokio::time::timeout(Duration::from_secs(2), phone.next()).await;
+        assert!(more.is_err(), "{more:?}");
+        controller.shutdown().await;
+    })
     .await
     .unwrap();
 }

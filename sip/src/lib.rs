@@ -28,6 +28,8 @@
 //!   NOTIFYs of a dialog's later REFERs (RFC 3515 §2.4.6).
 //! * [`merged`] detects merged requests for a UAS (RFC 3261 §8.2.2.2: 482), in
 //!   bounded memory.
+//! * [`session_timer`] parses and builds RFC 4028's `Session-Expires` and
+//!   `Min-SE`, and says when to refresh and when to give up.
 
 pub mod call_token;
 pub mod digest_names;
@@ -37,6 +39,7 @@ pub mod headers;
 pub mod merged;
 pub mod screen;
 pub mod screened_socket;
+pub mod session_timer;
 pub mod sipfrag;
 pub mod subscription;
 pub mod uri_match;

@@ -2,6 +2,10 @@
 //! REFERs in it that make this talker dial, and ordinary calls under the answer
 //! policy. Nothing here auto-answers, dials or opens media without a call token
 //! that [`Trust::check`] accepted.
+//!
+//! A control leg whose controller asked for RFC 4028 session timers ends when
+//! no refresh came in time: its BYE goes out, and its referred calls are
+//! detached rather than hung up (they end with their peer or at shutdown).
 
 use crate::calls::{CallKind, CallState, Calls, OwnerAction};
 use crate::config::{AnswerPolicy, Policy};
@@ -14,11 +18,13 @@ use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_sip::call_token::{self, Action};
 use splitdial_sip::headers;
+use splitdial_sip::session_timer::{self, SessionExpires, UasTerms};
 use splitdial_sip::wire::has_tag;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// Methods the agent accepts inside a control dialog.
@@ -28,6 +34,48 @@ const RING_LIMIT: Duration = Duration::from_secs(90);
 /// At shutdown, how long each call's BYE may wait for its answer (a peer that
 /// never answers would otherwise hold shutdown for timer F, 32 s).
 pub const SHUTDOWN_BYE_LIMIT: Duration = Duration::from_secs(4);
+/// When the control leg's session expires, how long its BYE may wait for an
+/// answer (the controller is probably gone: nobody may answer at all).
+const EXPIRY_BYE_LIMIT: Duration = Duration::from_secs(4);
+
+/// How a control leg's loop ended.
+enum LegEnd {
+    /// The controller hung up, the leg ended, or the agent shuts down: the
+    /// referred calls end with it.
+    HangUp,
+    /// No session refresh came in time (RFC 4028): the leg ends, the referred
+    /// calls go on.
+    Expired,
+}
+
+/// The control leg's session timer, when the controller asked for one: we
+/// never refresh, the controller does (`refresher=uac`).
+struct ControlSession {
+    secs: u32,
+    /// When we give up on the leg unless a refresh comes first.
+    deadline: Instant,
+}
+
+impl ControlSession {
+    fn start(agreed: SessionExpires) -> Self {
+        Self {
+            secs: agreed.secs,
+            deadline: Instant::now() + session_timer::expires_after(agreed.secs),
+        }
+    }
+
+    /// The headers of a 2xx that keeps the timer running (RFC 4028 §9).
+    fn answer_headers(&self) -> Vec<Header> {
+        let agreed = SessionExpires {
+            secs: self.secs,
+            refresher: Some(session_timer::Refresher::Uac),
+        };
+        vec![
+            make(session_timer::HEADER, agreed.to_string()),
+            make("Require", session_timer::OPTION_TAG.into()),
+        ]
+    }
+}
 
 /// Everything the request handlers share.
 pub struct CallControl {
@@ -96,6 +144,31 @@ impl CallControl {
             reply(&mut tx, 403, "Invalid Call Token").await;
             return;
         }
+        // RFC 4028: the controller refreshes, we only watch the deadline.
+        let mut session = match session_timer::uas_terms(
+            &tx.original.headers,
+            session_timer::MIN_SECS,
+        ) {
+            UasTerms::NoTimer => None,
+            UasTerms::Run(agreed) => Some(ControlSession::start(agreed)),
+            UasTerms::TooSmall(min) => {
+                info!(%call_id, min_se = min.secs, "control INVITE asks for too short a session interval");
+                let min_se = vec![make(session_timer::MIN_SE_HEADER, min.to_string())];
+                reply_with(
+                    &mut tx,
+                    session_timer::TOO_SMALL,
+                    session_timer::TOO_SMALL_REASON,
+                    min_se,
+                )
+                .await;
+                return;
+            }
+            UasTerms::Malformed(e) => {
+                warn!(%call_id, error = %e, "control INVITE refused");
+                reply(&mut tx, 400, "Bad Session-Expires").await;
+                return;
+            }
+        };
         // SDP goes through GStreamer's SDP library, whose first use loads the
         // plugin registry: keep that off the async workers.
         let (body, ip) = (tx.original.body.clone(), self.local_ip);
@@ -124,16 +197,18 @@ impl CallControl {
             }
         };
         let id = dialog.id();
-        if let Err(e) = dialog.accept(Some(control_headers()), Some(answer.into_bytes())) {
+        let mut answer_headers = control_headers();
+        answer_headers.extend(session.iter().flat_map(ControlSession::answer_headers));
+        if let Err(e) = dialog.accept(Some(answer_headers), Some(answer.into_bytes())) {
             warn!(error = %e, "cannot answer the control INVITE");
             self.dialogs.remove_dialog(&id);
             return;
         }
-        info!(%call_id, "control leg answered");
+        info!(%call_id, session_expires = ?session.as_ref().map(|s| s.secs), "control leg answered");
         let peer = headers::first(&tx.original.headers, "From")
             .unwrap_or_default()
             .to_owned();
-        let _entry = self.calls.add(
+        let entry = self.calls.add(
             CallKind::Control,
             CallState::Connected,
             &call_id,
@@ -149,10 +224,11 @@ impl CallControl {
         let hub = crate::media_glue::MediaHub::new(self.dialer.media.clone());
         let mut calls: Vec<referred_call::Handle> = Vec::new();
         let mut first_refer: Option<u32> = None;
-        loop {
+        let end = loop {
+            let expiry = sleep_until_or_never(session.as_ref().map(|s| s.deadline));
             tokio::select! {
                 state = states.recv() => {
-                    let Some(state) = state else { break };
+                    let Some(state) = state else { break LegEnd::HangUp };
                     match state {
                         DialogState::Refer(_, request, handle) => {
                             let refer_to = headers::first(&request.headers, "Refer-To").unwrap_or_default().to_owned();
@@ -177,8 +253,34 @@ impl CallControl {
                             }
                         }
                         DialogState::Updated(_, request, handle) => {
-                            // A re-INVITE or UPDATE on the control leg is answered
-                            // inactive whatever it offers.
+                            // A re-INVITE or UPDATE on the control leg is a session
+                            // refresh (RFC 4028): the deadline starts again, with
+                            // the interval it names (a refresh naming none keeps
+                            // the one in force).
+                            let mut headers = Vec::new();
+                            match session_timer::uas_terms(&request.headers, session_timer::MIN_SECS) {
+                                UasTerms::TooSmall(min) => {
+                                    let min_se = vec![make(session_timer::MIN_SE_HEADER, min.to_string())];
+                                    let _ = handle.respond(StatusCode::Other(session_timer::TOO_SMALL, session_timer::TOO_SMALL_REASON.into()), Some(min_se), None).await;
+                                    continue;
+                                }
+                                UasTerms::Malformed(e) => {
+                                    debug!(%call_id, error = %e, "refresh refused");
+                                    let _ = handle.respond(StatusCode::BadRequest, None, None).await;
+                                    continue;
+                                }
+                                UasTerms::Run(agreed) => session = Some(ControlSession::start(agreed)),
+                                UasTerms::NoTimer => {
+                                    if let Some(current) = session.as_mut() {
+                                        current.deadline = Instant::now() + session_timer::expires_after(current.secs);
+                                    }
+                                }
+                            }
+                            if let Some(current) = &session {
+                                info!(%call_id, method = %request.method, secs = current.secs, "control leg refreshed");
+                                headers.extend(current.answer_headers());
+                            }
+                            // Answered inactive whatever it offers.
                             let body = if request.method == Method::Invite && !request.body.is_empty() {
                                 // Same rule as the first INVITE: GStreamer's SDP code off the async workers.
                                 let (offer, ip) = (request.body.clone(), self.local_ip);
@@ -189,7 +291,10 @@ impl CallControl {
                             } else {
                                 None
                             };
-                            let headers = body.as_ref().map(|_| control_headers());
+                            if body.is_some() {
+                                headers.extend(control_headers());
+                            }
+                            let headers = (!headers.is_empty()).then_some(headers);
                             let _ = handle.respond(StatusCode::OK, headers, body.map(String::into_bytes)).await;
                         }
                         DialogState::Notify(_, _, handle)
@@ -202,7 +307,7 @@ impl CallControl {
                         }
                         DialogState::Terminated(_, reason) => {
                             info!(%call_id, ?reason, "control leg ended");
-                            break;
+                            break LegEnd::HangUp;
                         }
                         _ => {}
                     }
@@ -229,7 +334,11 @@ impl CallControl {
                     if referred.is_err() {
                         warn!(%call_id, "a referred call did not end in time; going on");
                     }
-                    break;
+                    break LegEnd::HangUp;
+                }
+                () = expiry => {
+                    warn!(%call_id, "session timer expired: no refresh from the controller; ending the control leg, the referred calls go on");
+                    break LegEnd::Expired;
                 }
                 report = progress.recv() => {
                     let Some(report) = report else { continue };
@@ -255,11 +364,70 @@ impl CallControl {
                     }
                 }
             }
+        };
+        match end {
+            LegEnd::HangUp => {
+                for call in &calls {
+                    call.hang_up();
+                }
+                self.dialogs.remove_dialog(&id);
+            }
+            LegEnd::Expired => {
+                // The leg is over for us at once; its BYE goes on its own (the
+                // controller is probably gone and may never answer).
+                drop(entry);
+                let (dialogs, bye_call_id) = (self.dialogs.clone(), call_id.clone());
+                tokio::spawn(async move {
+                    if tokio::time::timeout(EXPIRY_BYE_LIMIT, dialog.bye())
+                        .await
+                        .is_err()
+                    {
+                        warn!(call_id = %bye_call_id, "no answer to the expired control leg's BYE");
+                    }
+                    dialogs.remove_dialog(&id);
+                });
+                drop(progress_tx);
+                self.detached(&call_id, &calls, progress).await;
+            }
         }
-        for call in &calls {
-            call.hang_up();
+    }
+
+    /// The referred calls of a control leg whose session expired: detached,
+    /// they go on (media and all) until their peer hangs up or the agent shuts
+    /// down. Returns when every one has ended.
+    async fn detached(
+        &self,
+        call_id: &str,
+        calls: &[referred_call::Handle],
+        mut progress: mpsc::UnboundedReceiver<Progress>,
+    ) {
+        let live = calls.iter().filter(|c| !c.is_finished()).count();
+        info!(%call_id, live, "referred calls detached from the expired control leg");
+        loop {
+            tokio::select! {
+                // Each call's task holds a sender: all gone means all ended.
+                report = progress.recv() => match report {
+                    Some(report) => debug!(%call_id, status = report.status, "detached referred call progress"),
+                    None => break,
+                },
+                () = self.shutdown.cancelled() => {
+                    info!(%call_id, "shutting down: ending the detached referred calls");
+                    for call in calls {
+                        call.hang_up();
+                    }
+                    let ended = tokio::time::timeout(SHUTDOWN_BYE_LIMIT, async {
+                        while !calls.iter().all(referred_call::Handle::is_finished) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    });
+                    if ended.await.is_err() {
+                        warn!(%call_id, "a detached referred call did not end in time; going on");
+                    }
+                    break;
+                }
+            }
         }
-        self.dialogs.remove_dialog(&id);
+        info!(%call_id, "detached referred calls over");
     }
 
     /// An INVITE without a token: an ordinary call under the answer policy. It is
@@ -456,8 +624,20 @@ fn inactive_answer(body: &[u8], local_ip: IpAddr) -> Result<String, u16> {
     media::inactive_answer(offer, local_ip).map_err(|e| e.sip_status())
 }
 
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {
-    let response = splitdial_sip::wire::response_to(&tx.original, status, reason, Vec::new());
+    reply_with(tx, status, reason, Vec::new()).await;
+}
+
+async fn reply_with(tx: &mut Transaction, status: u16, reason: &str, headers: Vec<Header>) {
+    let response = splitdial_sip::wire::response_to(&tx.original, status, reason, headers);
     if let Err(e) = tx.respond(response).await {
         debug!(error = %e, "could not answer");
     }

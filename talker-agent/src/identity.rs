@@ -5,15 +5,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The domain-separation label of the talker challenge.
-pub const CHALLENGE_LABEL: &str = "splitdial-challenge-v1";
+/// The challenge message and its check live in the discovery crate, shared with
+/// the dialer (which must not need this crate's media stack).
+pub use discovery::challenge::{CHALLENGE_LABEL, Challenge};
 const KEY_FILE: &str = "talker.key";
 
 /// Errors handling the state directory or the key.
@@ -135,42 +136,6 @@ impl Identity {
     /// the address as dialed, so a signature cannot be replayed elsewhere.
     pub fn sign_challenge(&self, challenge: &Challenge<'_>) -> Signature {
         self.key.sign(&challenge.message())
-    }
-}
-
-/// The fields a dialer's challenge binds together.
-#[derive(Debug, Clone)]
-pub struct Challenge<'a> {
-    /// The talker's id.
-    pub talker_id: &'a str,
-    /// The dialer's fresh nonce.
-    pub dialer_nonce: &'a str,
-    /// The talker's fresh nonce.
-    pub talker_nonce: &'a str,
-    /// `host:port` as the dialer dialed it.
-    pub dialed: &'a str,
-}
-
-impl Challenge<'_> {
-    /// The exact bytes signed: fields separated by NUL, which none may contain.
-    pub fn message(&self) -> Vec<u8> {
-        let mut m = Vec::new();
-        for part in [
-            CHALLENGE_LABEL,
-            self.talker_id,
-            self.dialer_nonce,
-            self.talker_nonce,
-            self.dialed,
-        ] {
-            m.extend(part.bytes().filter(|b| *b != 0));
-            m.push(0);
-        }
-        m
-    }
-
-    /// Checks a talker's signature over this challenge.
-    pub fn verify(&self, key: &VerifyingKey, signature: &Signature) -> bool {
-        key.verify(&self.message(), signature).is_ok()
     }
 }
 

@@ -567,3 +567,247 @@ async fn a_second_refer_makes_a_three_party_call_where_each_hears_both_others() 
     );
     server.shutdown().await;
 }
+
+/// The agent's status API address, from its ready line.
+fn status_addr(agent: &Process) -> SocketAddr {
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("talker-agent ready"))
+        .unwrap_or_else(|| panic!("no ready line in:\n{log}"));
+    line.split_whitespace()
+        .skip_while(|w| *w != "status")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no status address in {line:?}"))
+}
+
+/// The agent's calls as `GET /v1/status` shows them.
+async fn status_calls(client: &reqwest::Client, agent: SocketAddr) -> Vec<serde_json::Value> {
+    let status: serde_json::Value = client
+        .get(format!("http://{agent}/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    status["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// The audio RTP packets a call of `kind` received so far (0 before media).
+fn audio_received(calls: &[serde_json::Value], kind: &str) -> Option<u64> {
+    let call = calls.iter().find(|c| c["kind"] == kind)?;
+    Some(
+        call["media"]["audio"]["packets_received"]
+            .as_u64()
+            .unwrap_or(0),
+    )
+}
+
+/// RFC 4028 on the control leg: the agent refuses an interval below 90 s
+/// (422 with Min-SE: 90), answers 90 s with `refresher=uac` and
+/// `Require: timer`; the controller then vanishes (no refresh, answers
+/// nothing), so about 60 s after the answer the agent BYEs the control leg —
+/// and only it: the referred call to B keeps its media flowing both ways until
+/// A shuts down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrefreshed_control_leg_expires_alone_and_the_referred_call_goes_on() {
+    let users = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n";
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(UserDirectory::parse(users, DOMAIN).unwrap());
+    config.trusted = vec!["127.0.0.1".parse().unwrap()];
+    let server = sip_server::start(config).await.unwrap();
+    let seed: [u8; 32] = rand::random();
+    let issuer = Issuer::new(seed, key_id(&Issuer::new(seed, "").verifying_key()));
+    let key = STANDARD.encode(issuer.verifying_key().to_bytes());
+    let tone_a = f64::from(300 + rand::random::<u32>() % 700);
+    let tone_b = tone_a + f64::from(200 + rand::random::<u32>() % 700);
+    let dir = tempfile::tempdir().unwrap();
+    let auto =
+        "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice@home.example\"]\n";
+    let proxy = server.local_addr();
+    let mut a = start_agent(
+        &agent_config(dir.path(), "tv-a", "alice", proxy, &key, tone_a, ""),
+        "tv-a",
+    );
+    let mut b = start_agent(
+        &agent_config(dir.path(), "pc-b", "bob", proxy, &key, tone_b, auto),
+        "pc-b",
+    );
+    let location = &server.context().location;
+    let start = Instant::now();
+    while location.lookup("alice").is_empty() || location.lookup("bob").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "agents did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = |a: &Process, b: &Process| format!("A:\n{}\nB:\n{}", a.log(), b.log());
+
+    let mut ctl = Controller::connect(proxy).await;
+    let me = ctl.local;
+    let call_id = format!("st-{}", rand::random::<u32>());
+    let offer = "v=0\r\no=ctl 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=inactive\r\n";
+    let invite = |cseq: u32, session_expires: &str| {
+        format!(
+            "INVITE sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKst{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: <sip:alice@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:controller@{me};transport=tcp>\r\nSplitdial-Token: {}\r\nSupported: timer\r\nSession-Expires: {session_expires}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            token(&issuer, "tv-a", Action::Control, &call_id, None),
+            offer.len()
+        )
+    };
+    let mut notifies = Vec::new();
+
+    // Below RFC 4028's minimum: 422 naming it.
+    ctl.send(&invite(1, "60;refresher=uac")).await;
+    let too_small = ctl.final_response("1 INVITE", &mut notifies).await;
+    assert_eq!(too_small.status_code.code(), 422, "{too_small}");
+    assert_eq!(headers::first(&too_small.headers, "Min-SE"), Some("90"));
+    let to = headers::first(&too_small.headers, "To").unwrap().to_owned();
+    ctl.send(&format!(
+        "ACK sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKst1\r\nMax-Forwards: 70\r\nFrom: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ))
+    .await;
+
+    // 90 s, refreshed by us: agreed.
+    ctl.send(&invite(2, "90;refresher=uac\r\nMin-SE: 90")).await;
+    let ok = ctl.final_response("2 INVITE", &mut notifies).await;
+    let answered_at = Instant::now();
+    assert_eq!(ok.status_code.code(), 200, "{ok}\n{}", logs(&a, &b));
+    assert_eq!(
+        headers::first(&ok.headers, "Session-Expires"),
+        Some("90;refresher=uac"),
+        "{ok}"
+    );
+    assert!(
+        headers::list(&ok.headers, "Require").contains(&"timer".to_owned()),
+        "{ok}"
+    );
+    let to = headers::first(&ok.headers, "To").unwrap().to_owned();
+    let mut routes = headers::list(&ok.headers, "Record-Route");
+    routes.reverse();
+    let route_lines: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    let target = headers::first(&ok.headers, "Contact")
+        .unwrap()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKst{cseq}{method}\r\nMax-Forwards: 70\r\n{route_lines}From: <sip:controller@{DOMAIN}>;tag=ctl\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:controller@{me};transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    ctl.send(&in_dialog("ACK", 2, "")).await;
+    let bob = format!("sip:bob@{DOMAIN}");
+    let refer_token = token(&issuer, "tv-a", Action::Refer, &call_id, Some(&bob));
+    ctl.send(&in_dialog(
+        "REFER",
+        3,
+        &format!("Refer-To: <{bob}>\r\nSplitdial-Token: {refer_token}\r\n"),
+    ))
+    .await;
+    let accepted = ctl.final_response("3 REFER", &mut notifies).await;
+    assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !notifies.iter().any(|(code, _)| *code == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "no NOTIFY 200: {notifies:?}\n{}",
+            logs(&a, &b)
+        );
+        if let Some(SipMessage::Request(req)) = ctl.next(Duration::from_secs(5)).await {
+            ctl.answer_request(&req, &mut notifies).await;
+        }
+    }
+
+    // The controller vanishes: no refresh, no answer to anything. It still
+    // watches its connection, where the agent's BYE arrives after the expiry.
+    let bye = loop {
+        let left = Duration::from_secs(90).saturating_sub(answered_at.elapsed());
+        assert!(
+            !left.is_zero(),
+            "no BYE 90 s after the answer\n{}",
+            logs(&a, &b)
+        );
+        match ctl.next(left).await {
+            Some(SipMessage::Request(req)) if req.method.to_string() == "BYE" => break req,
+            Some(_) => {}
+            None => panic!("the connection closed without a BYE\n{}", logs(&a, &b)),
+        }
+    };
+    let expired_after = answered_at.elapsed();
+    assert_eq!(
+        headers::first(&bye.headers, "Call-ID"),
+        Some(call_id.as_str())
+    );
+    // The agent gives up 60 s after its answer (90 - min(32, 90/3)), never sooner.
+    assert!(
+        expired_after >= Duration::from_secs(58),
+        "BYE after {expired_after:?}\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("session timer expired"), "{}", a.log());
+
+    // The referred call goes on: no media summary anywhere, both sides still
+    // connected, and the packets each side receives still rise.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (status_a, status_b) = (status_addr(&a), status_addr(&b));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first_a = status_calls(&client, status_a).await;
+    let first_b = status_calls(&client, status_b).await;
+    assert!(
+        !first_a.iter().any(|c| c["kind"] == "control"),
+        "the control leg is gone: {first_a:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let then_a = status_calls(&client, status_a).await;
+    let then_b = status_calls(&client, status_b).await;
+    let rising = |before: &[serde_json::Value], after: &[serde_json::Value], kind: &str| match (
+        audio_received(before, kind),
+        audio_received(after, kind),
+    ) {
+        (Some(x), Some(y)) => y > x && x > 0,
+        _ => false,
+    };
+    assert!(
+        rising(&first_a, &then_a, "referred"),
+        "A: {first_a:?} then {then_a:?}\n{}",
+        logs(&a, &b)
+    );
+    assert!(
+        rising(&first_b, &then_b, "incoming"),
+        "B: {first_b:?} then {then_b:?}\n{}",
+        logs(&a, &b)
+    );
+    assert!(!a.log().contains("media summary"), "{}", a.log());
+    assert!(!b.log().contains("media summary"), "{}", b.log());
+
+    // Only A's shutdown ends the detached call: B hears its BYE.
+    tokio::task::block_in_place(|| a.stop(Duration::from_secs(10)).unwrap());
+    let a_log = a.log();
+    let expired = a_log.find("session timer expired").unwrap();
+    let ending = a_log
+        .find("ending the detached referred calls")
+        .unwrap_or_else(|| panic!("{a_log}"));
+    assert!(expired < ending, "{a_log}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !b.log().contains("media summary") {
+        assert!(
+            Instant::now() < deadline,
+            "B's call did not end\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let heard_by_b = summary_hz(&b.log());
+    assert!(
+        (heard_by_b - tone_a).abs() < tone_a * 0.02,
+        "B heard {heard_by_b} Hz, A sent {tone_a}\n{}",
+        b.log()
+    );
+    let _ = b.stop(Duration::from_secs(10));
+    server.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! events is the order things happened.
 
 use super::events::{ControllerEvent, EndReason, PartyId};
+use super::session_refresh::{self, RefreshResult, SessionRefresh, Verdict};
 use super::{CallPlan, Command, ControllerError, MAX_PARTIES, Shared, SipTransport};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
@@ -104,6 +105,8 @@ pub(super) struct Call {
     callee_deadline: Option<Instant>,
     commands_open: bool,
     sdp: InactiveSdp,
+    /// RFC 4028 refreshes of the control leg (we are the refresher).
+    refresh: SessionRefresh,
 }
 
 impl Call {
@@ -122,7 +125,6 @@ impl Call {
         };
         Self {
             shared,
-            plan,
             sip_call_id,
             events,
             parties: vec![callee],
@@ -133,6 +135,8 @@ impl Call {
             callee_deadline: None,
             commands_open: true,
             sdp: InactiveSdp::new(IpAddr::from([0, 0, 0, 0])),
+            refresh: SessionRefresh::off(&plan.call_id),
+            plan,
         }
     }
 
@@ -167,6 +171,7 @@ impl Call {
             Ok(()) => self.serve(&dialog, &mut states, &mut commands).await,
             Err(finish) => finish,
         };
+        self.refresh.stop();
         if finish.bye {
             end_leg(&dialog, &mut states).await;
         }
@@ -247,6 +252,7 @@ impl Call {
             return Err(Finish::ended(EndReason::NoReferSupport, true));
         }
         info!(call = %self.plan.call_id, "the talker answered the control leg");
+        self.refresh.on_answer(response);
         self.emit(ControllerEvent::TalkerAnswered);
         Ok(())
     }
@@ -259,15 +265,14 @@ impl Call {
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Finish {
         let (refer_tx, mut refer_results) = mpsc::unbounded_channel::<ReferResult>();
+        let (refresh_tx, mut refresh_results) = mpsc::unbounded_channel::<RefreshResult>();
         loop {
             self.send_next_refer(dialog, &refer_tx);
-            let callee_deadline = self.callee_deadline;
-            let callee_timeout = async move {
-                match callee_deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let callee_timeout = sleep_until_or_never(self.callee_deadline);
+            // One request of ours at a time: a refresh waits for the REFER in
+            // flight (whose NOTIFYs are matched by its predicted CSeq).
+            let refresh_due =
+                sleep_until_or_never(self.refresh.due().filter(|_| !self.refer_in_flight));
             tokio::select! {
                 state = states.recv() => {
                     let Some(state) = state else {
@@ -296,9 +301,43 @@ impl Call {
                     info!(call = %self.plan.call_id, "the callee did not answer in time");
                     return Finish::ended(EndReason::CalleeNoAnswer, true);
                 }
+                () = refresh_due => self.refresh.start(dialog, &refresh_tx),
+                Some(result) = refresh_results.recv() => {
+                    if let Verdict::Lost(why) = self.refresh.on_result(result) {
+                        return self.control_lost(&why);
+                    }
+                }
                 () = self.shared.stop.cancelled() => return Finish::ended(EndReason::Shutdown, true),
             }
         }
+    }
+
+    /// A session refresh showed that the talker no longer holds the control
+    /// leg (RFC 4028 §10: 408, 481 or no answer). No BYE follows: the talker
+    /// either forgot the leg already or cannot be reached, and to our talker
+    /// agent a BYE on the control leg means "hang up the referred calls",
+    /// which a lost leg must never do. A connected party's call goes on
+    /// between the talkers, uncontrolled: that is `LostControl`, as when a
+    /// matcher restarts. Without a connected party the call is over, reported
+    /// like any other lost control leg (`error`).
+    fn control_lost(&self, why: &str) -> Finish {
+        let connected = self
+            .parties
+            .iter()
+            .any(|p| p.state == PartyState::Connected);
+        warn!(call = %self.plan.call_id, why, connected, "control leg lost");
+        if connected {
+            return Finish {
+                event: ControllerEvent::LostControl,
+                bye: false,
+            };
+        }
+        Finish::ended(
+            EndReason::Error {
+                message: format!("control leg lost: {why}"),
+            },
+            false,
+        )
     }
 
     /// A request from the talker in the control dialog, or the dialog's end.
@@ -547,7 +586,7 @@ impl Call {
         dialog: &InviteDialog,
         results: &mpsc::UnboundedSender<ReferResult>,
     ) {
-        if self.refer_in_flight {
+        if self.refer_in_flight || self.refresh.in_flight() {
             return;
         }
         let Some(id) = self.queue.pop_front() else {
@@ -605,15 +644,20 @@ impl Call {
             }),
             content_type: Some("application/sdp".into()),
             offer: Some(self.sdp.offer().into_bytes()),
-            headers: Some(vec![
-                make(call_token::HEADER, self.token(Action::Control, None)),
-                make(
-                    "Call-Info",
-                    format!("<sip:{}>;answer-after=0", self.plan.server_domain),
-                ),
-                make("Answer-Mode", "Auto".into()),
-                make("Allow", super::ALLOW.into()),
-            ]),
+            headers: Some(
+                vec![
+                    make(call_token::HEADER, self.token(Action::Control, None)),
+                    make(
+                        "Call-Info",
+                        format!("<sip:{}>;answer-after=0", self.plan.server_domain),
+                    ),
+                    make("Answer-Mode", "Auto".into()),
+                    make("Allow", super::ALLOW.into()),
+                ]
+                .into_iter()
+                .chain(session_refresh::invite_headers())
+                .collect(),
+            ),
             call_id: Some(self.sip_call_id.clone()),
             ..Default::default()
         })
@@ -680,6 +724,14 @@ async fn answer_late(state: DialogState) {
             let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
         }
         _ => {}
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

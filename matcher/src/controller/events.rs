@@ -48,6 +48,10 @@ pub enum ControllerEvent {
     /// connected: a third-party phone finished its transfer. The call goes on
     /// between the talkers but can no longer be controlled. Final event.
     HandedOff,
+    /// A session refresh showed the control leg gone (RFC 4028: 408, 481 or
+    /// no answer) while a party was connected: their call may go on between
+    /// the talkers, but nothing steers it any more. Final event.
+    LostControl,
     /// The call is over. Final event.
     Ended {
         /// Why.
@@ -58,7 +62,10 @@ pub enum ControllerEvent {
 impl ControllerEvent {
     /// Whether no event follows this one.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::HandedOff | Self::Ended { .. })
+        matches!(
+            self,
+            Self::HandedOff | Self::LostControl | Self::Ended { .. }
+        )
     }
 }
 

@@ -34,12 +34,27 @@
 //! was reported gone, it is `Ended { callee_hung_up }`; when none ever
 //! connected, `Ended { talker_hung_up }`.
 //!
-//! Not done yet: RFC 4028 session timers on the control leg, and re-INVITEs
-//! from the talker on the control leg are refused (488).
+//! **Session timers** (RFC 4028, `session_refresh`): the control INVITE
+//! carries `Supported: timer`, `Session-Expires: 90;refresher=uac` and
+//! `Min-SE: 90`. When the talker's 2xx carries `Session-Expires` (refresher
+//! `uac` or none), the call's task sends an UPDATE without SDP every half
+//! interval (45 s), adopting the interval each 2xx names. A refresh answered
+//! 408 or 481, or not at all, means the talker no longer holds the leg: the
+//! call is `LostControl` when a party is connected (it may go on between the
+//! talkers), else `Ended { error }`; no BYE is sent (to our agent a BYE on the
+//! control leg means "hang up"). Other failures are retried after another
+//! half interval; a 422 is retried at once with the talker's `Min-SE`. The
+//! refresh stops with the call's task. A 422 to the control INVITE itself is
+//! reported as `talker_rejected (422)` (not retried: 90 s is the smallest
+//! interval anyone may ask for, so only a talker wanting longer refuses it).
+//!
+//! Re-INVITEs and UPDATEs from the talker on the control leg are answered
+//! inactive (or 200 without SDP).
 
 mod call;
 mod events;
 mod probe;
+mod session_refresh;
 
 pub use events::{ControllerEvent, EndReason, PartyId};
 pub use probe::{Prober, Reachability};
@@ -212,7 +227,7 @@ impl CallControl {
 pub struct CallHandle {
     /// The matcher's call id.
     pub call_id: String,
-    /// Events in order; the last one is `HandedOff` or `Ended`, after which the
+    /// Events in order; the last one is `HandedOff`, `LostControl` or `Ended`, after which the
     /// channel closes.
     pub events: mpsc::Receiver<ControllerEvent>,
     /// Hang-up and add-party.

@@ -1,0 +1,227 @@
+//! The files the household's programs read: each `sip-server`'s users file
+//! (docs/sip-server.md) and each talker agent's configuration (docs/config.md).
+//! Pure text rendering, so it is tested without starting anything.
+
+use crate::spec::{AnswerSpec, HouseholdSpec, TalkerSpec};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// SIP passwords by (domain, user), made fresh for each household.
+#[derive(Debug, Clone, Default)]
+pub struct Passwords(BTreeMap<(String, String), String>);
+
+impl Passwords {
+    /// A random password for every account of the spec.
+    pub fn generate(spec: &HouseholdSpec) -> Self {
+        let mut map = BTreeMap::new();
+        for account in spec.talkers.iter().flat_map(|t| t.accounts.iter()) {
+            map.entry((account.server.clone(), account.user.clone()))
+                .or_insert_with(|| format!("{:032x}", rand::random::<u128>()));
+        }
+        Self(map)
+    }
+
+    /// The password of `user` on `domain` (empty when unknown: the server then
+    /// refuses the account, which the test reports).
+    pub fn of(&self, domain: &str, user: &str) -> &str {
+        self.0
+            .get(&(domain.to_owned(), user.to_owned()))
+            .map_or("", String::as_str)
+    }
+}
+
+/// A TOML basic string with everything escaped that needs it.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// The users file of the server for `domain`.
+pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> String {
+    spec.sip_users_on(domain)
+        .iter()
+        .map(|user| {
+            format!(
+                "[users.{}]\npassword = {}\n",
+                quoted(user),
+                quoted(passwords.of(domain, user))
+            )
+        })
+        .collect()
+}
+
+/// Where a talker agent listens and whether it advertises itself.
+#[derive(Debug, Clone)]
+pub struct AgentPlacement {
+    /// SIP listen address (its IP is also the media address).
+    pub sip_listen: SocketAddr,
+    /// Status API listen address (the port mDNS advertises).
+    pub status_listen: SocketAddr,
+    /// The interface to advertise on, or `None` for no mDNS at all.
+    pub mdns_interface: Option<String>,
+}
+
+/// The configuration file of one talker agent.
+pub fn agent_config(
+    spec: &HouseholdSpec,
+    talker: &TalkerSpec,
+    placement: &AgentPlacement,
+    proxies: &BTreeMap<String, SocketAddr>,
+    passwords: &Passwords,
+    state_dir: &Path,
+    matcher_url: &str,
+) -> String {
+    let media = if talker.video {
+        r#"["audio", "video"]"#
+    } else {
+        r#"["audio"]"#
+    };
+    let mut text = format!(
+        "name = {}\nkind = {}\nmedia = {media}\nid = {}\nstate_dir = {}\n",
+        quoted(&talker.name),
+        quoted(&talker.kind),
+        quoted(&talker.id),
+        quoted(&state_dir.display().to_string()),
+    );
+    // A plain SIP phone is not enrolled: it never talks to the matcher.
+    if talker.owner.is_some() {
+        text.push_str(&format!("matcher_url = {}\n", quoted(matcher_url)));
+    }
+    text.push_str(&format!(
+        "\n[sip]\nlisten = {}\n",
+        quoted(&placement.sip_listen.to_string())
+    ));
+    for account in &talker.accounts {
+        let proxy = proxies
+            .get(&account.server)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\n[[accounts]]\nserver = {}\nproxy = {}\nuser = {}\npassword = {}\n",
+            quoted(&account.server),
+            quoted(&proxy),
+            quoted(&account.user),
+            quoted(passwords.of(&account.server, &account.user)),
+        ));
+    }
+    text.push_str("\n[answer]\n");
+    match &talker.answer {
+        AnswerSpec::Manual => text.push_str("policy = \"manual\"\n"),
+        AnswerSpec::Reject => text.push_str("policy = \"reject\"\n"),
+        AnswerSpec::AutoFromUsers(users) => {
+            let allow: Vec<String> = users
+                .iter()
+                .flat_map(|u| spec.accounts_of_user(u))
+                .map(|aor| quoted(&aor))
+                .collect();
+            text.push_str(&format!(
+                "policy = \"auto\"\nafter_seconds = 0\nallow = [{}]\n",
+                allow.join(", ")
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "\n[audio]\nsource = \"tone:{}\"\nsink = \"analyze\"\njitter_ms = 20\n",
+        talker.tone_hz
+    ));
+    if talker.video {
+        text.push_str("\n[video]\nsource = \"pattern\"\nsink = \"analyze\"\n");
+    }
+    match &placement.mdns_interface {
+        Some(interface) => text.push_str(&format!(
+            "\n[discovery]\nenabled = true\ninterfaces = [{}]\n",
+            quoted(interface)
+        )),
+        None => text.push_str("\n[discovery]\nenabled = false\n"),
+    }
+    text.push_str(&format!(
+        "\n[status]\nlisten = {}\n",
+        quoted(&placement.status_listen.to_string())
+    ));
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_file_lists_each_account_of_the_domain_once() {
+        let spec = HouseholdSpec::demo();
+        let passwords = Passwords::generate(&spec);
+        let text = users_file(&spec, "work.example", &passwords);
+        assert_eq!(text.matches("[users.").count(), 3, "{text}");
+        assert!(text.contains("[users.\"dave\"]"), "{text}");
+        let pw = passwords.of("work.example", "dave");
+        assert_eq!(pw.len(), 32);
+        assert!(text.contains(pw));
+    }
+
+    #[test]
+    fn agent_config_carries_accounts_policy_media_and_discovery() {
+        let spec = HouseholdSpec::demo();
+        let passwords = Passwords::generate(&spec);
+        let proxies: BTreeMap<String, SocketAddr> = [
+            (
+                "family.example".to_owned(),
+                "10.77.0.1:5060".parse().unwrap(),
+            ),
+            ("work.example".to_owned(), "10.77.0.1:5061".parse().unwrap()),
+        ]
+        .into();
+        let placement = AgentPlacement {
+            sip_listen: ([10, 77, 0, 3], 5070).into(),
+            status_listen: ([10, 77, 0, 3], 8420).into(),
+            mdns_interface: Some("eth0".into()),
+        };
+        let bob = spec.talker("bob-phone").unwrap();
+        let text = agent_config(
+            &spec,
+            bob,
+            &placement,
+            &proxies,
+            &passwords,
+            Path::new("/tmp/x"),
+            "http://10.77.0.1:8740",
+        );
+        let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            parsed["matcher_url"].as_str(),
+            Some("http://10.77.0.1:8740")
+        );
+        assert_eq!(parsed["answer"]["policy"].as_str(), Some("auto"));
+        let allow = parsed["answer"]["allow"].as_array().map(Vec::len);
+        assert_eq!(allow, Some(4), "{text}");
+        assert_eq!(
+            parsed["accounts"][0]["proxy"].as_str(),
+            Some("10.77.0.1:5060")
+        );
+        assert_eq!(parsed["discovery"]["interfaces"][0].as_str(), Some("eth0"));
+        assert!(parsed.get("video").is_none());
+
+        let dave = spec.talker("dave-phone").unwrap();
+        let text = agent_config(
+            &spec,
+            dave,
+            &placement,
+            &proxies,
+            &passwords,
+            Path::new("/tmp/y"),
+            "http://10.77.0.1:8740",
+        );
+        assert!(!text.contains("matcher_url"), "{text}");
+        let tv = spec.talker("tv").unwrap();
+        let text = agent_config(
+            &spec,
+            tv,
+            &placement,
+            &proxies,
+            &passwords,
+            Path::new("/tmp/z"),
+            "http://10.77.0.1:8740",
+        );
+        assert!(text.contains("source = \"pattern\""), "{text}");
+        assert!(text.contains("source = \"tone:440\""), "{text}");
+    }
+}

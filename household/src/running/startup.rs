@@ -1,0 +1,589 @@
+//! The start-up sequence: LAN, SIP servers, registry (admin commands),
+//! matcher, enrolled agents, then waiting until every talker is online.
+
+use super::{Household, Placement, RunningServer, RunningTalker};
+use crate::Error;
+use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
+use crate::spec::{CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, TalkerSpec};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use testbed::{Lan, Process, Spawn};
+
+/// How long one program may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a one-shot command (admin, enroll) may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the matcher may take to see every talker online.
+const ONLINE_TIMEOUT: Duration = Duration::from_secs(90);
+/// The matcher's HTTP port on the LAN (loopback picks a free one).
+const LAN_MATCHER_PORT: u16 = 8740;
+/// First SIP server port on the LAN (one more per server).
+const LAN_SIP_PORT: u16 = 5060;
+/// Talker agents' SIP and status ports on their LAN hosts.
+const LAN_AGENT_SIP_PORT: u16 = 5070;
+const LAN_AGENT_STATUS_PORT: u16 = 8420;
+
+/// The programs a household runs (built in this workspace).
+struct Binaries {
+    sip_server: PathBuf,
+    matcher: PathBuf,
+    talker_agent: PathBuf,
+}
+
+impl Binaries {
+    /// # Panics
+    /// When a binary is not built (`testbed::workspace_binary`).
+    fn find() -> Self {
+        Self {
+            sip_server: testbed::workspace_binary("sip-server"),
+            matcher: testbed::workspace_binary("matcher"),
+            talker_agent: testbed::workspace_binary("talker-agent"),
+        }
+    }
+}
+
+/// `RUST_LOG` for the household's programs (`HOUSEHOLD_LOG` overrides it).
+fn log_filter() -> String {
+    std::env::var("HOUSEHOLD_LOG").unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn".into())
+}
+
+impl Household {
+    /// Starts `spec` placed as `placement` and returns once the matcher
+    /// reports every enrolled talker online with every account registered
+    /// (and every plain SIP phone reports its accounts registered).
+    ///
+    /// # Panics
+    /// When `sip-server`, `matcher` or `talker-agent` is not built.
+    pub fn start(spec: HouseholdSpec, placement: Placement) -> Result<Self, Error> {
+        spec.validate().map_err(Error::Spec)?;
+        let binaries = Binaries::find();
+        let began = Instant::now();
+        let dir = tempfile::Builder::new().prefix("household-").tempdir()?;
+        let lan = match placement {
+            Placement::Loopback => None,
+            Placement::Lan => {
+                let hosts = [CLOUD_HOST.to_owned(), DIALER_HOST.to_owned()]
+                    .into_iter()
+                    .chain(spec.talkers.iter().map(|t| t.id.clone()));
+                Some(Lan::with_hosts(hosts)?)
+            }
+        };
+        let mut home = Self {
+            spec,
+            placement,
+            talkers: Vec::new(),
+            matcher: None,
+            servers: Vec::new(),
+            matcher_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tokens: BTreeMap::new(),
+            timings: Vec::new(),
+            lan,
+            dir,
+        };
+        home.mark("lan", began);
+        let passwords = Passwords::generate(&home.spec);
+
+        let step = Instant::now();
+        home.start_servers(&binaries, &passwords)?;
+        home.mark("sip servers ready", step);
+
+        let step = Instant::now();
+        let db = format!("sqlite:{}", home.dir.path().join("matcher.db").display());
+        let enroll_tokens = home.fill_registry(&binaries, &db)?;
+        home.mark("registry filled", step);
+
+        let step = Instant::now();
+        home.start_matcher(&binaries, &db)?;
+        home.mark("matcher ready", step);
+
+        let step = Instant::now();
+        home.start_talkers(&binaries, &passwords, &enroll_tokens)?;
+        home.mark("agents ready", step);
+
+        let step = Instant::now();
+        home.wait_all_online(ONLINE_TIMEOUT)?;
+        home.mark("all talkers online", step);
+        home.mark("household started", began);
+        Ok(home)
+    }
+
+    fn mark(&mut self, what: &str, since: Instant) {
+        let took = since.elapsed();
+        tracing::info!(stage = what, took_ms = took.as_millis(), "household");
+        self.timings.push((what.to_owned(), took));
+    }
+
+    /// The IP the servers and the matcher listen on.
+    fn cloud_ip(&self) -> IpAddr {
+        match &self.lan {
+            Some(lan) => IpAddr::V4(lan.host(CLOUD_HOST).ip()),
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    /// The source address of the matcher's call controller.
+    fn controller_ip(&self) -> IpAddr {
+        match &self.lan {
+            Some(_) => self.cloud_ip(),
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    fn cloud_netns(&self) -> Option<String> {
+        self.lan
+            .as_ref()
+            .map(|lan| lan.host(CLOUD_HOST).netns().to_owned())
+    }
+
+    fn start_servers(&mut self, binaries: &Binaries, passwords: &Passwords) -> Result<(), Error> {
+        let cloud_netns = self.cloud_netns();
+        let mut started = Vec::new();
+        for (index, server) in self.spec.servers.iter().enumerate() {
+            let port = match self.placement {
+                Placement::Loopback => 0,
+                Placement::Lan => LAN_SIP_PORT + u16::try_from(index).unwrap_or(0),
+            };
+            let users = self
+                .dir
+                .path()
+                .join(format!("{}.users.toml", server.domain));
+            std::fs::write(&users, users_file(&self.spec, &server.domain, passwords))?;
+            let mut spawn = Spawn::new(&binaries.sip_server)
+                .arg("--listen")
+                .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
+                .arg("--domain")
+                .arg(&server.domain)
+                .arg("--users")
+                .arg(&users)
+                .arg("--trusted")
+                .arg(self.controller_ip().to_string())
+                .env("RUST_LOG", log_filter())
+                .env("NO_COLOR", "1")
+                .label(format!("sip-server-{}", server.domain));
+            if let Some(ns) = &cloud_netns {
+                spawn = spawn.in_netns(ns);
+            }
+            started.push((server.domain.clone(), spawn.start()?));
+        }
+        for (domain, mut process) in started {
+            let line = ready_line(&mut process, "sip-server ready", READY_TIMEOUT)?;
+            // `sip-server ready udp+tcp ADDR domain D`
+            let addr = word_after(&line, "udp+tcp")
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| Error::Output {
+                    what: format!("sip-server {domain} ready line"),
+                    output: line.clone(),
+                })?;
+            self.servers.push(RunningServer {
+                domain,
+                addr,
+                process,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fills the registry through the matcher's admin commands; returns the
+    /// enrollment token of every enrolled talker, by talker id.
+    fn fill_registry(
+        &mut self,
+        binaries: &Binaries,
+        db: &str,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let admin = |args: &[&str]| admin(&binaries.matcher, db, args);
+        for user in &self.spec.users {
+            admin(&[
+                "user",
+                "add",
+                &user.name,
+                "--display-name",
+                &user.display_name,
+            ])?;
+        }
+        for server in &self.spec.servers {
+            let proxy = self
+                .servers
+                .iter()
+                .find(|s| s.domain == server.domain)
+                .map(|s| s.addr.to_string())
+                .unwrap_or_default();
+            admin(&[
+                "server",
+                "add",
+                &server.domain,
+                "--proxy",
+                &proxy,
+                "--transport",
+                "tcp",
+                "--cost",
+                &server.cost.to_string(),
+                "--trust",
+                "address",
+            ])?;
+        }
+        for user in &self.spec.users {
+            for contact in &user.contacts {
+                match contact {
+                    ContactSpec::User { name, user: other } => {
+                        admin(&["contact", "add", &user.name, name, "--user", other])?
+                    }
+                    ContactSpec::Address { name, address } => {
+                        admin(&["contact", "add", &user.name, name, "--address", address])?
+                    }
+                };
+            }
+            let token = admin(&["user", "token", &user.name, "--label", "household"])?;
+            self.tokens
+                .insert(user.name.clone(), json_string(&token, "token")?);
+        }
+        let mut enroll = BTreeMap::new();
+        for talker in &self.spec.talkers {
+            if let Some(owner) = &talker.owner {
+                let token = admin(&["enroll-token", owner])?;
+                enroll.insert(talker.id.clone(), json_string(&token, "token")?);
+            }
+        }
+        Ok(enroll)
+    }
+
+    fn start_matcher(&mut self, binaries: &Binaries, db: &str) -> Result<(), Error> {
+        let port = match self.placement {
+            Placement::Loopback => 0,
+            Placement::Lan => LAN_MATCHER_PORT,
+        };
+        let mut spawn = Spawn::new(&binaries.matcher)
+            .arg("--db")
+            .arg(db)
+            .arg("--listen")
+            .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
+            .arg("--sip-listen")
+            .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
+            .arg("--heartbeat-interval")
+            .arg(self.spec.heartbeat_interval_s.max(1).to_string())
+            .env("RUST_LOG", log_filter())
+            .env("NO_COLOR", "1")
+            .label("matcher");
+        if let Some(ns) = self.cloud_netns() {
+            spawn = spawn.in_netns(ns);
+        }
+        let mut process = spawn.start()?;
+        let line = ready_line(&mut process, "matcher ready", READY_TIMEOUT);
+        self.matcher = Some(process);
+        let line = line?;
+        // `matcher ready http ADDR sip ADDR`
+        self.matcher_addr = word_after(&line, "http")
+            .and_then(|w| w.parse().ok())
+            .ok_or_else(|| Error::Output {
+                what: "matcher ready line".into(),
+                output: line.clone(),
+            })?;
+        Ok(())
+    }
+
+    fn agent_placement(&self, talker: &TalkerSpec) -> AgentPlacement {
+        match &self.lan {
+            Some(lan) => {
+                let host = lan.host(&talker.id);
+                let ip = IpAddr::V4(host.ip());
+                AgentPlacement {
+                    sip_listen: SocketAddr::new(ip, LAN_AGENT_SIP_PORT),
+                    status_listen: SocketAddr::new(ip, LAN_AGENT_STATUS_PORT),
+                    mdns_interface: talker.at_home.then(|| host.interface().to_owned()),
+                }
+            }
+            None => AgentPlacement {
+                sip_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                status_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                mdns_interface: None,
+            },
+        }
+    }
+
+    fn start_talkers(
+        &mut self,
+        binaries: &Binaries,
+        passwords: &Passwords,
+        enroll_tokens: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let proxies: BTreeMap<String, SocketAddr> = self
+            .servers
+            .iter()
+            .map(|s| (s.domain.clone(), s.addr))
+            .collect();
+        let matcher_url = self.matcher_url();
+        let mut started = Vec::new();
+        for talker in &self.spec.talkers {
+            let state_dir = self.dir.path().join(format!("{}-state", talker.id));
+            let config_path = self.dir.path().join(format!("{}.toml", talker.id));
+            let text = agent_config(
+                &self.spec,
+                talker,
+                &self.agent_placement(talker),
+                &proxies,
+                passwords,
+                &state_dir,
+                &matcher_url,
+            );
+            std::fs::write(&config_path, text)?;
+            let netns = self
+                .lan
+                .as_ref()
+                .map(|lan| lan.host(&talker.id).netns().to_owned());
+            if let Some(token) = enroll_tokens.get(&talker.id) {
+                // The token goes through the environment, never the command line.
+                let mut enroll = Spawn::new(&binaries.talker_agent)
+                    .arg("enroll")
+                    .arg("--config")
+                    .arg(&config_path)
+                    .env("SPLITDIAL_ENROLL_TOKEN", token)
+                    .env("RUST_LOG", log_filter())
+                    .env("NO_COLOR", "1")
+                    .label(format!("enroll-{}", talker.id));
+                if let Some(ns) = &netns {
+                    enroll = enroll.in_netns(ns);
+                }
+                run_to_end(enroll, &format!("talker-agent enroll {}", talker.id))?;
+            }
+            let mut spawn = Spawn::new(&binaries.talker_agent)
+                .arg("--config")
+                .arg(&config_path)
+                .env("RUST_LOG", log_filter())
+                .env("NO_COLOR", "1")
+                .label(talker.id.clone());
+            if let Some(ns) = &netns {
+                spawn = spawn.in_netns(ns);
+            }
+            started.push((talker.clone(), netns, spawn.start()?));
+        }
+        // Collect every ready line before failing, so all processes are owned
+        // (and ended) even when one does not come up.
+        let mut first_error = None;
+        for (spec, netns, mut process) in started {
+            match ready_line(&mut process, "talker-agent ready", READY_TIMEOUT) {
+                Ok(line) => {
+                    // `talker-agent ready id ID sip ADDR status ADDR`
+                    let sip = word_after(&line, "sip").and_then(|w| w.parse().ok());
+                    let status = word_after(&line, "status").and_then(|w| w.parse().ok());
+                    match (sip, status) {
+                        (Some(sip_addr), Some(status_addr)) => self.talkers.push(RunningTalker {
+                            spec,
+                            sip_addr,
+                            status_addr,
+                            netns,
+                            process,
+                        }),
+                        _ => {
+                            first_error.get_or_insert(Error::Output {
+                                what: format!("talker-agent {} ready line", spec.id),
+                                output: line,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits until the matcher lists every enrolled talker online with every
+    /// account registered, and every plain SIP phone reports its accounts
+    /// registered.
+    pub fn wait_all_online(&self, within: Duration) -> Result<(), Error> {
+        let start = Instant::now();
+        let mut owners: Vec<&str> = self
+            .spec
+            .talkers
+            .iter()
+            .filter_map(|t| t.owner.as_deref())
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            let ids: Vec<&str> = self
+                .spec
+                .talkers
+                .iter()
+                .filter(|t| t.owner.as_deref() == Some(owner))
+                .map(|t| t.id.as_str())
+                .collect();
+            let mut last = String::new();
+            loop {
+                let answer = self.matcher_request(owner, "GET", "/v1/me/talkers", None);
+                if let Ok(response) = &answer {
+                    if response.status == 200 && all_online(&response.json(), &ids) {
+                        break;
+                    }
+                    last = format!("{} {}", response.status, response.body);
+                } else if let Err(e) = &answer {
+                    last = e.to_string();
+                }
+                if start.elapsed() > within {
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "{owner}'s talkers {ids:?} online; last answer: {last}\n{}",
+                            self.logs()
+                        ),
+                        after: within,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        for talker in self.talkers.iter().filter(|t| t.spec.owner.is_none()) {
+            loop {
+                let status = self.talker_status(&talker.spec.id);
+                let registered = status.as_ref().is_ok_and(|s| {
+                    s["accounts"].as_array().is_some_and(|a| {
+                        !a.is_empty() && a.iter().all(|a| a["state"] == "registered")
+                    })
+                });
+                if registered {
+                    break;
+                }
+                if start.elapsed() > within {
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "{}'s accounts registered: {status:?}\n{}",
+                            talker.spec.id,
+                            self.logs()
+                        ),
+                        after: within,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a `/v1/me/talkers` answer lists each of `ids` online with every
+/// account registered.
+fn all_online(talkers: &Value, ids: &[&str]) -> bool {
+    let Some(list) = talkers["talkers"].as_array() else {
+        return false;
+    };
+    ids.iter().all(|id| {
+        list.iter().any(|t| {
+            t["id"] == *id
+                && t["online"] == true
+                && t["accounts"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["registered"] == true))
+        })
+    })
+}
+
+/// The word after `key` in a ready line.
+fn word_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()
+}
+
+/// Waits for the line starting with `prefix` and returns it.
+fn ready_line(process: &mut Process, prefix: &str, within: Duration) -> Result<String, Error> {
+    process.wait_for_output(prefix, within)?;
+    process
+        .log()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Output {
+            what: prefix.to_owned(),
+            output: process.log(),
+        })
+}
+
+/// Runs a one-shot program to its end (bounded) and returns its output;
+/// a failure carries the output.
+fn run_to_end(spawn: Spawn, command: &str) -> Result<String, Error> {
+    let mut process = spawn.start()?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = process.try_wait()? {
+            let output = process.log();
+            if status.success() {
+                return Ok(output);
+            }
+            return Err(Error::Command {
+                command: command.to_owned(),
+                status: status.to_string(),
+                output,
+            });
+        }
+        if start.elapsed() > COMMAND_TIMEOUT {
+            return Err(Error::Timeout {
+                what: format!("`{command}` to finish; output: {}", process.log()),
+                after: COMMAND_TIMEOUT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one admin command of the `matcher` binary with `--json` and returns
+/// the JSON line it printed.
+fn admin(matcher: &Path, db: &str, args: &[&str]) -> Result<Value, Error> {
+    let command = format!("matcher {}", args.join(" "));
+    let spawn = Spawn::new(matcher)
+        .arg("--db")
+        .arg(db)
+        .arg("--json")
+        .args(args.iter().copied())
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .label("matcher-admin");
+    let output = run_to_end(spawn, &command)?;
+    // stdout and stderr share the log: the answer is the line that is JSON.
+    output
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l.trim())
+                .ok()
+                .filter(Value::is_object)
+        })
+        .ok_or(Error::Output {
+            what: command,
+            output,
+        })
+}
+
+/// A string field of an admin command's JSON answer.
+fn json_string(value: &Value, field: &str) -> Result<String, Error> {
+    value[field]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Output {
+            what: format!("admin answer field {field}"),
+            output: value.to_string(),
+        })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_ready_lines_and_online_listings() {
+        let line = "talker-agent ready id tv sip 10.77.0.3:5070 status 10.77.0.3:8420";
+        assert_eq!(word_after(line, "status"), Some("10.77.0.3:8420"));
+        assert_eq!(word_after(line, "nothing"), None);
+        let listing = json!({"talkers": [
+            {"id": "tv", "online": true, "accounts": [{"registered": true}]},
+            {"id": "pc", "online": true, "accounts": [{"registered": false}]},
+        ]});
+        assert!(all_online(&listing, &["tv"]));
+        assert!(!all_online(&listing, &["tv", "pc"]));
+        assert!(!all_online(&json!({}), &["tv"]));
+    }
+}

@@ -1,0 +1,161 @@
+//! The demo household starts as real processes, the matcher sees every talker
+//! online, a call placed through the matcher API connects alice's TV to bob's
+//! phone with tones both ways, and everything ends by PID.
+//!
+//! Run inside a private network namespace (scripts/test does):
+//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p household --offline --test demo_household'`.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use household::{Household, HouseholdSpec, Placement};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `f` every 300 ms until it gives `Some`, or panics with the logs.
+fn wait_for<T>(home: &Household, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < within,
+            "no {what} within {within:?}\n{}",
+            home.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The first call of `kind` in a talker's status.
+fn call_of_kind(status: &Value, kind: &str) -> Option<Value> {
+    status["calls"]
+        .as_array()?
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .cloned()
+}
+
+fn call_through_the_matcher(home: &Household) {
+    let placed = home
+        .matcher_request(
+            "alice",
+            "POST",
+            "/v1/calls",
+            Some(&json!({"callee": "bob", "talkers": ["tv"]}).to_string()),
+        )
+        .unwrap();
+    assert_eq!(placed.status, 201, "{}\n{}", placed.body, home.logs());
+    let call = placed.json()["call"].as_str().unwrap().to_owned();
+    wait_for(home, "connected call", Duration::from_secs(60), || {
+        let shown = home
+            .matcher_request("alice", "GET", &format!("/v1/calls/{call}"), None)
+            .ok()?;
+        (shown.json()["state"] == "connected").then_some(())
+    });
+    // Tones cross both ways: each side receives packets and hears the other.
+    for (listener, speaker) in [("bob-phone", "tv"), ("tv", "bob-phone")] {
+        let kind = if listener == "tv" {
+            "referred"
+        } else {
+            "incoming"
+        };
+        let tone = home.talker(speaker).unwrap().spec.tone_hz;
+        wait_for(home, "the other's tone", Duration::from_secs(30), || {
+            let status = home.talker_status(listener).ok()?;
+            let leg = call_of_kind(&status, kind)?;
+            let heard = leg["media"]["sound"]["dominant_frequency_hz"].as_f64()?;
+            let packets = leg["media"]["audio"]["packets_received"].as_u64()?;
+            ((heard - tone).abs() < tone * 0.03 && packets > 20).then_some(())
+        });
+    }
+    let hung = home
+        .matcher_request("alice", "DELETE", &format!("/v1/calls/{call}"), None)
+        .unwrap();
+    assert!(matches!(hung.status, 200 | 202), "{}", hung.body);
+    for id in ["tv", "bob-phone"] {
+        wait_for(home, "no calls left", Duration::from_secs(30), || {
+            let status = home.talker_status(id).ok()?;
+            status["calls"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        });
+    }
+}
+
+#[test]
+fn the_demo_household_on_loopback_calls_bob() {
+    let home = Household::start(HouseholdSpec::demo(), Placement::Loopback).unwrap();
+    eprintln!("start-up: {:?}", home.timings());
+    assert!(home.matcher_url().starts_with("http://127.0.0.1:"));
+    let talkers = home
+        .matcher_request("alice", "GET", "/v1/me/talkers", None)
+        .unwrap()
+        .json();
+    let mut ids: Vec<&str> = talkers["talkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["pc", "phone", "tv"], "{talkers}");
+    let contacts = home
+        .matcher_request("alice", "GET", "/v1/me/contacts", None)
+        .unwrap()
+        .json();
+    let text = contacts.to_string();
+    assert!(text.contains("bob") && text.contains("dave"), "{text}");
+    call_through_the_matcher(&home);
+    let pids: Vec<u32> = home.processes().iter().map(|(_, p)| p.pid()).collect();
+    home.shutdown();
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "process {pid} survived the shutdown"
+        );
+    }
+}
+
+#[test]
+fn the_demo_household_on_a_lan_is_reached_from_the_dialer_host() {
+    if !is_root() {
+        eprintln!("skipped: the simulated LAN needs root");
+        return;
+    }
+    let home = Household::start(HouseholdSpec::demo(), Placement::Lan).unwrap();
+    eprintln!("start-up: {:?}", home.timings());
+    let lan = home.lan().unwrap();
+    assert_eq!(
+        home.matcher_addr().ip().to_string(),
+        lan.host("cloud").ip().to_string()
+    );
+    let tv = home.talker("tv").unwrap();
+    assert_eq!(
+        tv.status_addr.ip().to_string(),
+        lan.host("tv").ip().to_string()
+    );
+    let status = home.talker_status("tv").unwrap();
+    assert_eq!(status["id"], "tv", "{status}");
+    call_through_the_matcher(&home);
+    let names: Vec<String> = lan.hosts().iter().map(|h| h.netns().to_owned()).collect();
+    home.shutdown();
+    let list = testbed::netns::ip(&["netns", "list"]).unwrap();
+    for name in names {
+        assert!(!list.contains(&name), "{name} still exists");
+    }
+}
