@@ -27,8 +27,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Binaries are found with [`testbed::workspace_binary`]: build the workspace
-//! (`cargo build --workspace`) first.
+//! `sip-server`, `matcher` and `talker-agent` are found next to the running
+//! executable (the same target directory; a test's `deps/` counts as its
+//! parent): build them first (`cargo build --workspace --bins`). A missing one
+//! is [`Error::MissingBinary`], which names it and the command that builds it.
 
 pub mod config_files;
 pub mod http;
@@ -50,6 +52,15 @@ pub enum Error {
     /// Starting a process or building the LAN failed.
     #[error(transparent)]
     Testbed(#[from] testbed::Error),
+    /// A program the household runs is not built next to the running
+    /// executable.
+    #[error("{} is not built: run `{build}` (or `cargo build --workspace --bins`)", path.display())]
+    MissingBinary {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+        /// The command that builds it there.
+        build: String,
+    },
     /// A file or socket operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

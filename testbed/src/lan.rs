@@ -405,19 +405,8 @@ fn sweep_stale() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::is_root;
     use std::net::{SocketAddr, UdpSocket};
-
-    fn is_root() -> bool {
-        // The effective UID is the second field of the `Uid:` line.
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-            })
-            .unwrap_or(false)
-    }
 
     /// Sends one datagram from `from` to `to` and reports whether it arrived.
     fn udp_reaches(from: &LanHost, to: &LanHost, v6: bool) -> bool {

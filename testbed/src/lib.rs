@@ -58,5 +58,19 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// Whether this process runs as root (effective UID 0): network namespaces
+/// need it, so tests that build a LAN skip themselves otherwise.
+pub fn is_root() -> bool {
+    // The effective UID is the second field of the `Uid:` line.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
 /// Result type of the test rig.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -111,6 +111,17 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+    /// Start a whole demo household on a private simulated LAN (needs root),
+    /// then the dialer as alice inside it; quitting tears it all down.
+    Demo {
+        /// Start the household only, print how to reach it, wait for Ctrl-C.
+        #[arg(long)]
+        no_tui: bool,
+        /// Print start-up stage timings, PIDs, namespaces and the scratch
+        /// directory on stderr.
+        #[arg(long)]
+        timings: bool,
+    },
 }
 
 /// The dialer's exit codes (stable; scripts rely on them).

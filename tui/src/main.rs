@@ -45,6 +45,22 @@ fn main() -> std::process::ExitCode {
         _ => {}
     }
     init_tracing(cli.command.is_none());
+    // The demo brings its own configuration: the user's (maybe broken, maybe
+    // pointing elsewhere) must not stop it.
+    if let Some(Command::Demo { no_tui, timings }) = &cli.command {
+        let options = splitdial_tui::commands::demo::DemoOptions {
+            no_tui: *no_tui,
+            timings: *timings,
+        };
+        return match runtime().map(|r| r.block_on(splitdial_tui::commands::demo::run(options))) {
+            Ok(Ok(())) => exit(ExitCode::Ok),
+            Ok(Err(e)) => {
+                eprintln!("splitdial: {e}");
+                exit(e.code)
+            }
+            Err(code) => code,
+        };
+    }
     let loaded = match Config::load(&cli.global.overrides(), &process_env) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -52,15 +68,9 @@ fn main() -> std::process::ExitCode {
             return exit(ExitCode::Usage);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("splitdial: cannot start the async runtime: {e}");
-            return exit(ExitCode::Failure);
-        }
+        Err(code) => return code,
     };
     match cli.command {
         None => match runtime.block_on(run_dialer(loaded.config)) {
@@ -78,6 +88,17 @@ fn main() -> std::process::ExitCode {
             }
         },
     }
+}
+
+/// The async runtime, or the exit code after saying why there is none.
+fn runtime() -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("splitdial: cannot start the async runtime: {e}");
+            exit(ExitCode::Failure)
+        })
 }
 
 async fn run_dialer(config: Config) -> anyhow::Result<()> {

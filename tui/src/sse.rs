@@ -95,6 +95,11 @@ impl SseParser {
     /// Feeds one chunk; returns the events it completed, in order.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<Vec<SseFrame>, SseError> {
         let mut frames = Vec::new();
+        if chunk.is_empty() {
+            // Nothing arrived: a CR that ended the previous chunk may still
+            // be followed by its LF (found by fuzz/sse_chunks).
+            return Ok(frames);
+        }
         if self.after_cr && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
         }
@@ -294,6 +299,16 @@ mod tests {
             p.feed(b"data: 0123456\ndata: 0123456\ndata: 0123456\n"),
             Err(SseError::EventTooLarge(20))
         );
+    }
+
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_changes_nothing() {
+        let mut p = SseParser::new(1024, 4096);
+        let mut frames = p.feed(b"event: state\r").unwrap();
+        frames.extend(p.feed(b"").unwrap());
+        frames.extend(p.feed(b"\ndata: x\n\n").unwrap());
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].event, "state");
     }
 
     #[test]

@@ -19,20 +19,10 @@ use household::{Household, HouseholdSpec, Placement};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testbed::is_root;
 
 /// Upper bound for one subcommand (a `talkers` browse is 3 s of it).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// The demo household on a fresh simulated LAN, with bob's phone at alice's
 /// home too (so the LAN shows a talker that is not hers).

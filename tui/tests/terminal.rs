@@ -11,11 +11,19 @@
 //! (`cargo build --workspace`); run inside a private network namespace:
 //! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-tui --offline --test terminal'`.
 //! Without root or tmux the test says it is skipped and passes.
+//!
+//! Two more tests: SIGTERM sent to the full-screen dialer (run directly as
+//! the pane's command, so the pane's pid is splitdial's) ends it with exit
+//! code 0 and the terminal restored (alternate screen left, cursor shown);
+//! and an ordinary call from bob ringing on one of alice's talkers (answer
+//! policy `manual`) shows up on alice's screen, `a` answers it through the
+//! owner-token API and the talker reports the call connected; a second
+//! call is declined with `d` and bob's call ends refused.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use household::oneshot::{self, Finished};
-use household::{Household, HouseholdSpec, Placement};
+use household::{AnswerSpec, Household, HouseholdSpec, Placement};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -397,6 +405,309 @@ fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
         started.elapsed(),
         terminal.path().display()
     );
+    drop(terminal);
+    home.shutdown();
+}
+
+/// Runs `tmux -S SOCKET ARGS` with a bound on time; the output whatever it was.
+fn tmux_at(socket: &Path, args: &[&str]) -> Finished {
+    let mut command = std::process::Command::new("tmux");
+    command.arg("-S").arg(socket).args(args);
+    oneshot::run(command, Duration::from_secs(10)).unwrap()
+}
+
+/// One `#{format}` of the session's pane.
+fn pane_format(socket: &Path, format: &str) -> String {
+    let done = tmux_at(socket, &["display-message", "-p", "-t", SESSION, format]);
+    assert!(done.status.success(), "tmux display {format}: {done:?}");
+    done.stdout.trim().to_owned()
+}
+
+/// Polls `f` every 200 ms until it gives `Some`, or panics with `context()`.
+fn poll<T>(
+    what: &str,
+    within: Duration,
+    context: impl Fn() -> String,
+    f: impl Fn() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            eprintln!("{what} after {:?}", start.elapsed());
+            return v;
+        }
+        assert!(
+            start.elapsed() < within,
+            "no {what} within {within:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sigterm_ends_the_dialer_and_restores_the_terminal() {
+    if !is_root() || !tmux_available() {
+        eprintln!("skipped: needs root (private network namespace) and tmux");
+        return;
+    }
+    // No household: a dialer without mDNS whose matcher cannot be reached
+    // (nothing listens on port 9 of this namespace's loopback) is a full
+    // screen all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tmux.sock");
+    // Set before the pane starts: a dead pane stays, with its exit status.
+    let tmux_conf = dir.path().join("tmux.conf");
+    std::fs::write(&tmux_conf, "set -g remain-on-exit on\n").unwrap();
+    for name in ["config", "state", "data"] {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+    }
+    let mut command = std::process::Command::new("tmux");
+    command
+        .arg("-S")
+        .arg(&socket)
+        .arg("-f")
+        .arg(&tmux_conf)
+        .args(["new-session", "-d", "-s", SESSION])
+        .args(["-x", &COLUMNS.to_string(), "-y", &ROWS.to_string()])
+        // Several arguments: tmux runs the program itself (no shell), so
+        // the pane's pid is splitdial's.
+        .arg(env!("CARGO_BIN_EXE_splitdial"))
+        .args(["--no-discovery", "--matcher-url", "http://127.0.0.1:9"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm-256color")
+        .env("LANG", "C.UTF-8")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env("SPLITDIAL_TOKEN", "sdu_not-a-real-token");
+    let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
+    assert!(done.status.success(), "tmux new-session: {done:?}");
+    // Kill only this test's tmux server, whatever happens below.
+    struct Server<'a>(&'a Path);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            let _ = tmux_at(self.0, &["kill-server"]);
+        }
+    }
+    let _server = Server(&socket);
+    let screen = || tmux_at(&socket, &["capture-pane", "-p", "-t", SESSION]).stdout;
+
+    // The dialer is up: its status bar is drawn on the alternate screen.
+    poll(
+        "the dialer's first frames",
+        Duration::from_secs(30),
+        screen,
+        || {
+            let s = screen();
+            (pane_format(&socket, "#{alternate_on}") == "1" && s.contains("LAN off")).then_some(())
+        },
+    );
+    // What splitdial writes from now on, raw: a dead pane's own flags say
+    // nothing about the cursor (tmux hides it on every dead pane), so its
+    // last words are read instead.
+    let written = dir.path().join("pane-output");
+    let pipe = format!("cat >> '{}'", written.display());
+    let done = tmux_at(&socket, &["pipe-pane", "-o", "-t", SESSION, &pipe]);
+    assert!(done.status.success(), "tmux pipe-pane: {done:?}");
+    let pid: u32 = pane_format(&socket, "#{pane_pid}").parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "splitdial", "the pane's process is splitdial");
+    // The matcher is unreachable, yet the dialer keeps running until told.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pane_format(&socket, "#{pane_dead}"), "0", "{}", screen());
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    poll(
+        "splitdial ended after SIGTERM",
+        Duration::from_secs(20),
+        screen,
+        || (pane_format(&socket, "#{pane_dead}") == "1").then_some(()),
+    );
+    // It exited by itself (SIGTERM is a quit, not a kill), with status 0,
+    // and left the terminal as a shell expects it.
+    let status = pane_format(&socket, "#{pane_dead_status}");
+    let signal = pane_format(&socket, "#{pane_dead_signal}");
+    assert_eq!(
+        (status.as_str(), signal.as_str()),
+        ("0", ""),
+        "exit status and signal:\n{}",
+        screen()
+    );
+    assert_eq!(
+        pane_format(&socket, "#{alternate_on}"),
+        "0",
+        "still on the alternate screen:\n{}",
+        screen()
+    );
+    // The way out, as the terminal saw it: the alternate screen left, the
+    // cursor shown and bracketed paste off, none undone afterwards.
+    let tail = poll(
+        "splitdial's restore sequences",
+        Duration::from_secs(10),
+        screen,
+        || {
+            let bytes = std::fs::read(&written).ok()?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            text.contains("\x1b[?1049l").then_some(text)
+        },
+    );
+    let last = |on: &str, off: &str| {
+        let on = tail.rfind(on);
+        let off = tail.rfind(off);
+        off.is_some() && off > on
+    };
+    assert!(
+        last("\x1b[?1049h", "\x1b[?1049l"),
+        "alternate screen: {tail:?}"
+    );
+    assert!(
+        last("\x1b[?25l", "\x1b[?25h"),
+        "cursor still hidden: {tail:?}"
+    );
+    assert!(
+        last("\x1b[?2004h", "\x1b[?2004l"),
+        "bracketed paste still on: {tail:?}"
+    );
+}
+
+#[test]
+fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
+    if !is_root() || !tmux_available() {
+        eprintln!("skipped: needs root (simulated LAN) and tmux");
+        return;
+    }
+    let started = Instant::now();
+    // The demo household as it is: alice's talkers answer `manual`, bob's
+    // phone is on family.example, and alice and bob are mutual contacts.
+    let spec = HouseholdSpec::demo();
+    for id in ["tv", "phone"] {
+        assert_eq!(spec.talker(id).unwrap().answer, AnswerSpec::Manual);
+    }
+    let home = Household::start(spec, Placement::Lan).unwrap();
+    eprintln!("household up in {:?}", started.elapsed());
+    let tv = home.spec().talker("tv").unwrap().name.clone();
+    let phone = home.spec().talker("phone").unwrap().name.clone();
+    let terminal = Terminal::start(&home, "alice");
+    // Owner actions go only to verified talkers.
+    let screen = terminal.wait_screen("alice's talkers verified", Duration::from_secs(60), |s| {
+        [&tv, &phone]
+            .iter()
+            .all(|name| line_with(s, name, "✓").is_some())
+    });
+    eprintln!("verified:\n{screen}");
+
+    // bob calls alice from his phone through the matcher (what his dialer does).
+    let placed = home
+        .matcher_request(
+            "bob",
+            "POST",
+            "/v1/calls",
+            Some(r#"{"callee":"alice","talkers":["bob-phone"],"media":"audio"}"#),
+        )
+        .unwrap();
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let call_id = placed.json()["call"].as_str().unwrap().to_owned();
+
+    // It rings on one of alice's family.example talkers (the agent decides
+    // nothing: manual); her dialer shows it with the keys to answer.
+    let ringing_on = wait_for(
+        &home,
+        "a call ringing on alice's talker",
+        Duration::from_secs(40),
+        || {
+            ["tv", "phone"].into_iter().find(|id| {
+                home.talker_status(id).ok().is_some_and(|status| {
+                    status["calls"].as_array().is_some_and(|calls| {
+                        calls
+                            .iter()
+                            .any(|c| c["kind"] == "incoming" && c["state"] == "ringing")
+                    })
+                })
+            })
+        },
+    );
+    let name = home.spec().talker(ringing_on).unwrap().name.clone();
+    let screen = terminal.wait_screen("the incoming call ringing", Duration::from_secs(30), |s| {
+        s.contains(&format!("rings on {name}")) && s.contains("answer")
+    });
+    eprintln!("ringing on {ringing_on}:\n{screen}");
+
+    // `a` answers: the talker reports the call connected and bob hears it.
+    terminal.send(&["a"]);
+    let leg = wait_hears(&home, ringing_on, "incoming", "bob-phone");
+    assert!(
+        leg["peer"].as_str().is_some_and(|p| p.contains("bob")),
+        "{leg}"
+    );
+    let screen = terminal.wait_screen("the call connected", Duration::from_secs(30), |s| {
+        s.contains(&format!("connected on {name}"))
+    });
+    eprintln!("answered:\n{screen}");
+
+    // bob hangs up; the call leaves alice's talker and her screen.
+    let hung_up = home
+        .matcher_request("bob", "DELETE", &format!("/v1/calls/{call_id}"), None)
+        .unwrap();
+    assert!(
+        matches!(hung_up.status, 200 | 202),
+        "{} {}",
+        hung_up.status,
+        hung_up.body
+    );
+    wait_no_calls(&home, ringing_on);
+    wait_no_calls(&home, "bob-phone");
+    terminal.wait_screen("the call gone", Duration::from_secs(30), |s| {
+        !s.contains('☎')
+    });
+
+    // bob calls again; this time `d` declines, and bob's call ends refused.
+    let placed = home
+        .matcher_request(
+            "bob",
+            "POST",
+            "/v1/calls",
+            Some(r#"{"callee":"alice","talkers":["bob-phone"],"media":"audio"}"#),
+        )
+        .unwrap();
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let call_id = placed.json()["call"].as_str().unwrap().to_owned();
+    let screen = terminal.wait_screen("the second call ringing", Duration::from_secs(40), |s| {
+        s.contains(" rings on ")
+    });
+    eprintln!("ringing again:\n{screen}");
+    terminal.send(&["d"]);
+    let ended = wait_for(&home, "bob's call ended", Duration::from_secs(40), || {
+        let call = home
+            .matcher_request("bob", "GET", &format!("/v1/calls/{call_id}"), None)
+            .ok()?
+            .json();
+        (call["state"] == "ended").then_some(call)
+    });
+    eprintln!("declined: {ended}");
+    assert_eq!(ended["reason"], "callee_rejected", "{ended}");
+    for id in ["tv", "phone", "bob-phone"] {
+        wait_no_calls(&home, id);
+    }
+    terminal.wait_screen("the declined call gone", Duration::from_secs(30), |s| {
+        !s.contains('☎')
+    });
+
+    terminal.type_until(&["q"], "splitdial exited", |s| {
+        s.contains("splitdial exited with")
+    });
+    assert!(
+        terminal.screen().contains("splitdial exited with 0"),
+        "{}",
+        terminal.dialer_log()
+    );
+    eprintln!("whole test {:?}", started.elapsed());
     drop(terminal);
     home.shutdown();
 }

@@ -34,15 +34,39 @@ struct Binaries {
 }
 
 impl Binaries {
-    /// # Panics
-    /// When a binary is not built (`testbed::workspace_binary`).
-    fn find() -> Self {
-        Self {
-            sip_server: testbed::workspace_binary("sip-server"),
-            matcher: testbed::workspace_binary("matcher"),
-            talker_agent: testbed::workspace_binary("talker-agent"),
+    /// The three programs, next to the running executable (the target
+    /// directory they were built into; a test executable's `deps/` counts as
+    /// its parent). A missing one is an error naming it and how to build it.
+    fn find() -> Result<Self, Error> {
+        let exe = std::env::current_exe()?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.ends_with("deps") {
+            dir.pop();
         }
+        Ok(Self {
+            sip_server: binary_in(&dir, "sip-server")?,
+            matcher: binary_in(&dir, "matcher")?,
+            talker_agent: binary_in(&dir, "talker-agent")?,
+        })
     }
+}
+
+/// `dir/name` if it exists, else [`Error::MissingBinary`] with the build
+/// command for that directory's profile.
+fn binary_in(dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    let path = dir.join(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let release = if dir.ends_with("release") {
+        " --release"
+    } else {
+        ""
+    };
+    Err(Error::MissingBinary {
+        path,
+        build: format!("cargo build{release} -p {name}"),
+    })
 }
 
 /// `RUST_LOG` for the household's programs (`HOUSEHOLD_LOG` overrides it).
@@ -55,11 +79,11 @@ impl Household {
     /// reports every enrolled talker online with every account registered
     /// (and every plain SIP phone reports its accounts registered).
     ///
-    /// # Panics
-    /// When `sip-server`, `matcher` or `talker-agent` is not built.
+    /// `sip-server`, `matcher` and `talker-agent` are looked up next to the
+    /// running executable ([`Error::MissingBinary`] when one is not built).
     pub fn start(spec: HouseholdSpec, placement: Placement) -> Result<Self, Error> {
         spec.validate().map_err(Error::Spec)?;
-        let binaries = Binaries::find();
+        let binaries = Binaries::find()?;
         let began = Instant::now();
         let dir = tempfile::Builder::new().prefix("household-").tempdir()?;
         let lan = match placement {
@@ -572,6 +596,23 @@ fn json_string(value: &Value, field: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_missing_binary_is_named_with_its_build_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let release = dir.path().join("release");
+        std::fs::create_dir(&release).unwrap();
+        let err = binary_in(&release, "matcher").unwrap_err().to_string();
+        assert!(err.contains("release/matcher is not built"), "{err}");
+        assert!(err.contains("`cargo build --release -p matcher`"), "{err}");
+        let err = binary_in(dir.path(), "sip-server").unwrap_err().to_string();
+        assert!(err.contains("`cargo build -p sip-server`"), "{err}");
+        std::fs::write(release.join("matcher"), "").unwrap();
+        assert_eq!(
+            binary_in(&release, "matcher").unwrap(),
+            release.join("matcher")
+        );
+    }
 
     #[test]
     fn reads_ready_lines_and_online_listings() {

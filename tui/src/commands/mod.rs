@@ -6,6 +6,7 @@ pub mod call;
 pub mod completions;
 pub mod config;
 pub mod contacts;
+pub mod demo;
 pub mod hangup;
 pub mod man;
 pub mod talkers;
@@ -45,6 +46,7 @@ pub async fn run(command: Command, loaded: Loaded) -> Result<(), Exit> {
             Ok(())
         }
         Command::Man => man::run(),
+        Command::Demo { no_tui, timings } => demo::run(demo::DemoOptions { no_tui, timings }).await,
     }
 }
 

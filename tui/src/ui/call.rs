@@ -91,8 +91,8 @@ fn incoming_lines<'a>(app: &App, theme: &Theme) -> Vec<Line<'a>> {
             let peer = incoming
                 .call
                 .peer
-                .clone()
-                .unwrap_or_else(|| "unknown caller".to_owned());
+                .as_deref()
+                .map_or_else(|| "unknown caller".to_owned(), caller_address);
             if incoming.call.state == "ringing" {
                 Line::from(vec![
                     Span::styled(" ☎ ", theme.warn()),
@@ -443,4 +443,37 @@ fn media_lines<'a>(media: Option<(&str, &MediaStats)>, theme: &Theme) -> Vec<Lin
         lines.push(Line::styled(" no media yet", theme.dim()));
     }
     lines
+}
+
+/// The caller's address out of a From header as the talker reports it
+/// (`"Bob" <sip:bob@family.example>;tag=x` → `sip:bob@family.example`): the
+/// tag and parameters mean nothing to the person answering.
+fn caller_address(peer: &str) -> String {
+    let inside = match (peer.find('<'), peer.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &peer[open + 1..close],
+        _ => peer.split(';').next().unwrap_or(peer),
+    };
+    inside.trim().to_owned()
+}
+
+#[cfg(test)]
+mod caller_address_tests {
+    use super::caller_address;
+
+    #[test]
+    fn keeps_only_the_address() {
+        assert_eq!(
+            caller_address("<sip:bob@family.example>;tag=HymA6PIZ"),
+            "sip:bob@family.example"
+        );
+        assert_eq!(
+            caller_address("\"Bob\" <sip:bob@b.example>"),
+            "sip:bob@b.example"
+        );
+        assert_eq!(
+            caller_address("sip:bob@b.example;tag=1"),
+            "sip:bob@b.example"
+        );
+        assert_eq!(caller_address("><"), "><");
+    }
 }

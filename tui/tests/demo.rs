@@ -1,0 +1,268 @@
+//! `splitdial demo`, for real: the demo runs in tmux (a private server
+//! socket, 100x30) in the test's own network namespace, builds its simulated
+//! LAN inside it, and opens the dialer as alice. The test waits until alice's
+//! three talkers show verified (`✓`), presses `q`, and checks that the demo
+//! exited 0 and left nothing behind: every PID it reported with `--timings`
+//! gone, its namespaces removed, its scratch directory deleted, and no
+//! process naming that directory on its command line. A second test checks
+//! the one-line message and exit code 2 for a non-root user.
+//!
+//! Needs root (network namespaces), tmux, and the workspace built
+//! (`cargo build --workspace`); run inside a private network namespace:
+//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-tui --offline --test demo'`.
+//! Without root or tmux the tests say they are skipped and pass.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use household::oneshot::{self, Finished};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SESSION: &str = "demo";
+/// The names `HouseholdSpec::demo()` gives alice's talkers.
+const ALICE_TALKERS: [&str; 3] = ["Living-room TV", "Study PC", "Alice's phone"];
+
+fn tmux_available() -> bool {
+    std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A private tmux server running `splitdial demo --timings` in one pane; its
+/// server (and only it) is killed on drop.
+struct Terminal {
+    socket: PathBuf,
+    demo_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Terminal {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("tmux.sock");
+        let demo_log = dir.path().join("demo.log");
+        // The pane keeps showing how the demo ended; the sleep ends with the
+        // server.
+        let script = dir.path().join("demo.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n\"$SPLITDIAL\" demo --timings 2>\"$DEMO_LOG\"\necho \"splitdial exited with $?\"\nexec sleep 600\n",
+        )
+        .unwrap();
+        let mut command = std::process::Command::new("tmux");
+        command
+            .arg("-S")
+            .arg(&socket)
+            .args(["-f", "/dev/null", "new-session", "-d", "-s", SESSION])
+            .args(["-x", "100", "-y", "30"])
+            .arg("sh")
+            .arg(&script)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm-256color")
+            .env("LANG", "C.UTF-8")
+            .env("HOME", dir.path())
+            .env("SPLITDIAL", env!("CARGO_BIN_EXE_splitdial"))
+            .env("DEMO_LOG", &demo_log);
+        let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
+        assert!(done.status.success(), "tmux new-session: {done:?}");
+        let terminal = Self {
+            socket,
+            demo_log,
+            _dir: dir,
+        };
+        terminal.tmux(&["resize-window", "-t", SESSION, "-x", "100", "-y", "30"]);
+        terminal
+    }
+
+    fn tmux(&self, args: &[&str]) -> Finished {
+        let mut command = std::process::Command::new("tmux");
+        command.arg("-S").arg(&self.socket).args(args);
+        let done = oneshot::run(command, Duration::from_secs(10)).unwrap();
+        assert!(done.status.success(), "tmux {args:?}: {done:?}");
+        done
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", SESSION]).stdout
+    }
+
+    fn demo_log(&self) -> String {
+        std::fs::read_to_string(&self.demo_log).unwrap_or_default()
+    }
+
+    fn wait_screen(&self, what: &str, within: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                eprintln!("screen shows {what} after {:?}", start.elapsed());
+                return screen;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the screen never showed {what} within {within:?}:\n{screen}\n--- demo log:\n{}",
+                self.demo_log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let mut command = std::process::Command::new("tmux");
+        command.arg("-S").arg(&self.socket).arg("kill-server");
+        let _ = oneshot::run(command, Duration::from_secs(10));
+    }
+}
+
+/// What `--timings` reported: PIDs (with labels), namespaces, scratch dir.
+#[derive(Debug, Default)]
+struct Reported {
+    pids: Vec<(u32, String)>,
+    namespaces: Vec<String>,
+    scratch: Option<PathBuf>,
+}
+
+fn parse_report(log: &str) -> Reported {
+    let mut reported = Reported::default();
+    for line in log.lines() {
+        let Some(rest) = line.strip_prefix("splitdial demo: ") else {
+            continue;
+        };
+        if let Some(rest) = rest.strip_prefix("pid ") {
+            let (pid, label) = rest.split_once(' ').unwrap();
+            reported.pids.push((pid.parse().unwrap(), label.to_owned()));
+        } else if let Some(rest) = rest.strip_prefix("namespaces ") {
+            reported.namespaces = rest.split_whitespace().map(str::to_owned).collect();
+        } else if let Some(rest) = rest.strip_prefix("scratch dir ") {
+            reported.scratch = Some(PathBuf::from(rest));
+        }
+    }
+    reported
+}
+
+/// PIDs of every process whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Whether PID `pid` still runs one of the demo's programs (a reused PID
+/// running something else does not count).
+fn still_running(pid: u32, label: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+    let ours = ["splitdial", "sip-server", "matcher", "talker-agent"]
+        .iter()
+        .any(|program| cmdline.contains(program));
+    ours.then(|| format!("{label} (pid {pid}): {cmdline}"))
+}
+
+fn netns_list() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_demo_shows_alices_talkers_and_quitting_leaves_nothing_behind() {
+    if !testbed::is_root() || !tmux_available() {
+        eprintln!("skipped: needs root (network namespaces) and tmux");
+        return;
+    }
+    let started = Instant::now();
+    let terminal = Terminal::start();
+    let screen = terminal.wait_screen(
+        "alice's three talkers verified",
+        Duration::from_secs(120),
+        |s| {
+            ALICE_TALKERS
+                .iter()
+                .all(|name| s.lines().any(|l| l.contains(name) && l.contains('✓')))
+        },
+    );
+    eprintln!("verified {:?} after start:\n{screen}", started.elapsed());
+    let report = parse_report(&terminal.demo_log());
+    assert!(
+        report.pids.iter().any(|(_, l)| l == "dialer")
+            && report.pids.iter().any(|(_, l)| l == "matcher")
+            && report.namespaces.len() >= 3
+            && report.scratch.is_some(),
+        "--timings did not report pids, namespaces and the scratch dir: {report:?}\n{}",
+        terminal.demo_log()
+    );
+    // While it runs, its namespaces exist (the check below means something).
+    let listed = netns_list();
+    for ns in &report.namespaces {
+        assert!(listed.contains(ns.as_str()), "{ns} missing while running");
+    }
+
+    terminal.tmux(&["send-keys", "-t", SESSION, "q"]);
+    let screen = terminal.wait_screen("the demo exited", Duration::from_secs(60), |s| {
+        s.contains("splitdial exited with")
+    });
+    let log = terminal.demo_log();
+    assert!(
+        screen.contains("splitdial exited with 0"),
+        "{screen}\n--- demo log:\n{log}"
+    );
+    assert!(log.contains("stopped every process"), "{log}");
+
+    let listed = netns_list();
+    for ns in &report.namespaces {
+        assert!(!listed.contains(ns.as_str()), "{ns} left behind:\n{listed}");
+    }
+    let left: Vec<String> = report
+        .pids
+        .iter()
+        .filter_map(|(pid, label)| still_running(*pid, label))
+        .collect();
+    assert!(left.is_empty(), "processes left running: {left:?}");
+    let scratch = report.scratch.unwrap();
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
+    let naming = processes_naming(&scratch.to_string_lossy());
+    assert!(
+        naming.is_empty(),
+        "processes naming the scratch dir: {naming:?}"
+    );
+    eprintln!("whole test {:?}", started.elapsed());
+}
+
+#[test]
+fn a_non_root_user_is_told_what_is_needed() {
+    if !testbed::is_root() || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root (to drop to nobody) and setpriv");
+        return;
+    }
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_splitdial"))
+        .arg("demo");
+    let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
+    if done.code() == Some(126) || done.stderr.contains("Permission denied") {
+        eprintln!("skipped: nobody cannot run the test binary here: {done:?}");
+        return;
+    }
+    assert_eq!(done.code(), Some(2), "{done:?}");
+    assert_eq!(done.stderr.lines().count(), 1, "{done:?}");
+    assert!(done.stderr.contains("sudo splitdial demo"), "{done:?}");
+    assert!(done.stdout.is_empty(), "{done:?}");
+}
