@@ -38,7 +38,7 @@ pub mod oneshot;
 pub mod running;
 pub mod spec;
 
-pub use running::{Household, Placement, RunningServer, RunningTalker};
+pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
     AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSpec, TalkerSpec, UserSpec,
 };

@@ -8,44 +8,9 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use household::{Household, HouseholdSpec, Placement};
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Polls `f` every 300 ms until it gives `Some`, or panics with the logs.
-fn wait_for<T>(home: &Household, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "no {what} within {within:?}\n{}",
-            home.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The first call of `kind` in a talker's status.
-fn call_of_kind(status: &Value, kind: &str) -> Option<Value> {
-    status["calls"]
-        .as_array()?
-        .iter()
-        .find(|c| c["kind"] == kind)
-        .cloned()
-}
+use serde_json::json;
+use std::time::Duration;
+use testbed::is_root;
 
 fn call_through_the_matcher(home: &Household) {
     let placed = home
@@ -58,7 +23,7 @@ fn call_through_the_matcher(home: &Household) {
         .unwrap();
     assert_eq!(placed.status, 201, "{}\n{}", placed.body, home.logs());
     let call = placed.json()["call"].as_str().unwrap().to_owned();
-    wait_for(home, "connected call", Duration::from_secs(60), || {
+    home.wait_for("connected call", Duration::from_secs(60), || {
         let shown = home
             .matcher_request("alice", "GET", &format!("/v1/calls/{call}"), None)
             .ok()?;
@@ -72,9 +37,9 @@ fn call_through_the_matcher(home: &Household) {
             "incoming"
         };
         let tone = home.talker(speaker).unwrap().spec.tone_hz;
-        wait_for(home, "the other's tone", Duration::from_secs(30), || {
+        home.wait_for("the other's tone", Duration::from_secs(30), || {
             let status = home.talker_status(listener).ok()?;
-            let leg = call_of_kind(&status, kind)?;
+            let leg = household::call_of_kind(&status, kind)?;
             let heard = leg["media"]["sound"]["dominant_frequency_hz"].as_f64()?;
             let packets = leg["media"]["audio"]["packets_received"].as_u64()?;
             ((heard - tone).abs() < tone * 0.03 && packets > 20).then_some(())
@@ -85,7 +50,7 @@ fn call_through_the_matcher(home: &Household) {
         .unwrap();
     assert!(matches!(hung.status, 200 | 202), "{}", hung.body);
     for id in ["tv", "bob-phone"] {
-        wait_for(home, "no calls left", Duration::from_secs(30), || {
+        home.wait_for("no calls left", Duration::from_secs(30), || {
             let status = home.talker_status(id).ok()?;
             status["calls"]
                 .as_array()

@@ -148,66 +148,6 @@ fn talkers_verified(dialer: &Dialer<'_>, ids: &[&str]) -> Value {
     );
 }
 
-/// Polls `f` every 300 ms until it gives `Some`, or fails with the logs.
-fn wait_for<T>(home: &Household, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "no {what} within {within:?}\n{}",
-            home.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The first call of `kind` (`incoming`, `referred`, `control`) in a status.
-fn call_of_kind(status: &Value, kind: &str) -> Option<Value> {
-    status["calls"]
-        .as_array()?
-        .iter()
-        .find(|c| c["kind"] == kind)
-        .cloned()
-}
-
-/// Waits until `listener`'s `kind` call is connected, receives audio and
-/// hears `speaker`'s tone (within 3 %), from its status API.
-fn wait_hears(home: &Household, listener: &str, kind: &str, speaker: &str) -> Value {
-    let tone = home.talker(speaker).unwrap().spec.tone_hz;
-    wait_for(
-        home,
-        &format!("{listener} hearing {speaker}'s {tone} Hz"),
-        Duration::from_secs(40),
-        || {
-            let status = home.talker_status(listener).ok()?;
-            let leg = call_of_kind(&status, kind)?;
-            let heard = leg["media"]["sound"]["dominant_frequency_hz"].as_f64()?;
-            let packets = leg["media"]["audio"]["packets_received"].as_u64()?;
-            (leg["state"] == "connected" && (heard - tone).abs() < tone * 0.03 && packets >= 25)
-                .then_some(leg)
-        },
-    )
-}
-
-/// Waits until a talker reports no call at all.
-fn wait_no_calls(home: &Household, id: &str) {
-    wait_for(
-        home,
-        &format!("{id} without calls"),
-        Duration::from_secs(30),
-        || {
-            let status = home.talker_status(id).ok()?;
-            status["calls"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-                .then_some(())
-        },
-    );
-}
-
 /// The matcher's view of a call, as alice.
 fn matcher_call(home: &Household, call: &str) -> Value {
     home.matcher_request("alice", "GET", &format!("/v1/calls/{call}"), None)
@@ -434,10 +374,10 @@ fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
 
     // Bob's agent answered (auto, alice's tv account as asserted by
     // family.example); each side hears the other's tone.
-    let bob_leg = wait_hears(&home, "bob-phone", "incoming", "tv");
+    let bob_leg = home.wait_hears("bob-phone", "incoming", "tv", 25);
     let peer = bob_leg["peer"].as_str().unwrap_or_default();
     assert!(peer.contains("sip:alice-tv@family.example"), "{bob_leg}");
-    wait_hears(&home, "tv", "referred", "bob-phone");
+    home.wait_hears("tv", "referred", "bob-phone", 25);
     eprintln!("call to tones both ways: {:?}", started.elapsed());
     assert_eq!(matcher_call(&home, &call)["state"], "connected");
     // The tv is busy now, and says so on the LAN.
@@ -447,13 +387,13 @@ fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
     // `hangup` without an argument ends the last call placed.
     let done = alice.expect(&["hangup"], 0);
     assert_eq!(done.stdout.trim(), format!("{call} hanging up"));
-    wait_for(&home, "the call ended", Duration::from_secs(30), || {
+    home.wait_for("the call ended", Duration::from_secs(30), || {
         let shown = matcher_call(&home, &call);
         (shown["state"] == "ended").then_some(shown)
     });
     assert_eq!(matcher_call(&home, &call)["reason"], "hung_up");
-    wait_no_calls(&home, "tv");
-    wait_no_calls(&home, "bob-phone");
+    home.wait_no_calls("tv");
+    home.wait_no_calls("bob-phone");
     // Each leg's media summary says what it heard.
     for (listener, speaker) in [("bob-phone", "tv"), ("tv", "bob-phone")] {
         let log = home.talker(listener).unwrap().process.log();
@@ -501,23 +441,18 @@ fn call_wait_follows_a_call_to_a_plain_sip_phone_until_it_is_hung_up() {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     };
-    let connected = wait_for(
-        &home,
-        "connected on stdout",
-        Duration::from_secs(60),
-        || {
-            let lines = json_lines(&out);
-            lines
-                .iter()
-                .any(|e| e["state"] == "connected")
-                .then_some(lines)
-        },
-    );
+    let connected = home.wait_for("connected on stdout", Duration::from_secs(60), || {
+        let lines = json_lines(&out);
+        lines
+            .iter()
+            .any(|e| e["state"] == "connected")
+            .then_some(lines)
+    });
     let call = connected[0]["call"].as_str().unwrap().to_owned();
     assert!(connected[0]["route"].is_object(), "{:#}", connected[0]);
     assert_eq!(connected[0]["route"]["server"], "work.example");
-    wait_hears(&home, "dave-phone", "incoming", "pc");
-    wait_hears(&home, "pc", "referred", "dave-phone");
+    home.wait_hears("dave-phone", "incoming", "pc", 25);
+    home.wait_hears("pc", "referred", "dave-phone", 25);
 
     let done = alice.expect(&["hangup", &call], 0);
     assert_eq!(done.stdout.trim(), format!("{call} hanging up"));
@@ -548,7 +483,7 @@ fn call_wait_follows_a_call_to_a_plain_sip_phone_until_it_is_hung_up() {
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    wait_no_calls(&home, "pc");
-    wait_no_calls(&home, "dave-phone");
+    home.wait_no_calls("pc");
+    home.wait_no_calls("dave-phone");
     home.shutdown();
 }

@@ -14,25 +14,20 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::oneshot::{self, Finished};
+mod support;
+
+use household::oneshot;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::{Tmux, pane_env, tmux_available};
 
 const SESSION: &str = "demo";
 /// The names `HouseholdSpec::demo()` gives alice's talkers.
 const ALICE_TALKERS: [&str; 3] = ["Living-room TV", "Study PC", "Alice's phone"];
 
-fn tmux_available() -> bool {
-    std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A private tmux server running `splitdial demo --timings` in one pane; its
-/// server (and only it) is killed on drop.
+/// `splitdial demo --timings` in one pane of a private tmux server.
 struct Terminal {
-    socket: PathBuf,
+    tmux: Tmux,
     demo_log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -40,7 +35,6 @@ struct Terminal {
 impl Terminal {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("tmux.sock");
         let demo_log = dir.path().join("demo.log");
         // The pane keeps showing how the demo ended; the sleep ends with the
         // server.
@@ -50,42 +44,24 @@ impl Terminal {
             "#!/bin/sh\n\"$SPLITDIAL\" demo --timings 2>\"$DEMO_LOG\"\necho \"splitdial exited with $?\"\nexec sleep 600\n",
         )
         .unwrap();
-        let mut command = std::process::Command::new("tmux");
-        command
-            .arg("-S")
-            .arg(&socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-s", SESSION])
-            .args(["-x", "100", "-y", "30"])
-            .arg("sh")
-            .arg(&script)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TERM", "xterm-256color")
-            .env("LANG", "C.UTF-8")
-            .env("HOME", dir.path())
+        let mut launcher = std::process::Command::new("tmux");
+        pane_env(&mut launcher, dir.path());
+        launcher
             .env("SPLITDIAL", env!("CARGO_BIN_EXE_splitdial"))
             .env("DEMO_LOG", &demo_log);
-        let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
-        assert!(done.status.success(), "tmux new-session: {done:?}");
-        let terminal = Self {
-            socket,
+        let tmux = Tmux::start(
+            launcher,
+            dir.path().join("tmux.sock"),
+            SESSION,
+            (100, 30),
+            Path::new("/dev/null"),
+            &["sh".as_ref(), script.as_os_str()],
+        );
+        Self {
+            tmux,
             demo_log,
             _dir: dir,
-        };
-        terminal.tmux(&["resize-window", "-t", SESSION, "-x", "100", "-y", "30"]);
-        terminal
-    }
-
-    fn tmux(&self, args: &[&str]) -> Finished {
-        let mut command = std::process::Command::new("tmux");
-        command.arg("-S").arg(&self.socket).args(args);
-        let done = oneshot::run(command, Duration::from_secs(10)).unwrap();
-        assert!(done.status.success(), "tmux {args:?}: {done:?}");
-        done
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", SESSION]).stdout
+        }
     }
 
     fn demo_log(&self) -> String {
@@ -93,28 +69,8 @@ impl Terminal {
     }
 
     fn wait_screen(&self, what: &str, within: Duration, ready: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                eprintln!("screen shows {what} after {:?}", start.elapsed());
-                return screen;
-            }
-            assert!(
-                start.elapsed() < within,
-                "the screen never showed {what} within {within:?}:\n{screen}\n--- demo log:\n{}",
-                self.demo_log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let mut command = std::process::Command::new("tmux");
-        command.arg("-S").arg(&self.socket).arg("kill-server");
-        let _ = oneshot::run(command, Duration::from_secs(10));
+        let context = || format!("--- demo log:\n{}", self.demo_log());
+        self.tmux.wait_screen(what, within, context, ready)
     }
 }
 
@@ -214,7 +170,7 @@ fn the_demo_shows_alices_talkers_and_quitting_leaves_nothing_behind() {
         assert!(listed.contains(ns.as_str()), "{ns} missing while running");
     }
 
-    terminal.tmux(&["send-keys", "-t", SESSION, "q"]);
+    terminal.tmux.send(&["q"]);
     let screen = terminal.wait_screen("the demo exited", Duration::from_secs(60), |s| {
         s.contains("splitdial exited with")
     });

@@ -22,11 +22,13 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::oneshot::{self, Finished};
+mod support;
+
 use household::{AnswerSpec, Household, HouseholdSpec, Placement};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::{Tmux, pane_env, tmux_available};
+use testbed::is_root;
 
 /// The terminal's size.
 const COLUMNS: u16 = 100;
@@ -34,29 +36,11 @@ const ROWS: u16 = 30;
 /// The tmux session's name (on its own private server).
 const SESSION: &str = "splitdial";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn tmux_available() -> bool {
-    std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A private tmux server running `splitdial` in one 100x30 pane on the
-/// household's dialer host; its server (and only it) is killed on drop.
+/// `splitdial` in one 100x30 pane of a private tmux server on the
+/// household's dialer host.
 struct Terminal<'a> {
     home: &'a Household,
-    socket: PathBuf,
+    tmux: Tmux,
     dialer_log: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -65,7 +49,6 @@ impl<'a> Terminal<'a> {
     /// Starts tmux and, in it, `splitdial` logged in as `user`.
     fn start(home: &'a Household, user: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("tmux.sock");
         let dialer_log = dir.path().join("splitdial.log");
         // The pane keeps showing how splitdial ended, so a crash is visible
         // on the screen; the sleep ends with the server.
@@ -75,71 +58,38 @@ impl<'a> Terminal<'a> {
             "#!/bin/sh\n\"$SPLITDIAL\" 2>\"$SPLITDIAL_LOG\"\necho \"splitdial exited with $?\"\nexec sleep 600\n",
         )
         .unwrap();
-        for name in ["config", "state", "data"] {
-            std::fs::create_dir_all(dir.path().join(name)).unwrap();
-        }
-        let mut command = home.dialer_command("tmux");
-        command
-            .arg("-S")
-            .arg(&socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-s", SESSION])
-            .args(["-x", &COLUMNS.to_string(), "-y", &ROWS.to_string()])
-            .arg("sh")
-            .arg(&script)
-            // The server's environment is what the pane inherits.
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TERM", "xterm-256color")
-            .env("LANG", "C.UTF-8")
-            .env("HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("XDG_DATA_HOME", dir.path().join("data"))
+        let mut launcher = home.dialer_command("tmux");
+        // The server's environment is what the pane inherits.
+        pane_env(&mut launcher, dir.path());
+        launcher
             .env("SPLITDIAL", env!("CARGO_BIN_EXE_splitdial"))
             .env("SPLITDIAL_LOG", &dialer_log)
             .env("RUST_LOG", "info")
             .envs(home.dialer_env(user));
-        let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
-        assert!(done.status.success(), "tmux new-session: {done:?}");
-        let terminal = Self {
+        let tmux = Tmux::start(
+            launcher,
+            dir.path().join("tmux.sock"),
+            SESSION,
+            (COLUMNS, ROWS),
+            Path::new("/dev/null"),
+            &["sh".as_ref(), script.as_os_str()],
+        );
+        Self {
             home,
-            socket,
+            tmux,
             dialer_log,
             dir,
-        };
-        // A fixed size even if tmux would rather fit a client.
-        terminal.tmux(&[
-            "resize-window",
-            "-t",
-            SESSION,
-            "-x",
-            &COLUMNS.to_string(),
-            "-y",
-            &ROWS.to_string(),
-        ]);
-        terminal
-    }
-
-    /// Runs `tmux -S SOCKET ARGS` (the socket is a file: reachable from any
-    /// network namespace).
-    fn tmux(&self, args: &[&str]) -> Finished {
-        let mut command = std::process::Command::new("tmux");
-        command.arg("-S").arg(&self.socket).args(args);
-        let done = oneshot::run(command, Duration::from_secs(10)).unwrap();
-        assert!(done.status.success(), "tmux {args:?}: {done:?}");
-        done
+        }
     }
 
     /// Types keys (tmux key names: `Tab`, `Space`, `Enter`, `j`).
     fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", SESSION];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
+        self.tmux.send(keys);
     }
 
     /// The screen as text.
     fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", SESSION]).stdout
+        self.tmux.screen()
     }
 
     /// What splitdial logged so far.
@@ -149,22 +99,14 @@ impl<'a> Terminal<'a> {
 
     /// Waits until `ready` holds for the screen; returns that screen.
     fn wait_screen(&self, what: &str, within: Duration, ready: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                eprintln!("screen shows {what} after {:?}", start.elapsed());
-                return screen;
-            }
-            if start.elapsed() > within {
-                panic!(
-                    "the screen never showed {what} within {within:?}:\n{screen}\n--- splitdial log:\n{}\n{}",
-                    self.dialer_log(),
-                    self.home.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let context = || {
+            format!(
+                "--- splitdial log:\n{}\n{}",
+                self.dialer_log(),
+                self.home.logs()
+            )
+        };
+        self.tmux.wait_screen(what, within, context, ready)
     }
 
     /// Types `keys`, then waits until `ready` holds for the screen.
@@ -175,15 +117,6 @@ impl<'a> Terminal<'a> {
 
     fn path(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Drop for Terminal<'_> {
-    fn drop(&mut self) {
-        // Only this test's server, through its own socket.
-        let mut command = std::process::Command::new("tmux");
-        command.arg("-S").arg(&self.socket).arg("kill-server");
-        let _ = oneshot::run(command, Duration::from_secs(10));
     }
 }
 
@@ -223,58 +156,6 @@ fn packets_received_on_screen(screen: &str) -> Option<u64> {
 fn tone_on_screen(screen: &str) -> Option<f64> {
     let at = screen.find("tone ")?;
     screen[at + 5..].split_whitespace().next()?.parse().ok()
-}
-
-/// Polls `f` every 300 ms until it gives `Some`, or fails with the logs.
-fn wait_for<T>(home: &Household, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "no {what} within {within:?}\n{}",
-            home.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// Waits until `listener`'s call of `kind` is connected and hears
-/// `speaker`'s tone (its status API's analyzer, within 3 %).
-fn wait_hears(home: &Household, listener: &str, kind: &str, speaker: &str) -> Value {
-    let tone = home.talker(speaker).unwrap().spec.tone_hz;
-    wait_for(
-        home,
-        &format!("{listener} hearing {speaker}'s {tone} Hz"),
-        Duration::from_secs(40),
-        || {
-            let status = home.talker_status(listener).ok()?;
-            let leg = status["calls"]
-                .as_array()?
-                .iter()
-                .find(|c| c["kind"] == kind)?
-                .clone();
-            let heard = leg["media"]["sound"]["dominant_frequency_hz"].as_f64()?;
-            (leg["state"] == "connected" && (heard - tone).abs() < tone * 0.03).then_some(leg)
-        },
-    )
-}
-
-fn wait_no_calls(home: &Household, id: &str) {
-    wait_for(
-        home,
-        &format!("{id} without calls"),
-        Duration::from_secs(30),
-        || {
-            let status = home.talker_status(id).ok()?;
-            status["calls"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-                .then_some(())
-        },
-    );
 }
 
 #[test]
@@ -365,14 +246,14 @@ fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
         "connected on screen {:?} after Enter:\n{screen}",
         called.elapsed()
     );
-    let bob_leg = wait_hears(&home, "bob-phone", "incoming", "tv");
+    let bob_leg = home.wait_hears("bob-phone", "incoming", "tv", 0);
     assert!(
         bob_leg["peer"]
             .as_str()
             .is_some_and(|p| p.contains("sip:alice-tv@family.example")),
         "{bob_leg}"
     );
-    wait_hears(&home, "tv", "referred", "bob-phone");
+    home.wait_hears("tv", "referred", "bob-phone", 0);
     assert!(screen.contains("via family.example"), "{screen}");
     // The live statistics show audio arriving on the TV, and bob's tone.
     let bob_tone = home.talker("bob-phone").unwrap().spec.tone_hz;
@@ -387,8 +268,8 @@ fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
         s.contains("ended: you hung up")
     });
     eprintln!("ended:\n{screen}");
-    wait_no_calls(&home, "tv");
-    wait_no_calls(&home, "bob-phone");
+    home.wait_no_calls("tv");
+    home.wait_no_calls("bob-phone");
 
     // `q` quits and splitdial exits 0 (the pane shows how it ended).
     terminal.type_until(&["q"], "splitdial exited", |s| {
@@ -407,20 +288,6 @@ fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
     );
     drop(terminal);
     home.shutdown();
-}
-
-/// Runs `tmux -S SOCKET ARGS` with a bound on time; the output whatever it was.
-fn tmux_at(socket: &Path, args: &[&str]) -> Finished {
-    let mut command = std::process::Command::new("tmux");
-    command.arg("-S").arg(socket).args(args);
-    oneshot::run(command, Duration::from_secs(10)).unwrap()
-}
-
-/// One `#{format}` of the session's pane.
-fn pane_format(socket: &Path, format: &str) -> String {
-    let done = tmux_at(socket, &["display-message", "-p", "-t", SESSION, format]);
-    assert!(done.status.success(), "tmux display {format}: {done:?}");
-    done.stdout.trim().to_owned()
 }
 
 /// Polls `f` every 200 ms until it gives `Some`, or panics with `context()`.
@@ -455,45 +322,28 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
     // (nothing listens on port 9 of this namespace's loopback) is a full
     // screen all the same.
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("tmux.sock");
     // Set before the pane starts: a dead pane stays, with its exit status.
     let tmux_conf = dir.path().join("tmux.conf");
     std::fs::write(&tmux_conf, "set -g remain-on-exit on\n").unwrap();
-    for name in ["config", "state", "data"] {
-        std::fs::create_dir_all(dir.path().join(name)).unwrap();
-    }
-    let mut command = std::process::Command::new("tmux");
-    command
-        .arg("-S")
-        .arg(&socket)
-        .arg("-f")
-        .arg(&tmux_conf)
-        .args(["new-session", "-d", "-s", SESSION])
-        .args(["-x", &COLUMNS.to_string(), "-y", &ROWS.to_string()])
-        // Several arguments: tmux runs the program itself (no shell), so
-        // the pane's pid is splitdial's.
-        .arg(env!("CARGO_BIN_EXE_splitdial"))
-        .args(["--no-discovery", "--matcher-url", "http://127.0.0.1:9"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TERM", "xterm-256color")
-        .env("LANG", "C.UTF-8")
-        .env("HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("XDG_DATA_HOME", dir.path().join("data"))
-        .env("SPLITDIAL_TOKEN", "sdu_not-a-real-token");
-    let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
-    assert!(done.status.success(), "tmux new-session: {done:?}");
-    // Kill only this test's tmux server, whatever happens below.
-    struct Server<'a>(&'a Path);
-    impl Drop for Server<'_> {
-        fn drop(&mut self) {
-            let _ = tmux_at(self.0, &["kill-server"]);
-        }
-    }
-    let _server = Server(&socket);
-    let screen = || tmux_at(&socket, &["capture-pane", "-p", "-t", SESSION]).stdout;
+    let mut launcher = std::process::Command::new("tmux");
+    pane_env(&mut launcher, dir.path());
+    launcher.env("SPLITDIAL_TOKEN", "sdu_not-a-real-token");
+    // Several arguments: tmux runs the program itself (no shell), so the
+    // pane's pid is splitdial's.
+    let tmux = Tmux::start(
+        launcher,
+        dir.path().join("tmux.sock"),
+        SESSION,
+        (COLUMNS, ROWS),
+        &tmux_conf,
+        &[
+            env!("CARGO_BIN_EXE_splitdial").as_ref(),
+            "--no-discovery".as_ref(),
+            "--matcher-url".as_ref(),
+            "http://127.0.0.1:9".as_ref(),
+        ],
+    );
+    let screen = || tmux.screen();
 
     // The dialer is up: its status bar is drawn on the alternate screen.
     poll(
@@ -502,7 +352,7 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
         screen,
         || {
             let s = screen();
-            (pane_format(&socket, "#{alternate_on}") == "1" && s.contains("LAN off")).then_some(())
+            (tmux.pane_format("#{alternate_on}") == "1" && s.contains("LAN off")).then_some(())
         },
     );
     // What splitdial writes from now on, raw: a dead pane's own flags say
@@ -510,14 +360,13 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
     // last words are read instead.
     let written = dir.path().join("pane-output");
     let pipe = format!("cat >> '{}'", written.display());
-    let done = tmux_at(&socket, &["pipe-pane", "-o", "-t", SESSION, &pipe]);
-    assert!(done.status.success(), "tmux pipe-pane: {done:?}");
-    let pid: u32 = pane_format(&socket, "#{pane_pid}").parse().unwrap();
+    tmux.run(&["pipe-pane", "-o", "-t", SESSION, &pipe]);
+    let pid: u32 = tmux.pane_format("#{pane_pid}").parse().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     assert_eq!(comm.trim(), "splitdial", "the pane's process is splitdial");
     // The matcher is unreachable, yet the dialer keeps running until told.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(pane_format(&socket, "#{pane_dead}"), "0", "{}", screen());
+    assert_eq!(tmux.pane_format("#{pane_dead}"), "0", "{}", screen());
 
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -528,12 +377,12 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
         "splitdial ended after SIGTERM",
         Duration::from_secs(20),
         screen,
-        || (pane_format(&socket, "#{pane_dead}") == "1").then_some(()),
+        || (tmux.pane_format("#{pane_dead}") == "1").then_some(()),
     );
     // It exited by itself (SIGTERM is a quit, not a kill), with status 0,
     // and left the terminal as a shell expects it.
-    let status = pane_format(&socket, "#{pane_dead_status}");
-    let signal = pane_format(&socket, "#{pane_dead_signal}");
+    let status = tmux.pane_format("#{pane_dead_status}");
+    let signal = tmux.pane_format("#{pane_dead_signal}");
     assert_eq!(
         (status.as_str(), signal.as_str()),
         ("0", ""),
@@ -541,7 +390,7 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
         screen()
     );
     assert_eq!(
-        pane_format(&socket, "#{alternate_on}"),
+        tmux.pane_format("#{alternate_on}"),
         "0",
         "still on the alternate screen:\n{}",
         screen()
@@ -617,8 +466,7 @@ fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
 
     // It rings on one of alice's family.example talkers (the agent decides
     // nothing: manual); her dialer shows it with the keys to answer.
-    let ringing_on = wait_for(
-        &home,
+    let ringing_on = home.wait_for(
         "a call ringing on alice's talker",
         Duration::from_secs(40),
         || {
@@ -641,7 +489,7 @@ fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
 
     // `a` answers: the talker reports the call connected and bob hears it.
     terminal.send(&["a"]);
-    let leg = wait_hears(&home, ringing_on, "incoming", "bob-phone");
+    let leg = home.wait_hears(ringing_on, "incoming", "bob-phone", 0);
     assert!(
         leg["peer"].as_str().is_some_and(|p| p.contains("bob")),
         "{leg}"
@@ -661,8 +509,8 @@ fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
         hung_up.status,
         hung_up.body
     );
-    wait_no_calls(&home, ringing_on);
-    wait_no_calls(&home, "bob-phone");
+    home.wait_no_calls(ringing_on);
+    home.wait_no_calls("bob-phone");
     terminal.wait_screen("the call gone", Duration::from_secs(30), |s| {
         !s.contains('☎')
     });
@@ -683,7 +531,7 @@ fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
     });
     eprintln!("ringing again:\n{screen}");
     terminal.send(&["d"]);
-    let ended = wait_for(&home, "bob's call ended", Duration::from_secs(40), || {
+    let ended = home.wait_for("bob's call ended", Duration::from_secs(40), || {
         let call = home
             .matcher_request("bob", "GET", &format!("/v1/calls/{call_id}"), None)
             .ok()?
@@ -693,7 +541,7 @@ fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
     eprintln!("declined: {ended}");
     assert_eq!(ended["reason"], "callee_rejected", "{ended}");
     for id in ["tv", "phone", "bob-phone"] {
-        wait_no_calls(&home, id);
+        home.wait_no_calls(id);
     }
     terminal.wait_screen("the declined call gone", Duration::from_secs(30), |s| {
         !s.contains('☎')

@@ -2,7 +2,10 @@
 //! ending it: servers, matcher, enrolled agents, optionally on a simulated LAN.
 //! The start-up sequence itself is in `startup.rs`.
 
+mod observe;
 mod startup;
+
+pub use observe::call_of_kind;
 
 use crate::Error;
 use crate::http::{self, Response};

@@ -1,0 +1,87 @@
+//! Waiting for what a running household does, as tests and benchmarks ask:
+//! a condition polled within a bound, and the talkers' calls read from their
+//! status APIs. A failed wait panics with every process's log, because its
+//! callers are tests whose failure report is that panic.
+
+use super::Household;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The first call of `kind` (`incoming`, `referred` or `control`) in a
+/// talker's `GET /v1/status` answer.
+pub fn call_of_kind(status: &Value, kind: &str) -> Option<Value> {
+    status["calls"]
+        .as_array()?
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .cloned()
+}
+
+impl Household {
+    /// Polls `f` every 300 ms until it gives `Some`.
+    ///
+    /// # Panics
+    /// When `within` passes first, with the household's logs.
+    pub fn wait_for<T>(&self, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < within,
+                "no {what} within {within:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Waits until `listener`'s call of `kind` is connected, has received at
+    /// least `min_packets` audio packets, and hears `speaker`'s tone (its
+    /// analyzer, within 3 %); returns that call's status.
+    ///
+    /// # Panics
+    /// After 40 s without it, or when either talker is not in the household.
+    pub fn wait_hears(&self, listener: &str, kind: &str, speaker: &str, min_packets: u64) -> Value {
+        let tone = self
+            .talker(speaker)
+            .unwrap_or_else(|| panic!("no talker {speaker:?}"))
+            .spec
+            .tone_hz;
+        self.wait_for(
+            &format!("{listener} hearing {speaker}'s {tone} Hz"),
+            Duration::from_secs(40),
+            || {
+                let status = self.talker_status(listener).ok()?;
+                let leg = call_of_kind(&status, kind)?;
+                let heard = leg["media"]["sound"]["dominant_frequency_hz"].as_f64()?;
+                let packets = leg["media"]["audio"]["packets_received"]
+                    .as_u64()
+                    .unwrap_or(0);
+                (leg["state"] == "connected"
+                    && (heard - tone).abs() < tone * 0.03
+                    && packets >= min_packets)
+                    .then_some(leg)
+            },
+        )
+    }
+
+    /// Waits until talker `id` reports no call at all.
+    ///
+    /// # Panics
+    /// After 30 s with calls still there.
+    pub fn wait_no_calls(&self, id: &str) {
+        self.wait_for(
+            &format!("{id} without calls"),
+            Duration::from_secs(30),
+            || {
+                let status = self.talker_status(id).ok()?;
+                status["calls"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+                    .then_some(())
+            },
+        );
+    }
+}
