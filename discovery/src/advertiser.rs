@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 /// Earliest update after the first registration: mdns-sd probes for 750 ms, then
 /// announces, and repeats the announcement 1.10 to 1.15 s later.
 const FIRST_UPDATE_GAP: Duration = Duration::from_millis(2000);
-/// Least time between two registrations. mdns-sd drops records multicast within
-/// the last second (RFC 6762 §6) and repeats each announcement 1.10 to 1.15 s
-/// later; an update inside that window (say idle -> busy -> idle) could have every
-/// record dropped, and then mdns-sd schedules no repeat and the change never
-/// leaves. Spacing registrations by 1.2 s keeps every new TXT record fresh.
+/// Least time between two registrations. A browser flushes a cached record on
+/// a cache-flush announcement only when it got that record over a second ago
+/// (RFC 6762 §10.2), and mdns-sd drops a record multicast within the last second
+/// (§6) with no repeat scheduled. Spacing registrations by 1.2 s, each with a
+/// new `rev` (see [`txt::encode`]), makes every update reach browsers as a new
+/// record that replaces the one before.
 const UPDATE_GAP: Duration = Duration::from_millis(1200);
 /// How long shutdown waits for each daemon confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -76,6 +77,8 @@ pub fn default_host_name(ad: &TalkerAd) -> String {
 pub struct Advertiser {
     daemon: ServiceDaemon,
     ad: TalkerAd,
+    /// How many updates were announced (written as `rev`, 0 at start).
+    revision: u32,
     fullname: String,
     host_name: String,
     service_type: String,
@@ -158,7 +161,7 @@ impl Advertiser {
             .clone()
             .unwrap_or_else(|| default_host_name(&ad));
         // Build the record before starting anything, so bad input fails cleanly.
-        let info = service_info(&ad, &host_name, &config.service_type, true)?;
+        let info = service_info(&ad, 0, &host_name, &config.service_type, true)?;
         let fullname = info.get_fullname().to_owned();
         let daemon = config.interfaces.start_daemon()?;
         if let Err(e) = daemon.register(info) {
@@ -196,6 +199,7 @@ impl Advertiser {
         Ok(Self {
             daemon,
             ad,
+            revision: 0,
             fullname,
             host_name,
             service_type: config.service_type.clone(),
@@ -235,11 +239,13 @@ impl Advertiser {
         if ad == self.ad {
             return Ok(());
         }
-        let info = service_info(&ad, &self.host_name, &self.service_type, false)?;
+        let revision = self.revision.wrapping_add(1).max(1);
+        let info = service_info(&ad, revision, &self.host_name, &self.service_type, false)?;
         lock(&self.updates).info = Some(info);
         self.updates.wake.notify_all();
-        tracing::info!(fullname = %self.fullname, state = %ad.state, "advertisement updated");
+        tracing::info!(fullname = %self.fullname, state = %ad.state, revision, "advertisement updated");
         self.ad = ad;
+        self.revision = revision;
         Ok(())
     }
 
@@ -311,11 +317,12 @@ impl Drop for Advertiser {
 /// Builds the mdns-sd service for `ad` with the strict TXT record.
 fn service_info(
     ad: &TalkerAd,
+    revision: u32,
     host_name: &str,
     service_type: &str,
     requires_probe: bool,
 ) -> Result<ServiceInfo, DiscoveryError> {
-    let entries = txt::encode(&TalkerTxt::from(ad))?;
+    let entries = txt::encode(&TalkerTxt::from(ad), revision)?;
     let props: Vec<TxtProperty> = entries
         .iter()
         .map(|e| TxtProperty::from((e.key.as_str(), e.value.as_deref().unwrap_or_default())))
@@ -366,7 +373,7 @@ mod tests {
 
     #[test]
     fn service_info_carries_the_strict_txt() {
-        let info = service_info(&ad(), "h.local.", SERVICE_TYPE, true).unwrap();
+        let info = service_info(&ad(), 0, "h.local.", SERVICE_TYPE, true).unwrap();
         assert_eq!(info.get_fullname(), "Living room TV._splitdial._tcp.local.");
         let keys: Vec<&str> = info.get_properties().iter().map(|p| p.key()).collect();
         assert_eq!(keys, ["txtvers", "id", "kind", "media", "state", "servers"]);

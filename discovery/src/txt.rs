@@ -1,7 +1,8 @@
 //! Strict encode and decode of the talker TXT record (RFC 6763 §6, DESIGN.md).
 //!
 //! Record layout, in this order: `txtvers=1`, `id=`, `kind=`, `media=`, `state=`,
-//! and `servers=` only when the whole record still fits in [`TXT_MAX_BYTES`].
+//! `rev=` after the first update, and `servers=` only when the whole record still
+//! fits in [`TXT_MAX_BYTES`].
 //! Keys are at most [`KEY_MAX_LEN`] characters. Decoding never panics: it either
 //! repairs a record (and says what it repaired, see [`Repair`]) or rejects it with
 //! a [`TxtError`] naming the reason.
@@ -160,10 +161,15 @@ pub struct Decoded {
     pub repairs: Vec<Repair>,
 }
 
-/// Encodes the TXT fields in the fixed order. The `servers` key is left out whole
-/// (with a log line) when it would push the record over [`TXT_MAX_BYTES`] or one
-/// string over 255 bytes. Fails only on a bad server domain.
-pub fn encode(txt: &TalkerTxt) -> Result<Vec<TxtEntry>, TxtError> {
+/// Encodes the TXT fields in the fixed order. `revision` counts the advertiser's
+/// updates: from 1 on it is written as `rev=`, so that every update is a record
+/// no browser has cached yet. (A flip back to an earlier record, e.g. idle ->
+/// busy -> idle, would otherwise match the old record still in a browser's cache
+/// during its RFC 6762 §10.2 one-second flush and be taken as a mere TTL
+/// refresh: mdns-sd then reports no change.) The `servers` key is left out
+/// whole (with a log line) when it would push the record over [`TXT_MAX_BYTES`]
+/// or one string over 255 bytes. Fails only on a bad server domain.
+pub fn encode(txt: &TalkerTxt, revision: u32) -> Result<Vec<TxtEntry>, TxtError> {
     let mut entries = vec![
         TxtEntry::new("txtvers", TXTVERS),
         TxtEntry::new("id", txt.id.as_str()),
@@ -171,6 +177,9 @@ pub fn encode(txt: &TalkerTxt) -> Result<Vec<TxtEntry>, TxtError> {
         TxtEntry::new("media", txt.media.as_str()),
         TxtEntry::new("state", txt.state.as_str()),
     ];
+    if revision > 0 {
+        entries.push(TxtEntry::new("rev", &revision.to_string()));
+    }
     if !txt.servers.is_empty() {
         for server in &txt.servers {
             check_server(server)?;
@@ -300,6 +309,8 @@ pub fn decode(entries: &[TxtEntry]) -> Result<Decoded, TxtError> {
             "media" => Known::Media,
             "state" => Known::State,
             "servers" => Known::Servers,
+            // Only makes each update a new record; its value means nothing to a reader.
+            "rev" => continue,
             _ => {
                 repairs.push(Repair::UnknownKey(key));
                 continue;
@@ -394,7 +405,7 @@ mod tests {
 
     #[test]
     fn encodes_in_order_with_txtvers_first() {
-        let wire = to_wire(&encode(&sample()).unwrap());
+        let wire = to_wire(&encode(&sample(), 0).unwrap());
         let expected: &[&str] = &[
             "txtvers=1",
             "id=tv-1",
@@ -409,14 +420,29 @@ mod tests {
             .map(|e| format!("{}={}", e.key, String::from_utf8(e.value.unwrap()).unwrap()))
             .collect();
         assert_eq!(strings, expected);
-        for e in encode(&sample()).unwrap() {
+        for e in encode(&sample(), 0).unwrap() {
             assert!(e.key.len() <= KEY_MAX_LEN);
         }
     }
 
     #[test]
+    fn an_update_revision_is_written_after_state_and_read_as_nothing() {
+        let entries = encode(&sample(), 7).unwrap();
+        let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["txtvers", "id", "kind", "media", "state", "rev", "servers"]
+        );
+        assert_eq!(entries[5].value.as_deref(), Some(&b"7"[..]));
+        let d = decode(&entries).unwrap();
+        assert_eq!(d.txt, sample());
+        assert!(d.repairs.is_empty(), "{:?}", d.repairs);
+        assert_ne!(entries, encode(&sample(), 8).unwrap());
+    }
+
+    #[test]
     fn round_trips() {
-        let d = decode_wire(&to_wire(&encode(&sample()).unwrap())).unwrap();
+        let d = decode_wire(&to_wire(&encode(&sample(), 0).unwrap())).unwrap();
         assert_eq!(d.txt, sample());
         assert!(d.repairs.is_empty(), "{:?}", d.repairs);
     }
@@ -425,7 +451,7 @@ mod tests {
     fn servers_left_out_whole_when_too_long() {
         let mut t = sample();
         t.servers = (0..40).map(|i| format!("server{i}.example.com")).collect();
-        let entries = encode(&t).unwrap();
+        let entries = encode(&t, 0).unwrap();
         assert!(entries.iter().all(|e| e.key != "servers"));
         assert!(wire_len(&entries) <= TXT_MAX_BYTES);
         let d = decode(&entries).unwrap();
@@ -434,7 +460,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_records_with_reasons() {
-        let base = encode(&sample()).unwrap();
+        let base = encode(&sample(), 0).unwrap();
         let mut no_vers = base.clone();
         no_vers.remove(0);
         assert_eq!(decode(&no_vers), Err(TxtError::MissingTxtvers));

@@ -40,7 +40,7 @@ fn talkers_appear_update_leave_and_crashed_ones_are_verified_away() {
             "pbx.example.com,family.example.net",
         ],
     );
-    let mut pc = advertise(lan.host("pc"), "pc-1", "Study PC", &["--kind", "pc"]);
+    let pc = advertise(lan.host("pc"), "pc-1", "Study PC", &["--kind", "pc"]);
     let mut phone = advertise(
         lan.host("phone"),
         "phone-1",
@@ -65,23 +65,36 @@ fn talkers_appear_update_leave_and_crashed_ones_are_verified_away() {
         serde_json::json!(["pbx.example.com", "family.example.net"])
     );
 
-    // A live state change reaches the browser as an update.
+    // Live state changes reach the browser as updates, flips back to an earlier
+    // state included (they once vanished in the browser's cache-flush second).
     let mark = periodic.events().len();
-    pc.signal(Signal::SIGUSR1).unwrap();
-    pc.wait_for_output("state busy", Duration::from_secs(5))
-        .unwrap();
-    let (_, busy) = periodic
-        .wait_for_match(mark, Duration::from_secs(10), |e| {
-            is_event(e, "updated", "pc-1") && e["talker"]["state"] == "busy"
-        })
-        .unwrap();
-    assert_eq!(busy["talker"]["instance"], "Study PC");
-    pc.signal(Signal::SIGUSR1).unwrap();
-    periodic
-        .wait_for_match(mark, Duration::from_secs(10), |e| {
-            is_event(e, "updated", "pc-1") && e["talker"]["state"] == "idle"
-        })
-        .unwrap();
+    for (flip, state) in ["busy", "idle", "busy", "idle"].into_iter().enumerate() {
+        let seen = periodic.events().len();
+        pc.signal(Signal::SIGUSR1).unwrap();
+        let printed = Instant::now();
+        while pc.log().lines().filter(|l| l.starts_with("state ")).count() <= flip {
+            assert!(printed.elapsed() < Duration::from_secs(5), "{}", pc.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            pc.log()
+                .lines()
+                .filter(|l| l.starts_with("state "))
+                .nth(flip)
+                == Some(&format!("state {state}"))
+        );
+        let (_, update) = periodic
+            .wait_for_match(seen, Duration::from_secs(10), |e| {
+                is_event(e, "updated", "pc-1") && e["talker"]["state"] == state
+            })
+            .unwrap_or_else(|e| panic!("flip {flip} to {state}: {e}"));
+        assert_eq!(update["talker"]["instance"], "Study PC");
+    }
+    let flips = periodic.events()[mark..]
+        .iter()
+        .filter(|e| is_event(e, "updated", "pc-1"))
+        .count();
+    assert_eq!(flips, 4, "one update per change");
 
     // A clean shutdown sends goodbyes: removed without waiting for verification.
     let mark = periodic.events().len();

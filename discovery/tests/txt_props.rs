@@ -58,8 +58,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn valid_records_round_trip(t in talker_txt()) {
-        let entries = txt::encode(&t).unwrap();
+    fn valid_records_round_trip(t in talker_txt(), revision in any::<u32>()) {
+        let entries = txt::encode(&t, revision).unwrap();
         let wire = txt::to_wire(&entries);
         prop_assert!(wire.len() <= TXT_MAX_BYTES);
         prop_assert_eq!(&entries[0].key, "txtvers");
@@ -82,7 +82,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..700)) {
         if let Ok(decoded) = txt::decode_wire(&bytes) {
             // Whatever is accepted re-encodes to a record that decodes the same.
-            let again = txt::decode_wire(&txt::to_wire(&txt::encode(&decoded.txt).unwrap())).unwrap();
+            let again = txt::decode_wire(&txt::to_wire(&txt::encode(&decoded.txt, 0).unwrap())).unwrap();
             prop_assert_eq!(again.txt, decoded.txt);
         }
     }
@@ -101,7 +101,7 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut wire = txt::to_wire(&txt::encode(&t).unwrap());
+        let mut wire = txt::to_wire(&txt::encode(&t, 0).unwrap());
         for (at, byte) in flips {
             let i = at.index(wire.len());
             wire[i] = byte;
