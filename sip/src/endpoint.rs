@@ -1,16 +1,17 @@
 //! An rsipstack endpoint bound to UDP and TCP on one address, with splitdial's
-//! defaults: our Call-ID suffix, our User-Agent, and no DNS.
+//! defaults: our Call-ID suffix, our User-Agent, no DNS, and TCP without
+//! Nagle's algorithm ([`crate::tcp_flow`]).
 
 use crate::screened_socket::ScreenedUdpSocket;
+use crate::tcp_flow::OutboundFlows;
 use async_trait::async_trait;
 use rsipstack::EndpointBuilder;
 use rsipstack::sip::{Host, HostWithPort};
 use rsipstack::transaction::Endpoint;
 use rsipstack::transaction::endpoint::{EndpointOption, TransportEventInspector};
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::transport_layer::DomainResolver;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use rsipstack::transport::{SipAddr, TransportLayer};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,9 @@ pub struct BoundEndpoint {
     pub endpoint: Endpoint,
     /// The actual local address (the port is resolved when 0 was asked for).
     pub local: SocketAddr,
+    /// Opens TCP connections to proxies with Nagle's algorithm off; call
+    /// [`OutboundFlows::ensure`] before sending a request over TCP.
+    pub flows: OutboundFlows,
 }
 
 /// Binds UDP and TCP on the same address and builds the endpoint.
@@ -49,10 +53,12 @@ pub async fn bind(config: EndpointConfig) -> crate::Result<BoundEndpoint> {
         config.cancel.clone(),
         Box::new(NoDnsResolver::with_domains(config.known_domains)),
     );
-    let (udp, local) = bind_pair(config.listen, &config.cancel).await?;
+    let (udp, tcp, local) = bind_pair(config.listen, &config.cancel).await?;
+    // Only UDP is registered as a listener: rsipstack would bind and accept TCP
+    // itself, with Nagle's algorithm on. Where it needs our TCP address (Via,
+    // Contact) it takes the first listener's with the transport swapped, which
+    // is the same address.
     transport.add_transport(udp.into());
-    let tcp = TcpListenerConnection::new(local, None).await?;
-    transport.add_transport(SipConnection::TcpListener(tcp));
 
     let option = EndpointOption {
         callid_suffix: Some(CALL_ID_SUFFIX.into()),
@@ -63,24 +69,32 @@ pub async fn bind(config: EndpointConfig) -> crate::Result<BoundEndpoint> {
     builder
         .with_user_agent(&config.user_agent)
         .with_transport_layer(transport)
-        .with_cancel_token(config.cancel)
+        .with_cancel_token(config.cancel.clone())
         .with_option(option);
     if let Some(inspector) = config.inspector {
         builder.with_transport_inspector(inspector);
     }
     builder.with_inspector(Box::new(crate::digest_names::DigestAlgorithmNames));
-    Ok(BoundEndpoint {
-        endpoint: builder.build(),
+    let endpoint = builder.build();
+    let weak = std::sync::Arc::downgrade(&endpoint.inner);
+    tokio::spawn(crate::tcp_flow::serve_accepts(
+        tcp,
         local,
+        weak.clone(),
+        config.cancel.clone(),
+    ));
+    Ok(BoundEndpoint {
+        endpoint,
+        local,
+        flows: OutboundFlows::new(weak, config.cancel),
     })
 }
 
-/// Binds UDP on `listen` and checks that TCP can bind the same port (rsipstack
-/// binds its TCP listener later, when the endpoint starts serving).
+/// Binds UDP and a TCP listener on the same address.
 async fn bind_pair(
     listen: SocketAddr,
     cancel: &CancellationToken,
-) -> crate::Result<(UdpConnection, SocketAddr)> {
+) -> crate::Result<(UdpConnection, tokio::net::TcpListener, SocketAddr)> {
     let mut last_error = None;
     // With port 0 the UDP port is random; TCP may find it taken: try a few.
     for _ in 0..8 {
@@ -89,11 +103,8 @@ async fn bind_pair(
             UdpConnection::from_socket(std::sync::Arc::new(socket), None, Some(cancel.clone()))
                 .await?;
         let local = udp.get_addr().get_socketaddr()?;
-        match std::net::TcpListener::bind(local) {
-            Ok(probe) => {
-                drop(probe);
-                return Ok((udp, local));
-            }
+        match tcp_listener(local) {
+            Ok(tcp) => return Ok((udp, tcp, local)),
             Err(e) if listen.port() == 0 => last_error = Some(e),
             Err(e) => return Err(e.into()),
         }
@@ -101,6 +112,20 @@ async fn bind_pair(
     Err(last_error
         .unwrap_or_else(|| std::io::Error::other("no free port for UDP and TCP"))
         .into())
+}
+
+/// A TCP listener on `local`, reusable right after a restart (SO_REUSEADDR).
+fn tcp_listener(local: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(local),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&local.into())?;
+    socket.listen(128)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// A resolver that never asks DNS: IP literals pass, `localhost` is loopback,

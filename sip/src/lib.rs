@@ -42,6 +42,7 @@ pub mod screened_socket;
 pub mod session_timer;
 pub mod sipfrag;
 pub mod subscription;
+pub mod tcp_flow;
 pub mod uri_match;
 pub mod wire;
 

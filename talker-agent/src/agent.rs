@@ -115,6 +115,7 @@ impl Agent {
         })
         .await?;
         let sip_addr = bound.local;
+        let flows = bound.flows;
         let endpoint = bound.endpoint;
         let inner = endpoint.inner.clone();
         let dialogs = Arc::new(DialogLayer::new(inner.clone()));
@@ -151,6 +152,7 @@ impl Agent {
                 })
                 .collect(),
             local: sip_addr,
+            flows: flows.clone(),
             media,
         });
         let contact = Uri::try_from(format!("sip:talker@{sip_addr}").as_str())
@@ -196,7 +198,8 @@ impl Agent {
                 contact_addr: sip_addr,
                 instance: identity.instance_urn(),
             };
-            let (handle, task) = registration::spawn(inner.clone(), plan, stop.child_token());
+            let (handle, task) =
+                registration::spawn(inner.clone(), flows.clone(), plan, stop.child_token());
             accounts.push(handle);
             registrations.push(task);
         }

@@ -37,6 +37,10 @@ pub const SHUTDOWN_BYE_LIMIT: Duration = Duration::from_secs(4);
 /// When the control leg's session expires, how long its BYE may wait for an
 /// answer (the controller is probably gone: nobody may answer at all).
 const EXPIRY_BYE_LIMIT: Duration = Duration::from_secs(4);
+/// How long an in-dialog request that overtook the ACK of our 2xx waits for
+/// it. rsipstack silently drops such a request (a REFER right behind the ACK,
+/// arriving first over another connection), and over TCP nobody retransmits.
+const ACK_WAIT_LIMIT: Duration = Duration::from_secs(4);
 
 /// How a control leg's loop ended.
 enum LegEnd {
@@ -106,6 +110,13 @@ impl CallControl {
         if has_tag(to) {
             match self.dialogs.match_dialog(&tx) {
                 Some(mut dialog) => {
+                    if !matches!(method, Method::Ack | Method::Bye | Method::Cancel)
+                        && !ack_arrived(&dialog).await
+                    {
+                        let retry = Header::Other("Retry-After".into(), "1".into());
+                        reply_with(&mut tx, 500, "ACK Not Yet Received", vec![retry]).await;
+                        return;
+                    }
                     if let Err(e) = dialog.handle(&mut tx).await {
                         debug!(%method, error = %e, "in-dialog request failed");
                     }
@@ -630,6 +641,19 @@ async fn sleep_until_or_never(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Waits (bounded by [`ACK_WAIT_LIMIT`]) until the dialog no longer waits for
+/// the ACK of our 2xx; `false` if it still does.
+async fn ack_arrived(dialog: &Dialog) -> bool {
+    let deadline = Instant::now() + ACK_WAIT_LIMIT;
+    while dialog.state().waiting_ack() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {

@@ -12,6 +12,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::{Transport, Uri};
 use rsipstack::transport::SipAddr;
+use splitdial_sip::tcp_flow::OutboundFlows;
 use splitdial_sip::uri_match::SipUri;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Dialer {
     pub accounts: Vec<DialAccount>,
     /// Our SIP address (for Contact).
     pub local: SocketAddr,
+    /// Our TCP connections to the accounts' proxies (Nagle off).
+    pub flows: OutboundFlows,
     /// Media settings.
     pub media: MediaSettings,
     /// The live calls.
@@ -161,6 +164,9 @@ impl Dialer {
         ) else {
             return Outcome::Failed(500);
         };
+        if account.tcp {
+            self.flows.ensure(account.proxy).await;
+        }
         let option = InviteOption {
             caller,
             callee,

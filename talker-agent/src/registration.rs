@@ -9,6 +9,7 @@ use rsipstack::sip::{Uri, typed};
 use rsipstack::transaction::endpoint::EndpointInner;
 use serde::Serialize;
 use splitdial_sip::headers;
+use splitdial_sip::tcp_flow::OutboundFlows;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -84,6 +85,7 @@ pub struct RegistrationPlan {
 /// un-registers (best effort, bounded in time).
 pub fn spawn(
     endpoint: Arc<EndpointInner>,
+    flows: OutboundFlows,
     plan: RegistrationPlan,
     stop: CancellationToken,
 ) -> (AccountHandle, tokio::task::JoinHandle<()>) {
@@ -93,6 +95,13 @@ pub fn spawn(
     };
     let task_handle = handle.clone();
     let task = tokio::spawn(async move {
+        if plan.tcp {
+            // Our own connection, opened first so the REGISTER takes it: the
+            // server reaches this talker over it too.
+            flows.ensure(plan.proxy).await;
+            let (flows, proxy, stop) = (flows.clone(), plan.proxy, stop.clone());
+            tokio::spawn(async move { flows.keep_open(proxy, stop).await });
+        }
         let transport = if plan.tcp { ";transport=tcp" } else { "" };
         let server = match Uri::try_from(format!("sip:{}{transport}", plan.domain).as_str()) {
             Ok(uri) => uri,

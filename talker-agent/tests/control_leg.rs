@@ -399,3 +399,42 @@ async fn bad_tokens_get_403_and_a_good_one_an_inactive_answer() {
     );
     drop(rig.agent);
 }
+
+/// A REFER can overtake the ACK of the control leg's 200 (they may reach the
+/// talker over different connections). rsipstack drops such a request without
+/// an answer, and over TCP nobody would send it again: the agent holds it
+/// until the ACK is in, then answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refer_that_overtakes_the_ack_is_answered_once_the_ack_arrives() {
+    let rig = rig("reject").await;
+    let token = rig
+        .issuer
+        .issue(TokenKind::Call, &claims(Action::Control, "c-early", None));
+    let ok = rig.invite("c-early", Some(token)).await;
+    assert_eq!(ok.status_code, StatusCode::OK);
+    let tag = Rig::to_tag(&ok);
+
+    // A REFER without its token, before the ACK: held, not dropped...
+    let refer = rig.request(
+        "REFER",
+        "c-early",
+        2,
+        Some(&tag),
+        "Refer-To: <sip:bob@home.example>\r\n",
+        "",
+    );
+    rig.send(&refer).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.send(&rig.request("ACK", "c-early", 1, Some(&tag), "", ""))
+        .await;
+    // ...and judged once the dialog is confirmed.
+    let got = rig.response_to("c-early", "2 REFER").await;
+    assert_eq!(got.status_code.code(), 403, "{got}");
+
+    rig.send(&rig.request("BYE", "c-early", 3, Some(&tag), "", ""))
+        .await;
+    assert_eq!(
+        rig.response_to("c-early", "3 BYE").await.status_code.code(),
+        200
+    );
+}

@@ -204,6 +204,7 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
     let stop_registration = CancellationToken::new();
     let (account, registration) = talker_agent::registration::spawn(
         inner,
+        bound.flows.clone(),
         talker_agent::registration::RegistrationPlan {
             domain: "home.example".into(),
             proxy: sip_server.local_addr(),

@@ -144,6 +144,9 @@ impl Call {
     pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         info!(call = %self.plan.call_id, sip_call_id = %self.sip_call_id, target = %self.plan.caller_target, "dialing the talker");
         self.emit(ControllerEvent::DialingTalker);
+        if self.plan.transport == SipTransport::Tcp {
+            self.shared.flows.ensure(self.plan.proxy).await;
+        }
         let (state_tx, mut states) = self.shared.dialogs.new_dialog_state_channel();
         let started = self.invite_option().and_then(|option| {
             self.shared

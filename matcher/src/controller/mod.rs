@@ -260,6 +260,8 @@ pub(crate) struct Shared {
     pub(crate) dialogs: Arc<DialogLayer>,
     pub(crate) issuer: Arc<Issuer>,
     pub(crate) local: SocketAddr,
+    /// Our TCP connections to the servers' proxies (Nagle off).
+    pub(crate) flows: splitdial_sip::tcp_flow::OutboundFlows,
     /// Cancelled at shutdown: every call ends its control leg.
     pub(crate) stop: CancellationToken,
     known: Mutex<KnownCalls>,
@@ -323,6 +325,7 @@ impl Controller {
             dialogs,
             issuer: config.issuer,
             local: bound.local,
+            flows: bound.flows,
             stop: CancellationToken::new(),
             known: Mutex::new(KnownCalls::default()),
         });

@@ -98,6 +98,9 @@ impl Prober {
             r#type: Some(transport),
             addr: proxy.into(),
         });
+        if transport == Transport::Tcp {
+            self.shared.flows.ensure(proxy).await;
+        }
         tx.send().await.map_err(stack)?;
         let answer = tokio::time::timeout(timeout, async {
             while let Some(message) = tx.receive().await {

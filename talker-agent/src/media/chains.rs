@@ -537,8 +537,11 @@ pub(crate) fn route_received(rtpbin: &gst::Element, receivers: Vec<Option<gst::P
         if let Some(old) = sink.peer() {
             let _ = old.unlink(sink);
         }
-        if let Err(e) = new_pad.link(sink) {
-            tracing::warn!("cannot link received stream {name}: {e:?}");
+        match new_pad.link(sink) {
+            // The first packet of a new source has left the jitter buffer: the
+            // moment media starts to play (set-up benchmarks time it).
+            Ok(_) => tracing::info!(session, stream = %name, "receiving media"),
+            Err(e) => tracing::warn!("cannot link received stream {name}: {e:?}"),
         }
     });
 }
