@@ -12,6 +12,8 @@
 //! - [`http`]: the small blocking HTTP client those checks use.
 //! - [`oneshot`]: a command run to its end within a time bound (the dialer's
 //!   subcommands in tests).
+//! - [`dialer`]: the `splitdial` subcommands run on the household's dialer
+//!   host, as the dialer's CLI tests and the end-to-end tests drive them.
 //!
 //! Two placements ([`Placement`]): everything on loopback without mDNS, or a
 //! simulated LAN ([`testbed::Lan`], needs root) where each talker is its own
@@ -33,6 +35,7 @@
 //! is [`Error::MissingBinary`], which names it and the command that builds it.
 
 pub mod config_files;
+pub mod dialer;
 pub mod http;
 pub mod oneshot;
 pub mod running;

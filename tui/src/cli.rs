@@ -97,6 +97,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Add a contact to a call as one more party (default: the last call this
+    /// dialer placed); the talker mixes everyone's audio.
+    Add {
+        /// The contact's name.
+        contact: String,
+        /// The call id.
+        #[arg(long, value_name = "CALL")]
+        call: Option<String>,
+    },
     /// Hang up a call (default: the last call this dialer placed).
     Hangup {
         /// The call id.
@@ -158,6 +167,7 @@ impl ExitCode {
                     _,
                     "no_shared_server" | "no_usable_server" | "no_designated_talker" | "no_route",
                 ) => Self::NoRoute,
+                (_, "call_not_live") => Self::CallFailed,
                 (401 | 403, _) => Self::Unauthorized,
                 (404, _) => Self::NotFound,
                 (400 | 415 | 422, _) => Self::Usage,

@@ -14,15 +14,13 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::oneshot::{self, Finished};
+use household::dialer::{Dialer, row_of};
+use household::oneshot::Finished;
 use household::{Household, HouseholdSpec, Placement};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use testbed::is_root;
-
-/// Upper bound for one subcommand (a `talkers` browse is 3 s of it).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The demo household on a fresh simulated LAN, with bob's phone at alice's
 /// home too (so the LAN shows a talker that is not hers).
@@ -39,113 +37,16 @@ fn start_household() -> Household {
     home
 }
 
-/// A dialer on the household's `dialer` host: its own empty HOME and XDG
-/// directories (no stray configuration), the environment it is given.
-struct Dialer<'a> {
-    home: &'a Household,
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl<'a> Dialer<'a> {
-    /// A dialer logged in as `user` through the environment.
-    fn as_user(home: &'a Household, user: &str) -> Self {
-        Self::with_env(home, home.dialer_env(user))
-    }
-
-    fn with_env(home: &'a Household, env: Vec<(String, String)>) -> Self {
-        Self {
-            home,
-            dir: tempfile::tempdir().unwrap(),
-            env,
-        }
-    }
-
-    fn xdg(&self, name: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        path
-    }
-
-    /// The command line for `splitdial ARGS` on the dialer's host.
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut command = self.home.dialer_command(env!("CARGO_BIN_EXE_splitdial"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.xdg("config"))
-            .env("XDG_STATE_HOME", self.xdg("state"))
-            .env("NO_COLOR", "1")
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
-    }
-
-    /// Runs `splitdial ARGS` to its end.
-    fn run(&self, args: &[&str]) -> Finished {
-        let started = Instant::now();
-        let done = oneshot::run(self.command(args), COMMAND_TIMEOUT)
-            .unwrap_or_else(|e| panic!("splitdial {args:?}: {e}\n{}", self.home.logs()));
-        eprintln!(
-            "splitdial {} -> {:?} in {:?}",
-            args.join(" "),
-            done.code(),
-            started.elapsed()
-        );
-        done
-    }
-
-    /// Runs `splitdial ARGS` and insists on exit code `code`.
-    fn expect(&self, args: &[&str], code: i32) -> Finished {
-        let done = self.run(args);
-        assert_eq!(
-            done.code(),
-            Some(code),
-            "splitdial {args:?}\nstdout:\n{}\nstderr:\n{}\n{}",
-            done.stdout,
-            done.stderr,
-            self.home.logs()
-        );
-        done
-    }
-
-    /// Runs `splitdial ARGS` expecting success and JSON on stdout.
-    fn json(&self, args: &[&str]) -> Value {
-        let done = self.expect(args, 0);
-        serde_json::from_str(&done.stdout)
-            .unwrap_or_else(|e| panic!("splitdial {args:?}: not JSON ({e}):\n{}", done.stdout))
-    }
+/// A dialer running this package's `splitdial` on the household's `dialer` host.
+fn dialer<'a>(home: &'a Household, user: &str) -> Dialer<'a> {
+    Dialer::as_user(home, env!("CARGO_BIN_EXE_splitdial"), user)
 }
 
 /// `talkers --json` rows by id.
 fn row<'v>(rows: &'v Value, id: &str) -> &'v Value {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("no row {id} in {rows:#}"))
-}
-
-/// `talkers --json` until every one of `ids` is verified (the first browse
-/// can be early for an advertisement); at most a few browses.
-fn talkers_verified(dialer: &Dialer<'_>, ids: &[&str]) -> Value {
-    let mut rows = Value::Null;
-    for _ in 0..4 {
-        rows = dialer.json(&["talkers", "--json", "--wait-lan", "3"]);
-        if ids.iter().all(|id| {
-            rows.as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|r| r["id"] == *id && r["status"] == "verified")
-            })
-        }) {
-            return rows;
-        }
-    }
-    panic!(
-        "{ids:?} never all verified: {rows:#}\n{}",
-        dialer.home.logs()
-    );
+    let r = row_of(rows, id);
+    assert!(!r.is_null(), "no row {id} in {rows:#}");
+    r
 }
 
 /// The matcher's view of a call, as alice.
@@ -172,11 +73,11 @@ fn talkers_and_contacts_print_their_documented_shapes() {
     }
     let home = start_household();
     let lan = home.lan().unwrap();
-    let alice = Dialer::as_user(&home, "alice");
+    let alice = dialer(&home, "alice");
 
     // Every talker of alice's is seen on the LAN and verified at its
     // advertised address; bob's phone, advertised there too, is not hers.
-    let rows = talkers_verified(&alice, &["tv", "pc", "phone"]);
+    let rows = alice.talkers_verified(&["tv", "pc", "phone"]);
     for id in ["tv", "pc", "phone"] {
         let r = row(&rows, id);
         let spec = home.spec().talker(id).unwrap();
@@ -287,7 +188,7 @@ fn talkers_and_contacts_print_their_documented_shapes() {
     assert!(!config.contains(token), "the token leaked:\n{config}");
 
     // bob sees his own phone only.
-    let bob = Dialer::as_user(&home, "bob");
+    let bob = dialer(&home, "bob");
     let rows = bob.json(&["talkers", "--json", "--no-discovery"]);
     let ids: Vec<&str> = rows
         .as_array()
@@ -306,7 +207,7 @@ fn failures_exit_with_their_documented_codes_and_reasons() {
         return;
     }
     let home = start_household();
-    let alice = Dialer::as_user(&home, "alice");
+    let alice = dialer(&home, "alice");
 
     // 3: no shared server, both sides named (the pc is on work.example only,
     // bob on family.example only).
@@ -324,14 +225,16 @@ fn failures_exit_with_their_documented_codes_and_reasons() {
     let mut env = home.dialer_env("alice");
     env.retain(|(k, _)| k != "SPLITDIAL_TOKEN");
     env.push(("SPLITDIAL_TOKEN".into(), "sdu_not-a-real-token".into()));
-    Dialer::with_env(&home, env).expect(&["contacts", "--json"], 6);
+    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env)
+        .expect(&["contacts", "--json"], 6);
     // 2: no matcher URL, or no token.
     let mut env = home.dialer_env("alice");
     env.retain(|(k, _)| k != "SPLITDIAL_MATCHER_URL");
-    Dialer::with_env(&home, env).expect(&["contacts"], 2);
+    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env).expect(&["contacts"], 2);
     let mut env = home.dialer_env("alice");
     env.retain(|(k, _)| k != "SPLITDIAL_TOKEN");
-    Dialer::with_env(&home, env).expect(&["talkers", "--no-discovery"], 2);
+    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env)
+        .expect(&["talkers", "--no-discovery"], 2);
     // 2: a usage error (clap).
     alice.expect(&["call"], 2);
     // 5: nothing listens at the matcher URL (the dialer's own host, port 9).
@@ -339,7 +242,7 @@ fn failures_exit_with_their_documented_codes_and_reasons() {
     env.retain(|(k, _)| k != "SPLITDIAL_MATCHER_URL");
     let nowhere = format!("http://{}:9", home.lan().unwrap().host("dialer").ip());
     env.push(("SPLITDIAL_MATCHER_URL".into(), nowhere));
-    Dialer::with_env(&home, env).expect(&["contacts"], 5);
+    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env).expect(&["contacts"], 5);
     home.shutdown();
 }
 
@@ -350,7 +253,7 @@ fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
         return;
     }
     let home = start_household();
-    let alice = Dialer::as_user(&home, "alice");
+    let alice = dialer(&home, "alice");
 
     // Without --wait the command returns once bob's phone rings or answers.
     let started = Instant::now();
@@ -381,7 +284,7 @@ fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
     eprintln!("call to tones both ways: {:?}", started.elapsed());
     assert_eq!(matcher_call(&home, &call)["state"], "connected");
     // The tv is busy now, and says so on the LAN.
-    let rows = talkers_verified(&alice, &["tv"]);
+    let rows = alice.talkers_verified(&["tv"]);
     assert_eq!(row(&rows, "tv")["state"], "busy", "{rows:#}");
 
     // `hangup` without an argument ends the last call placed.
@@ -421,7 +324,7 @@ fn call_wait_follows_a_call_to_a_plain_sip_phone_until_it_is_hung_up() {
         return;
     }
     let home = start_household();
-    let alice = Dialer::as_user(&home, "alice");
+    let alice = dialer(&home, "alice");
 
     // dave is only an address on work.example: the pc reaches him there.
     let out_dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! [`Exit`] carrying the stable exit code and a one-line reason; tables go to
 //! stdout, progress and warnings to stderr only where noted.
 
+pub mod add;
 pub mod call;
 pub mod completions;
 pub mod config;
@@ -39,6 +40,7 @@ pub async fn run(command: Command, loaded: Loaded) -> Result<(), Exit> {
             )
             .await
         }
+        Command::Add { contact, call } => add::run(&loaded.config, &contact, call).await,
         Command::Hangup { call } => hangup::run(&loaded.config, call).await,
         Command::Config => config::run(&loaded),
         Command::Completions { shell } => {
@@ -55,6 +57,22 @@ pub fn matcher(config: &Config) -> Result<MatcherClient, Exit> {
     match (&config.matcher_url, &config.token) {
         (Some(url), Some(token)) => MatcherClient::new(url, token.clone()).map_err(Exit::from),
         _ => Err(Exit::from(crate::effects::not_configured(config))),
+    }
+}
+
+/// `call`, or else the last call this dialer placed; `what` completes "no last
+/// call to ...".
+pub fn call_or_last(call: Option<String>, what: &str) -> Result<String, Exit> {
+    match call {
+        Some(call) => Ok(call),
+        None => crate::config::state_dir(&crate::config::process_env)
+            .and_then(|dir| crate::effects::last_call(&dir))
+            .ok_or_else(|| {
+                Exit::new(
+                    ExitCode::NotFound,
+                    format!("no last call to {what}; name the call"),
+                )
+            }),
     }
 }
 
