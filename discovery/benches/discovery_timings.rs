@@ -11,10 +11,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{AvahiStack, BrowseLog, advertise, at_us, now_us};
+use common::{BrowseLog, advertise, at_us, now_us};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
-use testbed::{Lan, Process, Spawn};
+use testbed::{AvahiStack, Lan, Process, Spawn};
 
 const ROUNDS: usize = 5;
 const CRASH_ROUNDS: usize = 3;
@@ -129,30 +129,34 @@ fn ours_fifty() -> (f64, f64) {
 }
 
 fn publish(stack: &AvahiStack, lan: &Lan, host: &str, instance: &str, id: &str) -> Process {
-    stack.spawn(
-        lan.host(host),
-        Spawn::new("avahi-publish-service")
-            .label("avahi-publish")
-            .args([
-                instance,
-                "_splitdial._tcp",
-                "8480",
-                "txtvers=1",
-                &format!("id={id}"),
-                "kind=tv",
-                "media=audio",
-                "state=idle",
-            ]),
-    )
+    stack
+        .spawn(
+            lan.host(host),
+            Spawn::new("avahi-publish-service")
+                .label("avahi-publish")
+                .args([
+                    instance,
+                    "_splitdial._tcp",
+                    "8480",
+                    "txtvers=1",
+                    &format!("id={id}"),
+                    "kind=tv",
+                    "media=audio",
+                    "state=idle",
+                ]),
+        )
+        .expect("avahi-publish-service starts")
 }
 
 fn avahi_browse(stack: &AvahiStack, lan: &Lan, host: &str) -> Process {
-    stack.spawn(
-        lan.host(host),
-        Spawn::new("avahi-browse")
-            .label("avahi-browse")
-            .args(["-r", "-p", "_splitdial._tcp"]),
-    )
+    stack
+        .spawn(
+            lan.host(host),
+            Spawn::new("avahi-browse")
+                .label("avahi-browse")
+                .args(["-r", "-p", "_splitdial._tcp"]),
+        )
+        .expect("avahi-browse starts")
 }
 
 fn resolved(instance: &str) -> impl Fn(&str) -> bool + '_ {
@@ -165,8 +169,8 @@ fn gone(instance: &str) -> impl Fn(&str) -> bool + '_ {
 
 fn avahi_single() -> (Stats, Stats, Stats) {
     let lan = Lan::with_hosts(["tv", "dialer"]).expect("LAN");
-    let tv_stack = AvahiStack::start(lan.host("tv"));
-    let dialer_stack = AvahiStack::start(lan.host("dialer"));
+    let tv_stack = AvahiStack::start(lan.host("tv")).expect("Avahi on the LAN");
+    let dialer_stack = AvahiStack::start(lan.host("dialer")).expect("Avahi on the LAN");
     let browse = avahi_browse(&dialer_stack, &lan, "dialer");
     std::thread::sleep(Duration::from_millis(500));
     let (mut appear, mut clean, mut crash) = (Stats(vec![]), Stats(vec![]), Stats(vec![]));
@@ -185,7 +189,7 @@ fn avahi_single() -> (Stats, Stats, Stats) {
     }
     // Crash: the whole Avahi stack of the publishing host is killed at once.
     drop(tv_stack);
-    let crash_stack = AvahiStack::start(lan.host("tv"));
+    let crash_stack = AvahiStack::start(lan.host("tv")).expect("Avahi on the LAN");
     let instance = "AvahiCrash";
     let p = publish(&crash_stack, &lan, "tv", instance, "crash");
     wait_line(&browse, Duration::from_secs(20), resolved(instance)).unwrap();
@@ -208,9 +212,9 @@ fn avahi_fifty() -> (f64, f64) {
     names.push("dialer".into());
     let lan = Lan::with_hosts(names).expect("LAN");
     let stacks: Vec<AvahiStack> = (0..10)
-        .map(|i| AvahiStack::start(lan.host(&format!("h{i}"))))
+        .map(|i| AvahiStack::start(lan.host(&format!("h{i}"))).expect("Avahi on the LAN"))
         .collect();
-    let dialer_stack = AvahiStack::start(lan.host("dialer"));
+    let dialer_stack = AvahiStack::start(lan.host("dialer")).expect("Avahi on the LAN");
     let browse = avahi_browse(&dialer_stack, &lan, "dialer");
     std::thread::sleep(Duration::from_millis(500));
     let t0 = now_us();

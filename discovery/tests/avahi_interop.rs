@@ -7,15 +7,15 @@
 
 mod common;
 
-use common::{AvahiStack, BrowseLog, advertise, avahi_resolved, heavy_lock, is_event};
+use common::{BrowseLog, advertise, heavy_lock, is_event};
 use std::time::{Duration, Instant};
-use testbed::{Lan, Spawn};
+use testbed::{AvahiStack, Lan, Spawn, avahi_resolved};
 
 #[test]
 fn avahi_and_our_discovery_see_each_other() {
     let _guard = heavy_lock();
     let lan = Lan::with_hosts(["avahi", "tv", "dialer"]).expect("build LAN (needs root)");
-    let avahi = AvahiStack::start(lan.host("avahi"));
+    let avahi = AvahiStack::start(lan.host("avahi")).expect("Avahi on the LAN");
 
     // Ours -> Avahi.
     let _tv = advertise(
@@ -43,17 +43,19 @@ fn avahi_and_our_discovery_see_each_other() {
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     let found = loop {
-        let mut browse = avahi.spawn(
-            lan.host("avahi"),
-            Spawn::new("timeout").label("avahi-browse").args([
-                "10",
-                "avahi-browse",
-                "-r",
-                "-t",
-                "-p",
-                "_splitdial._tcp",
-            ]),
-        );
+        let mut browse = avahi
+            .spawn(
+                lan.host("avahi"),
+                Spawn::new("timeout").label("avahi-browse").args([
+                    "10",
+                    "avahi-browse",
+                    "-r",
+                    "-t",
+                    "-p",
+                    "_splitdial._tcp",
+                ]),
+            )
+            .expect("avahi-browse starts");
         let _ = browse.wait_for_output("\n=;", Duration::from_secs(12));
         // `-t` ends after "all for now"; give resolving a moment to finish.
         let _ = browse.stop(Duration::from_secs(11));
@@ -93,23 +95,25 @@ fn avahi_and_our_discovery_see_each_other() {
     browser
         .wait_for("added", "tv-1", 0, Duration::from_secs(15))
         .unwrap();
-    let mut publish = avahi.spawn(
-        lan.host("avahi"),
-        Spawn::new("avahi-publish-service")
-            .label("avahi-publish")
-            .args([
-                "Kitchen speaker",
-                "_splitdial._tcp",
-                "8481",
-                "txtvers=1",
-                "id=speaker-1",
-                "kind=speaker",
-                "media=audio",
-                "state=busy",
-                "servers=family.example.net",
-                "colour=blue",
-            ]),
-    );
+    let mut publish = avahi
+        .spawn(
+            lan.host("avahi"),
+            Spawn::new("avahi-publish-service")
+                .label("avahi-publish")
+                .args([
+                    "Kitchen speaker",
+                    "_splitdial._tcp",
+                    "8481",
+                    "txtvers=1",
+                    "id=speaker-1",
+                    "kind=speaker",
+                    "media=audio",
+                    "state=busy",
+                    "servers=family.example.net",
+                    "colour=blue",
+                ]),
+        )
+        .expect("avahi-publish-service starts");
     let (_, added) = browser
         .wait_for("added", "speaker-1", 0, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}\npublisher: {}", publish.log()));

@@ -12,6 +12,7 @@
 //! Why child processes and not `setns`: `setns` moves only the calling thread, so a
 //! tokio runtime's workers would stay behind in the old namespace.
 
+pub mod avahi;
 pub mod lan;
 pub mod media_summary;
 pub mod name;
@@ -19,6 +20,7 @@ pub mod netns;
 pub mod postgres;
 pub mod process;
 
+pub use avahi::{AvahiStack, avahi_resolved};
 pub use lan::{Lan, LanBuilder, LanHost};
 pub use media_summary::MediaSummary;
 pub use name::unique_name;

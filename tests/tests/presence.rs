@@ -1,13 +1,14 @@
-//! What the dialer shows of a talker that leaves the LAN: first no longer
-//! seen (the registry still hears from it), then offline once its heartbeats
-//! stop. The other talkers stay verified throughout.
+//! The talkers on the LAN: what the dialer shows of a talker that leaves it
+//! (first no longer seen while the registry still hears from it, then offline
+//! once its heartbeats stop), and Avahi seeing the demo's talkers.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::HouseholdSpec;
 use household::dialer::row_of;
+use household::{HouseholdSpec, TalkerSpec};
 use splitdial_e2e::{dialer, start_on_lan};
 use std::time::{Duration, Instant};
+use testbed::{AvahiStack, Spawn, avahi_resolved};
 
 #[test]
 fn a_talker_that_leaves_the_lan_is_shown_not_seen_then_offline() {
@@ -44,5 +45,66 @@ fn a_talker_that_leaves_the_lan_is_shown_not_seen_then_offline() {
         "pc offline {:?} after the cable was pulled",
         pulled.elapsed()
     );
+    home.shutdown();
+}
+
+/// Avahi, the reference mDNS stack, on the dialer's host sees every one of the
+/// demo's talkers at home, under its name and with its TXT record.
+#[test]
+fn avahi_sees_the_demo_talkers() {
+    let Some(home) = start_on_lan(HouseholdSpec::demo()) else {
+        return;
+    };
+    let host = home.lan().unwrap().host(household::spec::DIALER_HOST);
+    let avahi = AvahiStack::start(host).unwrap();
+    let at_home: Vec<_> = home
+        .spec()
+        .talkers
+        .iter()
+        .filter(|t| t.at_home)
+        .cloned()
+        .collect();
+    assert_eq!(at_home.len(), 3);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut browse = avahi
+            .spawn(
+                host,
+                Spawn::new("timeout").label("avahi-browse").args([
+                    "10",
+                    "avahi-browse",
+                    "-r",
+                    "-t",
+                    "-p",
+                    "_splitdial._tcp",
+                ]),
+            )
+            .unwrap();
+        // `-t` ends by itself once the cache is listed and resolved (`timeout`
+        // bounds it at 10 s).
+        let started = Instant::now();
+        while browse.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(12) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = browse.stop(Duration::from_secs(1));
+        let resolved = avahi_resolved(&browse.log());
+        let seen = |talker: &TalkerSpec| {
+            resolved.iter().any(|(name, txt)| {
+                *name == talker.name
+                    && txt.iter().any(|s| *s == format!("id={}", talker.id))
+                    && txt.iter().any(|s| s == "txtvers=1")
+                    && txt.iter().any(|s| *s == format!("kind={}", talker.kind))
+            })
+        };
+        if at_home.iter().all(seen) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Avahi resolved {resolved:#?}\nexpected {:?}\n{}",
+            at_home.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            avahi.daemon_log()
+        );
+    }
     home.shutdown();
 }
