@@ -37,13 +37,15 @@
 pub mod config_files;
 pub mod dialer;
 pub mod http;
+pub mod kamailio;
 pub mod oneshot;
 pub mod running;
 pub mod spec;
 
 pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
-    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSpec, TalkerSpec, UserSpec,
+    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec, TalkerSpec,
+    UserSpec,
 };
 
 /// Why a household could not be started or asked something.

@@ -18,13 +18,27 @@ pub struct HouseholdSpec {
     pub heartbeat_interval_s: u32,
 }
 
-/// One SIP server (an embedded `sip-server`) and how the matcher ranks it.
+/// One SIP server and how the matcher ranks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
     /// The domain it serves (also the digest realm).
     pub domain: String,
     /// Relative cost in route ranking; lower is preferred.
     pub cost: u32,
+    /// Which SIP server program serves it.
+    pub software: ServerSoftware,
+}
+
+/// The program a household runs as a SIP server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerSoftware {
+    /// splitdial's own `sip-server`.
+    #[default]
+    Embedded,
+    /// Kamailio 5.6 (the `kamailio` package), configured like `sip-server`:
+    /// registrar, record-routing proxy, digest, the matcher trusted by address
+    /// (simulated LAN only: Kamailio needs fixed ports).
+    Kamailio,
 }
 
 /// A matcher user.
@@ -148,10 +162,12 @@ impl HouseholdSpec {
                 ServerSpec {
                     domain: FAMILY.into(),
                     cost: 1,
+                    software: ServerSoftware::Embedded,
                 },
                 ServerSpec {
                     domain: WORK.into(),
                     cost: 5,
+                    software: ServerSoftware::Embedded,
                 },
             ],
             users: vec![

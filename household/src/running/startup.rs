@@ -4,7 +4,9 @@
 use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
 use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
-use crate::spec::{CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, TalkerSpec};
+use crate::spec::{
+    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, TalkerSpec,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -162,6 +164,48 @@ impl Household {
             .map(|lan| lan.host(CLOUD_HOST).netns().to_owned())
     }
 
+    fn server_software(&self, domain: &str) -> ServerSoftware {
+        self.spec
+            .servers
+            .iter()
+            .find(|s| s.domain == domain)
+            .map(|s| s.software)
+            .unwrap_or_default()
+    }
+
+    /// Starts Kamailio for `domain` on the cloud host's `port` (the simulated
+    /// LAN only: Kamailio cannot pick a free port itself).
+    fn start_kamailio(
+        &self,
+        domain: &str,
+        port: u16,
+        passwords: &Passwords,
+    ) -> Result<Process, Error> {
+        let Some(netns) = self.cloud_netns() else {
+            return Err(Error::Spec(format!(
+                "{domain}: Kamailio runs only on the simulated LAN"
+            )));
+        };
+        let listen = SocketAddr::new(self.cloud_ip(), port);
+        let text = crate::kamailio::config(
+            &self.spec,
+            domain,
+            listen,
+            self.controller_ip(),
+            &crate::kamailio::relay_regex_for(self.cloud_ip()),
+            passwords,
+        );
+        let run_dir = self.dir.path().join(format!("kamailio-{domain}"));
+        std::fs::create_dir_all(&run_dir)?;
+        let cfg = run_dir.join("kamailio.cfg");
+        std::fs::write(&cfg, text)?;
+        Ok(Spawn::new("kamailio")
+            .args(crate::kamailio::args(&cfg, &run_dir))
+            .label(format!("kamailio-{domain}"))
+            .in_netns(netns)
+            .start()?)
+    }
+
     fn start_servers(&mut self, binaries: &Binaries, passwords: &Passwords) -> Result<(), Error> {
         let cloud_netns = self.cloud_netns();
         let mut started = Vec::new();
@@ -170,6 +214,11 @@ impl Household {
                 Placement::Loopback => 0,
                 Placement::Lan => LAN_SIP_PORT + u16::try_from(index).unwrap_or(0),
             };
+            if server.software == ServerSoftware::Kamailio {
+                let process = self.start_kamailio(&server.domain, port, passwords)?;
+                started.push((server.domain.clone(), process));
+                continue;
+            }
             let users = self
                 .dir
                 .path()
@@ -193,6 +242,22 @@ impl Household {
             started.push((server.domain.clone(), spawn.start()?));
         }
         for (domain, mut process) in started {
+            if self.server_software(&domain) == ServerSoftware::Kamailio {
+                process.wait_for_output(crate::kamailio::READY, READY_TIMEOUT)?;
+                let index = self
+                    .spec
+                    .servers
+                    .iter()
+                    .position(|s| s.domain == domain)
+                    .unwrap_or(0);
+                let port = LAN_SIP_PORT + u16::try_from(index).unwrap_or(0);
+                self.servers.push(RunningServer {
+                    domain,
+                    addr: SocketAddr::new(self.cloud_ip(), port),
+                    process,
+                });
+                continue;
+            }
             let line = ready_line(&mut process, "sip-server ready", READY_TIMEOUT)?;
             // `sip-server ready udp+tcp ADDR domain D`
             let addr = word_after(&line, "udp+tcp")
