@@ -9,7 +9,7 @@ mod common;
 
 use common::{BrowseLog, advertise, heavy_lock, is_event};
 use std::time::{Duration, Instant};
-use testbed::{AvahiStack, Lan, Spawn, avahi_resolved};
+use testbed::{AvahiStack, Lan, Spawn};
 
 #[test]
 fn avahi_and_our_discovery_see_each_other() {
@@ -43,24 +43,10 @@ fn avahi_and_our_discovery_see_each_other() {
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     let found = loop {
-        let mut browse = avahi
-            .spawn(
-                lan.host("avahi"),
-                Spawn::new("timeout").label("avahi-browse").args([
-                    "10",
-                    "avahi-browse",
-                    "-r",
-                    "-t",
-                    "-p",
-                    "_splitdial._tcp",
-                ]),
-            )
+        let (output, resolved) = avahi
+            .browse(lan.host("avahi"), "_splitdial._tcp")
             .expect("avahi-browse starts");
-        let _ = browse.wait_for_output("\n=;", Duration::from_secs(12));
-        // `-t` ends after "all for now"; give resolving a moment to finish.
-        let _ = browse.stop(Duration::from_secs(11));
-        let output = browse.log();
-        if let Some(hit) = avahi_resolved(&output)
+        if let Some(hit) = resolved
             .into_iter()
             .find(|(name, _)| name == "Living room TV")
         {

@@ -2,7 +2,8 @@
 //! (docs/sip-server.md) and each talker agent's configuration (docs/config.md).
 //! Pure text rendering, so it is tested without starting anything.
 
-use crate::spec::{AnswerSpec, HouseholdSpec, TalkerSpec};
+use crate::spec::{AnswerSpec, HouseholdSpec, TalkerSoftware, TalkerSpec};
+use md5::Digest;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,15 +38,33 @@ fn quoted(text: &str) -> String {
 }
 
 /// The users file of the server for `domain`.
+///
+/// An account of a baresip phone gets only its MD5 H(A1): the server then
+/// challenges it with MD5 alone, the one digest algorithm baresip 1.0 answers
+/// (offered SHA-256 first, it fails with "Function not implemented").
 pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> String {
+    let md5_only = |user: &str| {
+        spec.talkers.iter().any(|t| {
+            t.software == TalkerSoftware::Baresip
+                && t.accounts
+                    .iter()
+                    .any(|a| a.server == domain && a.user == user)
+        })
+    };
     spec.sip_users_on(domain)
         .iter()
         .map(|user| {
-            format!(
-                "[users.{}]\npassword = {}\n",
-                quoted(user),
-                quoted(passwords.of(domain, user))
-            )
+            let password = passwords.of(domain, user);
+            if md5_only(user) {
+                let ha1 = md5::Md5::digest(format!("{user}:{domain}:{password}").as_bytes());
+                format!("[users.{}]\nha1_md5 = \"{ha1:x}\"\n", quoted(user))
+            } else {
+                format!(
+                    "[users.{}]\npassword = {}\n",
+                    quoted(user),
+                    quoted(password)
+                )
+            }
         })
         .collect()
 }
@@ -156,6 +175,26 @@ mod tests {
         let pw = passwords.of("work.example", "dave");
         assert_eq!(pw.len(), 32);
         assert!(text.contains(pw));
+    }
+
+    #[test]
+    fn a_baresip_account_gets_only_its_md5_ha1() {
+        let mut spec = HouseholdSpec::demo();
+        spec.talker_mut("dave-phone").unwrap().software = TalkerSoftware::Baresip;
+        let passwords = Passwords::generate(&spec);
+        let text = users_file(&spec, "work.example", &passwords);
+        let pw = passwords.of("work.example", "dave");
+        let ha1 = md5::Md5::digest(format!("dave:work.example:{pw}").as_bytes());
+        assert!(
+            text.contains(&format!("[users.\"dave\"]\nha1_md5 = \"{ha1:x}\"\n")),
+            "{text}"
+        );
+        assert!(!text.contains(pw), "{text}");
+        // Everyone else keeps a password (both algorithms offered).
+        assert!(
+            text.contains(passwords.of("work.example", "alice-pc")),
+            "{text}"
+        );
     }
 
     #[test]

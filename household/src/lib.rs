@@ -34,6 +34,7 @@
 //! parent): build them first (`cargo build --workspace --bins`). A missing one
 //! is [`Error::MissingBinary`], which names it and the command that builds it.
 
+pub mod baresip;
 pub mod config_files;
 pub mod dialer;
 pub mod http;
@@ -44,8 +45,8 @@ pub mod spec;
 
 pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
-    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec, TalkerSpec,
-    UserSpec,
+    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec,
+    TalkerSoftware, TalkerSpec, UserSpec,
 };
 
 /// Why a household could not be started or asked something.

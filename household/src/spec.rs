@@ -103,6 +103,21 @@ pub struct TalkerSpec {
     /// Whether it is in the home, i.e. advertised over mDNS on the LAN.
     /// Other people's devices are not (they live elsewhere).
     pub at_home: bool,
+    /// Which program the device runs.
+    pub software: TalkerSoftware,
+}
+
+/// The program a household device runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TalkerSoftware {
+    /// splitdial's `talker-agent`.
+    #[default]
+    Agent,
+    /// baresip 1.0 (the `baresip` package), headless with a test tone and
+    /// auto-answer: a third-party SIP phone. Only for a plain phone (no owner)
+    /// with one account, on the simulated LAN; its server challenges it with
+    /// MD5 digest only, the one algorithm baresip 1.0 answers.
+    Baresip,
 }
 
 /// One SIP account of a talker.
@@ -156,6 +171,7 @@ impl HouseholdSpec {
             answer: AnswerSpec::Manual,
             tone_hz,
             at_home: true,
+            software: TalkerSoftware::Agent,
         };
         Self {
             servers: vec![
@@ -229,6 +245,7 @@ impl HouseholdSpec {
                     answer: AnswerSpec::AutoFromUsers(vec!["alice".into()]),
                     tone_hz: 880.0,
                     at_home: false,
+                    software: TalkerSoftware::Agent,
                 },
                 TalkerSpec {
                     id: "dave-phone".into(),
@@ -240,6 +257,7 @@ impl HouseholdSpec {
                     answer: AnswerSpec::AutoFromUsers(vec!["alice".into()]),
                     tone_hz: 990.0,
                     at_home: false,
+                    software: TalkerSoftware::Agent,
                 },
             ],
             heartbeat_interval_s: 5,
@@ -316,6 +334,13 @@ impl HouseholdSpec {
         let mut ids: Vec<&str> = Vec::new();
         for talker in &self.talkers {
             let id = &talker.id;
+            if talker.software == TalkerSoftware::Baresip
+                && (talker.owner.is_some() || talker.accounts.len() != 1)
+            {
+                return Err(format!(
+                    "talker {id:?}: baresip is only a plain phone (no owner) with one account"
+                ));
+            }
             let id_ok = !id.is_empty()
                 && id.len() <= 64
                 && id

@@ -105,6 +105,34 @@ impl AvahiStack {
         host.spawn(spawn.env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address))
     }
 
+    /// One `avahi-browse -r -t -p SERVICE_TYPE` on `host`, run to its end (it
+    /// ends by itself once the cache is listed and resolved; bounded at 10 s):
+    /// its output and the services it resolved.
+    ///
+    /// # Errors
+    /// When avahi-browse cannot start.
+    pub fn browse(&self, host: &LanHost, service_type: &str) -> Result<(String, Vec<Resolved>)> {
+        let mut browse = self.spawn(
+            host,
+            Spawn::new("timeout").label("avahi-browse").args([
+                "10",
+                "avahi-browse",
+                "-r",
+                "-t",
+                "-p",
+                service_type,
+            ]),
+        )?;
+        let started = std::time::Instant::now();
+        while browse.try_wait()?.is_none() && started.elapsed() < Duration::from_secs(12) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = browse.stop(Duration::from_secs(1));
+        let output = browse.log();
+        let resolved = avahi_resolved(&output);
+        Ok((output, resolved))
+    }
+
     /// The D-Bus address clients use.
     pub fn bus_address(&self) -> &str {
         &self.bus_address
@@ -116,8 +144,11 @@ impl AvahiStack {
     }
 }
 
-/// One resolved service line of `avahi-browse -p -r`: (instance, TXT strings).
-pub fn avahi_resolved(output: &str) -> Vec<(String, Vec<String>)> {
+/// A service `avahi-browse -r` resolved: its instance name and TXT strings.
+pub type Resolved = (String, Vec<String>);
+
+/// The resolved service lines of `avahi-browse -p -r` output.
+pub fn avahi_resolved(output: &str) -> Vec<Resolved> {
     output
         .lines()
         .filter(|l| l.starts_with("=;"))

@@ -8,7 +8,7 @@ use household::dialer::row_of;
 use household::{HouseholdSpec, TalkerSpec};
 use splitdial_e2e::{dialer, start_on_lan};
 use std::time::{Duration, Instant};
-use testbed::{AvahiStack, Spawn, avahi_resolved};
+use testbed::AvahiStack;
 
 #[test]
 fn a_talker_that_leaves_the_lan_is_shown_not_seen_then_offline() {
@@ -67,27 +67,7 @@ fn avahi_sees_the_demo_talkers() {
     assert_eq!(at_home.len(), 3);
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let mut browse = avahi
-            .spawn(
-                host,
-                Spawn::new("timeout").label("avahi-browse").args([
-                    "10",
-                    "avahi-browse",
-                    "-r",
-                    "-t",
-                    "-p",
-                    "_splitdial._tcp",
-                ]),
-            )
-            .unwrap();
-        // `-t` ends by itself once the cache is listed and resolved (`timeout`
-        // bounds it at 10 s).
-        let started = Instant::now();
-        while browse.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(12) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = browse.stop(Duration::from_secs(1));
-        let resolved = avahi_resolved(&browse.log());
+        let (_, resolved) = avahi.browse(host, "_splitdial._tcp").unwrap();
         let seen = |talker: &TalkerSpec| {
             resolved.iter().any(|(name, txt)| {
                 *name == talker.name

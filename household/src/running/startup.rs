@@ -5,7 +5,7 @@ use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
 use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
 use crate::spec::{
-    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, TalkerSpec,
+    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, TalkerSoftware, TalkerSpec,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -404,7 +404,12 @@ impl Household {
             .collect();
         let matcher_url = self.matcher_url();
         let mut started = Vec::new();
+        let mut phones = Vec::new();
         for talker in &self.spec.talkers {
+            if talker.software == TalkerSoftware::Baresip {
+                phones.push(self.start_baresip(talker, &proxies, passwords)?);
+                continue;
+            }
             let state_dir = self.dir.path().join(format!("{}-state", talker.id));
             let config_path = self.dir.path().join(format!("{}.toml", talker.id));
             let text = agent_config(
@@ -477,7 +482,61 @@ impl Household {
                 }
             }
         }
+        self.talkers.extend(phones);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Starts baresip as plain phone `talker` on its LAN host (its
+    /// registration is waited for with the rest, in
+    /// [`Household::wait_all_online`]). It has no status API: its
+    /// `status_addr` has port 0.
+    fn start_baresip(
+        &self,
+        talker: &TalkerSpec,
+        proxies: &BTreeMap<String, SocketAddr>,
+        passwords: &Passwords,
+    ) -> Result<RunningTalker, Error> {
+        let (Some(lan), [account]) = (&self.lan, talker.accounts.as_slice()) else {
+            return Err(Error::Spec(format!(
+                "{}: baresip runs only on the simulated LAN, with one account",
+                talker.id
+            )));
+        };
+        let proxy = proxies
+            .get(&account.server)
+            .copied()
+            .ok_or_else(|| Error::Spec(format!("{}: no server {}", talker.id, account.server)))?;
+        let host = lan.host(&talker.id);
+        let ip = IpAddr::V4(host.ip());
+        let sip_addr = SocketAddr::new(ip, LAN_AGENT_SIP_PORT);
+        let dir = self.dir.path().join(format!("{}-baresip", talker.id));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("config"),
+            crate::baresip::config(sip_addr, talker.tone_hz),
+        )?;
+        std::fs::write(
+            dir.join("accounts"),
+            crate::baresip::accounts(
+                &account.user,
+                &account.server,
+                passwords.of(&account.server, &account.user),
+                proxy,
+            ),
+        )?;
+        let process = Spawn::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .label(talker.id.clone())
+            .in_netns(host.netns())
+            .start()?;
+        Ok(RunningTalker {
+            spec: talker.clone(),
+            sip_addr,
+            status_addr: SocketAddr::new(ip, 0),
+            netns: Some(host.netns().to_owned()),
+            process,
+        })
     }
 
     /// Waits until the matcher lists every enrolled talker online with every
@@ -525,6 +584,22 @@ impl Household {
             }
         }
         for talker in self.talkers.iter().filter(|t| t.spec.owner.is_none()) {
+            if talker.spec.software == TalkerSoftware::Baresip {
+                while !talker.process.log().contains(crate::baresip::REGISTERED) {
+                    if start.elapsed() > within {
+                        return Err(Error::Timeout {
+                            what: format!(
+                                "{} (baresip) registered\n{}",
+                                talker.spec.id,
+                                self.logs()
+                            ),
+                            after: within,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
             loop {
                 let status = self.talker_status(&talker.spec.id);
                 let registered = status.as_ref().is_ok_and(|s| {
