@@ -111,6 +111,26 @@ impl Store {
         detail: &str,
     ) -> Result<CallEvent> {
         let mut tx = self.pool().begin().await?;
+        // The write comes first, so the transaction is a writer from its first
+        // statement: SQLite then waits its busy timeout for the write lock. A
+        // transaction that reads first and writes later fails at once with
+        // "database is locked" when another writer committed in between (seen
+        // under load). On PostgreSQL the row lock orders concurrent appends to
+        // one call, so each reads the sequence number the other committed.
+        let ended_at = FINAL_STATES.contains(&state).then(now_secs);
+        let updated = sqlx::query(
+            "UPDATE calls SET state = $1, reason = COALESCE($2, reason), \
+             ended_at = COALESCE($3, ended_at) WHERE id = $4",
+        )
+        .bind(state)
+        .bind(reason)
+        .bind(ended_at)
+        .bind(call)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("call {call:?}")));
+        }
         let row =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM call_events WHERE call_id = $1")
                 .bind(call)
@@ -142,20 +162,6 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("event {} of call {call:?}", event.seq)))?;
-        let ended_at = FINAL_STATES.contains(&state).then(now_secs);
-        let updated = sqlx::query(
-            "UPDATE calls SET state = $1, reason = COALESCE($2, reason), \
-             ended_at = COALESCE($3, ended_at) WHERE id = $4",
-        )
-        .bind(state)
-        .bind(reason)
-        .bind(ended_at)
-        .bind(call)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StorageError::NotFound(format!("call {call:?}")));
-        }
         tx.commit().await?;
         Ok(event)
     }
