@@ -184,13 +184,7 @@ impl DirectCaller {
             .accounts
             .iter()
             .enumerate()
-            .map(|(i, a)| DialAccount {
-                domain: a.server.clone(),
-                proxy: a.proxy,
-                tcp: a.transport == talker_agent::config::Transport::Tcp,
-                user: a.user.clone(),
-                password: a.load_password(&path, i).unwrap(),
-            })
+            .map(|(i, a)| DialAccount::new(a, a.load_password(&path, i).unwrap()))
             .collect();
         let cancel = CancellationToken::new();
         let bound = bind(EndpointConfig {

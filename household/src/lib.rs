@@ -43,7 +43,9 @@ pub mod oneshot;
 pub mod running;
 pub mod spec;
 
-pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
+pub use running::{
+    Household, Placement, RunningServer, RunningTalker, call_of_kind, sibling_binary,
+};
 pub use spec::{
     AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec,
     TalkerSoftware, TalkerSpec, UserSpec,

@@ -226,18 +226,7 @@ async fn exercise(store: &Store) {
     assert_eq!(names, ["bob", "office"]);
 
     // Calls and their event log; unfinished calls are found after a restart.
-    let call = CallRecord {
-        id: "c1".into(),
-        caller: alice.id,
-        contact_id: view.contact.id,
-        route: "{}".into(),
-        media: "audio".into(),
-        state: "matching".into(),
-        reason: None,
-        owner_instance: "m1".into(),
-        created_at: 1,
-        ended_at: None,
-    };
+    let call = new_call("c1", alice.id, view.contact.id);
     store.insert_call(&call).await.unwrap();
     let mut second = call.clone();
     second.id = "c2".into();
@@ -276,6 +265,23 @@ async fn exercise(store: &Store) {
     assert_eq!(store.signing_keys(-10).await.unwrap().len(), 1);
 }
 
+/// A call `id` of `caller` to contact `contact_id`, just placed by matcher
+/// instance `m1`.
+fn new_call(id: &str, caller: i64, contact_id: i64) -> CallRecord {
+    CallRecord {
+        id: id.into(),
+        caller,
+        contact_id,
+        route: "{}".into(),
+        media: "audio".into(),
+        state: "matching".into(),
+        reason: None,
+        owner_instance: "m1".into(),
+        created_at: 1,
+        ended_at: None,
+    }
+}
+
 /// Events of two calls appended from many tasks at once (a call's events
 /// come in bursts, other calls and heartbeats write meanwhile): every append
 /// succeeds and each call's sequence numbers are 1..=N without a gap. On
@@ -290,18 +296,7 @@ async fn concurrent_appends(store: &Store) {
         .unwrap();
     for id in ["busy-1", "busy-2"] {
         store
-            .insert_call(&CallRecord {
-                id: id.into(),
-                caller: alice.id,
-                contact_id: contact.contact.id,
-                route: "{}".into(),
-                media: "audio".into(),
-                state: "matching".into(),
-                reason: None,
-                owner_instance: "m1".into(),
-                created_at: 1,
-                ended_at: None,
-            })
+            .insert_call(&new_call(id, alice.id, contact.contact.id))
             .await
             .unwrap();
     }

@@ -143,13 +143,7 @@ impl Agent {
                 .accounts
                 .iter()
                 .zip(&passwords)
-                .map(|(a, password)| DialAccount {
-                    domain: a.server.clone(),
-                    proxy: a.proxy,
-                    tcp: a.transport == crate::config::Transport::Tcp,
-                    user: a.user.clone(),
-                    password: password.clone(),
-                })
+                .map(|(a, password)| DialAccount::new(a, password.clone()))
                 .collect(),
             local: sip_addr,
             flows: flows.clone(),

@@ -36,6 +36,20 @@ pub struct DialAccount {
     pub password: String,
 }
 
+impl DialAccount {
+    /// The configured `account`, with its `password` (loaded by the caller:
+    /// from the config or its secret file).
+    pub fn new(account: &crate::config::Account, password: String) -> Self {
+        Self {
+            domain: account.server.clone(),
+            proxy: account.proxy,
+            tcp: account.transport == crate::config::Transport::Tcp,
+            user: account.user.clone(),
+            password,
+        }
+    }
+}
+
 /// A progress report for the control leg to NOTIFY.
 #[derive(Debug, Clone)]
 pub struct Progress {

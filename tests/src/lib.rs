@@ -14,24 +14,12 @@ use household::{ContactSpec, Household, HouseholdSpec, Placement, TalkerSpec};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The `splitdial` binary of this build: next to the test executable (whose
-/// `deps/` directory counts as its parent).
+/// The `splitdial` binary of this build, next to the test executable.
 ///
 /// # Panics
 /// When it is not built, saying how to build it.
 pub fn splitdial() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("splitdial");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+    household::sibling_binary("splitdial").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `spec` started on a fresh simulated LAN, or `None` (after saying so) when

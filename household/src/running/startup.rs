@@ -40,17 +40,33 @@ impl Binaries {
     /// directory they were built into; a test executable's `deps/` counts as
     /// its parent). A missing one is an error naming it and how to build it.
     fn find() -> Result<Self, Error> {
-        let exe = std::env::current_exe()?;
-        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-        if dir.ends_with("deps") {
-            dir.pop();
-        }
+        let dir = build_dir()?;
         Ok(Self {
             sip_server: binary_in(&dir, "sip-server")?,
             matcher: binary_in(&dir, "matcher")?,
             talker_agent: binary_in(&dir, "talker-agent")?,
         })
     }
+}
+
+/// The directory the running executable was built into (a test executable's
+/// `deps/` counts as its parent).
+fn build_dir() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+/// Program `name` of this build (e.g. `splitdial`), next to the running
+/// executable, or [`Error::MissingBinary`] saying how to build it.
+///
+/// # Errors
+/// When it is not built.
+pub fn sibling_binary(name: &str) -> Result<PathBuf, Error> {
+    binary_in(&build_dir()?, name)
 }
 
 /// `dir/name` if it exists, else [`Error::MissingBinary`] with the build
@@ -164,23 +180,15 @@ impl Household {
             .map(|lan| lan.host(CLOUD_HOST).netns().to_owned())
     }
 
-    fn server_software(&self, domain: &str) -> ServerSoftware {
-        self.spec
-            .servers
-            .iter()
-            .find(|s| s.domain == domain)
-            .map(|s| s.software)
-            .unwrap_or_default()
-    }
-
     /// Starts Kamailio for `domain` on the cloud host's `port` (the simulated
-    /// LAN only: Kamailio cannot pick a free port itself).
+    /// LAN only: Kamailio cannot pick a free port itself); returns it and its
+    /// address.
     fn start_kamailio(
         &self,
         domain: &str,
         port: u16,
         passwords: &Passwords,
-    ) -> Result<Process, Error> {
+    ) -> Result<(Process, SocketAddr), Error> {
         let Some(netns) = self.cloud_netns() else {
             return Err(Error::Spec(format!(
                 "{domain}: Kamailio runs only on the simulated LAN"
@@ -199,11 +207,12 @@ impl Household {
         std::fs::create_dir_all(&run_dir)?;
         let cfg = run_dir.join("kamailio.cfg");
         std::fs::write(&cfg, text)?;
-        Ok(Spawn::new("kamailio")
+        let process = Spawn::new("kamailio")
             .args(crate::kamailio::args(&cfg, &run_dir))
             .label(format!("kamailio-{domain}"))
             .in_netns(netns)
-            .start()?)
+            .start()?;
+        Ok((process, listen))
     }
 
     fn start_servers(&mut self, binaries: &Binaries, passwords: &Passwords) -> Result<(), Error> {
@@ -215,8 +224,8 @@ impl Household {
                 Placement::Lan => LAN_SIP_PORT + u16::try_from(index).unwrap_or(0),
             };
             if server.software == ServerSoftware::Kamailio {
-                let process = self.start_kamailio(&server.domain, port, passwords)?;
-                started.push((server.domain.clone(), process));
+                let (process, addr) = self.start_kamailio(&server.domain, port, passwords)?;
+                started.push((server.domain.clone(), process, Some(addr)));
                 continue;
             }
             let users = self
@@ -239,21 +248,15 @@ impl Household {
             if let Some(ns) = &cloud_netns {
                 spawn = spawn.in_netns(ns);
             }
-            started.push((server.domain.clone(), spawn.start()?));
+            // sip-server names its address in its ready line (port 0 on loopback).
+            started.push((server.domain.clone(), spawn.start()?, None));
         }
-        for (domain, mut process) in started {
-            if self.server_software(&domain) == ServerSoftware::Kamailio {
+        for (domain, mut process, fixed_addr) in started {
+            if let Some(addr) = fixed_addr {
                 process.wait_for_output(crate::kamailio::READY, READY_TIMEOUT)?;
-                let index = self
-                    .spec
-                    .servers
-                    .iter()
-                    .position(|s| s.domain == domain)
-                    .unwrap_or(0);
-                let port = LAN_SIP_PORT + u16::try_from(index).unwrap_or(0);
                 self.servers.push(RunningServer {
                     domain,
-                    addr: SocketAddr::new(self.cloud_ip(), port),
+                    addr,
                     process,
                 });
                 continue;
