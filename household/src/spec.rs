@@ -114,9 +114,12 @@ pub enum TalkerSoftware {
     #[default]
     Agent,
     /// baresip 1.0 (the `baresip` package), headless with a test tone and
-    /// auto-answer: a third-party SIP phone. Only for a plain phone (no owner)
-    /// with one account, on the simulated LAN; its server challenges it with
-    /// MD5 digest only, the one algorithm baresip 1.0 answers.
+    /// auto-answer: a third-party SIP phone. One account, audio only, on the
+    /// simulated LAN; its server challenges it with MD5 digest only, the one
+    /// algorithm baresip 1.0 answers. Without an owner it is a plain SIP
+    /// contact's phone; with one it is added to the owner's talkers with
+    /// `matcher talker add` (a SIP-phone talker: no enrollment, online by the
+    /// matcher's OPTIONS probes, calls handed off after its transfer).
     Baresip,
 }
 
@@ -335,10 +338,10 @@ impl HouseholdSpec {
         for talker in &self.talkers {
             let id = &talker.id;
             if talker.software == TalkerSoftware::Baresip
-                && (talker.owner.is_some() || talker.accounts.len() != 1)
+                && (talker.accounts.len() != 1 || talker.video)
             {
                 return Err(format!(
-                    "talker {id:?}: baresip is only a plain phone (no owner) with one account"
+                    "talker {id:?}: baresip runs with one account and audio only"
                 ));
             }
             let id_ok = !id.is_empty()

@@ -7,7 +7,7 @@
 use crate::controller::{
     CallControl, CallPlan, Controller, ControllerError, ControllerEvent, PartyId, SipTransport,
 };
-use crate::registry::{Media, Transport};
+use crate::registry::{Media, TalkerSoftware, Transport};
 use crate::route::Route;
 use crate::storage::{CallEvent, CallRecord, FINAL_STATES, StorageError, Store};
 use serde_json::json;
@@ -181,6 +181,7 @@ impl CallService {
             callee_uri: route.callee.aor.clone(),
             talker_answer_timeout: self.inner.timeouts.talker_answer,
             callee_answer_timeout: self.inner.timeouts.callee_answer,
+            hand_off_after_transfer: route.caller_talker.software == TalkerSoftware::SipPhone,
         };
         let placed = {
             let controller = self

@@ -3,8 +3,8 @@
 //! item, or JSON with `--json`.
 
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::registry::{ContactTarget, ControllerTrust, Server, Transport};
-use crate::storage::Store;
+use crate::registry::{ContactTarget, ControllerTrust, Media, Server, TalkerKind, Transport};
+use crate::storage::{NewAccount, NewSipPhone, Store};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -69,6 +69,9 @@ pub enum Command {
     /// Contacts: add.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Talkers that are third-party SIP phones: add.
+    #[command(subcommand)]
+    Talker(TalkerCommand),
     /// Prints a one-time talker enrollment token for USER (valid one hour).
     EnrollToken {
         /// The user who will own the talker.
@@ -141,6 +144,41 @@ pub enum ContactCommand {
         #[arg(long)]
         address: Option<String>,
     },
+}
+
+/// `matcher talker ...`.
+#[derive(Debug, Subcommand)]
+pub enum TalkerCommand {
+    /// Adds a third-party SIP phone (a desk phone, a softphone) as OWNER's
+    /// talker. Agents enroll themselves instead (`talker-agent enroll`).
+    Add {
+        /// Whose talker it is.
+        owner: String,
+        /// Its id: 1-64 of A-Z a-z 0-9 . _ -
+        id: String,
+        /// The name shown in the dialer (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Device kind.
+        #[arg(long, default_value = "phone", value_parser = ["tv", "pc", "phone", "tablet", "speaker", "other"])]
+        kind: String,
+        /// It carries video as well as audio.
+        #[arg(long)]
+        video: bool,
+        /// Its accounts (sip:user@domain on a known server), in order of
+        /// preference.
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+    },
+}
+
+/// The server domain of `sip:user@domain`, if `aor` is one.
+fn aor_domain(aor: &str) -> Option<String> {
+    aor.strip_prefix("sip:")
+        .and_then(|r| r.split_once('@'))
+        .filter(|(user, _)| !user.is_empty())
+        .map(|(_, d)| d.to_owned())
+        .filter(|d| !d.is_empty() && !d.contains([';', '?', '>', ':', '@']))
 }
 
 /// Runs one admin command against `store`, printing its result.
@@ -227,11 +265,7 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
                     user: store.require_user(&other).await?.id,
                 },
                 (None, Some(aor)) => {
-                    let server = aor
-                        .strip_prefix("sip:")
-                        .and_then(|r| r.split_once('@'))
-                        .map(|(_, d)| d.to_owned())
-                        .filter(|d| !d.is_empty() && !d.contains([';', '?', '>']))
+                    let server = aor_domain(&aor)
                         .with_context(|| format!("--address {aor:?} is not sip:user@domain"))?;
                     if store.server(&server).await?.is_none() {
                         bail!("--address {aor:?}: unknown server {server:?} (add it first)");
@@ -244,6 +278,49 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
             print(
                 json!(contact),
                 format!("added contact {} for {}", contact.name, owner.name),
+            );
+        }
+        Command::Talker(TalkerCommand::Add {
+            owner,
+            id,
+            name,
+            kind,
+            video,
+            accounts,
+        }) => {
+            let id_ok = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !id_ok {
+                bail!("talker id {id:?}: 1-64 of A-Z a-z 0-9 . _ -");
+            }
+            let owner = store.require_user(&owner).await?;
+            let mut new_accounts = Vec::new();
+            for aor in accounts {
+                let server = aor_domain(&aor)
+                    .with_context(|| format!("--account {aor:?} is not sip:user@domain"))?;
+                if store.server(&server).await?.is_none() {
+                    bail!("--account {aor:?}: unknown server {server:?} (add it first)");
+                }
+                new_accounts.push(NewAccount { aor, server });
+            }
+            let phone = NewSipPhone {
+                name: name.unwrap_or_else(|| id.clone()),
+                id,
+                owner: owner.id,
+                kind: TalkerKind::parse(&kind).unwrap_or(TalkerKind::Phone),
+                media: if video { Media::Video } else { Media::Audio },
+                accounts: new_accounts,
+            };
+            let talker = store.add_sip_phone(&phone).await?;
+            print(
+                json!(talker),
+                format!(
+                    "added SIP phone {} ({}) for {}",
+                    talker.id, talker.name, owner.name
+                ),
             );
         }
         Command::EnrollToken { user } => {

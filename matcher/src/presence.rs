@@ -1,6 +1,9 @@
-//! Presence of plain SIP addresses: contacts that run no talker agent send no
-//! heartbeats, so the matcher asks their server with OPTIONS, now and then, and
-//! route ranking uses the answer (unknown when stale).
+//! Presence of plain SIP addresses: contacts and SIP-phone talkers run no
+//! talker agent and send no heartbeats, so the matcher asks their server with
+//! OPTIONS, now and then. Route ranking uses the answer for a contact (unknown
+//! when stale); for a SIP-phone talker the answer is stored as its heartbeat
+//! (account registered or not, talker seen now), so every reader of talkers
+//! sees one notion of online.
 
 use crate::controller::{Prober, Reachability, SipTransport};
 use crate::registry::{Server, Transport};
@@ -37,8 +40,8 @@ impl Presence {
     }
 }
 
-/// Probes every address contact's AOR through its server each `interval`
-/// until `stop`.
+/// Probes every address contact's AOR and every SIP-phone talker's account
+/// through its server each `interval` until `stop`.
 pub async fn run_prober(
     store: Store,
     prober: Prober,
@@ -63,7 +66,11 @@ async fn probe_round(
     presence: &Presence,
     interval: Duration,
 ) -> Result<(), crate::storage::StorageError> {
-    let addresses = store.address_contacts().await?;
+    let phones = store.sip_phone_accounts().await?;
+    let mut addresses = store.address_contacts().await?;
+    addresses.extend(phones.iter().cloned());
+    addresses.sort_unstable();
+    addresses.dedup();
     let servers: HashMap<String, Server> = store
         .servers()
         .await?
@@ -89,6 +96,11 @@ async fn probe_round(
                 let reachable = found == Reachability::Reachable;
                 tracing::debug!(aor, reachable, "presence probe");
                 presence.record(&aor, reachable, crate::storage::now_secs());
+                if phones.iter().any(|(phone, _)| *phone == aor)
+                    && let Err(error) = store.record_sip_phone_probe(&aor, reachable).await
+                {
+                    tracing::warn!(aor, %error, "recording a SIP phone's probe failed");
+                }
             }
             Err(error) => tracing::debug!(aor, %error, "presence probe failed"),
         }

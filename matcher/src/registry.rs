@@ -70,6 +70,40 @@ impl fmt::Display for TalkerKind {
     }
 }
 
+/// What runs on a talker: splitdial's agent, or a third-party SIP phone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TalkerSoftware {
+    /// An enrolled `talker-agent`: it has a key, sends heartbeats, proves itself
+    /// to the dialer and keeps the control leg until every call is over.
+    #[default]
+    Agent,
+    /// A SIP phone an admin added (`matcher talker add`): no key and no
+    /// heartbeats (OPTIONS probes through its server stand in for them), and it
+    /// carries a call as a blind transfer (RFC 5589), after which the
+    /// controller lets go of it: the call is handed off.
+    SipPhone,
+}
+
+impl TalkerSoftware {
+    /// The word used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::SipPhone => "sip_phone",
+        }
+    }
+
+    /// Parses the word; `None` for anything else.
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "agent" => Self::Agent,
+            "sip_phone" => Self::SipPhone,
+            _ => return None,
+        })
+    }
+}
+
 /// The media a talker can carry, or a call asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,8 +151,11 @@ pub struct Talker {
     pub kind: TalkerKind,
     /// `Video` when it carries video as well as audio.
     pub media: Media,
-    /// Its Ed25519 public key, standard base64 of the 32 bytes.
+    /// Its Ed25519 public key, standard base64 of the 32 bytes; empty for a
+    /// SIP phone, which has none.
     pub public_key: String,
+    /// What runs on it.
+    pub software: TalkerSoftware,
     /// Its RFC 5626 instance URN (`urn:uuid:...`), when known.
     pub instance: Option<String>,
     /// Unix seconds of its last heartbeat, if any.

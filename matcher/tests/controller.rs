@@ -208,6 +208,7 @@ impl Rig {
             callee_uri: format!("sip:{callee}@{DOMAIN}"),
             talker_answer_timeout: Duration::from_secs(15),
             callee_answer_timeout,
+            hand_off_after_transfer: false,
         }
     }
 
@@ -620,7 +621,7 @@ async fn a_third_party_phone_serves_as_the_talker() {
     let dir = tempfile::tempdir().unwrap();
     let eve_dir = dir.path().join("baresip");
     std::fs::create_dir(&eve_dir).unwrap();
-    let eve = start_baresip(&eve_dir, server.local_addr(), 1000);
+    let mut eve = start_baresip(&eve_dir, server.local_addr(), 1000);
     let bob_cfg = agent_config(
         dir.path(),
         "pc-b",
@@ -630,7 +631,7 @@ async fn a_third_party_phone_serves_as_the_talker() {
         500.0,
         "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:eve@home.example\"]\n",
     );
-    let bob = start_agent(&bob_cfg, "pc-b");
+    let mut bob = start_agent(&bob_cfg, "pc-b");
     let location = &server.context().location;
     let start = Instant::now();
     while location.lookup("bob").is_empty() || location.lookup("eve").is_empty() {
@@ -657,28 +658,42 @@ async fn a_third_party_phone_serves_as_the_talker() {
             callee_uri: format!("sip:bob@{}", server.local_addr()),
             talker_answer_timeout: Duration::from_secs(15),
             callee_answer_timeout: Duration::from_secs(60),
+            hand_off_after_transfer: true,
         })
         .unwrap();
-    let logs = || format!("baresip:\n{}\nbob:\n{}", eve.log(), bob.log());
+    let logs =
+        |eve: &Process, bob: &Process| format!("baresip:\n{}\nbob:\n{}", eve.log(), bob.log());
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !seen.contains(&ControllerEvent::Connected { party: PartyId(1) }) {
         match tokio::time::timeout_at(deadline, call.events.recv()).await {
             Ok(Some(event)) if !event.is_final() => seen.push(event),
-            other => panic!("{other:?} after {seen:?}\n{}", logs()),
+            other => panic!("{other:?} after {seen:?}\n{}", logs(&eve, &bob)),
         }
     }
     assert_connected_in_order(&seen);
-    // baresip 1.0 keeps its side of the control leg after the transfer (it
-    // does not hand the call off), so the dialer can still hang up.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    call.hang_up().unwrap();
-    match tokio::time::timeout(Duration::from_secs(20), call.events.recv()).await {
-        Ok(Some(ControllerEvent::Ended {
-            reason: EndReason::HungUp,
-        })) => {}
-        other => panic!("{other:?}\n{}", logs()),
+    // baresip 1.0 waits for the transferor to hang up (RFC 5589 §6); the
+    // plan says the talker is a SIP phone, so the controller does, and the
+    // call is handed off.
+    match tokio::time::timeout(Duration::from_secs(10), call.events.recv()).await {
+        Ok(Some(ControllerEvent::HandedOff)) => {}
+        other => panic!("{other:?} after {seen:?}\n{}", logs(&eve, &bob)),
     }
+    // The transferred call goes on without the controller: bob keeps
+    // hearing eve's 1000 Hz tone until he hangs up (here: shuts down).
+    bob.wait_for_output("receiving media", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&eve, &bob)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!bob.log().contains("media summary"), "{}", logs(&eve, &bob));
+    eve.wait_for_output("session closed", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the control leg stayed up: {e}\n{}", logs(&eve, &bob)));
+    bob.stop(Duration::from_secs(10)).unwrap();
+    let heard_by_bob = summary_heard_all(&bob.log());
+    assert!(
+        heard(&heard_by_bob, 1000.0),
+        "bob heard {heard_by_bob:?}\n{}",
+        logs(&eve, &bob)
+    );
     controller.shutdown().await;
     server.shutdown().await;
 }
@@ -874,6 +889,7 @@ async fn scripted_phone(script: PhoneScript) {
             callee_uri: callee.clone(),
             talker_answer_timeout: Duration::from_secs(15),
             callee_answer_timeout: Duration::from_secs(60),
+            hand_off_after_transfer: false,
         })
         .unwrap();
 
@@ -1126,6 +1142,7 @@ async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
                 callee_uri: format!("sip:bob@{DOMAIN}"),
                 talker_answer_timeout: Duration::from_secs(15),
                 callee_answer_timeout: Duration::from_secs(60),
+                hand_off_after_transfer: false,
             })
             .unwrap();
         let invite = phone.request("INVITE").await;

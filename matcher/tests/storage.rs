@@ -3,8 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use matcher::registry::{ContactTarget, ControllerTrust, Media, Server, TalkerKind, Transport};
-use matcher::storage::{AccountReport, CallRecord, NewAccount, NewTalker, StorageError, Store};
+use matcher::registry::{
+    ContactTarget, ControllerTrust, Media, Server, TalkerKind, TalkerSoftware, Transport,
+};
+use matcher::storage::{
+    AccountReport, CallRecord, NewAccount, NewSipPhone, NewTalker, StorageError, Store,
+};
 
 fn server(domain: &str, cost: u32) -> Server {
     Server {
@@ -172,6 +176,69 @@ async fn exercise(store: &Store) {
     assert!(matches!(
         store.record_heartbeat("ghost", "idle", &[]).await,
         Err(StorageError::NotFound(_))
+    ));
+
+    // A SIP phone: no key, its probes are its heartbeat; agents' accounts on
+    // the same AOR are never touched by a probe.
+    let phone = store
+        .add_sip_phone(&NewSipPhone {
+            id: "desk".into(),
+            owner: alice.id,
+            name: "Desk phone".into(),
+            kind: TalkerKind::Phone,
+            media: Media::Audio,
+            accounts: vec![NewAccount {
+                aor: "sip:alice-desk@family.example".into(),
+                server: "family.example".into(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(phone.software, TalkerSoftware::SipPhone);
+    assert!(phone.public_key.is_empty() && phone.last_seen.is_none());
+    assert_eq!(
+        store.talker("tv").await.unwrap().unwrap().software,
+        TalkerSoftware::Agent
+    );
+    assert_eq!(
+        store.sip_phone_accounts().await.unwrap(),
+        [(
+            "sip:alice-desk@family.example".to_owned(),
+            "family.example".to_owned()
+        )]
+    );
+    store
+        .record_sip_phone_probe("sip:alice-desk@family.example", true)
+        .await
+        .unwrap();
+    let desk = store.talker("desk").await.unwrap().unwrap();
+    assert!(desk.last_seen.is_some());
+    assert!(store.accounts_of("desk").await.unwrap()[0].registered);
+    store
+        .record_sip_phone_probe("sip:alice-desk@family.example", false)
+        .await
+        .unwrap();
+    assert!(!store.accounts_of("desk").await.unwrap()[0].registered);
+    store
+        .record_sip_phone_probe("sip:alice-tv@family.example", false)
+        .await
+        .unwrap();
+    assert!(
+        store.accounts_of("tv").await.unwrap()[0].registered,
+        "a probe never touches an agent's account"
+    );
+    assert!(matches!(
+        store
+            .add_sip_phone(&NewSipPhone {
+                id: "desk".into(),
+                owner: alice.id,
+                name: "Again".into(),
+                kind: TalkerKind::Phone,
+                media: Media::Audio,
+                accounts: Vec::new(),
+            })
+            .await,
+        Err(StorageError::Conflict(_))
     ));
 
     // Contacts: a user contact is accepted only once both added each other.

@@ -597,20 +597,47 @@ impl CallControl {
     /// Whether the caller is on the allow-list, as asserted by one of our own
     /// servers (the request must come from an account's proxy address).
     fn caller_allowed(&self, tx: &Transaction) -> bool {
-        let from_our_server = tx
-            .connection
-            .as_ref()
-            .and_then(|c| c.get_remote_addr())
-            .and_then(|a| a.get_socketaddr().ok())
-            .is_some_and(|source| self.dialer.accounts.iter().any(|a| a.proxy == source));
+        let from_our_server = tx.connection.as_ref().is_some_and(|c| {
+            c.get_remote_addr()
+                .and_then(|a| a.get_socketaddr().ok())
+                .is_some_and(|source| {
+                    let proxies = self.dialer.accounts.iter().map(|a| a.proxy);
+                    sent_by_a_proxy(c.transport(), source, proxies)
+                })
+        });
         let asserted = headers::first(&tx.original.headers, "P-Asserted-Identity")
             .and_then(|v| splitdial_sip::uri_match::SipUri::parse(v).ok());
         let Some(asserted) = asserted.filter(|_| from_our_server) else {
+            debug!(
+                from_our_server,
+                asserted = headers::first(&tx.original.headers, "P-Asserted-Identity"),
+                "caller not asserted by one of our servers: no auto-answer"
+            );
             return false;
         };
-        self.policy.allow.iter().any(|allowed| {
+        let allowed = self.policy.allow.iter().any(|allowed| {
             splitdial_sip::uri_match::SipUri::parse(allowed).is_ok_and(|a| a.equivalent(&asserted))
-        })
+        });
+        if !allowed {
+            debug!(asserted = ?asserted, "caller not on the allow-list: no auto-answer");
+        }
+        allowed
+    }
+}
+
+/// Whether a request arriving from `source` over `transport` was sent by one
+/// of `proxies`. Over UDP a server sends from its listening address; over TCP
+/// it may open a new connection from an ephemeral port (RFC 3261 §18.1.1: a
+/// request too big for UDP goes over TCP even toward a UDP contact), so only
+/// the host must match.
+fn sent_by_a_proxy(
+    transport: rsipstack::sip::Transport,
+    source: std::net::SocketAddr,
+    mut proxies: impl Iterator<Item = std::net::SocketAddr>,
+) -> bool {
+    match transport {
+        rsipstack::sip::Transport::Udp => proxies.any(|proxy| proxy == source),
+        _ => proxies.any(|proxy| proxy.ip() == source.ip()),
     }
 }
 
@@ -664,5 +691,46 @@ async fn reply_with(tx: &mut Transaction, status: u16, reason: &str, headers: Ve
     let response = splitdial_sip::wire::response_to(&tx.original, status, reason, headers);
     if let Err(e) = tx.respond(response).await {
         debug!(error = %e, "could not answer");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sent_by_a_proxy;
+    use rsipstack::sip::Transport;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn udp_must_come_from_the_proxy_address_and_tcp_from_its_host() {
+        let proxies = || [addr("10.0.0.1:5060"), addr("10.0.0.2:5061")].into_iter();
+        assert!(sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.1:5060"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.1:40000"),
+            proxies()
+        ));
+        assert!(sent_by_a_proxy(
+            Transport::Tcp,
+            addr("10.0.0.2:40000"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Tcp,
+            addr("10.0.0.9:5060"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.9:5060"),
+            proxies()
+        ));
     }
 }

@@ -1,10 +1,13 @@
 //! Calls with independent implementations in the path: Kamailio 5.6 (Debian's
 //! package) as both of the household's SIP servers instead of splitdial's own
-//! `sip-server`, and baresip 1.0 as the callee's phone.
+//! `sip-server`; baresip 1.0 as the callee's phone, and as the caller's talker
+//! (a SIP phone alice added to her talkers), whose call is handed off.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::{HouseholdSpec, ServerSoftware, TalkerSoftware};
+use household::{
+    AccountSpec, AnswerSpec, HouseholdSpec, ServerSoftware, TalkerSoftware, TalkerSpec,
+};
 use splitdial_e2e::{dialer, start_on_lan};
 
 #[test]
@@ -75,5 +78,80 @@ fn alices_pc_calls_a_baresip_phone_and_hears_it() {
     ] {
         assert!(dave.contains(line), "baresip did not log {line:?}:\n{dave}");
     }
+    home.shutdown();
+}
+
+/// Alice's desk phone is baresip, added to her talkers as a SIP phone. She
+/// calls bob on it from the dialer: the phone answers the control leg,
+/// carries out the REFER as a blind transfer, the controller lets go of it
+/// (RFC 5589: baresip waits for the transferor's BYE) and the call is
+/// `handed_off`, while bob's phone and the desk phone go on hearing each other.
+#[test]
+fn a_baresip_desk_phone_carries_alices_call_and_it_is_handed_off() {
+    let mut spec = HouseholdSpec::demo();
+    spec.talkers.push(TalkerSpec {
+        id: "desk".into(),
+        name: "Desk phone".into(),
+        owner: Some("alice".into()),
+        kind: "phone".into(),
+        video: false,
+        accounts: vec![AccountSpec {
+            server: "family.example".into(),
+            user: "alice-desk".into(),
+        }],
+        answer: AnswerSpec::Manual,
+        tone_hz: 770.0,
+        at_home: false,
+        software: TalkerSoftware::Baresip,
+    });
+    let Some(home) = start_on_lan(spec) else {
+        return;
+    };
+    let alice = dialer(&home, "alice");
+    let listed = alice.json(&["talkers", "--json", "--no-discovery"]);
+    let desk = household::dialer::row_of(&listed, "desk");
+    assert_eq!(desk["status"], "sip_phone", "{listed}");
+
+    let placed = alice.expect(&["call", "bob", "--on", "desk", "--wait"], 0);
+    let states: Vec<&str> = placed
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        // bob answers at once; baresip reports no ringing before that.
+        .filter(|s| *s != "callee_ringing")
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "matching",
+            "dialing_talker",
+            "talker_answered",
+            "connected",
+            "handed_off"
+        ],
+        "{}",
+        placed.stdout
+    );
+    // The conversation goes on without the controller.
+    home.wait_hears("bob-phone", "incoming", "desk", 25);
+    let desk_log = || home.talker("desk").unwrap().process.log();
+    home.wait_for(
+        "the desk phone's control leg closed",
+        std::time::Duration::from_secs(10),
+        || {
+            desk_log()
+                .contains("sip:splitdial-matcher@family.example: session closed")
+                .then_some(())
+        },
+    );
+    assert!(
+        desk_log().contains("Call established: sip:bob@family.example"),
+        "{}",
+        desk_log()
+    );
+    // Nothing left for the dialer to hang up.
+    let after = alice.expect(&["hangup"], 0);
+    assert!(after.stdout.contains("already over"), "{after:?}");
     home.shutdown();
 }

@@ -72,6 +72,7 @@ fn registry() -> Vec<RegisteredTalker> {
             kind: ["tv", "pc", "phone", "tablet", "speaker"][i % 5].into(),
             media: if i % 2 == 0 { "video" } else { "audio" }.into(),
             public_key: format!("key-{i}"),
+            software: Default::default(),
             online: i % 7 != 0,
             last_seen: Some(0),
             accounts: (0..2)

@@ -19,6 +19,22 @@ pub struct Me {
     pub display_name: Option<String>,
 }
 
+/// What runs on a talker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TalkerSoftware {
+    /// splitdial's talker agent: it proves itself with its key.
+    #[default]
+    Agent,
+    /// A third-party SIP phone its owner added: it has no key to prove itself
+    /// with and no status API; the matcher's probes say whether it is online,
+    /// and its calls are handed off once it has transferred them.
+    SipPhone,
+    /// A kind this dialer does not know yet: treated as an agent.
+    #[serde(other)]
+    Unknown,
+}
+
 /// One of my talkers as the matcher's registry holds it (`GET /v1/me/talkers`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisteredTalker {
@@ -31,8 +47,11 @@ pub struct RegisteredTalker {
     /// `audio` or `video`.
     pub media: String,
     /// The enrolled Ed25519 public key (standard base64): the only key a
-    /// challenge answer is checked with.
+    /// challenge answer is checked with. Empty for a SIP phone.
     pub public_key: String,
+    /// What runs on it.
+    #[serde(default)]
+    pub software: TalkerSoftware,
     /// Whether its heartbeats are fresh.
     pub online: bool,
     /// Unix seconds of its last heartbeat.

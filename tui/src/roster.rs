@@ -7,7 +7,9 @@
 //! Pure functions of plain data, so every rule is a unit test.
 
 use crate::config::ManualTalker;
-use crate::model::{Contact, Problem, RegisteredTalker, RouteView, Routes, TalkerStatus};
+use crate::model::{
+    Contact, Problem, RegisteredTalker, RouteView, Routes, TalkerSoftware, TalkerStatus,
+};
 use discovery::{TalkerAd, TalkerState};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ pub enum Presence {
     /// In my registry and heartbeating, but not seen on this LAN (multicast
     /// blocked, or another room); calls go through the matcher anyway.
     NotOnLan,
+    /// In my registry as a third-party SIP phone that the matcher reaches:
+    /// it has no key to prove itself with, so it is never challenged; calls
+    /// on it are handed off once it has transferred them.
+    SipPhone,
     /// In my registry; heartbeats stopped.
     Offline,
     /// On the LAN (or in the config) but not in my registry.
@@ -60,7 +66,10 @@ pub enum Presence {
 impl Presence {
     /// Whether the talker may be designated and used for a call.
     pub fn callable(&self) -> bool {
-        matches!(self, Self::Verified { .. } | Self::NotOnLan)
+        matches!(
+            self,
+            Self::Verified { .. } | Self::NotOnLan | Self::SipPhone
+        )
     }
 
     /// The word the list shows.
@@ -72,6 +81,7 @@ impl Presence {
             Self::Unverified(_) => "unverified",
             Self::AwaitingRegistry => "checking",
             Self::NotOnLan => "not on LAN",
+            Self::SipPhone => "SIP phone",
             Self::Offline => "offline",
             Self::NotMine => "not mine",
         }
@@ -171,7 +181,7 @@ impl RosterRow {
     /// The reason this row cannot be designated, in one line.
     pub fn not_callable_reason(&self) -> Option<String> {
         match &self.presence {
-            Presence::Verified { .. } | Presence::NotOnLan => None,
+            Presence::Verified { .. } | Presence::NotOnLan | Presence::SipPhone => None,
             Presence::Verifying => Some(format!("{} is still being verified", self.name)),
             Presence::Unverified(why) => Some(format!("{} is not verified: {why}", self.name)),
             Presence::AwaitingRegistry => Some(format!(
@@ -297,6 +307,8 @@ fn registered_row(talker: &RegisteredTalker, sources: &Sources<'_>) -> RosterRow
     let manual = sources.manual.iter().find(|m| m.id == talker.id);
     let address = address_of(&talker.id, sources);
     let presence = match (address, sources.verifications.get(&talker.id)) {
+        _ if talker.software == TalkerSoftware::SipPhone && talker.online => Presence::SipPhone,
+        _ if talker.software == TalkerSoftware::SipPhone => Presence::Offline,
         (Some(address), Some(v)) if v.dialed == address => match &v.state {
             VerifyState::Verified => Presence::Verified {
                 manual: ad.is_none() && manual.is_some(),
@@ -487,6 +499,7 @@ mod tests {
             kind: "tv".to_owned(),
             media: "video".to_owned(),
             public_key: format!("key-{id}"),
+            software: Default::default(),
             online,
             last_seen: None,
             accounts: servers

@@ -807,6 +807,7 @@ async fn the_talkers_listing_verifies_lan_and_manual_addresses_with_the_registry
         kind: "tv".into(),
         media: "audio".into(),
         public_key: STANDARD.encode(key.verifying_key().as_bytes()),
+        software: Default::default(),
         online,
         last_seen: None,
         accounts: vec![],

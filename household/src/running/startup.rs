@@ -333,10 +333,29 @@ impl Household {
         }
         let mut enroll = BTreeMap::new();
         for talker in &self.spec.talkers {
-            if let Some(owner) = &talker.owner {
-                let token = admin(&["enroll-token", owner])?;
-                enroll.insert(talker.id.clone(), json_string(&token, "token")?);
+            let Some(owner) = &talker.owner else {
+                continue;
+            };
+            if talker.software == TalkerSoftware::Baresip {
+                let aors: Vec<String> = talker.accounts.iter().map(|a| a.aor()).collect();
+                let mut args = vec![
+                    "talker",
+                    "add",
+                    owner,
+                    &talker.id,
+                    "--name",
+                    &talker.name,
+                    "--kind",
+                    &talker.kind,
+                ];
+                for aor in &aors {
+                    args.extend(["--account", aor]);
+                }
+                admin(&args)?;
+                continue;
             }
+            let token = admin(&["enroll-token", owner])?;
+            enroll.insert(talker.id.clone(), json_string(&token, "token")?);
         }
         Ok(enroll)
     }
@@ -489,9 +508,9 @@ impl Household {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Starts baresip as plain phone `talker` on its LAN host (its
-    /// registration is waited for with the rest, in
-    /// [`Household::wait_all_online`]). It has no status API: its
+    /// Starts baresip as phone `talker` on its LAN host (its registration is
+    /// waited for with the rest, in [`Household::wait_all_online`]: through
+    /// the matcher's probes when it has an owner). It has no status API: its
     /// `status_addr` has port 0.
     fn start_baresip(
         &self,

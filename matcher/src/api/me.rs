@@ -31,6 +31,7 @@ pub async fn talkers(
                 "kind": talker.kind,
                 "media": talker.media,
                 "public_key": talker.public_key,
+                "software": talker.software,
                 "online": online,
                 "last_seen": talker.last_seen,
                 "accounts": accounts.iter().map(|a| json!({

@@ -480,6 +480,13 @@ impl Call {
                     self.callee_deadline = None;
                     info!(call = %self.plan.call_id, party = %id, "party connected");
                     self.emit(ControllerEvent::Connected { party: id });
+                    if self.plan.hand_off_after_transfer {
+                        info!(call = %self.plan.call_id, "transfer done: handing the call off");
+                        return Some(Finish {
+                            event: ControllerEvent::HandedOff,
+                            bye: true,
+                        });
+                    }
                     None
                 }
                 PartyState::Connected => {

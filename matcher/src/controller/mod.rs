@@ -32,7 +32,10 @@
 //! ends the control leg while at least one party is connected and not reported
 //! gone, the call is [`ControllerEvent::HandedOff`]; when every connected party
 //! was reported gone, it is `Ended { callee_hung_up }`; when none ever
-//! connected, `Ended { talker_hung_up }`.
+//! connected, `Ended { talker_hung_up }`. Some phones (baresip) instead wait
+//! for the transferor to hang up, as RFC 5589 §6 allows: for a plan with
+//! [`CallPlan::hand_off_after_transfer`] the controller sends that BYE itself
+//! when the first party connects, and the call is `HandedOff` all the same.
 //!
 //! **Session timers** (RFC 4028, `session_refresh`): the control INVITE
 //! carries `Supported: timer`, `Session-Expires: 90;refresher=uac` and
@@ -175,6 +178,13 @@ pub struct CallPlan {
     pub talker_answer_timeout: Duration,
     /// How long the callee may take to answer, from the first REFER.
     pub callee_answer_timeout: Duration,
+    /// The caller's talker is a third-party SIP phone: once its transfer to
+    /// the callee succeeded the controller ends the control leg itself, as the
+    /// transferor of a blind transfer does (RFC 5589 §6), and the call is
+    /// handed off. Such a phone cannot end its transferred call when the
+    /// control leg ends, so keeping the leg would only offer a hang-up that
+    /// does nothing.
+    pub hand_off_after_transfer: bool,
 }
 
 /// Commands a call's task takes.

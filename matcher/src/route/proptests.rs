@@ -110,6 +110,7 @@ fn talker_accounts(owners: &'static [UserId]) -> impl Strategy<Value = TalkerAcc
                     kind: TalkerKind::Other,
                     media,
                     public_key: String::new(),
+                    software: crate::registry::TalkerSoftware::Agent,
                     instance: None,
                     last_seen: age.map(|age| NOW - age),
                 },

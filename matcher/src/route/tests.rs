@@ -36,6 +36,7 @@ fn talker(id: &str, owner: UserId, media: Media) -> Talker {
         kind: TalkerKind::Other,
         media,
         public_key: String::new(),
+        software: crate::registry::TalkerSoftware::Agent,
         instance: None,
         last_seen: Some(NOW - 10),
     }

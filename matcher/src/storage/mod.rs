@@ -17,7 +17,7 @@ mod users;
 pub use calls::{CallEvent, CallRecord, FINAL_STATES};
 pub use contacts::ContactView;
 pub use keys::SigningKey;
-pub use talkers::{AccountReport, NewAccount, NewTalker};
+pub use talkers::{AccountReport, NewAccount, NewSipPhone, NewTalker};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

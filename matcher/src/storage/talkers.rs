@@ -2,7 +2,7 @@
 //! ranking needs.
 
 use super::{Result, StorageError, Store, conflict_or, now_secs};
-use crate::registry::{Account, Media, Talker, TalkerKind, UserId};
+use crate::registry::{Account, Media, Talker, TalkerKind, TalkerSoftware, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -49,11 +49,30 @@ pub struct AccountReport {
     pub gruu: Option<String>,
 }
 
-const TALKER_COLUMNS: &str = "id, owner, name, kind, media, public_key, instance, last_seen";
+/// A third-party SIP phone an admin adds as a user's talker.
+#[derive(Debug, Clone)]
+pub struct NewSipPhone {
+    /// Its id, chosen by the admin.
+    pub id: String,
+    /// Owner.
+    pub owner: UserId,
+    /// Human name.
+    pub name: String,
+    /// Device kind.
+    pub kind: TalkerKind,
+    /// Media it carries.
+    pub media: Media,
+    /// Its accounts, in order of preference.
+    pub accounts: Vec<NewAccount>,
+}
+
+const TALKER_COLUMNS: &str =
+    "id, owner, name, kind, media, public_key, software, instance, last_seen";
 
 fn talker_from(row: &AnyRow) -> Result<Talker> {
     let kind: String = row.try_get("kind")?;
     let media: String = row.try_get("media")?;
+    let software: String = row.try_get("software")?;
     Ok(Talker {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
@@ -63,6 +82,8 @@ fn talker_from(row: &AnyRow) -> Result<Talker> {
         media: Media::parse(&media)
             .ok_or_else(|| StorageError::Corrupt(format!("talker media {media:?}")))?,
         public_key: row.try_get("public_key")?,
+        software: TalkerSoftware::parse(&software)
+            .ok_or_else(|| StorageError::Corrupt(format!("talker software {software:?}")))?,
         instance: row.try_get("instance")?,
         last_seen: row.try_get("last_seen")?,
     })
@@ -77,6 +98,31 @@ fn account_from(row: &AnyRow) -> Result<Account> {
         registered: registered != 0,
         gruu: row.try_get("gruu")?,
     })
+}
+
+/// Inserts a new talker's accounts in its order of preference.
+async fn insert_accounts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    talker: &str,
+    accounts: &[NewAccount],
+) -> Result<()> {
+    for (position, account) in (0_i64..).zip(accounts) {
+        sqlx::query(
+            "INSERT INTO accounts (talker_id, aor, server, position) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(talker)
+        .bind(&account.aor)
+        .bind(&account.server)
+        .bind(position)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| {
+            conflict_or(e, || {
+                format!("account {:?} on server {:?}", account.aor, account.server)
+            })
+        })?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -101,26 +147,85 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("talker {:?}", talker.id)))?;
-        for (position, account) in (0_i64..).zip(&talker.accounts) {
-            sqlx::query(
-                "INSERT INTO accounts (talker_id, aor, server, position) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&talker.id)
-            .bind(&account.aor)
-            .bind(&account.server)
-            .bind(position)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                conflict_or(e, || {
-                    format!("account {:?} on server {:?}", account.aor, account.server)
-                })
-            })?;
-        }
+        insert_accounts(&mut tx, &talker.id, &talker.accounts).await?;
         tx.commit().await?;
         self.talker(&talker.id)
             .await?
             .ok_or_else(|| StorageError::NotFound(format!("talker {:?}", talker.id)))
+    }
+
+    /// Adds a third-party SIP phone as `phone.owner`'s talker (no key, no
+    /// heartbeat credential anyone holds). Errors as [`Store::enroll_talker`].
+    pub async fn add_sip_phone(&self, phone: &NewSipPhone) -> Result<Talker> {
+        let mut tx = self.pool().begin().await?;
+        // The column is NOT NULL UNIQUE. Credential hashes are hex SHA-256, so a
+        // value with a prefix matches no credential: no heartbeat can ever
+        // authenticate as this talker.
+        let unusable_credential = format!("sip-phone:{}", hex::encode(rand::random::<[u8; 16]>()));
+        sqlx::query(
+            "INSERT INTO talkers (id, owner, name, kind, media, public_key, software, \
+             credential_hash, created_at) VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8)",
+        )
+        .bind(&phone.id)
+        .bind(phone.owner)
+        .bind(&phone.name)
+        .bind(phone.kind.as_str())
+        .bind(phone.media.as_str())
+        .bind(TalkerSoftware::SipPhone.as_str())
+        .bind(&unusable_credential)
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("talker {:?}", phone.id)))?;
+        insert_accounts(&mut tx, &phone.id, &phone.accounts).await?;
+        tx.commit().await?;
+        self.talker(&phone.id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(format!("talker {:?}", phone.id)))
+    }
+
+    /// Every account of every SIP-phone talker, with its server: what the
+    /// presence probes ask about.
+    pub async fn sip_phone_accounts(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT a.aor, a.server FROM accounts a JOIN talkers t ON t.id = a.talker_id \
+             WHERE t.software = $1 ORDER BY a.aor",
+        )
+        .bind(TalkerSoftware::SipPhone.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("aor")?, row.try_get("server")?)))
+            .collect()
+    }
+
+    /// Records an OPTIONS probe of a SIP phone's account: reachable marks the
+    /// account registered and the phone seen now (its heartbeat); unreachable
+    /// marks the account unregistered. Agents' accounts are never touched.
+    pub async fn record_sip_phone_probe(&self, aor: &str, reachable: bool) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE accounts SET registered = $1 WHERE aor = $2 AND talker_id IN \
+             (SELECT id FROM talkers WHERE software = $3)",
+        )
+        .bind(i64::from(reachable))
+        .bind(aor)
+        .bind(TalkerSoftware::SipPhone.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if reachable {
+            sqlx::query(
+                "UPDATE talkers SET last_seen = $1 WHERE software = $2 AND id IN \
+                 (SELECT talker_id FROM accounts WHERE aor = $3)",
+            )
+            .bind(now_secs())
+            .bind(TalkerSoftware::SipPhone.as_str())
+            .bind(aor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The talker with this id.
@@ -189,7 +294,8 @@ impl Store {
         // Placeholders only, never values, go into the text.
         let placeholders: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT t.id, t.owner, t.name, t.kind, t.media, t.public_key, t.instance, t.last_seen, \
+            "SELECT t.id, t.owner, t.name, t.kind, t.media, t.public_key, t.software, t.instance, \
+             t.last_seen, \
              a.talker_id, a.aor, a.server, a.registered, a.gruu \
              FROM talkers t LEFT JOIN accounts a ON a.talker_id = t.id \
              WHERE t.owner IN ({}) ORDER BY t.owner, t.created_at, t.id, a.position",

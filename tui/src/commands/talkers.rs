@@ -5,13 +5,15 @@
 //!
 //! Each row's `status`: `verified` (it signed the challenge at `address`),
 //! `unverified` (seen at an address that did not prove it), `not_on_lan`
-//! (registry online, not seen here), `offline` (registry heartbeats stopped),
-//! `not_mine` (advertised on the LAN with an id my registry does not hold).
+//! (registry online, not seen here), `sip_phone` (a third-party SIP phone the
+//! matcher reaches; never challenged: it has no key), `offline` (registry
+//! heartbeats or probes stopped), `not_mine` (advertised on the LAN with an id
+//! my registry does not hold).
 
 use super::{matcher, print_json, print_table};
 use crate::cli::Exit;
 use crate::config::Config;
-use crate::model::{RegisteredAccount, RegisteredTalker};
+use crate::model::{RegisteredAccount, RegisteredTalker, TalkerSoftware};
 use crate::talker_client::TalkerClient;
 use discovery::{Browser, BrowserConfig, TalkerAd, TalkerEvent};
 use futures_util::future::join_all;
@@ -34,7 +36,8 @@ pub struct TalkerRow {
     pub kind: String,
     /// `audio` or `video`.
     pub media: String,
-    /// `verified`, `unverified`, `not_on_lan`, `offline` or `not_mine`.
+    /// `verified`, `unverified`, `not_on_lan`, `sip_phone`, `offline` or
+    /// `not_mine`.
     pub status: &'static str,
     /// The registry's heartbeat view (`null` for `not_mine`).
     pub online: Option<bool>,
@@ -186,6 +189,15 @@ pub async fn merge(
             reason: None,
             accounts: talker.accounts.clone(),
         };
+        if talker.software == TalkerSoftware::SipPhone {
+            // No key to challenge: the matcher's probes are all there is.
+            row.status = if talker.online {
+                "sip_phone"
+            } else {
+                "offline"
+            };
+            return row;
+        }
         let (seen, addresses) = match ad {
             Some(ad) => ("lan", ad.socket_addrs()),
             None if !manual.is_empty() => ("manual", manual),

@@ -119,6 +119,7 @@ pub fn presence_glyph(presence: &Presence) -> &'static str {
         Presence::Verifying | Presence::AwaitingRegistry => "…",
         Presence::Unverified(_) => "✗",
         Presence::NotOnLan => "~",
+        Presence::SipPhone => "☎",
         Presence::Offline => "○",
         Presence::NotMine => "-",
     }
@@ -126,7 +127,7 @@ pub fn presence_glyph(presence: &Presence) -> &'static str {
 
 fn presence_style(presence: &Presence, theme: &Theme) -> Style {
     match presence {
-        Presence::Verified { .. } => theme.good(),
+        Presence::Verified { .. } | Presence::SipPhone => theme.good(),
         Presence::NotOnLan => theme.warn(),
         Presence::Offline => theme.bad(),
         Presence::Verifying

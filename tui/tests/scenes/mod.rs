@@ -44,6 +44,7 @@ fn talker(
         kind: kind.to_owned(),
         media: media.to_owned(),
         public_key: format!("key-of-{id}"),
+        software: Default::default(),
         online,
         last_seen: Some(T0 / 1000 - 5),
         accounts: servers
