@@ -1,6 +1,6 @@
 //! A route query end to end: the caller's contact, both sides' talkers and
-//! accounts and the servers involved, read from storage, then ranked by the
-//! pure `route` module. Shared by `GET /v1/routes`, `POST /v1/calls` and the
+//! accounts and the servers involved, read from storage in one statement
+//! ([`Store::route_inputs`]), then ranked by the pure `route` module. Shared by `GET /v1/routes`, `POST /v1/calls` and the
 //! route benchmark.
 
 use crate::presence::Presence;
@@ -39,21 +39,16 @@ pub async fn find_routes(
     presence: &Presence,
 ) -> Result<(ContactView, Vec<Route>), RouteQueryError> {
     let now = crate::storage::now_secs();
-    let contact = store
-        .contact_by_name(user.id, callee)
+    let inputs = store
+        .route_inputs(user.id, callee)
         .await?
         .ok_or_else(|| RouteQueryError::UnknownContact(callee.to_owned()))?;
+    let contact = inputs.contact;
     if !contact.accepted {
         return Err(RouteQueryError::NotAccepted(callee.to_owned()));
     }
-    let callee_user = match &contact.contact.target {
-        ContactTarget::User { user: other } => Some(*other),
-        ContactTarget::Address { .. } => None,
-    };
-    let owners: Vec<i64> = std::iter::once(user.id).chain(callee_user).collect();
-    let (mine, theirs): (Vec<_>, Vec<_>) = store
-        .talkers_with_accounts_of(&owners)
-        .await?
+    let (mine, theirs): (Vec<_>, Vec<_>) = inputs
+        .talkers
         .into_iter()
         .partition(|(t, _)| t.owner == user.id);
     let designated = if designated.is_empty() {
@@ -61,21 +56,13 @@ pub async fn find_routes(
     } else {
         designated.to_vec()
     };
-    let mut domains: Vec<String> = mine
-        .iter()
-        .chain(&theirs)
-        .flat_map(|(_, accounts)| accounts.iter().map(|a| a.server.clone()))
-        .collect();
     let callee_side = match &contact.contact.target {
-        ContactTarget::Address { aor, server } => {
-            domains.push(server.clone());
-            CalleeSide::Address {
-                aor: aor.clone(),
-                server: server.clone(),
-                media: Media::Audio,
-                reachable: presence.reachable(aor, now, max_heartbeat_age_s),
-            }
-        }
+        ContactTarget::Address { aor, server } => CalleeSide::Address {
+            aor: aor.clone(),
+            server: server.clone(),
+            media: Media::Audio,
+            reachable: presence.reachable(aor, now, max_heartbeat_age_s),
+        },
         ContactTarget::User { user: other } => CalleeSide::User {
             user: *other,
             talkers: theirs
@@ -84,9 +71,7 @@ pub async fn find_routes(
                 .collect(),
         },
     };
-    domains.sort();
-    domains.dedup();
-    let servers = store.servers_named(&domains).await?;
+    let servers = inputs.servers;
     let caller = CallerSide {
         user: user.id,
         designated,

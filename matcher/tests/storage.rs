@@ -283,6 +283,35 @@ async fn exercise(store: &Store) {
             .unwrap()
             .accepted
     );
+    // A route query's inputs in one statement: alice's talkers first (oldest
+    // first, accounts in their order), then bob's, and the servers of them
+    // all; an address contact brings its own server.
+    let inputs = store.route_inputs(alice.id, "bob").await.unwrap().unwrap();
+    assert!(inputs.contact.accepted);
+    let mut expected = store.talkers_with_accounts(alice.id).await.unwrap();
+    expected.extend(store.talkers_with_accounts(bob.id).await.unwrap());
+    assert_eq!(inputs.talkers, expected, "the same rows, in the same order");
+    let ids: Vec<&str> = inputs.talkers.iter().map(|(t, _)| t.id.as_str()).collect();
+    assert_eq!(ids.last(), Some(&"bob-phone"));
+    let domains: Vec<&str> = inputs.servers.iter().map(|s| s.domain.as_str()).collect();
+    assert_eq!(domains, ["family.example", "work.example"]);
+    let office = store
+        .route_inputs(alice.id, "office")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(office.talkers.len(), 2, "only alice's side");
+    assert!(office.servers.iter().any(|s| s.domain == "work.example"));
+    assert!(
+        store
+            .route_inputs(alice.id, "nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let back = store.route_inputs(bob.id, "alice").await.unwrap().unwrap();
+    assert_eq!(back.talkers[0].0.id, "bob-phone", "the caller's side first");
+    assert_eq!(back.talkers.len(), 3);
     let names: Vec<String> = store
         .contacts_of(alice.id)
         .await

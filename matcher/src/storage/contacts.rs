@@ -21,9 +21,15 @@ pub struct ContactView {
 const CONTACT_COLUMNS: &str = "c.id, c.owner, c.name, c.user_id, c.aor, c.server";
 
 fn contact_from(row: &AnyRow) -> Result<ContactView> {
-    let user: Option<i64> = row.try_get("user_id")?;
-    let aor: Option<String> = row.try_get("aor")?;
-    let server: Option<String> = row.try_get("server")?;
+    contact_from_prefixed(row, "")
+}
+
+/// A contact from columns named `{prefix}id`, ..., `{prefix}accepted`.
+pub(super) fn contact_from_prefixed(row: &AnyRow, prefix: &str) -> Result<ContactView> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let user: Option<i64> = row.try_get(column("user_id").as_str())?;
+    let aor: Option<String> = row.try_get(column("aor").as_str())?;
+    let server: Option<String> = row.try_get(column("server").as_str())?;
     let target = match (user, aor, server) {
         (Some(user), None, None) => ContactTarget::User { user },
         (None, Some(aor), Some(server)) => ContactTarget::Address { aor, server },
@@ -33,23 +39,23 @@ fn contact_from(row: &AnyRow) -> Result<ContactView> {
             ));
         }
     };
-    let accepted: i64 = row.try_get("accepted")?;
+    let accepted: i64 = row.try_get(column("accepted").as_str())?;
     Ok(ContactView {
         contact: Contact {
-            id: row.try_get("id")?,
-            owner: row.try_get("owner")?,
-            name: row.try_get("name")?,
+            id: row.try_get(column("id").as_str())?,
+            owner: row.try_get(column("owner").as_str())?,
+            name: row.try_get(column("name").as_str())?,
             target,
         },
         accepted: accepted != 0,
     })
 }
 
-/// `accepted` for a row of `contacts c`: addresses always; users when a
-/// contact points back.
-const ACCEPTED: &str = "CASE WHEN c.user_id IS NULL THEN 1 \
+/// Whether the contact in row `c` of `contacts c` is accepted: addresses
+/// always; users when a contact points back.
+pub(super) const ACCEPTED: &str = "CASE WHEN c.user_id IS NULL THEN 1 \
      WHEN EXISTS (SELECT 1 FROM contacts b WHERE b.owner = c.user_id AND b.user_id = c.owner) \
-     THEN 1 ELSE 0 END AS accepted";
+     THEN 1 ELSE 0 END";
 
 impl Store {
     /// Adds `target` to `owner`'s contacts under `name`.
@@ -88,7 +94,7 @@ impl Store {
     /// `owner`'s contacts, by name.
     pub async fn contacts_of(&self, owner: UserId) -> Result<Vec<ContactView>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CONTACT_COLUMNS}, {ACCEPTED} FROM contacts c WHERE c.owner = $1 ORDER BY c.name"
+            "SELECT {CONTACT_COLUMNS}, {ACCEPTED} AS accepted FROM contacts c WHERE c.owner = $1 ORDER BY c.name"
         )))
         .bind(owner)
         .fetch_all(self.pool())
@@ -111,7 +117,7 @@ impl Store {
     /// `owner`'s contact called `name`.
     pub async fn contact_by_name(&self, owner: UserId, name: &str) -> Result<Option<ContactView>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CONTACT_COLUMNS}, {ACCEPTED} FROM contacts c WHERE c.owner = $1 AND c.name = $2"
+            "SELECT {CONTACT_COLUMNS}, {ACCEPTED} AS accepted FROM contacts c WHERE c.owner = $1 AND c.name = $2"
         )))
         .bind(owner)
         .bind(name)

@@ -9,6 +9,7 @@
 mod calls;
 mod contacts;
 mod keys;
+mod route_inputs;
 mod servers;
 mod talkers;
 mod tokens;
@@ -17,6 +18,7 @@ mod users;
 pub use calls::{CallEvent, CallRecord, FINAL_STATES};
 pub use contacts::ContactView;
 pub use keys::SigningKey;
+pub use route_inputs::RouteInputs;
 pub use talkers::{AccountReport, NewAccount, NewSipPhone, NewTalker};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

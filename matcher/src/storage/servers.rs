@@ -2,16 +2,22 @@
 
 use super::{Result, StorageError, Store, conflict_or};
 use crate::registry::{ControllerTrust, Server, Transport};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
 
 fn server_from(row: &AnyRow) -> Result<Server> {
-    let transport: String = row.try_get("transport")?;
-    let trust: String = row.try_get("trust")?;
-    let cost: i64 = row.try_get("cost")?;
+    server_from_prefixed(row, "")
+}
+
+/// A server from columns named `{prefix}domain`, `{prefix}proxy`, ...
+pub(super) fn server_from_prefixed(row: &AnyRow, prefix: &str) -> Result<Server> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let transport: String = row.try_get(column("transport").as_str())?;
+    let trust: String = row.try_get(column("trust").as_str())?;
+    let cost: i64 = row.try_get(column("cost").as_str())?;
     Ok(Server {
-        domain: row.try_get("domain")?,
-        proxy: row.try_get("proxy")?,
+        domain: row.try_get(column("domain").as_str())?,
+        proxy: row.try_get(column("proxy").as_str())?,
         transport: Transport::parse(&transport)
             .ok_or_else(|| StorageError::Corrupt(format!("server transport {transport:?}")))?,
         cost: u32::try_from(cost)
@@ -45,25 +51,6 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(server_from).collect()
-    }
-
-    /// The servers among `domains` (unknown ones are left out).
-    pub async fn servers_named(&self, domains: &[String]) -> Result<Vec<Server>> {
-        if domains.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Placeholders only, never values, go into the text.
-        let placeholders: Vec<String> = (1..=domains.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT domain, proxy, transport, cost, trust FROM servers WHERE domain IN ({}) ORDER BY domain",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for domain in domains {
-            query = query.bind(domain);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(server_from).collect()
     }
 

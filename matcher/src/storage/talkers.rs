@@ -70,33 +70,46 @@ const TALKER_COLUMNS: &str =
     "id, owner, name, kind, media, public_key, software, instance, last_seen";
 
 fn talker_from(row: &AnyRow) -> Result<Talker> {
-    let kind: String = row.try_get("kind")?;
-    let media: String = row.try_get("media")?;
-    let software: String = row.try_get("software")?;
+    talker_from_prefixed(row, "")
+}
+
+/// A talker from columns named `{prefix}id`, `{prefix}owner`, ... (a joined
+/// query aliases them apart).
+pub(super) fn talker_from_prefixed(row: &AnyRow, prefix: &str) -> Result<Talker> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let kind: String = row.try_get(column("kind").as_str())?;
+    let media: String = row.try_get(column("media").as_str())?;
+    let software: String = row.try_get(column("software").as_str())?;
     Ok(Talker {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        name: row.try_get("name")?,
+        id: row.try_get(column("id").as_str())?,
+        owner: row.try_get(column("owner").as_str())?,
+        name: row.try_get(column("name").as_str())?,
         kind: TalkerKind::parse(&kind)
             .ok_or_else(|| StorageError::Corrupt(format!("talker kind {kind:?}")))?,
         media: Media::parse(&media)
             .ok_or_else(|| StorageError::Corrupt(format!("talker media {media:?}")))?,
-        public_key: row.try_get("public_key")?,
+        public_key: row.try_get(column("public_key").as_str())?,
         software: TalkerSoftware::parse(&software)
             .ok_or_else(|| StorageError::Corrupt(format!("talker software {software:?}")))?,
-        instance: row.try_get("instance")?,
-        last_seen: row.try_get("last_seen")?,
+        instance: row.try_get(column("instance").as_str())?,
+        last_seen: row.try_get(column("last_seen").as_str())?,
     })
 }
 
 fn account_from(row: &AnyRow) -> Result<Account> {
-    let registered: i64 = row.try_get("registered")?;
+    account_from_prefixed(row, "")
+}
+
+/// An account from columns named `{prefix}talker_id`, `{prefix}aor`, ...
+pub(super) fn account_from_prefixed(row: &AnyRow, prefix: &str) -> Result<Account> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let registered: i64 = row.try_get(column("registered").as_str())?;
     Ok(Account {
-        talker: row.try_get("talker_id")?,
-        aor: row.try_get("aor")?,
-        server: row.try_get("server")?,
+        talker: row.try_get(column("talker_id").as_str())?,
+        aor: row.try_get(column("aor").as_str())?,
+        server: row.try_get(column("server").as_str())?,
         registered: registered != 0,
-        gruu: row.try_get("gruu")?,
+        gruu: row.try_get(column("gruu").as_str())?,
     })
 }
 
