@@ -10,7 +10,7 @@ use crossterm::event::KeyCode;
 use ratatui::style::Color;
 use scenes::*;
 use serde_json::json;
-use splitdial_tui::app::Action;
+use splitdial_tui::app::{Action, Effect};
 use splitdial_tui::config::{Config, Theme};
 use splitdial_tui::model::{AgentCall, CallState, Problem};
 
@@ -122,6 +122,38 @@ fn not_mine_talker() {
     let mut scene = Scene::household();
     scene.apply([key(KeyCode::Tab), ch('j'), ch('j'), ch('j'), ch('j')]);
     snap("not_mine_talker", &scene);
+}
+
+#[test]
+fn sip_phone_talker() {
+    // A desk phone added with `matcher talker add`: never challenged, online
+    // by the matcher's probes, designated like any other talker.
+    let mut registry = scenes::registry();
+    let mut desk = registry[0].clone();
+    desk.id = "desk".to_owned();
+    desk.name = "Desk phone".to_owned();
+    desk.kind = "phone".to_owned();
+    desk.media = "audio".to_owned();
+    desk.public_key = String::new();
+    desk.software = splitdial_tui::model::TalkerSoftware::SipPhone;
+    registry.push(desk);
+    let mut scene = Scene::household();
+    scene.apply([Action::RegisteredTalkers(Ok(registry))]);
+    let effects = scene.apply([
+        key(KeyCode::Tab),
+        ch('j'),
+        ch('j'),
+        ch('j'),
+        ch('j'),
+        ch(' '),
+    ]);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Verify { talker_id, .. } if talker_id == "desk")),
+        "a SIP phone is never challenged: {effects:?}"
+    );
+    snap("sip_phone_talker", &scene);
 }
 
 #[test]

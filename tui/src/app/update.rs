@@ -659,14 +659,18 @@ impl App {
             .any(|t| t.id == id && t.online)
     }
 
-    /// Challenges every seen talker of my registry that is not challenged at
+    /// Challenges every seen agent of my registry that is not challenged at
     /// its current address with its current registry key.
     fn verify_all(&mut self, effects: &mut Vec<Effect>) {
         let Some(registry) = &self.registry else {
             return;
         };
         let mut wanted = Vec::new();
-        for talker in registry {
+        // A SIP phone has no key to prove itself with: never challenged.
+        let agents = registry
+            .iter()
+            .filter(|t| t.software != crate::model::TalkerSoftware::SipPhone);
+        for talker in agents {
             let Some(dialed) = roster::address_of(&talker.id, &self.sources()) else {
                 continue;
             };
