@@ -321,6 +321,43 @@ fn three_leg_conference_each_party_hears_both_others() {
     }
 }
 
+/// The party's RTP is already arriving when its conference leg starts (a plain
+/// call moving into a conference): the leg must come up receiving, every time.
+#[test]
+fn a_leg_started_under_steady_inbound_rtp_is_heard_every_time() {
+    let _g = serial();
+    let [fh, f1] = random_tones::<2>();
+    let host = settings(tone(fh), AudioSink::Analyze);
+    let p1 = settings(tone(f1), AudioSink::Analyze);
+    let mut conference = Conference::new(&host).unwrap();
+    for round in 1..=4 {
+        let (h_plan, h_ports, p_plan, p_ports) = negotiate(&host, &p1, false);
+        let party = MediaSession::start(&p_plan, &p1, p_ports).unwrap();
+        // Let its packets pile up at the leg's socket before the leg exists.
+        std::thread::sleep(Duration::from_millis(300));
+        let leg = conference.add_leg(&h_plan, h_ports).unwrap();
+        wait_until(
+            &format!("round {round}: the leg hears the party and the party the host"),
+            || hears(&conference.stats().local, f1) && hears(&party.stats(), fh),
+            || {
+                format!(
+                    "host {fh:.1}, party {f1:.1}; party {:?}; conference {:?}",
+                    party.stats().sound,
+                    conference.stats()
+                )
+            },
+        );
+        conference.remove_leg(leg).unwrap();
+        party.stop();
+        wait_until(
+            &format!("round {round}: the party fades out"),
+            || !hears(&conference.stats().local, f1),
+            || format!("{:?}", conference.stats().local.sound),
+        );
+    }
+    conference.stop();
+}
+
 // ---------------------------------------------------------------- SDP negotiation
 
 fn baresip_offer(port: u16) -> String {

@@ -85,6 +85,11 @@ fn mixer(settings: &MediaSettings) -> Result<gst::Element, MediaError> {
     Ok(m)
 }
 
+/// Whether `element` reads packets from a socket (a `udpsrc`).
+fn is_socket_source(element: &gst::Element) -> bool {
+    element.factory().is_some_and(|f| f.name() == "udpsrc")
+}
+
 fn tee() -> Result<gst::Element, MediaError> {
     let t = chains::element("tee")?;
     t.set_property("allow-not-linked", true);
@@ -199,7 +204,14 @@ impl Conference {
             elements.extend([decoder.upcast(), tee.clone()]);
             leg_tee = Some(tee);
         }
-        for el in &elements {
+        // Downstream first, sockets last: the party's RTP may already be arriving (the leg
+        // was a plain call until a second party joined), and a packet reaching a decoder,
+        // tee or mix branch that is not playing yet stops the socket's source for good
+        // ("Internal data stream error"). So everything but the receiving sockets starts
+        // now, the mix branches are linked, and only then do the sockets start.
+        let (sockets_in, inner): (Vec<&gst::Element>, Vec<&gst::Element>) =
+            elements.iter().partition(|el| is_socket_source(el));
+        for el in &inner {
             el.sync_state_with_parent()?;
         }
         // Mix-minus wiring: this party hears the local voice and all others; all hear it.
@@ -228,6 +240,9 @@ impl Conference {
                     self.branch(End::Leg(id), tee, End::Leg(*other), other_mixer)?;
                 }
             }
+        }
+        for el in &sockets_in {
+            el.sync_state_with_parent()?;
         }
         self.legs.insert(
             id,
