@@ -24,11 +24,15 @@ pub struct RouteInputs {
     pub servers: Vec<Server>,
 }
 
-/// Contact, talker, account and server columns, aliased apart by prefix.
+/// Contact, talker, account and server columns, aliased apart by prefix. The
+/// contact (with its acceptance, a subquery) is computed once, not per row.
 fn route_inputs_sql() -> String {
     format!(
-        "SELECT c.id AS c_id, c.owner AS c_owner, c.name AS c_name, c.user_id AS c_user_id, \
-         c.aor AS c_aor, c.server AS c_server, {ACCEPTED} AS c_accepted, \
+        "WITH c AS MATERIALIZED (\
+           SELECT c.id, c.owner, c.name, c.user_id, c.aor, c.server, {ACCEPTED} AS accepted \
+           FROM contacts c WHERE c.owner = $1 AND c.name = $2) \
+         SELECT c.id AS c_id, c.owner AS c_owner, c.name AS c_name, c.user_id AS c_user_id, \
+         c.aor AS c_aor, c.server AS c_server, c.accepted AS c_accepted, \
          t.id AS t_id, t.owner AS t_owner, t.name AS t_name, t.kind AS t_kind, \
          t.media AS t_media, t.public_key AS t_public_key, t.software AS t_software, \
          t.instance AS t_instance, t.last_seen AS t_last_seen, \
@@ -38,12 +42,11 @@ fn route_inputs_sql() -> String {
          s.cost AS s_cost, s.trust AS s_trust, \
          cs.domain AS cs_domain, cs.proxy AS cs_proxy, cs.transport AS cs_transport, \
          cs.cost AS cs_cost, cs.trust AS cs_trust \
-         FROM contacts c \
+         FROM c \
          LEFT JOIN talkers t ON t.owner IN (c.owner, c.user_id) \
          LEFT JOIN accounts a ON a.talker_id = t.id \
          LEFT JOIN servers s ON s.domain = a.server \
          LEFT JOIN servers cs ON cs.domain = c.server \
-         WHERE c.owner = $1 AND c.name = $2 \
          ORDER BY CASE WHEN t.owner = c.owner THEN 0 ELSE 1 END, t.created_at, t.id, a.position"
     )
 }
