@@ -3,7 +3,10 @@
 //! item, or JSON with `--json`.
 
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::registry::{ContactTarget, ControllerTrust, Media, Server, TalkerKind, Transport};
+use crate::registry::{
+    ContactTarget, ControllerTrust, MAX_FIELD, Media, Server, TalkerKind, Transport, aor_domain,
+    printable_field,
+};
 use crate::storage::{NewAccount, NewSipPhone, Store};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -154,7 +157,7 @@ pub enum TalkerCommand {
     Add {
         /// Whose talker it is.
         owner: String,
-        /// Its id: 1-64 of A-Z a-z 0-9 . _ -
+        /// Its id (unique among all talkers).
         id: String,
         /// The name shown in the dialer (default: the id).
         #[arg(long)]
@@ -170,15 +173,6 @@ pub enum TalkerCommand {
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
     },
-}
-
-/// The server domain of `sip:user@domain`, if `aor` is one.
-fn aor_domain(aor: &str) -> Option<String> {
-    aor.strip_prefix("sip:")
-        .and_then(|r| r.split_once('@'))
-        .filter(|(user, _)| !user.is_empty())
-        .map(|(_, d)| d.to_owned())
-        .filter(|d| !d.is_empty() && !d.contains([';', '?', '>', ':', '@']))
 }
 
 /// Runs one admin command against `store`, printing its result.
@@ -266,6 +260,7 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
                 },
                 (None, Some(aor)) => {
                     let server = aor_domain(&aor)
+                        .map(str::to_owned)
                         .with_context(|| format!("--address {aor:?} is not sip:user@domain"))?;
                     if store.server(&server).await?.is_none() {
                         bail!("--address {aor:?}: unknown server {server:?} (add it first)");
@@ -288,18 +283,15 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
             video,
             accounts,
         }) => {
-            let id_ok = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !id_ok {
-                bail!("talker id {id:?}: 1-64 of A-Z a-z 0-9 . _ -");
+            // The same rule as an enrolling agent's id.
+            if !printable_field(&id) {
+                bail!("talker id {id:?}: 1..={MAX_FIELD} printable characters");
             }
             let owner = store.require_user(&owner).await?;
             let mut new_accounts = Vec::new();
             for aor in accounts {
                 let server = aor_domain(&aor)
+                    .map(str::to_owned)
                     .with_context(|| format!("--account {aor:?} is not sip:user@domain"))?;
                 if store.server(&server).await?.is_none() {
                     bail!("--account {aor:?}: unknown server {server:?} (add it first)");

@@ -282,3 +282,21 @@ pub struct Contact {
     /// Who it is.
     pub target: ContactTarget,
 }
+
+/// Longest id, name or address the registry takes.
+pub const MAX_FIELD: usize = 256;
+
+/// Whether `value` may be stored as an id, name or address: 1 to
+/// [`MAX_FIELD`] bytes, no control characters.
+pub fn printable_field(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_FIELD && !value.chars().any(char::is_control)
+}
+
+/// The domain of a `sip:user@domain` address of record, when it is one.
+pub fn aor_domain(aor: &str) -> Option<&str> {
+    let rest = aor.strip_prefix("sip:")?;
+    let (user, domain) = rest.split_once('@')?;
+    let ok =
+        !user.is_empty() && !domain.is_empty() && !domain.contains([';', '?', '>', '<', ' ', '@']);
+    ok.then_some(domain)
+}

@@ -3,7 +3,7 @@
 
 use super::{ApiError, AppState, BearerToken, CurrentTalker, CurrentUser, unix_time_f64};
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::registry::{Media, TalkerKind};
+use crate::registry::{MAX_FIELD, Media, TalkerKind, aor_domain, printable_field};
 use crate::storage::{AccountReport, NewAccount, NewTalker};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use splitdial_sip::call_token::{Action, Claims, TokenKind, unix_now};
 
 /// Longest talker id, name, AOR or URN accepted.
-const MAX_FIELD: usize = 256;
 /// Most accounts one talker may enroll.
 const MAX_ACCOUNTS: usize = 32;
 /// Owner tokens live this long.
@@ -45,21 +44,12 @@ pub struct EnrolledAccount {
 }
 
 fn field(name: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > MAX_FIELD || value.chars().any(char::is_control) {
+    if !printable_field(value) {
         return Err(ApiError::invalid(format!(
             "{name} must be 1..={MAX_FIELD} printable characters"
         )));
     }
     Ok(())
-}
-
-/// The domain of a `sip:user@domain` address, when it is one.
-fn aor_domain(aor: &str) -> Option<&str> {
-    let rest = aor.strip_prefix("sip:")?;
-    let (user, domain) = rest.split_once('@')?;
-    let ok =
-        !user.is_empty() && !domain.is_empty() && !domain.contains([';', '?', '>', '<', ' ', '@']);
-    ok.then_some(domain)
 }
 
 /// `POST /v1/talkers`: enrolls a talker with a one-time enrollment token.
