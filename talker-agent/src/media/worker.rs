@@ -72,6 +72,8 @@ type Pending = Mutex<HashMap<u64, oneshot::Sender<Outcome>>>;
 struct Connection {
     /// Counts worker starts; a handle from an older worker is stale.
     generation: u64,
+    /// The worker's process id.
+    pid: Option<u32>,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     pending: Arc<Pending>,
     /// Set when the worker's stdout closed: it is gone, or going.
@@ -92,6 +94,11 @@ impl Connection {
         let (reply_tx, reply_rx) = oneshot::channel();
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(id, reply_tx);
+        }
+        // The reader may have failed everything waiting just before the insert.
+        if self.gone.load(Ordering::Acquire) {
+            self.forget(id);
+            return Err(MediaError::Worker("the media worker has exited".into()));
         }
         let written = {
             let mut stdin = self.stdin.lock().await;
@@ -236,6 +243,14 @@ impl MediaWorker {
         }
     }
 
+    /// The process id of the running worker, if one runs.
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.current
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|c| c.pid))
+    }
+
     /// Runs a request that creates a session or conference, starting a worker if needed.
     async fn create(
         &self,
@@ -362,10 +377,8 @@ fn spawn(generation: u64) -> Result<Connection, MediaError> {
         .stdout
         .take()
         .ok_or_else(|| MediaError::Worker("no pipe to the media worker".into()))?;
-    info!(
-        pid = child.id().unwrap_or(0),
-        generation, "media worker started"
-    );
+    let pid = child.id();
+    info!(pid = pid.unwrap_or(0), generation, "media worker started");
     let pending: Arc<Pending> = Arc::new(Mutex::new(HashMap::new()));
     let gone = Arc::new(AtomicBool::new(false));
     let (exited_tx, exited_rx) = oneshot::channel();
@@ -378,6 +391,7 @@ fn spawn(generation: u64) -> Result<Connection, MediaError> {
     ));
     Ok(Connection {
         generation,
+        pid,
         stdin: tokio::sync::Mutex::new(stdin),
         pending,
         gone,
