@@ -15,7 +15,8 @@
 //! `/proc/PID/smaps_rollup` at the end of the window.
 //!
 //! Run: `cargo build --release -p talker-media` (the agent finds the worker beside itself), then
-//! `unshare --net -- sh -c 'ip link set lo up && cargo bench -p talker-agent --bench idle --offline'`.
+//! `unshare --net -- sh -c 'ip link set lo up && cargo bench -p talker-agent --bench idle --offline'`;
+//! with `IDLE_BENCH_AGENT=target/agent/talker-agent` it measures the `agent` profile's build.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 #[path = "../tests/interop/rig.rs"]
@@ -24,7 +25,7 @@ mod rig;
 use rig::{Baresip, BaresipSetup, CONTROLLER_IP, ControlLeg, DOMAIN, Matcher, agent_config};
 use sip_server::ServerConfig;
 use sip_server::users::UserDirectory;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(2);
@@ -150,8 +151,14 @@ async fn run() {
         440.0,
         "",
     );
-    let binary = Path::new(env!("CARGO_BIN_EXE_talker-agent"));
-    let agent = rig::start_agent(binary, &a_cfg, "tv-a");
+    // IDLE_BENCH_AGENT measures another build of the agent, e.g. the `agent` profile's
+    // target/agent/talker-agent (its media worker must sit beside it).
+    let binary = std::env::var_os("IDLE_BENCH_AGENT").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_talker-agent")),
+        PathBuf::from,
+    );
+    println!("agent binary: {}", binary.display());
+    let agent = rig::start_agent(&binary, &a_cfg, "tv-a");
     let mut eve = Baresip::start(&BaresipSetup {
         user: "eve",
         proxy: server.local_addr(),
