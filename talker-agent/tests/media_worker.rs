@@ -31,6 +31,19 @@ fn hears(stats: &MediaStats, hz: f64) -> bool {
         .is_some_and(|s| s.frequencies_hz.iter().any(|f| (f - hz).abs() < 5.0))
 }
 
+/// Two sessions that hear each other: (A, B).
+async fn talking_pair(tone_a: f64, tone_b: f64) -> (RemoteSession, RemoteSession) {
+    let (a, b) = (settings(tone_a), settings(tone_b));
+    let a_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    let o = offer(&a, &a_ports, false).unwrap();
+    let (ans, b_plan) = answer(&o, &b, &b_ports).unwrap();
+    let a_plan = negotiated_from_answer(&o, &ans).unwrap();
+    let sa = RemoteSession::start(&a_plan, &a, a_ports).await.unwrap();
+    let sb = RemoteSession::start(&b_plan, &b, b_ports).await.unwrap();
+    (sa, sb)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     let binary = worker_binary().expect("talker-media built: cargo build --workspace");
@@ -80,4 +93,35 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
         assert!(Instant::now() < deadline, "worker {pid} did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A worker that dies takes only the media: requests fail at once, stopping is
+    // prompt, and the next call gets a fresh worker.
+    let (sa, sb) = talking_pair(610.0, 990.0).await;
+    let pid = MediaWorker::shared().worker_pid().expect("a new worker");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sa.stats().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "statistics still served by a dead worker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    sa.stop().await;
+    sb.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let (sa, sb) = talking_pair(610.0, 990.0).await;
+    let fresh = MediaWorker::shared().worker_pid().expect("a fresh worker");
+    assert_ne!(fresh, pid);
+    sa.stop().await;
+    sb.stop().await;
 }
