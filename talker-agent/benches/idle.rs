@@ -6,11 +6,17 @@
 //!    second baresip with opus too); both ends of the same call are measured;
 //! 3. the agent idle again after those calls.
 //!
+//! The agent runs its media in a child process, the media worker `talker-media`: during a
+//! call the worker is measured too, and "agent + worker" is their sum (RSS double-counts
+//! nothing they share but the C library's pages; PSS is the fair sum). Idle, there is no worker.
+//!
 //! CPU = user + system time from `/proc/PID/stat` over a 10 s window after 2 s
 //! of settling, as % of one core; RSS = VmRSS, PSS and anonymous memory from
 //! `/proc/PID/smaps_rollup` at the end of the window.
 //!
-//! Run: `unshare --net -- sh -c 'ip link set lo up && cargo bench -p talker-agent --bench idle --offline'`.
+//! Run: `cargo build --release -p talker-media` (the agent finds the worker beside itself), then
+//! `unshare --net -- sh -c 'ip link set lo up && cargo bench -p talker-agent --bench idle --offline'`;
+//! with `IDLE_BENCH_AGENT=target/agent/talker-agent` it measures the `agent` profile's build.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 #[path = "../tests/interop/rig.rs"]
@@ -19,7 +25,7 @@ mod rig;
 use rig::{Baresip, BaresipSetup, CONTROLLER_IP, ControlLeg, DOMAIN, Matcher, agent_config};
 use sip_server::ServerConfig;
 use sip_server::users::UserDirectory;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(2);
@@ -35,6 +41,44 @@ struct Cost {
     rss_kib: u64,
     pss_kib: u64,
     anon_kib: u64,
+}
+
+impl Cost {
+    /// Two processes' costs together (one call's agent and its media worker).
+    fn plus(&self, other: &Cost) -> Cost {
+        Cost {
+            cpu_percent: self.cpu_percent + other.cpu_percent,
+            rss_kib: self.rss_kib + other.rss_kib,
+            pss_kib: self.pss_kib + other.pss_kib,
+            anon_kib: self.anon_kib + other.anon_kib,
+        }
+    }
+}
+
+/// The agent's media worker (its `talker-media` child), if one runs.
+fn media_worker_of(agent: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{agent}/task")).ok()?;
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "talker-media")
+        })
+}
+
+/// Whether `pid` maps any GLib or GStreamer library (from `/proc/PID/maps`).
+fn maps_gstreamer(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("libgstreamer") || l.contains("libglib"))
 }
 
 impl std::fmt::Display for Cost {
@@ -107,8 +151,14 @@ async fn run() {
         440.0,
         "",
     );
-    let binary = Path::new(env!("CARGO_BIN_EXE_talker-agent"));
-    let agent = rig::start_agent(binary, &a_cfg, "tv-a");
+    // IDLE_BENCH_AGENT measures another build of the agent, e.g. the `agent` profile's
+    // target/agent/talker-agent (its media worker must sit beside it).
+    let binary = std::env::var_os("IDLE_BENCH_AGENT").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_talker-agent")),
+        PathBuf::from,
+    );
+    println!("agent binary: {}", binary.display());
+    let agent = rig::start_agent(&binary, &a_cfg, "tv-a");
     let mut eve = Baresip::start(&BaresipSetup {
         user: "eve",
         proxy: server.local_addr(),
@@ -127,6 +177,11 @@ async fn run() {
     let idle = measure(&[agent_pid, eve_pid]).await;
     println!("idle, registered        agent:   {}", idle[0]);
     println!("idle, registered        baresip: {}", idle[1]);
+    println!(
+        "idle: media worker running: {}; agent maps GLib/GStreamer: {}",
+        media_worker_of(agent_pid).is_some(),
+        maps_gstreamer(agent_pid)
+    );
 
     // A G.711 call: the agent's referred call to eve (g711 only).
     let mut leg = ControlLeg::open(
@@ -138,9 +193,15 @@ async fn run() {
     .await;
     leg.refer_and_wait_answer(&matcher, &format!("sip:eve@{DOMAIN}"))
         .await;
-    let g711 = measure(&[agent_pid, eve_pid]).await;
+    let worker = media_worker_of(agent_pid).expect("a media worker during the call");
+    let g711 = measure(&[agent_pid, worker, eve_pid]).await;
     println!("G.711 call (each end)   agent:   {}", g711[0]);
-    println!("G.711 call (each end)   baresip: {}", g711[1]);
+    println!("G.711 call (each end)   worker:  {}", g711[1]);
+    println!(
+        "G.711 call (each end)   agent + worker: {}",
+        g711[0].plus(&g711[1])
+    );
+    println!("G.711 call (each end)   baresip: {}", g711[2]);
     leg.bye().await;
     drop(eve);
 
@@ -164,9 +225,15 @@ async fn run() {
     .await;
     leg.refer_and_wait_answer(&matcher, &format!("sip:zed@{DOMAIN}"))
         .await;
-    let opus = measure(&[agent_pid, zed_pid]).await;
+    let worker = media_worker_of(agent_pid).expect("a media worker during the call");
+    let opus = measure(&[agent_pid, worker, zed_pid]).await;
     println!("Opus call (each end)    agent:   {}", opus[0]);
-    println!("Opus call (each end)    baresip: {}", opus[1]);
+    println!("Opus call (each end)    worker:  {}", opus[1]);
+    println!(
+        "Opus call (each end)    agent + worker: {}",
+        opus[0].plus(&opus[1])
+    );
+    println!("Opus call (each end)    baresip: {}", opus[2]);
     leg.bye().await;
     let codec_line = agent
         .log()
@@ -179,6 +246,10 @@ async fn run() {
 
     let after = measure(&[agent_pid]).await;
     println!("idle again after calls  agent:   {}", after[0]);
+    println!(
+        "idle again: media worker running: {}",
+        media_worker_of(agent_pid).is_some()
+    );
     drop(agent);
     server.shutdown().await;
 }

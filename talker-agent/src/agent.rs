@@ -256,7 +256,8 @@ impl Agent {
         })
     }
 
-    /// Graceful shutdown, in order: hang up every call (BYE, CANCEL), un-register
+    /// Graceful shutdown, in order: hang up every call (BYE, CANCEL), stop the
+    /// media worker, un-register
     /// every account, send the matcher a last heartbeat, say goodbye over mDNS,
     /// then stop the status API and the SIP endpoint.
     pub async fn shutdown(self) {
@@ -270,6 +271,10 @@ impl Agent {
         while !self.calls.list().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The calls' media stopped with them; this ends the worker even if one did not.
+        crate::media::worker::MediaWorker::shared()
+            .shut_down()
+            .await;
         self.stop.cancel();
         for task in self.registrations {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

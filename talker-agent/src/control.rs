@@ -538,6 +538,8 @@ impl CallControl {
         states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
         actions: &mut mpsc::UnboundedReceiver<OwnerAction>,
     ) {
+        // GStreamer starts in the worker while the answer goes out.
+        let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let settings = self.dialer.media.clone();
         let offer = String::from_utf8_lossy(offer).into_owned();
         let negotiated = tokio::task::spawn_blocking(move || {

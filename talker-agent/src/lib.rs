@@ -12,7 +12,8 @@
 //! * [`referred_call`] places the call a REFER asks for, with the device's own
 //!   account; [`media_glue`] starts its media.
 //! * [`media_settings`] maps the configuration onto media settings.
-//! * [`media`] negotiates SDP and runs the GStreamer sessions.
+//! * [`media`] negotiates SDP and drives the media worker process (`talker-media`),
+//!   which runs the GStreamer sessions: the agent itself links no GStreamer.
 //! * [`status_api`] serves the local HTTP API (status, challenge, owner actions).
 //! * [`advertise`] announces the talker over mDNS, idle or busy.
 //! * [`enrollment`] enrolls the talker with the matcher (`talker-agent enroll`);

@@ -1,7 +1,7 @@
-//! Where negotiated call legs meet the media engine. GStreamer work (pipeline
-//! set-up, state changes, teardown) blocks, so it runs on blocking threads;
-//! live statistics are copied into the call registry while a leg lives, and
-//! each leg ends with one `media summary` log line.
+//! Where negotiated call legs meet the media worker (the `talker-media` process
+//! that runs GStreamer, see [`crate::media::worker`]); live statistics are
+//! copied into the call registry while a leg lives, and each leg ends with one
+//! `media summary` log line.
 //!
 //! A control leg's referred calls share a [`MediaHub`]: the first party gets a
 //! plain session (audio and video); when a second party joins, both move into
@@ -10,15 +10,14 @@
 
 use crate::calls::CallEntry;
 use crate::media::{
-    AllocatedPorts, Conference, LegId, MediaError, MediaSession, MediaSettings, MediaStats,
-    Negotiated,
+    AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated, PortNumbers,
+    RemoteConference, RemoteSession,
 };
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 /// How often live statistics are copied into the call registry.
 const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -64,17 +63,9 @@ fn log_summary(stats: &MediaStats, heard: &Heard) {
     );
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, MediaError> + Send + 'static,
-) -> Result<T, MediaError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| MediaError::Pipeline(e.to_string()))?
-}
-
 /// The media of one call leg while it runs.
 pub struct LegMedia {
-    session: Arc<Mutex<Option<MediaSession>>>,
+    session: Arc<RemoteSession>,
     stop_stats: CancellationToken,
     heard: Arc<Mutex<Heard>>,
 }
@@ -86,9 +77,7 @@ pub async fn start(
     ports: AllocatedPorts,
     entry: Arc<CallEntry>,
 ) -> Result<LegMedia, MediaError> {
-    let (plan, settings) = (plan.clone(), settings.clone());
-    let session = blocking(move || MediaSession::start(&plan, &settings, ports)).await?;
-    let session = Arc::new(Mutex::new(Some(session)));
+    let session = Arc::new(RemoteSession::start(plan, settings, ports).await?);
     let heard = Arc::new(Mutex::new(Heard::default()));
     let stop_stats = CancellationToken::new();
     let (watched, noted, stop) = (session.clone(), heard.clone(), stop_stats.clone());
@@ -97,12 +86,14 @@ pub async fn start(
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(STATS_EVERY) => {
-                    let stats = watched.lock().ok().and_then(|s| s.as_ref().map(MediaSession::stats));
-                    if let Some(stats) = stats {
-                        if let Ok(mut h) = noted.lock() {
-                            h.note(&stats);
+                    match watched.stats().await {
+                        Ok(stats) => {
+                            if let Ok(mut h) = noted.lock() {
+                                h.note(&stats);
+                            }
+                            entry.set_media(stats);
                         }
-                        entry.set_media(stats);
+                        Err(e) => debug!(error = %e, "no media statistics"),
                     }
                 }
             }
@@ -115,18 +106,18 @@ pub async fn start(
     })
 }
 
-/// Stops the media of a leg (EOS and teardown on a blocking thread).
+/// Stops the media of a leg (EOS and teardown in the worker), after its summary line.
 pub async fn stop(media: LegMedia) {
     media.stop_stats.cancel();
-    let session = media.session.lock().ok().and_then(|mut s| s.take());
-    if let Some(session) = session {
-        if let Ok(heard) = media.heard.lock() {
-            log_summary(&session.stats(), &heard);
-        }
-        if let Err(e) = tokio::task::spawn_blocking(move || session.stop()).await {
-            warn!(error = %e, "media teardown failed");
-        }
+    let stats = media
+        .session
+        .stats()
+        .await
+        .unwrap_or_else(|_| MediaStats::unused(media.session.plan()));
+    if let Ok(heard) = media.heard.lock() {
+        log_summary(&stats, &heard);
     }
+    media.session.stop().await;
 }
 
 /// The media of all referred calls of one control leg.
@@ -153,7 +144,7 @@ enum HubState {
 type MixedLegs = BTreeMap<u64, (LegId, Arc<CallEntry>)>;
 
 struct Mixed {
-    conference: Arc<Mutex<Option<Conference>>>,
+    conference: Arc<RemoteConference>,
     legs: Arc<Mutex<MixedLegs>>,
     heard: Arc<Mutex<Heard>>,
     stop_stats: CancellationToken,
@@ -205,18 +196,45 @@ impl MediaHub {
                 entry: first_entry,
             } => {
                 info!("a second party joins: mixing locally");
+                // The mix starts before the single session stops, so the worker (and its
+                // GStreamer) carries on instead of exiting and starting again.
+                let conference = match RemoteConference::start(&self.settings).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        *state = HubState::Single {
+                            key,
+                            leg,
+                            plan: first_plan,
+                            audio_rtp,
+                            entry: first_entry,
+                        };
+                        return Err(e);
+                    }
+                };
                 stop(leg).await;
-                let settings = self.settings.clone();
-                let ip: IpAddr = settings.local_ip;
-                let (first, second) = (audio_only(&first_plan), audio_only(plan));
-                let (conference, first_id, second_id) = blocking(move || {
-                    let mut conference = Conference::new(&settings)?;
-                    let first_ports = AllocatedPorts::rebind(ip, audio_rtp, None)?;
-                    let first_id = conference.add_leg(&first, first_ports)?;
-                    let second_id = conference.add_leg(&second, ports)?;
-                    Ok((conference, first_id, second_id))
-                })
-                .await?;
+                // The first party keeps the ports its peer already sends to.
+                let first_ports = PortNumbers {
+                    local_ip: self.settings.local_ip,
+                    audio_rtp,
+                    video_rtp: None,
+                };
+                let added = async {
+                    let first_id = conference
+                        .add_leg(&audio_only(&first_plan), first_ports)
+                        .await?;
+                    let second_id = conference
+                        .add_leg(&audio_only(plan), ports.release())
+                        .await?;
+                    Ok::<_, MediaError>((first_id, second_id))
+                }
+                .await;
+                let (first_id, second_id) = match added {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        conference.stop().await;
+                        return Err(e);
+                    }
+                };
                 let mut legs = BTreeMap::new();
                 legs.insert(key, (first_id, first_entry));
                 legs.insert(entry.id(), (second_id, entry));
@@ -224,18 +242,10 @@ impl MediaHub {
                 Ok(())
             }
             HubState::Mixed(mixed) => {
-                let conference = mixed.conference.clone();
-                let plan = audio_only(plan);
-                let result = blocking(move || {
-                    let mut guard = conference
-                        .lock()
-                        .map_err(|_| MediaError::Pipeline("conference lock".into()))?;
-                    let conference = guard
-                        .as_mut()
-                        .ok_or_else(|| MediaError::Pipeline("conference stopped".into()))?;
-                    conference.add_leg(&plan, ports)
-                })
-                .await;
+                let result = mixed
+                    .conference
+                    .add_leg(&audio_only(plan), ports.release())
+                    .await;
                 if let Ok(id) = &result
                     && let Ok(mut legs) = mixed.legs.lock()
                 {
@@ -255,17 +265,10 @@ impl MediaHub {
             HubState::Mixed(mixed) => {
                 let leg = mixed.legs.lock().ok().and_then(|mut l| l.remove(&key));
                 let remaining = mixed.legs.lock().map_or(0, |l| l.len());
-                if let Some((id, _)) = leg {
-                    let conference = mixed.conference.clone();
-                    let _ = blocking(move || {
-                        if let Ok(mut guard) = conference.lock()
-                            && let Some(c) = guard.as_mut()
-                        {
-                            c.remove_leg(id)?;
-                        }
-                        Ok(())
-                    })
-                    .await;
+                if let Some((id, _)) = leg
+                    && let Err(e) = mixed.conference.remove_leg(id).await
+                {
+                    debug!(error = %e, "cannot remove a conference leg");
                 }
                 if remaining == 0 {
                     mixed.stop().await;
@@ -279,9 +282,9 @@ impl MediaHub {
 }
 
 impl Mixed {
-    fn start(conference: Conference, legs: MixedLegs) -> Self {
+    fn start(conference: RemoteConference, legs: MixedLegs) -> Self {
         let mixed = Self {
-            conference: Arc::new(Mutex::new(Some(conference))),
+            conference: Arc::new(conference),
             legs: Arc::new(Mutex::new(legs)),
             heard: Arc::new(Mutex::new(Heard::default())),
             stop_stats: CancellationToken::new(),
@@ -297,8 +300,13 @@ impl Mixed {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(STATS_EVERY) => {
-                        let stats = conference.lock().ok().and_then(|c| c.as_ref().map(Conference::stats));
-                        let Some(stats) = stats else { continue };
+                        let stats = match conference.stats().await {
+                            Ok(stats) => stats,
+                            Err(e) => {
+                                debug!(error = %e, "no conference statistics");
+                                continue;
+                            }
+                        };
                         if let Ok(mut h) = heard.lock() {
                             h.note(&stats.local);
                         }
@@ -319,14 +327,10 @@ impl Mixed {
 
     async fn stop(self) {
         self.stop_stats.cancel();
-        let conference = self.conference.lock().ok().and_then(|mut c| c.take());
-        if let Some(conference) = conference {
-            if let Ok(heard) = self.heard.lock() {
-                log_summary(&conference.stats().local, &heard);
-            }
-            if let Err(e) = tokio::task::spawn_blocking(move || conference.stop()).await {
-                warn!(error = %e, "conference teardown failed");
-            }
+        let stats = self.conference.stats().await.unwrap_or_default();
+        if let Ok(heard) = self.heard.lock() {
+            log_summary(&stats.local, &heard);
         }
+        self.conference.stop().await;
     }
 }

@@ -164,6 +164,8 @@ impl Dialer {
                 return Outcome::Failed(500);
             }
         };
+        // GStreamer starts in the worker while the callee rings, not after it answers.
+        let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let offer = match media::offer(&self.media, &ports, want_video) {
             Ok(o) => o,
             Err(e) => {

@@ -72,7 +72,14 @@ enabled = false
 }
 
 fn start_agent(config: &std::path::Path, label: &str) -> Process {
-    let mut p = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_talker-agent"));
+    // Calls need the media worker, another workspace package, next to the agent.
+    assert!(
+        agent.with_file_name("talker-media").is_file(),
+        "talker-media is missing next to {}: cargo build --workspace --all-targets",
+        agent.display()
+    );
+    let mut p = Spawn::new(agent)
         .arg("--config")
         .arg(config)
         .env(

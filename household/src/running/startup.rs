@@ -38,9 +38,13 @@ struct Binaries {
 impl Binaries {
     /// The three programs, next to the running executable (the target
     /// directory they were built into; a test executable's `deps/` counts as
-    /// its parent). A missing one is an error naming it and how to build it.
+    /// its parent), and the agent's media worker beside them. A missing one is
+    /// an error naming it and how to build it.
     fn find() -> Result<Self, Error> {
         let dir = build_dir()?;
+        // The agent starts its media worker from its own directory: check it is there
+        // now rather than fail at the first call.
+        binary_in(&dir, "talker-media")?;
         Ok(Self {
             sip_server: binary_in(&dir, "sip-server")?,
             matcher: binary_in(&dir, "matcher")?,

@@ -1,4 +1,5 @@
-//! Errors of the media module: SDP negotiation, device settings and GStreamer sessions.
+//! Errors of the media module: SDP negotiation, device settings, and the media sessions that
+//! the media worker runs.
 
 use std::net::IpAddr;
 
@@ -70,16 +71,7 @@ pub enum MediaError {
     /// A conference leg id that is not (or no longer) in the conference.
     #[error("no conference leg {0}")]
     UnknownLeg(u64),
-}
-
-impl From<gstreamer::glib::BoolError> for MediaError {
-    fn from(e: gstreamer::glib::BoolError) -> Self {
-        MediaError::Pipeline(e.to_string())
-    }
-}
-
-impl From<gstreamer::StateChangeError> for MediaError {
-    fn from(e: gstreamer::StateChangeError) -> Self {
-        MediaError::Pipeline(format!("state change failed: {e}"))
-    }
+    /// The media worker process could not be started, failed a request or went away.
+    #[error("media worker: {0}")]
+    Worker(String),
 }

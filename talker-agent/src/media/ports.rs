@@ -1,7 +1,10 @@
 //! UDP ports for one call leg, reserved (bound) by the media module before the SDP is written,
 //! so the port in `m=` is really ours and nothing else can take it before the call starts.
+//! The media worker binds the same numbers again when the call's media starts.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use serde::{Deserialize, Serialize};
 
 use super::error::MediaError;
 
@@ -10,9 +13,30 @@ const ATTEMPTS: usize = 64;
 
 /// One RTP socket and its RTCP companion (port + 1), both bound to the local address.
 #[derive(Debug)]
-pub(crate) struct SocketPair {
-    pub(crate) rtp: UdpSocket,
-    pub(crate) rtcp: UdpSocket,
+pub struct SocketPair {
+    /// The RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// The RTCP socket (RTP port + 1).
+    pub rtcp: UdpSocket,
+}
+
+/// The numbers of a reservation, as sent to the media worker: it binds the same ports again
+/// once the agent let go of them (a bound socket cannot cross the worker's pipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortNumbers {
+    /// The address the ports are bound to.
+    pub local_ip: IpAddr,
+    /// Audio RTP port (audio RTCP is `audio_rtp + 1`).
+    pub audio_rtp: u16,
+    /// Video RTP port, when video was reserved.
+    pub video_rtp: Option<u16>,
+}
+
+impl PortNumbers {
+    /// Binds these ports again (see [`AllocatedPorts::rebind`]).
+    pub fn bind(self) -> Result<AllocatedPorts, MediaError> {
+        AllocatedPorts::rebind(self.local_ip, self.audio_rtp, self.video_rtp)
+    }
 }
 
 /// Bound UDP ports for a call leg: RTP on an even port, RTCP on the next one (RFC 3550 §11).
@@ -23,9 +47,9 @@ pub struct AllocatedPorts {
     pub audio_rtp: u16,
     /// Video RTP port when video was reserved (video RTCP is `video_rtp + 1`).
     pub video_rtp: Option<u16>,
-    pub(crate) local_ip: IpAddr,
-    pub(crate) audio: SocketPair,
-    pub(crate) video: Option<SocketPair>,
+    local_ip: IpAddr,
+    audio: SocketPair,
+    video: Option<SocketPair>,
 }
 
 impl AllocatedPorts {
@@ -50,6 +74,21 @@ impl AllocatedPorts {
     /// The address the sockets are bound to.
     pub fn local_ip(&self) -> IpAddr {
         self.local_ip
+    }
+
+    /// The port numbers, closing the sockets: from here the ports are free until the media
+    /// worker binds them again.
+    pub fn release(self) -> PortNumbers {
+        PortNumbers {
+            local_ip: self.local_ip,
+            audio_rtp: self.audio_rtp,
+            video_rtp: self.video_rtp,
+        }
+    }
+
+    /// The bound sockets, for the media pipeline that takes them over: audio, then video.
+    pub fn into_sockets(self) -> (SocketPair, Option<SocketPair>) {
+        (self.audio, self.video)
     }
 
     /// Binds exactly the given audio (and video) RTP ports again, with their RTCP

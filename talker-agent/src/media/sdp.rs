@@ -1,12 +1,16 @@
-//! SDP offer/answer (RFC 3264 on RFC 8866) for the talker, written and parsed with GStreamer's
-//! SDP library (`gstreamer-sdp`). Opus/48000 is preferred, PCMU/PCMA keep plain SIP phones
+//! SDP offer/answer (RFC 3264 on RFC 8866) for the talker, written and parsed with the pure-Rust
+//! `sdp` crate (so the agent links no GStreamer). Opus/48000 is preferred, PCMU/PCMA keep plain SIP phones
 //! working, VP8 video is used only when both sides offer it; the control leg is always inactive.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use gstreamer_sdp::{SDPMedia, SDPMessage};
-use serde::Serialize;
+use std::io::Cursor;
+
+use sdp::description::common::{Address, Attribute, ConnectionInformation};
+use sdp::description::media::{MediaDescription, MediaName, RangedPort};
+use sdp::description::session::{Origin, SessionDescription, TimeDescription};
+use serde::{Deserialize, Serialize};
 
 use super::error::SdpError;
 use super::ports::AllocatedPorts;
@@ -17,12 +21,12 @@ pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Payload type used for VP8 in our offers (dynamic, RFC 7741).
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
 /// The discard port put in `m=` lines of inactive streams that never carry media.
-const INACTIVE_PORT: u32 = 9;
+const INACTIVE_PORT: u16 = 9;
 /// Longest SDP body accepted (a SIP body is far smaller; this bounds parsing work).
 const MAX_SDP_LEN: usize = 64 * 1024;
 
 /// A codec this talker can send and receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Codec {
     /// Opus at 48 kHz (RFC 7587), sent mono.
     Opus,
@@ -81,7 +85,7 @@ impl fmt::Display for Codec {
 }
 
 /// Media direction of a stream (RFC 3264 §5.1), from this talker's point of view in a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {
     /// Send and receive.
     SendRecv,
@@ -126,7 +130,7 @@ impl Direction {
 }
 
 /// One negotiated RTP stream: what to send and receive, and where the peer listens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamPlan {
     /// The codec both sides agreed on.
     pub codec: Codec,
@@ -141,7 +145,7 @@ pub struct StreamPlan {
 }
 
 /// The outcome of an offer/answer exchange: at most one audio and one video stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Negotiated {
     /// The audio stream, if accepted.
     pub audio: Option<StreamPlan>,
@@ -320,53 +324,48 @@ fn parse(text: &str) -> Result<Description, SdpError> {
     if text.contains('\0') {
         return Err(malformed("body contains a NUL byte"));
     }
-    init_gstreamer().map_err(|e| SdpError::Malformed(format!("SDP library unavailable: {e}")))?;
-    let msg = SDPMessage::parse_buffer(text.as_bytes()).map_err(|e| malformed(e.to_string()))?;
-    if msg.version() != Some("0") {
+    let msg = SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
+        .map_err(|e| malformed(e.to_string()))?;
+    if msg.version != 0 {
         return Err(malformed("missing or unsupported v= line (expected v=0)"));
     }
-    let address = match msg.connection() {
-        Some(c) if c.address().is_some() => Some(parse_ip(c.nettype(), c.addrtype(), c.address())?),
-        _ => None,
-    };
-    let session_direction =
-        parse_direction(|a| msg.attribute_val(a).is_some() || has_flag(&msg, a));
+    let address = connection_ip(msg.connection_information.as_ref())?;
+    let session_direction = parse_direction(|a| has_attribute(&msg.attributes, a));
     let mut sections = Vec::new();
-    for media in msg.medias() {
-        let kind = media
-            .media()
+    for media in &msg.media_descriptions {
+        let name = &media.media_name;
+        let kind = Some(name.media.as_str())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| malformed("m= line without a media type"))?
             .to_owned();
-        let port = u16::try_from(media.port())
-            .map_err(|_| malformed(format!("m={kind} port {} out of range", media.port())))?;
-        let proto = media
-            .proto()
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| malformed(format!("m={kind} without a transport protocol")))?
-            .to_owned();
-        let formats: Vec<String> = media
-            .formats()
+        let port = u16::try_from(name.port.value)
+            .map_err(|_| malformed(format!("m={kind} port {} out of range", name.port.value)))?;
+        let proto = name.protos.join("/");
+        if proto.is_empty() {
+            return Err(malformed(format!("m={kind} without a transport protocol")));
+        }
+        let formats: Vec<String> = name
+            .formats
+            .iter()
             .filter(|f| !f.trim().is_empty())
-            .map(str::to_owned)
+            .cloned()
             .collect();
         if formats.is_empty() {
             return Err(malformed(format!("m={kind} lists no formats")));
         }
         let rtpmaps = media
-            .attributes()
-            .filter(|a| a.key() == "rtpmap")
-            .filter_map(|a| a.value().and_then(parse_rtpmap))
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .filter_map(|a| a.value.as_deref().and_then(parse_rtpmap))
             .collect();
-        let direction = parse_direction(|a| media.attributes().any(|x| x.key() == a))
+        let direction = parse_direction(|a| has_attribute(&media.attributes, a))
             .or(session_direction)
             .unwrap_or(Direction::SendRecv);
-        let media_address = match media.connection(0) {
-            Some(c) => Some(parse_ip(c.nettype(), c.addrtype(), c.address())?),
-            None => None,
-        };
-        let rtcp = match media.attribute_val("rtcp") {
-            Some(v) => Some(parse_rtcp(v)?),
+        let media_address = connection_ip(media.connection_information.as_ref())?;
+        let rtcp = match media.attribute("rtcp") {
+            Some(Some(v)) => Some(parse_rtcp(v)?),
+            Some(None) => return Err(malformed("a=rtcp without a port")),
             None => None,
         };
         let section = Section {
@@ -390,13 +389,23 @@ fn parse(text: &str) -> Result<Description, SdpError> {
     Ok(Description { address, sections })
 }
 
-fn has_flag(msg: &SDPMessage, key: &str) -> bool {
-    msg.attributes().any(|a| a.key() == key)
+/// The address of a `c=` line, if there is one with an address.
+fn connection_ip(connection: Option<&ConnectionInformation>) -> Result<Option<IpAddr>, SdpError> {
+    match connection {
+        Some(c) => match &c.address {
+            Some(a) => Ok(Some(parse_ip(
+                Some(&c.network_type),
+                Some(&c.address_type),
+                Some(&a.address),
+            )?)),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
 }
 
-/// Makes sure GStreamer is initialised (the SDP library needs it). Cheap after the first call.
-pub(crate) fn init_gstreamer() -> Result<(), gstreamer::glib::Error> {
-    gstreamer::init()
+fn has_attribute(attributes: &[Attribute], key: &str) -> bool {
+    attributes.iter().any(|a| a.key == key)
 }
 
 fn addr_type(ip: IpAddr) -> &'static str {
@@ -406,52 +415,70 @@ fn addr_type(ip: IpAddr) -> &'static str {
     }
 }
 
-fn new_message(local_ip: IpAddr) -> Result<SDPMessage, SdpError> {
-    init_gstreamer().map_err(|e| SdpError::Write(format!("SDP library unavailable: {e}")))?;
-    let mut msg = SDPMessage::new();
-    msg.set_version("0");
-    let session_id = u64::from(rand::random::<u32>()).to_string();
-    msg.set_origin(
-        "splitdial",
-        &session_id,
-        "1",
-        "IN",
-        addr_type(local_ip),
-        &local_ip.to_string(),
-    );
-    msg.set_session_name("splitdial");
-    msg.set_connection("IN", addr_type(local_ip), &local_ip.to_string(), 0, 0);
-    // No add_time(): with no t= entry the library writes "t=0 0" itself, while an empty
-    // repeat list would make it read past an empty array.
-    Ok(msg)
+fn new_message(local_ip: IpAddr) -> SessionDescription {
+    let connection = ConnectionInformation {
+        network_type: "IN".into(),
+        address_type: addr_type(local_ip).into(),
+        address: Some(Address {
+            address: local_ip.to_string(),
+            ttl: None,
+            range: None,
+        }),
+    };
+    SessionDescription {
+        version: 0,
+        origin: Origin {
+            username: "splitdial".into(),
+            session_id: u64::from(rand::random::<u32>()),
+            session_version: 1,
+            network_type: "IN".into(),
+            address_type: addr_type(local_ip).into(),
+            unicast_address: local_ip.to_string(),
+        },
+        session_name: "splitdial".into(),
+        connection_information: Some(connection),
+        // "t=0 0": a session not bounded in time (RFC 8866 §5.9).
+        time_descriptions: vec![TimeDescription::default()],
+        ..SessionDescription::default()
+    }
 }
 
-fn media_line(kind: &str, port: u32, proto: &str) -> SDPMedia {
-    let mut m = SDPMedia::new();
-    m.set_media(kind);
-    m.set_port_info(port, 1);
-    m.set_proto(proto);
-    m
+fn media_line(kind: &str, port: u16, proto: &str) -> MediaDescription {
+    MediaDescription {
+        media_name: MediaName {
+            media: kind.to_owned(),
+            port: RangedPort {
+                value: isize::try_from(port).unwrap_or(isize::MAX),
+                range: None,
+            },
+            protos: proto.split('/').map(str::to_owned).collect(),
+            formats: Vec::new(),
+        },
+        ..MediaDescription::default()
+    }
 }
 
-fn add_codec(m: &mut SDPMedia, codec: Codec, pt: u8) {
-    m.add_format(&pt.to_string());
-    m.add_attribute("rtpmap", Some(&codec.rtpmap(pt)));
+fn add_attribute(m: &mut MediaDescription, key: &str, value: Option<&str>) {
+    m.attributes
+        .push(Attribute::new(key.to_owned(), value.map(str::to_owned)));
+}
+
+fn add_codec(m: &mut MediaDescription, codec: Codec, pt: u8) {
+    m.media_name.formats.push(pt.to_string());
+    add_attribute(m, "rtpmap", Some(&codec.rtpmap(pt)));
     if codec == Codec::Opus {
-        m.add_attribute("fmtp", Some(&format!("{pt} minptime=10;useinbandfec=1")));
+        add_attribute(m, "fmtp", Some(&format!("{pt} minptime=10;useinbandfec=1")));
     }
 }
 
-fn rejected(section: &Section) -> SDPMedia {
+fn rejected(section: &Section) -> MediaDescription {
     let mut m = media_line(&section.kind, 0, &section.proto);
-    for f in &section.formats {
-        m.add_format(f);
-    }
+    m.media_name.formats.clone_from(&section.formats);
     m
 }
 
-fn text(msg: &SDPMessage) -> Result<String, SdpError> {
-    msg.as_text().map_err(|e| SdpError::Write(e.to_string()))
+fn text(msg: &SessionDescription) -> String {
+    msg.marshal()
 }
 
 /// Our SDP offer for a call: `m=audio` with Opus/48000 (pt 111) first, then PCMU (0) and
@@ -462,49 +489,51 @@ pub fn offer(
     ports: &AllocatedPorts,
     want_video: bool,
 ) -> Result<String, SdpError> {
-    let mut msg = new_message(settings.local_ip)?;
-    let mut audio = media_line("audio", u32::from(ports.audio_rtp), "RTP/AVP");
+    let mut msg = new_message(settings.local_ip);
+    let mut audio = media_line("audio", ports.audio_rtp, "RTP/AVP");
     add_codec(&mut audio, Codec::Opus, OPUS_PAYLOAD_TYPE);
     add_codec(&mut audio, Codec::Pcmu, 0);
     add_codec(&mut audio, Codec::Pcma, 8);
-    audio.add_attribute("ptime", Some("20"));
-    audio.add_attribute(
+    add_attribute(&mut audio, "ptime", Some("20"));
+    add_attribute(
+        &mut audio,
         Direction::from_flags(settings.sends_audio(), settings.receives_audio()).attribute(),
         None,
     );
-    msg.add_media(audio);
+    msg.media_descriptions.push(audio);
     if let (true, true, Some(port)) = (want_video, settings.video_capable(), ports.video_rtp) {
-        let mut video = media_line("video", u32::from(port), "RTP/AVP");
+        let mut video = media_line("video", port, "RTP/AVP");
         add_codec(&mut video, Codec::Vp8, VP8_PAYLOAD_TYPE);
-        video.add_attribute(
+        add_attribute(
+            &mut video,
             Direction::from_flags(settings.sends_video(), settings.receives_video()).attribute(),
             None,
         );
-        msg.add_media(video);
+        msg.media_descriptions.push(video);
     }
-    text(&msg)
+    Ok(text(&msg))
 }
 
 /// The control leg's offer: one `m=audio` with PCMU/PCMA, the real `c=` address and
 /// `a=inactive` (DESIGN.md call flow). It never carries media.
 pub fn inactive_offer(local_ip: IpAddr) -> Result<String, SdpError> {
-    let mut msg = new_message(local_ip)?;
+    let mut msg = new_message(local_ip);
     let mut audio = media_line("audio", INACTIVE_PORT, "RTP/AVP");
     add_codec(&mut audio, Codec::Pcmu, 0);
     add_codec(&mut audio, Codec::Pcma, 8);
-    audio.add_attribute("inactive", None);
-    msg.add_media(audio);
-    text(&msg)
+    add_attribute(&mut audio, "inactive", None);
+    msg.media_descriptions.push(audio);
+    Ok(text(&msg))
 }
 
 /// Answers any offer with every stream `a=inactive` (the control leg, and every later offer on
 /// it). Streams the offer accepted keep a non-zero port; refused ones (port 0) stay refused.
 pub fn inactive_answer(offer: &str, local_ip: IpAddr) -> Result<String, SdpError> {
     let parsed = parse(offer)?;
-    let mut msg = new_message(local_ip)?;
+    let mut msg = new_message(local_ip);
     for section in &parsed.sections {
         if section.port == 0 {
-            msg.add_media(rejected(section));
+            msg.media_descriptions.push(rejected(section));
             continue;
         }
         let mut m = media_line(&section.kind, INACTIVE_PORT, &section.proto);
@@ -518,14 +547,14 @@ pub fn inactive_answer(offer: &str, local_ip: IpAddr) -> Result<String, SdpError
             None => {
                 // Echo the first offered format; the stream is inactive either way.
                 if let Some(f) = section.formats.first() {
-                    m.add_format(f);
+                    m.media_name.formats.push(f.clone());
                 }
             }
         }
-        m.add_attribute("inactive", None);
-        msg.add_media(m);
+        add_attribute(&mut m, "inactive", None);
+        msg.media_descriptions.push(m);
     }
-    text(&msg)
+    Ok(text(&msg))
 }
 
 /// Answers an offer for a call this talker accepts: picks Opus if offered, else PCMU/PCMA
@@ -537,30 +566,30 @@ pub fn answer(
     ports: &AllocatedPorts,
 ) -> Result<(String, Negotiated), SdpError> {
     let parsed = parse(offer)?;
-    let mut msg = new_message(settings.local_ip)?;
+    let mut msg = new_message(settings.local_ip);
     let mut plan = Negotiated::default();
     let mut reasons = Vec::new();
     for section in &parsed.sections {
         let accepted = accept_section(section, &parsed, settings, ports, &plan, &mut reasons)?;
         match accepted {
             Some((stream, port)) => {
-                let mut m = media_line(&section.kind, u32::from(port), &section.proto);
+                let mut m = media_line(&section.kind, port, &section.proto);
                 add_codec(&mut m, stream.codec, stream.payload_type);
-                m.add_attribute(stream.direction.attribute(), None);
-                msg.add_media(m);
+                add_attribute(&mut m, stream.direction.attribute(), None);
+                msg.media_descriptions.push(m);
                 if stream.codec.is_audio() {
                     plan.audio = Some(stream);
                 } else {
                     plan.video = Some(stream);
                 }
             }
-            None => msg.add_media(rejected(section)),
+            None => msg.media_descriptions.push(rejected(section)),
         }
     }
     if plan.audio.is_none() && plan.video.is_none() {
         return Err(SdpError::NoCommonCodec(reasons.join("; ")));
     }
-    Ok((text(&msg)?, plan))
+    Ok((text(&msg), plan))
 }
 
 /// Decides one offered section: the stream plan and our local port, or `None` (refused).

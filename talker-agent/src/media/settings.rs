@@ -92,7 +92,7 @@ impl Default for VideoFormat {
 }
 
 /// What this talker can send and receive, with which devices, and the latency knobs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MediaSettings {
     /// Where the voice comes from.
     pub audio_source: AudioSource,

@@ -146,6 +146,7 @@ pub fn auto_answer(caller: &str) -> String {
 
 /// Starts an agent binary with `config` and waits until it is ready.
 pub fn start_agent(binary: &Path, config: &Path, label: &str) -> Process {
+    assert_media_worker_beside(binary);
     let mut p = Spawn::new(binary)
         .arg("--config")
         .arg(config)
@@ -159,6 +160,17 @@ pub fn start_agent(binary: &Path, config: &Path, label: &str) -> Process {
     p.wait_for_output("talker-agent ready", Duration::from_secs(30))
         .unwrap();
     p
+}
+
+/// Panics with the build command when the media worker (`talker-media`, another
+/// workspace package) is not built next to the agent binary: calls would get no media.
+pub fn assert_media_worker_beside(agent: &Path) {
+    let worker = agent.with_file_name("talker-media");
+    assert!(
+        worker.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace --all-targets)",
+        worker.display()
+    );
 }
 
 /// Sends SIGTERM to `process` (by its PID).

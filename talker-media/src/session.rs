@@ -8,52 +8,20 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use serde::Serialize;
+use talker_agent::media::{
+    AllocatedPorts, AudioSink, Direction, MediaSettings, MediaStats, Negotiated, RtpStats,
+    StreamPlan, VideoSink, VideoSource,
+};
 
-use super::analyze::{PictureCounter, PictureStats, SoundAnalyzer, SoundStats};
-use super::chains;
-use super::error::MediaError;
-use super::ports::AllocatedPorts;
-use super::sdp::{Codec, Direction, Negotiated, StreamPlan};
-use super::settings::{AudioSink, MediaSettings, VideoSink, VideoSource};
+use crate::analyze::{PictureCounter, SoundAnalyzer};
+use crate::chains;
+use crate::error::{MediaError, PipelineResult};
 
 /// How long [`MediaSession::stop`] waits for the EOS to drain (files finalised, RTCP BYE sent).
 const EOS_TIMEOUT: Duration = Duration::from_secs(2);
 /// RTP session ids inside `rtpbin`.
 const AUDIO_SESSION: u32 = 0;
 const VIDEO_SESSION: u32 = 1;
-
-/// RTP counters of one stream.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RtpStats {
-    /// The negotiated codec.
-    pub codec: Codec,
-    /// What this side does with the stream.
-    pub direction: Direction,
-    /// RTP packets sent.
-    pub packets_sent: u64,
-    /// RTP packets received.
-    pub packets_received: u64,
-    /// Packets lost on the way in (from sequence numbers, RFC 3550 A.3).
-    pub packets_lost: u64,
-    /// Interarrival jitter of what arrives, in milliseconds (RFC 3550 A.8).
-    pub jitter_ms: f64,
-}
-
-/// Live statistics of a session, for the status API and tests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MediaStats {
-    /// Audio RTP counters, when an audio stream was negotiated.
-    pub audio: Option<RtpStats>,
-    /// Video RTP counters, when a video stream was negotiated.
-    pub video: Option<RtpStats>,
-    /// What an `analyze` audio sink measured.
-    pub sound: Option<SoundStats>,
-    /// What an `analyze` video sink counted.
-    pub picture: Option<PictureStats>,
-    /// Errors the pipeline reported so far (the session keeps what still works running).
-    pub errors: Vec<String>,
-}
 
 /// Watches a pipeline's bus on its own thread: logs errors, keeps latency right, notes EOS.
 pub(crate) struct BusWatch {
@@ -165,11 +133,7 @@ impl MediaSession {
         settings: &MediaSettings,
         ports: AllocatedPorts,
     ) -> Result<Self, MediaError> {
-        let AllocatedPorts {
-            audio: audio_pair,
-            video: video_pair,
-            ..
-        } = ports;
+        let (audio_pair, video_pair) = ports.into_sockets();
         let mut session = Self {
             running: None,
             plan: plan.clone(),
@@ -185,7 +149,7 @@ impl MediaSession {
             settings.jitter_ms,
             vec![plan.audio.clone(), plan.video.clone()],
         )?;
-        pipeline.add(&rtpbin)?;
+        pipeline.add(&rtpbin).pipeline()?;
         let mut receivers = vec![None, None];
 
         if let Some(audio) = plan
@@ -344,8 +308,8 @@ pub(crate) fn add_chain(
     parts: &[&gst::Element],
     sink: &gst::Pad,
 ) -> Result<(), MediaError> {
-    pipeline.add_many(parts.iter().copied())?;
-    gst::Element::link_many(parts.iter().copied())?;
+    pipeline.add_many(parts.iter().copied()).pipeline()?;
+    gst::Element::link_many(parts.iter().copied()).pipeline()?;
     let last = parts
         .last()
         .and_then(|p| p.static_pad("src"))
@@ -358,9 +322,9 @@ pub(crate) fn add_receiver(
     pipeline: &gst::Pipeline,
     parts: &[&gst::Element],
 ) -> Result<gst::Pad, MediaError> {
-    pipeline.add_many(parts.iter().copied())?;
+    pipeline.add_many(parts.iter().copied()).pipeline()?;
     if parts.len() > 1 {
-        gst::Element::link_many(parts.iter().copied())?;
+        gst::Element::link_many(parts.iter().copied()).pipeline()?;
     }
     parts
         .first()

@@ -1,4 +1,4 @@
-//! GStreamer building blocks shared by [`super::session`] and [`super::conference`]: sources,
+//! GStreamer building blocks shared by [`crate::session`] and [`crate::conference`]: sources,
 //! encoders, decoders and sinks as small bins, and the RTP/RTCP transport around `rtpbin`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -10,11 +10,12 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
 
-use super::analyze::{PictureCounter, SoundAnalyzer};
-use super::error::MediaError;
-use super::ports::SocketPair;
-use super::sdp::{Codec, StreamPlan};
-use super::settings::{AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource};
+use talker_agent::media::{
+    AudioSink, AudioSource, Codec, MediaSettings, SocketPair, StreamPlan, VideoSink, VideoSource,
+};
+
+use crate::analyze::{PictureCounter, SoundAnalyzer};
+use crate::error::{MediaError, PipelineResult};
 
 /// Sample rate the conference mixes at, and the rate Opus runs at.
 pub(crate) const MIX_RATE: u32 = 48_000;
@@ -477,7 +478,7 @@ pub(crate) fn transport(
 
     let rtcp_out = udpsink(&rtcp, plan.remote_rtcp)?;
     let rtcp_in = udpsrc(&rtcp, &gst::Caps::builder("application/x-rtcp").build())?;
-    pipeline.add_many([&rtcp_out, &rtcp_in])?;
+    pipeline.add_many([&rtcp_out, &rtcp_in]).pipeline()?;
     elements.extend([rtcp_out.clone(), rtcp_in.clone()]);
     link(
         &pad(rtpbin, &format!("send_rtcp_src_{id}"))?,
@@ -492,7 +493,7 @@ pub(crate) fn transport(
     if plan.direction.sends() {
         let sink_pad = pad(rtpbin, &format!("send_rtp_sink_{id}"))?;
         let rtp_out = udpsink(&rtp, plan.remote_rtp)?;
-        pipeline.add(&rtp_out)?;
+        pipeline.add(&rtp_out).pipeline()?;
         elements.push(rtp_out.clone());
         link(
             &pad(rtpbin, &format!("send_rtp_src_{id}"))?,
@@ -503,7 +504,7 @@ pub(crate) fn transport(
     if plan.direction.receives() {
         let rtp_in = udpsrc(&rtp, &rtp_caps(plan))?;
         keep_only_payload_type(&rtp_in, plan.payload_type);
-        pipeline.add(&rtp_in)?;
+        pipeline.add(&rtp_in).pipeline()?;
         elements.push(rtp_in.clone());
         link(
             &pad(&rtp_in, "src")?,

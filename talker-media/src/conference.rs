@@ -7,30 +7,18 @@ use std::sync::Arc;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use serde::Serialize;
+use talker_agent::media::{
+    AllocatedPorts, AudioSink, AudioSource, ConferenceStats, Direction, LegId, MediaSettings,
+    MediaStats, Negotiated, RtpStats,
+};
 
-use super::analyze::SoundAnalyzer;
-use super::chains;
-use super::error::MediaError;
-use super::ports::AllocatedPorts;
-use super::sdp::{Direction, Negotiated};
-use super::session::{BusWatch, MediaStats, RtpStats, add_chain, add_receiver, set_mute};
-use super::settings::{AudioSink, MediaSettings};
-
-/// Identifies one leg of a [`Conference`].
-pub type LegId = u64;
+use crate::analyze::SoundAnalyzer;
+use crate::chains;
+use crate::error::{MediaError, PipelineResult};
+use crate::session::{BusWatch, add_chain, add_receiver, set_mute};
 
 /// Extra mixer latency (ms) on top of the jitter buffer, so a leg added later is not late.
 const MIXER_HEADROOM_MS: u32 = 30;
-
-/// Statistics of a conference: the local sink and every leg.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ConferenceStats {
-    /// What the local sink gets (the mix of all parties); `sound` is set for `analyze`.
-    pub local: MediaStats,
-    /// Each leg's RTP counters, in the order the legs were added.
-    pub legs: Vec<(LegId, MediaStats)>,
-}
 
 /// Where a mixed branch starts or ends: the local talker or a leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +108,10 @@ impl Conference {
         let mute = chains::element("volume")?;
         mute.set_property("name", "mute-local");
         let local_tee = tee()?;
-        pipeline.add_many([source.upcast_ref(), &mute, &local_tee])?;
-        gst::Element::link_many([source.upcast_ref(), &mute, &local_tee])?;
+        pipeline
+            .add_many([source.upcast_ref(), &mute, &local_tee])
+            .pipeline()?;
+        gst::Element::link_many([source.upcast_ref(), &mute, &local_tee]).pipeline()?;
         // The local sink hears every party; a silent live input keeps it running alone.
         let sound =
             (settings.audio_sink == AudioSink::Analyze).then(|| Arc::new(SoundAnalyzer::new()));
@@ -132,13 +122,15 @@ impl Conference {
             settings.audio_buffer_ms,
             sound.as_ref(),
         )?;
-        pipeline.add_many([&local_mixer, &caps, sink.upcast_ref()])?;
-        gst::Element::link_many([&local_mixer, &caps, sink.upcast_ref()])?;
+        pipeline
+            .add_many([&local_mixer, &caps, sink.upcast_ref()])
+            .pipeline()?;
+        gst::Element::link_many([&local_mixer, &caps, sink.upcast_ref()]).pipeline()?;
         let mut silent = settings.clone();
-        silent.audio_source = super::settings::AudioSource::None;
+        silent.audio_source = AudioSource::None;
         let silence = chains::audio_source(&silent, chains::MIX_RATE)?;
-        pipeline.add(&silence)?;
-        silence.link(&local_mixer)?;
+        pipeline.add(&silence).pipeline()?;
+        silence.link(&local_mixer).pipeline()?;
 
         let watch = BusWatch::start(&pipeline, "conference".into())?;
         let mut conference = Self {
@@ -178,9 +170,10 @@ impl Conference {
                 MediaError::Plan("a conference leg needs an active audio stream".into())
             })?;
         let rtpbin = chains::rtpbin(self.settings.jitter_ms, vec![Some(audio.clone())])?;
-        self.pipeline.add(&rtpbin)?;
+        self.pipeline.add(&rtpbin).pipeline()?;
         let mut elements = vec![rtpbin.clone()];
-        let t = chains::transport(&self.pipeline, &rtpbin, 0, audio, ports.audio)?;
+        let (audio_pair, _) = ports.into_sockets();
+        let t = chains::transport(&self.pipeline, &rtpbin, 0, audio, audio_pair)?;
         elements.extend(t.elements);
         let mut leg_mixer = None;
         if let Some(send_sink) = t.send_sink {
@@ -212,7 +205,7 @@ impl Conference {
         let (sockets_in, inner): (Vec<&gst::Element>, Vec<&gst::Element>) =
             elements.iter().partition(|el| is_socket_source(el));
         for el in &inner {
-            el.sync_state_with_parent()?;
+            el.sync_state_with_parent().pipeline()?;
         }
         // Mix-minus wiring: this party hears the local voice and all others; all hear it.
         if let Some(m) = &leg_mixer {
@@ -242,7 +235,7 @@ impl Conference {
             }
         }
         for el in &sockets_in {
-            el.sync_state_with_parent()?;
+            el.sync_state_with_parent().pipeline()?;
         }
         self.legs.insert(
             id,
@@ -271,7 +264,7 @@ impl Conference {
         queue.set_property("max-size-bytes", 0u32);
         queue.set_property("max-size-time", 200_000_000u64);
         queue.set_property_from_str("leaky", "downstream");
-        self.pipeline.add(&queue)?;
+        self.pipeline.add(&queue).pipeline()?;
         let mixer_pad = mixer
             .request_pad_simple("sink_%u")
             .ok_or_else(|| MediaError::Pipeline("audiomixer gave no sink pad".into()))?;
@@ -279,7 +272,7 @@ impl Conference {
             .static_pad("src")
             .ok_or_else(|| MediaError::Pipeline("queue without src".into()))?;
         chains::link(&queue_src, &mixer_pad)?;
-        queue.sync_state_with_parent()?;
+        queue.sync_state_with_parent().pipeline()?;
         let tee_pad = tee
             .request_pad_simple("src_%u")
             .ok_or_else(|| MediaError::Pipeline("tee gave no src pad".into()))?;

@@ -5,7 +5,7 @@
 //! 2. CPU and RSS of one talker in a two-way call (audio; audio + VP8 640x480@30), the peer
 //!    running in a second process of this same binary.
 //!
-//! Run: `cargo bench -p talker-agent --bench media` (inside a loopback-only namespace).
+//! Run: `cargo bench -p talker-media --bench media` (inside a loopback-only namespace).
 #![allow(
     missing_docs,
     unsafe_code,
@@ -20,9 +20,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSession, MediaSettings, VideoSink, VideoSource,
-    answer, negotiated_from_answer, offer,
+    AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource, answer,
+    negotiated_from_answer, offer,
 };
+use talker_media::MediaSession;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const LATENCY_TRIALS: usize = 15;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
-use serde::Serialize;
+use talker_agent::media::{PictureStats, SoundStats};
 
 /// Below this level (dBFS) the signal counts as silence: no frequency is reported.
 const SILENCE_DBFS: f64 = -55.0;
@@ -24,32 +24,6 @@ const PEAK_SEPARATION_HZ: f64 = 30.0;
 const LOWEST_HZ: f64 = 40.0;
 /// At most this many peaks are reported.
 const MAX_PEAKS: usize = 4;
-
-/// What an `analyze` audio sink measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SoundStats {
-    /// RMS level of the last 100 ms in dBFS (a full-scale sine is -3 dBFS); -120 for silence.
-    pub level_dbfs: f64,
-    /// The strongest frequency of the last ~0.3 s, in Hz (none in silence).
-    pub dominant_frequency_hz: Option<f64>,
-    /// The distinct strong frequencies (within 26 dB of the strongest), strongest first.
-    pub frequencies_hz: Vec<f64>,
-    /// Samples received so far.
-    pub samples: u64,
-    /// Sample rate of what arrives, in Hz.
-    pub sample_rate: u32,
-}
-
-/// What an `analyze` video sink counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PictureStats {
-    /// Decoded frames received.
-    pub frames: u64,
-    /// Width of the last frame in pixels.
-    pub width: u32,
-    /// Height of the last frame in pixels.
-    pub height: u32,
-}
 
 struct SoundState {
     rate: u32,

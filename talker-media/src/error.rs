@@ -1,0 +1,23 @@
+//! Errors of the worker's GStreamer sessions. The agent's [`talker_agent::media::MediaError`]
+//! is the shared vocabulary; this wrapper only adds the conversions from GStreamer's own
+//! error types (the orphan rule keeps them out of the agent, which links no GStreamer).
+
+pub use talker_agent::media::MediaError;
+
+/// Turns GStreamer results into [`MediaError`] with `?`.
+pub(crate) trait PipelineResult<T> {
+    /// The value, or [`MediaError::Pipeline`] with GStreamer's message.
+    fn pipeline(self) -> Result<T, MediaError>;
+}
+
+impl<T> PipelineResult<T> for Result<T, gstreamer::glib::BoolError> {
+    fn pipeline(self) -> Result<T, MediaError> {
+        self.map_err(|e| MediaError::Pipeline(e.to_string()))
+    }
+}
+
+impl<T> PipelineResult<T> for Result<T, gstreamer::StateChangeError> {
+    fn pipeline(self) -> Result<T, MediaError> {
+        self.map_err(|e| MediaError::Pipeline(format!("state change failed: {e}")))
+    }
+}

@@ -1,0 +1,20 @@
+//! The talker agent's media worker: one process per agent, started when a call first needs
+//! media, running every GStreamer pipeline of that agent's calls, and exiting when the agent
+//! closes its stdin. The agent (`talker-agent`) links no GStreamer at all; it talks to this
+//! worker with the newline-delimited JSON of [`talker_agent::media::protocol`].
+//!
+//! * [`serve`] reads requests, runs them, and writes replies.
+//! * [`session`] runs one call leg on `rtpbin`; [`conference`] mixes several legs.
+//! * [`chains`] holds the GStreamer building blocks both use.
+//! * [`analyze`] measures what arrives at an `analyze` sink.
+//! * [`error`] turns GStreamer's errors into the shared media errors.
+
+pub mod analyze;
+mod chains;
+pub mod conference;
+pub mod error;
+pub mod serve;
+pub mod session;
+
+pub use conference::Conference;
+pub use session::MediaSession;
