@@ -292,3 +292,25 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn an_unknown_media_line_is_refused_with_port_zero_and_the_call_goes_on() {
+    let s = settings(tone(440.0), AudioSink::Analyze);
+    let ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    // A desk phone offering content sharing (BFCP) next to its audio.
+    let offer = format!(
+        "{}m=application 5072 TCP/BFCP *\r\na=setup:actpass\r\na=connection:new\r\n",
+        baresip_offer(30000)
+    );
+    let text = answer(&offer, &s, &ports).unwrap().0;
+    let m_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines.len(), 2, "{text}");
+    assert!(
+        m_lines[0].starts_with("m=audio ") && !m_lines[0].starts_with("m=audio 0 "),
+        "{text}"
+    );
+    assert!(
+        m_lines[1].starts_with("m=application 0 TCP/BFCP "),
+        "{text}"
+    );
+}

@@ -311,6 +311,38 @@ fn parse_rtcp(value: &str) -> Result<(u16, Option<IpAddr>), SdpError> {
     Ok((port, addr))
 }
 
+/// The SDP library refuses a transport it does not know (`TCP/BFCP`, `TCP/MSRP`),
+/// failing the whole offer, where RFC 3264 wants that one stream refused with port
+/// 0. So every m-line's transport is handed to the library as `RTP/AVP` and the
+/// real ones, in m-line order, are kept here.
+fn protos_apart(text: &str) -> (String, Vec<String>) {
+    let mut protos = Vec::new();
+    let mut parseable = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let Some(rest) = line.strip_prefix("m=") else {
+            parseable.push_str(line);
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let Some(proto) = fields.get(2) {
+            protos.push((*proto).to_owned());
+        }
+        match fields.as_slice() {
+            [media, port, _, formats @ ..] if !formats.is_empty() => {
+                let ending = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
+                let ending = if line.ends_with('\n') { ending } else { "" };
+                parseable.push_str(&format!(
+                    "m={media} {port} RTP/AVP {}{ending}",
+                    formats.join(" ")
+                ));
+            }
+            // Too short to be an m-line: the library says what is wrong.
+            _ => parseable.push_str(line),
+        }
+    }
+    (parseable, protos)
+}
+
 fn parse(text: &str) -> Result<Description, SdpError> {
     if text.trim().is_empty() {
         return Err(malformed("empty body"));
@@ -324,7 +356,8 @@ fn parse(text: &str) -> Result<Description, SdpError> {
     if text.contains('\0') {
         return Err(malformed("body contains a NUL byte"));
     }
-    let msg = SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
+    let (parseable, protos) = protos_apart(text);
+    let msg = SessionDescription::unmarshal(&mut Cursor::new(parseable.as_bytes()))
         .map_err(|e| malformed(e.to_string()))?;
     if msg.version != 0 {
         return Err(malformed("missing or unsupported v= line (expected v=0)"));
@@ -332,7 +365,7 @@ fn parse(text: &str) -> Result<Description, SdpError> {
     let address = connection_ip(msg.connection_information.as_ref())?;
     let session_direction = parse_direction(|a| has_attribute(&msg.attributes, a));
     let mut sections = Vec::new();
-    for media in &msg.media_descriptions {
+    for (index, media) in msg.media_descriptions.iter().enumerate() {
         let name = &media.media_name;
         let kind = Some(name.media.as_str())
             .filter(|k| !k.is_empty())
@@ -340,7 +373,10 @@ fn parse(text: &str) -> Result<Description, SdpError> {
             .to_owned();
         let port = u16::try_from(name.port.value)
             .map_err(|_| malformed(format!("m={kind} port {} out of range", name.port.value)))?;
-        let proto = name.protos.join("/");
+        let proto = protos
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| name.protos.join("/"));
         if proto.is_empty() {
             return Err(malformed(format!("m={kind} without a transport protocol")));
         }
