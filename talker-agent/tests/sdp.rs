@@ -314,3 +314,35 @@ fn an_unknown_media_line_is_refused_with_port_zero_and_the_call_goes_on() {
         "{text}"
     );
 }
+
+/// The `sdp_offer` fuzz target's properties over its seed corpus, on stable in
+/// CI: answering never panics, refuses only with a 4xx, and whatever we write
+/// reads back (an inactive answer as wanting no media).
+#[test]
+fn the_fuzz_seeds_keep_the_fuzz_targets_properties() {
+    let s = settings(tone(440.0), AudioSink::Analyze);
+    let ports = AllocatedPorts::reserve(LOCALHOST, true).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sdp_offer");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        match answer(&text, &s, &ports) {
+            Ok((written, _)) => {
+                offers_active_media(&written).unwrap_or_else(|e| {
+                    panic!("{}: our answer does not read back: {e:?}", path.display())
+                });
+            }
+            Err(e) => assert!(
+                (400..500).contains(&e.sip_status()),
+                "{}: {e:?}",
+                path.display()
+            ),
+        }
+        if let Ok(written) = inactive_answer(&text, LOCALHOST) {
+            assert_eq!(offers_active_media(&written).ok(), Some(false), "{written}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "seeds in {}", dir.display());
+}
