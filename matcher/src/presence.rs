@@ -66,9 +66,11 @@ async fn probe_round(
     presence: &Presence,
     interval: Duration,
 ) -> Result<(), crate::storage::StorageError> {
-    let phones = store.sip_phone_accounts().await?;
+    let phone_accounts = store.sip_phone_accounts().await?;
     let mut addresses = store.address_contacts().await?;
-    addresses.extend(phones.iter().cloned());
+    addresses.extend(phone_accounts.iter().cloned());
+    let phones: std::collections::HashSet<String> =
+        phone_accounts.into_iter().map(|(aor, _)| aor).collect();
     addresses.sort_unstable();
     addresses.dedup();
     let servers: HashMap<String, Server> = store
@@ -96,7 +98,7 @@ async fn probe_round(
                 let reachable = found == Reachability::Reachable;
                 tracing::debug!(aor, reachable, "presence probe");
                 presence.record(&aor, reachable, crate::storage::now_secs());
-                if phones.iter().any(|(phone, _)| *phone == aor)
+                if phones.contains(&aor)
                     && let Err(error) = store.record_sip_phone_probe(&aor, reachable).await
                 {
                     tracing::warn!(aor, %error, "recording a SIP phone's probe failed");

@@ -306,9 +306,15 @@ fn registered_row(talker: &RegisteredTalker, sources: &Sources<'_>) -> RosterRow
     let ad = seen_on_lan(&talker.id, sources.sightings);
     let manual = sources.manual.iter().find(|m| m.id == talker.id);
     let address = address_of(&talker.id, sources);
+    // A SIP phone has no key, so no LAN sighting or verification applies to it.
     let presence = match (address, sources.verifications.get(&talker.id)) {
-        _ if talker.software == TalkerSoftware::SipPhone && talker.online => Presence::SipPhone,
-        _ if talker.software == TalkerSoftware::SipPhone => Presence::Offline,
+        _ if talker.software == TalkerSoftware::SipPhone => {
+            if talker.online {
+                Presence::SipPhone
+            } else {
+                Presence::Offline
+            }
+        }
         (Some(address), Some(v)) if v.dialed == address => match &v.state {
             VerifyState::Verified => Presence::Verified {
                 manual: ad.is_none() && manual.is_some(),
