@@ -537,6 +537,11 @@ async fn a_second_refer_makes_a_three_party_call_where_each_hears_both_others() 
             }
         }
     }
+    // The move into the conference runs in the media worker after the second
+    // party answered, so its log line can trail that party's NOTIFY 200.
+    if let Err(e) = a.wait_for_output("mixing locally", Duration::from_secs(10)) {
+        panic!("{e}\n{}", a.log());
+    }
     assert!(a.log().contains("mixing locally"), "{}", a.log());
 
     // Let the three tones mix, then end everything from the controller.
