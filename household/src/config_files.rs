@@ -139,8 +139,9 @@ pub fn agent_config(
             ));
         }
     }
+    let sound = if talker.beeps { "beeps" } else { "tone" };
     text.push_str(&format!(
-        "\n[audio]\nsource = \"tone:{}\"\nsink = \"analyze\"\njitter_ms = 20\n",
+        "\n[audio]\nsource = \"{sound}:{}\"\nsink = \"analyze\"\njitter_ms = 20\n",
         talker.tone_hz
     ));
     if talker.video {

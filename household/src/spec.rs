@@ -100,6 +100,10 @@ pub struct TalkerSpec {
     pub answer: AnswerSpec,
     /// Frequency of the test tone it sends, in Hz.
     pub tone_hz: f64,
+    /// Whether the tone sounds in bursts that start on whole seconds of the wall clock
+    /// (`beeps:HZ`, so a listener reads mouth-to-ear latencies) instead of steadily. Agents
+    /// only; off in the demo.
+    pub beeps: bool,
     /// Whether it is in the home, i.e. advertised over mDNS on the LAN.
     /// Other people's devices are not (they live elsewhere).
     pub at_home: bool,
@@ -173,6 +177,7 @@ impl HouseholdSpec {
             accounts,
             answer: AnswerSpec::Manual,
             tone_hz,
+            beeps: false,
             at_home: true,
             software: TalkerSoftware::Agent,
         };
@@ -247,6 +252,7 @@ impl HouseholdSpec {
                     accounts: vec![account(FAMILY, "bob")],
                     answer: AnswerSpec::AutoFromUsers(vec!["alice".into()]),
                     tone_hz: 880.0,
+                    beeps: false,
                     at_home: false,
                     software: TalkerSoftware::Agent,
                 },
@@ -259,6 +265,7 @@ impl HouseholdSpec {
                     accounts: vec![account(WORK, "dave")],
                     answer: AnswerSpec::AutoFromUsers(vec!["alice".into()]),
                     tone_hz: 990.0,
+                    beeps: false,
                     at_home: false,
                     software: TalkerSoftware::Agent,
                 },
@@ -338,10 +345,10 @@ impl HouseholdSpec {
         for talker in &self.talkers {
             let id = &talker.id;
             if talker.software == TalkerSoftware::Baresip
-                && (talker.accounts.len() != 1 || talker.video)
+                && (talker.accounts.len() != 1 || talker.video || talker.beeps)
             {
                 return Err(format!(
-                    "talker {id:?}: baresip runs with one account and audio only"
+                    "talker {id:?}: baresip runs with one account, audio only and a steady tone"
                 ));
             }
             let id_ok = !id.is_empty()

@@ -170,7 +170,7 @@ pub enum Policy {
     Auto,
 }
 
-/// Audio devices: `auto`, `tone:HZ`, `file:PATH` or `none` as source;
+/// Audio devices: `auto`, `tone:HZ`, `beeps:HZ`, `file:PATH` or `none` as source;
 /// `auto`, `analyze`, `file:PATH` or `none` as sink.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

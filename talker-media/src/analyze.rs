@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
@@ -31,6 +31,7 @@ struct SoundState {
     samples: u64,
     sounding: bool,
     onset: Option<Instant>,
+    onsets_past_second_ms: VecDeque<f64>,
     fft: Option<(usize, Arc<dyn Fft<f32>>)>,
 }
 
@@ -78,6 +79,7 @@ impl SoundAnalyzer {
                 samples: 0,
                 sounding: false,
                 onset: None,
+                onsets_past_second_ms: VecDeque::new(),
                 fft: None,
             }),
         }
@@ -89,8 +91,14 @@ impl SoundAnalyzer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds mono samples (full scale ±1.0) that arrived at `rate` Hz.
+    /// Adds mono samples (full scale ±1.0) that arrived at `rate` Hz and play now.
     pub fn push(&self, samples: &[f32], rate: u32) {
+        self.push_played_at(samples, rate, SystemTime::now());
+    }
+
+    /// Adds mono samples (full scale ±1.0) at `rate` Hz whose first one played at `played`
+    /// (wall clock).
+    pub fn push_played_at(&self, samples: &[f32], rate: u32, played: SystemTime) {
         if rate == 0 || samples.is_empty() {
             return;
         }
@@ -108,6 +116,16 @@ impl SoundAnalyzer {
         if level > ONSET_DBFS && !s.sounding {
             s.sounding = true;
             s.onset = Some(Instant::now());
+            // The onset to the sample: the first one as loud as the threshold's RMS.
+            let threshold = 10f32.powf(ONSET_DBFS as f32 / 20.0);
+            let first_loud = samples.iter().position(|x| x.abs() >= threshold);
+            let offset_s = first_loud.unwrap_or(0) as f64 / f64::from(rate);
+            if let Some(past) = past_whole_second_ms(played, offset_s) {
+                if s.onsets_past_second_ms.len() == SoundStats::MAX_ONSETS {
+                    s.onsets_past_second_ms.pop_front();
+                }
+                s.onsets_past_second_ms.push_back(past);
+            }
         } else if level < ONSET_DBFS - 6.0 {
             s.sounding = false;
         }
@@ -128,6 +146,7 @@ impl SoundAnalyzer {
             frequencies_hz: Vec::new(),
             samples: s.samples,
             sample_rate: rate,
+            onsets_past_second_ms: s.onsets_past_second_ms.iter().copied().collect(),
         };
         if rate == 0 || s.ring.is_empty() {
             return out;
@@ -165,6 +184,13 @@ impl SoundAnalyzer {
         out.dominant_frequency_hz = out.frequencies_hz.first().copied();
         out
     }
+}
+
+/// How far past its whole second (wall clock, ms) the moment `offset_s` after `at` is.
+fn past_whole_second_ms(at: SystemTime, offset_s: f64) -> Option<f64> {
+    let since_epoch = at.duration_since(UNIX_EPOCH).ok()?;
+    let subsec_s = f64::from(since_epoch.subsec_nanos()) / 1e9 + offset_s;
+    Some(subsec_s.rem_euclid(1.0) * 1000.0)
 }
 
 /// The distinct strong peaks of a half spectrum, strongest first, in Hz.
@@ -291,5 +317,45 @@ mod tests {
         assert_eq!(s.dominant_frequency_hz, None);
         assert!(s.level_dbfs <= -119.0);
         assert!(quiet.onset().is_none());
+    }
+
+    #[test]
+    fn an_onset_is_placed_in_its_second_to_the_sample() {
+        let a = SoundAnalyzer::new();
+        let second = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        // 10 ms buffers at 8 kHz: silence until 40 ms past the second, then a tone that
+        // starts 5 ms (40 samples) into the buffer played at 40 ms.
+        for k in 0..4u64 {
+            let at = second + std::time::Duration::from_millis(10 * k);
+            a.push_played_at(&[0.0; 80], 8_000, at);
+        }
+        let mut buffer = vec![0.0f32; 40];
+        buffer.extend(tone(&[440.0], 8_000, 0.005).iter().map(|x| x * 2.0 + 0.2));
+        a.push_played_at(
+            &buffer,
+            8_000,
+            second + std::time::Duration::from_millis(40),
+        );
+        let s = a.stats();
+        assert_eq!(s.onsets_past_second_ms.len(), 1, "{s:?}");
+        assert!(
+            (s.onsets_past_second_ms[0] - 45.0).abs() < 0.2,
+            "{:?}",
+            s.onsets_past_second_ms
+        );
+        // Sound that goes on is no new onset; one after silence is, up to MAX_ONSETS kept.
+        for k in 0..40u64 {
+            let at = second + std::time::Duration::from_millis(1000 * k + 1_050);
+            a.push_played_at(&[0.5; 80], 8_000, at);
+            a.push_played_at(&[0.5; 80], 8_000, at);
+            a.push_played_at(&[0.0; 80], 8_000, at);
+        }
+        let s = a.stats();
+        assert_eq!(s.onsets_past_second_ms.len(), SoundStats::MAX_ONSETS);
+        assert!(
+            s.onsets_past_second_ms
+                .iter()
+                .all(|ms| (ms - 50.0).abs() < 0.01)
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -11,7 +12,8 @@ use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
 
 use talker_agent::media::{
-    AudioSink, AudioSource, Codec, MediaSettings, SocketPair, StreamPlan, VideoSink, VideoSource,
+    AudioSink, AudioSource, BEEP_MS, Codec, MediaSettings, SocketPair, StreamPlan, VideoSink,
+    VideoSource,
 };
 
 use crate::analyze::{PictureCounter, SoundAnalyzer};
@@ -91,6 +93,11 @@ fn audio_source_description(settings: &MediaSettings, rate: u32) -> String {
         AudioSource::Tone { frequency_hz } => {
             format!("audiotestsrc is-live=true wave=sine volume=0.3 freq={frequency_hz}{samples}")
         }
+        // F32 at the mix rate, so the burst gate can silence samples in place.
+        AudioSource::Beeps { frequency_hz } => format!(
+            "audiotestsrc name=beeps is-live=true wave=sine volume=0.3 freq={frequency_hz}{samples} ! \
+             capsfilter caps=\"audio/x-raw,format=F32LE,rate={MIX_RATE},channels=1\""
+        ),
         AudioSource::Auto if device_opens("autoaudiosrc") => "autoaudiosrc name=device".to_owned(),
         AudioSource::Auto => {
             tracing::warn!("no usable audio capture device: sending silence");
@@ -114,6 +121,9 @@ pub(crate) fn audio_source(settings: &MediaSettings, rate: u32) -> Result<gst::B
     if let AudioSource::File(path) = &settings.audio_source {
         set_location(&b, "file", path)?;
     }
+    if let Some(beeps) = b.by_name("beeps") {
+        gate_to_whole_seconds(&beeps);
+    }
     if let Some(device) = b
         .by_name("device")
         .and_then(|d| d.downcast::<gst::Bin>().ok())
@@ -121,6 +131,56 @@ pub(crate) fn audio_source(settings: &MediaSettings, rate: u32) -> Result<gst::B
         small_device_buffers(&device, settings.audio_buffer_ms);
     }
     Ok(b)
+}
+
+/// Silences a `beeps:` source outside its bursts. A sample sounds when its capture time (the
+/// buffer's running time on the pipeline clock, carried over to the wall clock) lies within
+/// [`BEEP_MS`] after a whole second, so every burst's onset is known on any synchronised clock.
+fn gate_to_whole_seconds(source: &gst::Element) {
+    let Some(pad) = source.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(element) = pad.parent_element() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (Some(clock), Some(base)) = (element.clock(), element.base_time()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        // A live test source stamps buffers with running time: base + pts is the capture
+        // moment on the pipeline clock; the pipeline clock's distance to the wall clock,
+        // read now, moves it there.
+        let wall_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let clock_now = i128::from(clock.time().nseconds());
+        let captured =
+            wall_now - clock_now + i128::from(base.nseconds()) + i128::from(pts.nseconds());
+        let buffer = buffer.make_mut();
+        if let Ok(mut map) = buffer.map_writable() {
+            silence_outside_bursts(map.as_mut_slice(), captured, MIX_RATE);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Zeroes the F32LE mono samples of `data`, the first captured at `captured_ns` (wall clock,
+/// ns since the epoch), that do not lie within [`BEEP_MS`] after a whole second.
+pub(crate) fn silence_outside_bursts(data: &mut [u8], captured_ns: i128, rate: u32) {
+    const SECOND_NS: i128 = 1_000_000_000;
+    let burst_ns = i128::from(BEEP_MS) * 1_000_000;
+    for (i, sample) in data.chunks_exact_mut(4).enumerate() {
+        let at = captured_ns + i as i128 * SECOND_NS / i128::from(rate.max(1));
+        if at.rem_euclid(SECOND_NS) >= burst_ns {
+            sample.copy_from_slice(&0f32.to_le_bytes());
+        }
+    }
 }
 
 /// Encoder + payloader for an audio codec: raw audio in, RTP out. Has a `volume` named `mute`.
@@ -575,4 +635,39 @@ pub(crate) fn session_counters(rtpbin: &gst::Element, id: u32) -> (u64, u64, u64
         }
     }
     (sent, received, lost, jitter_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(data: &[u8]) -> Vec<f32> {
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_sounds_from_each_whole_second_for_its_length() {
+        // 1 kHz "samples" of 1.0 captured from 0.9 s to 1.4 s past some second.
+        let start_ns: i128 = 1_700_000_000 * 1_000_000_000 + 900_000_000;
+        let mut data: Vec<u8> = std::iter::repeat_n(1.0f32.to_le_bytes(), 500)
+            .flatten()
+            .collect();
+        silence_outside_bursts(&mut data, start_ns, 1000);
+        let out = samples(&data);
+        let sounding: Vec<usize> = (0..out.len()).filter(|&i| out[i] != 0.0).collect();
+        // Sample i is at 0.9 s + i ms: it sounds from 1.000 s (i = 100) to 1.000 s + BEEP_MS.
+        assert_eq!(sounding.first(), Some(&100));
+        assert_eq!(sounding.last(), Some(&(100 + BEEP_MS as usize - 1)));
+        assert_eq!(sounding.len(), BEEP_MS as usize);
+    }
+
+    #[test]
+    fn the_gate_ignores_a_trailing_partial_sample_and_a_zero_rate() {
+        let mut data = vec![0x3f; 7];
+        silence_outside_bursts(&mut data, 500_000_000, 0);
+        assert_eq!(&data[..4], &0f32.to_le_bytes());
+        assert_eq!(&data[4..], &[0x3f; 3]);
+    }
 }

@@ -151,6 +151,49 @@ fn two_sessions_hear_each_others_random_tones() {
     sb.stop();
 }
 
+/// A `beeps:` sender's bursts start on whole seconds of the wall clock, so how far past its
+/// second each one is played at the other side is the mouth-to-ear latency.
+#[test]
+fn beeps_are_heard_a_mouth_to_ear_latency_past_each_second() {
+    let _g = serial();
+    let a = settings(
+        AudioSource::Beeps {
+            frequency_hz: 1000.0,
+        },
+        AudioSink::None,
+    );
+    let b = settings(AudioSource::None, AudioSink::Analyze);
+    let (a_plan, a_ports, b_plan, b_ports) = negotiate(&a, &b, false);
+    let sb = MediaSession::start(&b_plan, &b, b_ports).unwrap();
+    let sa = MediaSession::start(&a_plan, &a, a_ports).unwrap();
+    let onsets = || {
+        sb.stats()
+            .sound
+            .map(|s| s.onsets_past_second_ms)
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    wait_until(
+        "three bursts heard",
+        || onsets().len() >= 3,
+        || format!("B {:?}", sb.stats()),
+    );
+    // One onset per burst, a second apart: three take two seconds at least.
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    let heard = onsets();
+    eprintln!("onsets past the second (ms): {heard:?}");
+    // Generous bounds (debug build, busy cores); the benchmarks report the real figure.
+    assert!(
+        heard.iter().all(|ms| (1.0..600.0).contains(ms)),
+        "onsets past the second: {heard:?}"
+    );
+    let spread = heard.iter().copied().fold(f64::MIN, f64::max)
+        - heard.iter().copied().fold(f64::MAX, f64::min);
+    assert!(spread < 150.0, "onsets past the second: {heard:?}");
+    sa.stop();
+    sb.stop();
+}
+
 #[test]
 fn no_media_before_start_and_none_after_stop() {
     let _g = serial();

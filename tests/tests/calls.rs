@@ -1,5 +1,5 @@
 //! Calls driven by the dialer's CLI on the simulated LAN, end to end: video,
-//! hang-up while ringing, hang-up by the callee, a third party, and no shared
+//! mouth-to-ear latency, hang-up while ringing, hang-up by the callee, a third party, and no shared
 //! server. Media is checked where it lands: the talkers' status APIs and their
 //! `media summary` log lines.
 
@@ -86,6 +86,45 @@ fn a_video_call_shows_each_side_the_others_picture_and_tone() {
     }
     home.wait_hears("bob-phone", "incoming", "tv", 25);
     home.wait_hears("tv", "referred", "bob-phone", 25);
+    alice.expect(&["hangup"], 0);
+    home.wait_no_calls("tv");
+    home.wait_no_calls("bob-phone");
+    home.shutdown();
+}
+
+/// Both talkers send bursts that start on whole seconds of the (shared) wall
+/// clock; each hears them a mouth-to-ear latency past the second, through the
+/// whole path: both media workers, the LAN, the jitter buffer. The bound is
+/// generous (debug builds, busy cores); `household/benches/mouth_to_ear.rs`
+/// reports the figure.
+#[test]
+fn bursts_cross_the_full_path_a_mouth_to_ear_latency_past_each_second() {
+    let mut spec = HouseholdSpec::demo();
+    for id in ["tv", "bob-phone"] {
+        spec.talker_mut(id).unwrap().beeps = true;
+    }
+    let Some(home) = start_on_lan(spec) else {
+        return;
+    };
+    let alice = dialer(&home, "alice");
+    alice.expect(&["call", "bob", "--on", "tv"], 0);
+    for (id, kind) in [("bob-phone", "incoming"), ("tv", "referred")] {
+        // The first onset may be a burst cut short by the call's start: the
+        // later ones are whole bursts.
+        let onsets = home.wait_for(
+            &format!("{id} hearing four bursts"),
+            Duration::from_secs(40),
+            || {
+                let onsets = home.onsets_past_second(id, kind);
+                (onsets.len() >= 4).then_some(onsets)
+            },
+        );
+        eprintln!("{id} heard bursts this far past their second (ms): {onsets:.1?}");
+        assert!(
+            onsets[1..].iter().all(|ms| (1.0..600.0).contains(ms)),
+            "{id}: {onsets:?}"
+        );
+    }
     alice.expect(&["hangup"], 0);
     home.wait_no_calls("tv");
     home.wait_no_calls("bob-phone");

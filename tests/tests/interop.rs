@@ -101,6 +101,7 @@ fn a_baresip_desk_phone_carries_alices_call_and_it_is_handed_off() {
         }],
         answer: AnswerSpec::Manual,
         tone_hz: 770.0,
+        beeps: false,
         at_home: false,
         software: TalkerSoftware::Baresip,
     });

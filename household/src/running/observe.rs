@@ -67,6 +67,22 @@ impl Household {
         )
     }
 
+    /// How far past its whole wall-clock second each recent sound onset was played in
+    /// `listener`'s call of `kind`, in ms, oldest first (the agent's
+    /// `onsets_past_second_ms`: with a [`crate::TalkerSpec::beeps`] speaker,
+    /// mouth-to-ear latencies). Empty while there is no such call or sound.
+    pub fn onsets_past_second(&self, listener: &str, kind: &str) -> Vec<f64> {
+        self.talker_status(listener)
+            .ok()
+            .and_then(|status| call_of_kind(&status, kind))
+            .and_then(|leg| {
+                leg["media"]["sound"]["onsets_past_second_ms"]
+                    .as_array()
+                    .map(|onsets| onsets.iter().filter_map(Value::as_f64).collect())
+            })
+            .unwrap_or_default()
+    }
+
     /// Waits until talker `id` reports no call at all.
     ///
     /// # Panics

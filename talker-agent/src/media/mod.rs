@@ -25,6 +25,8 @@ pub use sdp::{
     Codec, Direction, Negotiated, StreamPlan, answer, inactive_answer, inactive_offer,
     negotiated_from_answer, offer, offers_active_media,
 };
-pub use settings::{AudioSink, AudioSource, MediaSettings, VideoFormat, VideoSink, VideoSource};
+pub use settings::{
+    AudioSink, AudioSource, BEEP_MS, MediaSettings, VideoFormat, VideoSink, VideoSource,
+};
 pub use stats::{ConferenceStats, LegId, MediaStats, PictureStats, RtpStats, SoundStats};
 pub use worker::{RemoteConference, RemoteSession};

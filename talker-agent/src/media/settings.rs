@@ -1,5 +1,6 @@
 //! What a talker sends and plays: sources, sinks and the latency knobs, parsed from the
-//! configuration strings (`auto`, `tone:440`, `file:/path`, `pattern`, `analyze`, `none`).
+//! configuration strings (`auto`, `tone:440`, `beeps:440`, `file:/path`, `pattern`, `analyze`,
+//! `none`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -10,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SettingsError;
 
+/// How long each burst of a `beeps:` source sounds, from its whole second, in ms.
+pub const BEEP_MS: u32 = 250;
+
 /// Where the talker's voice comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -18,6 +22,13 @@ pub enum AudioSource {
     Auto,
     /// A sine tone at this frequency (`tone:440`), e.g. for tests and demos.
     Tone {
+        /// Tone frequency in Hz (1..=20000).
+        frequency_hz: f64,
+    },
+    /// The same sine in bursts (`beeps:440`): each sounds for [`BEEP_MS`] from a whole second
+    /// of the wall clock (`CLOCK_REALTIME`), in capture time. A receiver on a synchronised
+    /// clock reads its mouth-to-ear latency as how far past the second each burst arrives.
+    Beeps {
         /// Tone frequency in Hz (1..=20000).
         frequency_hz: f64,
     },
@@ -192,11 +203,14 @@ impl FromStr for AudioSource {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         const WHAT: &str = "audio source";
         let v = value.trim();
-        if let Some(rest) = v.strip_prefix("tone:") {
+        for (prefix, beeps) in [("tone:", false), ("beeps:", true)] {
+            let Some(rest) = v.strip_prefix(prefix) else {
+                continue;
+            };
             let frequency_hz: f64 = rest.trim().parse().map_err(|_| SettingsError {
                 what: WHAT,
                 value: value.to_owned(),
-                reason: "tone: needs a frequency in Hz, e.g. tone:440".into(),
+                reason: format!("{prefix} needs a frequency in Hz, e.g. {prefix}440"),
             })?;
             if !(1.0..=20_000.0).contains(&frequency_hz) {
                 return Err(SettingsError {
@@ -205,7 +219,11 @@ impl FromStr for AudioSource {
                     reason: "tone frequency must be between 1 and 20000 Hz".into(),
                 });
             }
-            return Ok(AudioSource::Tone { frequency_hz });
+            return Ok(if beeps {
+                AudioSource::Beeps { frequency_hz }
+            } else {
+                AudioSource::Tone { frequency_hz }
+            });
         }
         if let Some(rest) = v.strip_prefix("file:") {
             return file_path(WHAT, value, rest).map(AudioSource::File);
@@ -213,7 +231,11 @@ impl FromStr for AudioSource {
         match v {
             "auto" => Ok(AudioSource::Auto),
             "none" => Ok(AudioSource::None),
-            _ => Err(unknown(WHAT, value, "auto, tone:HZ, file:PATH, none")),
+            _ => Err(unknown(
+                WHAT,
+                value,
+                "auto, tone:HZ, beeps:HZ, file:PATH, none",
+            )),
         }
     }
 }
@@ -274,6 +296,7 @@ impl fmt::Display for AudioSource {
         match self {
             AudioSource::Auto => f.write_str("auto"),
             AudioSource::Tone { frequency_hz } => write!(f, "tone:{frequency_hz}"),
+            AudioSource::Beeps { frequency_hz } => write!(f, "beeps:{frequency_hz}"),
             AudioSource::File(p) => write!(f, "file:{}", p.display()),
             AudioSource::None => f.write_str("none"),
         }
@@ -342,6 +365,19 @@ mod tests {
                 frequency_hz: 440.0
             })
         );
+        assert_eq!(
+            "beeps:1000".parse::<AudioSource>().ok(),
+            Some(AudioSource::Beeps {
+                frequency_hz: 1000.0
+            })
+        );
+        assert_eq!(
+            AudioSource::Beeps {
+                frequency_hz: 440.0
+            }
+            .to_string(),
+            "beeps:440"
+        );
         assert_eq!("auto".parse::<AudioSource>().ok(), Some(AudioSource::Auto));
         assert_eq!("none".parse::<AudioSource>().ok(), Some(AudioSource::None));
         assert_eq!(
@@ -378,6 +414,12 @@ mod tests {
                 .is_some_and(|e| e.contains("speaker") && e.contains("analyze"))
         );
         assert!("tone:0".parse::<AudioSource>().is_err());
+        assert!("beeps:30000".parse::<AudioSource>().is_err());
+        let e = "beeps:".parse::<AudioSource>().err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("beeps:440")),
+            "{e:?}"
+        );
         assert!("file:".parse::<VideoSource>().is_err());
         assert!("autovideosink".parse::<VideoSink>().is_err());
     }

@@ -82,6 +82,7 @@ impl MediaStats {
                 sound.dominant_frequency_hz = None;
             }
             sound.frequencies_hz.retain(|f| f.is_finite());
+            sound.onsets_past_second_ms.retain(|ms| ms.is_finite());
         }
     }
 }
@@ -99,6 +100,16 @@ pub struct SoundStats {
     pub samples: u64,
     /// Sample rate of what arrives, in Hz.
     pub sample_rate: u32,
+    /// How far past its whole wall-clock second each recent sound onset was played, in ms,
+    /// oldest first (at most [`SoundStats::MAX_ONSETS`]). From a `beeps:` sender on a clock
+    /// in sync with this one, each is a mouth-to-ear latency.
+    #[serde(default)]
+    pub onsets_past_second_ms: Vec<f64>,
+}
+
+impl SoundStats {
+    /// How many recent onsets [`SoundStats::onsets_past_second_ms`] keeps.
+    pub const MAX_ONSETS: usize = 16;
 }
 
 /// What an `analyze` video sink counted.
