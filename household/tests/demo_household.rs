@@ -111,7 +111,7 @@ fn the_demo_household_on_a_lan_is_reached_from_the_dialer_host() {
     );
     let tv = home.talker("tv").unwrap();
     assert_eq!(
-        tv.status_addr.ip().to_string(),
+        tv.status_addr.unwrap().ip().to_string(),
         lan.host("tv").ip().to_string()
     );
     let status = home.talker_status("tv").unwrap();

@@ -57,8 +57,9 @@ pub struct RunningTalker {
     pub spec: TalkerSpec,
     /// Its SIP endpoint.
     pub sip_addr: SocketAddr,
-    /// Its local status API (`GET /v1/status`, challenge, owner actions).
-    pub status_addr: SocketAddr,
+    /// Its local status API (`GET /v1/status`, challenge, owner actions);
+    /// `None` for a baresip phone, which has none.
+    pub status_addr: Option<SocketAddr>,
     /// The LAN host it runs on (`None` on loopback).
     pub netns: Option<String>,
     /// The process (its log holds the `media summary` lines).
@@ -260,8 +261,10 @@ impl Household {
         let talker = self
             .talker(id)
             .ok_or_else(|| Error::Spec(format!("no talker {id:?}")))?;
-        let response =
-            self.request_from_dialer("GET", talker.status_addr, "/v1/status", None, None)?;
+        let status_addr = talker
+            .status_addr
+            .ok_or_else(|| Error::Spec(format!("talker {id:?} has no status API (baresip)")))?;
+        let response = self.request_from_dialer("GET", status_addr, "/v1/status", None, None)?;
         if response.status != 200 {
             return Err(Error::Output {
                 what: format!("{id} /v1/status"),

@@ -491,7 +491,7 @@ impl Household {
                         (Some(sip_addr), Some(status_addr)) => self.talkers.push(RunningTalker {
                             spec,
                             sip_addr,
-                            status_addr,
+                            status_addr: Some(status_addr),
                             netns,
                             process,
                         }),
@@ -514,8 +514,7 @@ impl Household {
 
     /// Starts baresip as phone `talker` on its LAN host (its registration is
     /// waited for with the rest, in [`Household::wait_all_online`]: through
-    /// the matcher's probes when it has an owner). It has no status API: its
-    /// `status_addr` has port 0.
+    /// the matcher's probes when it has an owner). It has no status API.
     fn start_baresip(
         &self,
         talker: &TalkerSpec,
@@ -559,7 +558,7 @@ impl Household {
         Ok(RunningTalker {
             spec: talker.clone(),
             sip_addr,
-            status_addr: SocketAddr::new(ip, 0),
+            status_addr: None,
             netns: Some(host.netns().to_owned()),
             process,
         })
