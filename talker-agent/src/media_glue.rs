@@ -10,8 +10,8 @@
 
 use crate::calls::CallEntry;
 use crate::media::{
-    AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated, PortNumbers,
-    RemoteConference, RemoteSession,
+    AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated, RemoteConference,
+    RemoteSession,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -108,6 +108,12 @@ pub async fn start(
 
 /// Stops the media of a leg (EOS and teardown in the worker), after its summary line.
 pub async fn stop(media: LegMedia) {
+    let session = finish(media).await;
+    session.stop().await;
+}
+
+/// Ends a leg's statistics and logs its summary line; its session is left to the caller.
+async fn finish(media: LegMedia) -> Arc<RemoteSession> {
     media.stop_stats.cancel();
     let stats = media
         .session
@@ -117,7 +123,7 @@ pub async fn stop(media: LegMedia) {
     if let Ok(heard) = media.heard.lock() {
         log_summary(&stats, &heard);
     }
-    media.session.stop().await;
+    media.session
 }
 
 /// The media of all referred calls of one control leg.
@@ -133,7 +139,6 @@ enum HubState {
         key: u64,
         leg: LegMedia,
         plan: Negotiated,
-        audio_rtp: u16,
         entry: Arc<CallEntry>,
     },
     /// Several parties mixed locally (audio only).
@@ -177,13 +182,11 @@ impl MediaHub {
         let mut state = self.state.lock().await;
         match std::mem::replace(&mut *state, HubState::Idle) {
             HubState::Idle => {
-                let audio_rtp = ports.audio_rtp;
                 let leg = start(plan, &self.settings, ports, entry.clone()).await?;
                 *state = HubState::Single {
                     key: entry.id(),
                     leg,
                     plan: plan.clone(),
-                    audio_rtp,
                     entry,
                 };
                 Ok(())
@@ -192,7 +195,6 @@ impl MediaHub {
                 key,
                 leg,
                 plan: first_plan,
-                audio_rtp,
                 entry: first_entry,
             } => {
                 info!("a second party joins: mixing locally");
@@ -205,26 +207,19 @@ impl MediaHub {
                             key,
                             leg,
                             plan: first_plan,
-                            audio_rtp,
                             entry: first_entry,
                         };
                         return Err(e);
                     }
                 };
-                stop(leg).await;
-                // The first party keeps the ports its peer already sends to.
-                let first_ports = PortNumbers {
-                    local_ip: self.settings.local_ip,
-                    audio_rtp,
-                    video_rtp: None,
-                };
+                // The first party keeps the sockets its peer already sends to: the worker
+                // moves them from the session into the mix.
+                let first_session = finish(leg).await;
                 let added = async {
                     let first_id = conference
-                        .add_leg(&audio_only(&first_plan), first_ports)
+                        .add_leg_from_session(&audio_only(&first_plan), &first_session)
                         .await?;
-                    let second_id = conference
-                        .add_leg(&audio_only(plan), ports.release())
-                        .await?;
+                    let second_id = conference.add_leg(&audio_only(plan), ports).await?;
                     Ok::<_, MediaError>((first_id, second_id))
                 }
                 .await;
@@ -242,10 +237,7 @@ impl MediaHub {
                 Ok(())
             }
             HubState::Mixed(mixed) => {
-                let result = mixed
-                    .conference
-                    .add_leg(&audio_only(plan), ports.release())
-                    .await;
+                let result = mixed.conference.add_leg(&audio_only(plan), ports).await;
                 if let Ok(id) = &result
                     && let Ok(mut legs) = mixed.legs.lock()
                 {

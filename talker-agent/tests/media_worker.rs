@@ -1,16 +1,19 @@
 //! The agent's media worker end to end: two sessions run in the real `talker-media` process
 //! (found beside the test binary's build directory), each hears the other's tone through the
-//! worker's statistics, and the worker exits once the last session stops. Needs the workspace
+//! worker's statistics, the worker exits once the last session stops, and reserved ports
+//! stay bound from the SDP into the worker's pipelines. Needs the workspace
 //! built (`cargo build --workspace --all-targets`) and GStreamer installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use talker_agent::media::worker::{MediaWorker, worker_binary};
 use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats, RemoteSession, answer,
-    negotiated_from_answer, offer,
+    AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats, RemoteConference,
+    RemoteSession, answer, negotiated_from_answer, offer,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -122,6 +125,75 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     let (sa, sb) = talking_pair(610.0, 990.0).await;
     let fresh = MediaWorker::shared().worker_pid().expect("a fresh worker");
     assert_ne!(fresh, pid);
+
+    // The sockets reserved for the SDP go to the worker themselves, so their ports are
+    // never free for another process: not while a session starts on them, nor while a
+    // party moves from its session into a conference. A watcher tries to take them
+    // all along.
+    let a_port = sb.plan().audio.as_ref().unwrap().remote_rtp.port();
+    let c = settings(700.0);
+    let c_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    let c_port = c_ports.audio_rtp;
+    let watcher = PortWatcher::start(vec![a_port, a_port + 1, c_port, c_port + 1]);
+    let (c_plan, c_ports) = {
+        let o = offer(&c, &c_ports, false).unwrap();
+        let d_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+        let (ans, _) = answer(&o, &settings(800.0), &d_ports).unwrap();
+        (negotiated_from_answer(&o, &ans).unwrap(), c_ports)
+    };
+    let sc = RemoteSession::start(&c_plan, &c, c_ports).await.unwrap();
+    let mix = RemoteConference::start(&settings(610.0)).await.unwrap();
+    mix.add_leg_from_session(&sa.plan().clone(), &sa)
+        .await
+        .expect("A's party moves into the mix");
+    // The session is over (the worker ended it): stopping it again does nothing.
     sa.stop().await;
+    // B still hears A's side, now through the mix, on the ports B already sends to.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let heard = sb.stats().await.unwrap();
+        if hears(&heard, 610.0) && mix.stats().await.is_ok_and(|m| m.legs.len() == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B lost A's side: {heard:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let taken = watcher.stop();
+    assert!(taken.is_empty(), "ports free for a moment: {taken:?}");
+    mix.stop().await;
+    sc.stop().await;
     sb.stop().await;
+    assert!(!MediaWorker::shared().is_running());
+}
+
+/// Tries to bind some UDP ports on loopback, over and over, until stopped.
+struct PortWatcher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u16>>,
+}
+
+impl PortWatcher {
+    fn start(ports: Vec<u16>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut taken = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                for port in &ports {
+                    if UdpSocket::bind((LOCALHOST, *port)).is_ok() {
+                        taken.push(*port);
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            taken
+        });
+        Self { stop, thread }
+    }
+
+    /// The ports it could bind, each time it could.
+    fn stop(self) -> Vec<u16> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }

@@ -1,9 +1,10 @@
 //! The talker agent's media worker: one process per agent, started when a call first needs
 //! media, running every GStreamer pipeline of that agent's calls, and exiting when the agent
 //! closes its stdin. The agent (`talker-agent`) links no GStreamer at all; it talks to this
-//! worker with the newline-delimited JSON of [`talker_agent::media::protocol`].
+//! worker with the JSON requests of [`talker_agent::media::protocol`].
 //!
-//! * [`serve`] reads requests, runs them, and writes replies.
+//! * [`requests`] reads requests (and the sockets passed with them) from stdin.
+//! * [`serve`] runs requests and writes replies.
 //! * [`session`] runs one call leg on `rtpbin`; [`conference`] mixes several legs.
 //! * [`chains`] holds the GStreamer building blocks both use.
 //! * [`analyze`] measures what arrives at an `analyze` sink.
@@ -13,6 +14,7 @@ pub mod analyze;
 mod chains;
 pub mod conference;
 pub mod error;
+pub mod requests;
 pub mod serve;
 pub mod session;
 

@@ -1,20 +1,33 @@
-//! The worker's request loop: one request line in, one reply line out, in order. Requests
-//! run one at a time (GStreamer set-up and teardown block anyway); a line that cannot be
-//! read is answered with an error and the loop goes on. At the end of stdin every session
+//! The worker's request loop: one request in, one reply line out, in order. Requests run
+//! one at a time (GStreamer set-up and teardown block anyway); a request that cannot be read
+//! is answered with an error and the loop goes on. At the end of the requests every session
 //! and conference is stopped cleanly, then the worker exits.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::os::fd::OwnedFd;
 
 use anyhow::Context;
 use talker_agent::media::protocol::{
-    Line, LineBuffer, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line, read_line,
+    LegPorts, Line, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
 };
+use talker_agent::media::{AllocatedPorts, PortNumbers};
 use tracing::{info, warn};
 
 use crate::conference::Conference;
 use crate::error::MediaError;
+use crate::requests::Requests;
 use crate::session::MediaSession;
+
+/// The ports a request names: the sockets passed with it, or (over a plain stream, where
+/// none can travel) the numbers bound here.
+fn ports(numbers: PortNumbers, sockets: Vec<OwnedFd>) -> Result<AllocatedPorts, MediaError> {
+    if sockets.is_empty() {
+        numbers.bind()
+    } else {
+        AllocatedPorts::from_passed(numbers, sockets)
+    }
+}
 
 /// What the worker runs, by the agent's numbers.
 #[derive(Default)]
@@ -24,7 +37,7 @@ struct Running {
 }
 
 impl Running {
-    fn run(&mut self, op: Operation) -> Result<Outcome, MediaError> {
+    fn run(&mut self, op: Operation, sockets: Vec<OwnedFd>) -> Result<Outcome, MediaError> {
         match op {
             Operation::WarmUp => {
                 crate::chains::init()?;
@@ -36,7 +49,7 @@ impl Running {
                 settings,
                 ports,
             } => {
-                let started = MediaSession::start(&plan, &settings, ports.bind()?)?;
+                let started = MediaSession::start(&plan, &settings, self::ports(ports, sockets)?)?;
                 if let Some(old) = self.sessions.insert(session, started) {
                     old.stop();
                 }
@@ -72,11 +85,20 @@ impl Running {
                 plan,
                 ports,
             } => {
+                // A moving session ends here whatever comes next: the agent counts it gone.
+                let ports = match ports {
+                    LegPorts::Reserved(numbers) => self::ports(numbers, sockets)?,
+                    LegPorts::FromSession(session) => self
+                        .sessions
+                        .remove(&session)
+                        .ok_or_else(|| unknown("session", session))?
+                        .stop_keeping_audio_sockets()?,
+                };
                 let mix = self
                     .conferences
                     .get_mut(&conference)
                     .ok_or_else(|| unknown("conference", conference))?;
-                Ok(Outcome::Leg(mix.add_leg(&plan, ports.bind()?)?))
+                Ok(Outcome::Leg(mix.add_leg(&plan, ports)?))
             }
             Operation::RemoveLeg { conference, leg } => {
                 self.conferences
@@ -118,8 +140,8 @@ fn unknown(what: &str, number: u64) -> MediaError {
     MediaError::Worker(format!("no {what} {number}"))
 }
 
-/// The reply to one line of input.
-fn answer(line: &Line, running: &mut Running) -> Reply {
+/// The reply to one request.
+fn answer(line: &Line, sockets: Vec<OwnedFd>, running: &mut Running) -> Reply {
     let bytes = match line {
         Line::Complete(bytes) => bytes,
         Line::TooLong => {
@@ -133,7 +155,7 @@ fn answer(line: &Line, running: &mut Running) -> Reply {
     match serde_json::from_slice::<Request>(bytes) {
         Ok(Request { id, op }) => {
             let outcome = running
-                .run(op)
+                .run(op, sockets)
                 .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
             Reply { id, outcome }
         }
@@ -152,18 +174,17 @@ fn answer(line: &Line, running: &mut Running) -> Reply {
     }
 }
 
-/// Serves requests from `input` until it ends, writing replies to `output`.
-pub fn serve(mut input: impl BufRead, mut output: impl Write) -> anyhow::Result<()> {
+/// Serves `requests` until they end, writing replies to `output`.
+pub fn serve(mut requests: impl Requests, mut output: impl Write) -> anyhow::Result<()> {
     info!("media worker ready");
     let mut running = Running::default();
-    let mut lines = LineBuffer::new(MAX_LINE_BYTES);
     let result = loop {
-        let line = match read_line(&mut input, &mut lines) {
-            Ok(Some(line)) => line,
+        let incoming = match requests.next_request() {
+            Ok(Some(incoming)) => incoming,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e).context("reading requests"),
         };
-        let reply = answer(&line, &mut running);
+        let reply = answer(&incoming.line, incoming.sockets, &mut running);
         let written = encode_line(&reply)
             .context("encoding a reply")
             .and_then(|bytes| {
@@ -184,10 +205,11 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::requests::StreamRequests;
 
     fn replies(input: &[u8]) -> Vec<Reply> {
         let mut output = Vec::new();
-        serve(input, &mut output).expect("serves");
+        serve(StreamRequests::new(input), &mut output).expect("serves");
         output
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())

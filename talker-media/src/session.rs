@@ -10,7 +10,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use talker_agent::media::{
     AllocatedPorts, AudioSink, Direction, MediaSettings, MediaStats, Negotiated, RtpStats,
-    StreamPlan, VideoSink, VideoSource,
+    SocketPair, StreamPlan, VideoSink, VideoSource,
 };
 
 use crate::analyze::{PictureCounter, SoundAnalyzer};
@@ -120,6 +120,9 @@ struct Running {
 /// configured. Nothing is sent or received before [`MediaSession::start`].
 pub struct MediaSession {
     running: Option<Running>,
+    /// Another handle on the audio sockets, so the party can move into a conference on
+    /// ports that stay bound ([`MediaSession::stop_keeping_audio_sockets`]).
+    audio_sockets: Option<SocketPair>,
     plan: Negotiated,
     sound: Option<Arc<SoundAnalyzer>>,
     picture: Option<Arc<PictureCounter>>,
@@ -135,6 +138,7 @@ impl MediaSession {
     ) -> Result<Self, MediaError> {
         let (audio_pair, video_pair) = ports.into_sockets();
         let mut session = Self {
+            audio_sockets: audio_pair.try_clone().ok(),
             running: None,
             plan: plan.clone(),
             sound: None,
@@ -277,6 +281,16 @@ impl MediaSession {
     /// Ends the session cleanly: EOS (RTCP BYE, files finalised), then teardown.
     pub fn stop(mut self) {
         self.shut_down(true);
+    }
+
+    /// Stops cleanly like [`MediaSession::stop`] but keeps the audio sockets bound, for a
+    /// conference leg that takes the party over (its peer goes on sending to these ports).
+    pub fn stop_keeping_audio_sockets(mut self) -> Result<AllocatedPorts, MediaError> {
+        let sockets = self.audio_sockets.take();
+        self.shut_down(true);
+        let sockets = sockets
+            .ok_or_else(|| MediaError::Plan("the session's audio sockets were not kept".into()))?;
+        AllocatedPorts::from_audio_sockets(sockets)
     }
 
     fn shut_down(&mut self, drain: bool) {

@@ -74,4 +74,7 @@ pub enum MediaError {
     /// The media worker process could not be started, failed a request or went away.
     #[error("media worker: {0}")]
     Worker(String),
+    /// The sockets passed with a request do not match the ports it names.
+    #[error("passed sockets: {0}")]
+    Passed(String),
 }

@@ -1,8 +1,10 @@
 //! UDP ports for one call leg, reserved (bound) by the media module before the SDP is written,
 //! so the port in `m=` is really ours and nothing else can take it before the call starts.
-//! The media worker binds the same numbers again when the call's media starts.
+//! The bound sockets themselves go to the media worker with the request that starts the
+//! call's media (see [`super::protocol`]), so the ports are never free in between.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +22,19 @@ pub struct SocketPair {
     pub rtcp: UdpSocket,
 }
 
-/// The numbers of a reservation, as sent to the media worker: it binds the same ports again
-/// once the agent let go of them (a bound socket cannot cross the worker's pipe).
+impl SocketPair {
+    /// Another handle on the same two sockets (the ports stay bound while either lives).
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            rtp: self.rtp.try_clone()?,
+            rtcp: self.rtcp.try_clone()?,
+        })
+    }
+}
+
+/// The numbers of a reservation, as named in a request to the media worker; the sockets
+/// themselves travel beside the request ([`AllocatedPorts::into_passed`]). A worker driven
+/// over a plain pipe, where no socket can travel, binds these numbers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortNumbers {
     /// The address the ports are bound to.
@@ -76,14 +89,76 @@ impl AllocatedPorts {
         self.local_ip
     }
 
-    /// The port numbers, closing the sockets: from here the ports are free until the media
-    /// worker binds them again.
-    pub fn release(self) -> PortNumbers {
-        PortNumbers {
+    /// The numbers and the bound sockets, to hand to the media worker: audio RTP, audio
+    /// RTCP, then video RTP and RTCP when reserved (the order
+    /// [`AllocatedPorts::from_passed`] expects).
+    pub fn into_passed(self) -> (PortNumbers, Vec<OwnedFd>) {
+        let numbers = PortNumbers {
             local_ip: self.local_ip,
             audio_rtp: self.audio_rtp,
             video_rtp: self.video_rtp,
+        };
+        let mut sockets = vec![
+            OwnedFd::from(self.audio.rtp),
+            OwnedFd::from(self.audio.rtcp),
+        ];
+        if let Some(video) = self.video {
+            sockets.extend([OwnedFd::from(video.rtp), OwnedFd::from(video.rtcp)]);
         }
+        (numbers, sockets)
+    }
+
+    /// The reservation the agent passed (see [`AllocatedPorts::into_passed`]): the sockets
+    /// must be UDP sockets bound to exactly the numbered ports, in that order.
+    pub fn from_passed(numbers: PortNumbers, sockets: Vec<OwnedFd>) -> Result<Self, MediaError> {
+        let expected = if numbers.video_rtp.is_some() { 4 } else { 2 };
+        if sockets.len() != expected {
+            return Err(MediaError::Passed(format!(
+                "{} sockets for {expected} ports",
+                sockets.len()
+            )));
+        }
+        let mut sockets = sockets.into_iter().map(UdpSocket::from);
+        let mut pair = |rtp_port: u16| -> Result<SocketPair, MediaError> {
+            let (Some(rtp), Some(rtcp)) = (sockets.next(), sockets.next()) else {
+                return Err(MediaError::Passed("a socket is missing".into()));
+            };
+            for (socket, port) in [(&rtp, rtp_port), (&rtcp, rtp_port.wrapping_add(1))] {
+                let bound = socket.local_addr().ok();
+                if bound != Some(SocketAddr::new(numbers.local_ip, port)) {
+                    return Err(MediaError::Passed(format!(
+                        "a socket bound to {bound:?} passed for {}:{port}",
+                        numbers.local_ip
+                    )));
+                }
+            }
+            Ok(SocketPair { rtp, rtcp })
+        };
+        let audio = pair(numbers.audio_rtp)?;
+        let video = numbers.video_rtp.map(&mut pair).transpose()?;
+        Ok(Self {
+            audio_rtp: numbers.audio_rtp,
+            video_rtp: numbers.video_rtp,
+            local_ip: numbers.local_ip,
+            audio,
+            video,
+        })
+    }
+
+    /// An audio-only reservation made of sockets that are already bound (a party moving
+    /// into a conference keeps the sockets its peer sends to).
+    pub fn from_audio_sockets(audio: SocketPair) -> Result<Self, MediaError> {
+        let bound = audio
+            .rtp
+            .local_addr()
+            .map_err(|e| MediaError::Passed(format!("an unbound socket: {e}")))?;
+        Ok(Self {
+            audio_rtp: bound.port(),
+            video_rtp: None,
+            local_ip: bound.ip(),
+            audio,
+            video: None,
+        })
     }
 
     /// The bound sockets, for the media pipeline that takes them over: audio, then video.
@@ -91,9 +166,9 @@ impl AllocatedPorts {
         (self.audio, self.video)
     }
 
-    /// Binds exactly the given audio (and video) RTP ports again, with their RTCP
-    /// neighbours: a leg moving into a conference keeps the ports its peer sends
-    /// to. Retries for a moment while the previous owner's sockets close.
+    /// Binds exactly the given audio (and video) RTP ports, with their RTCP neighbours: what
+    /// a worker driven over a plain pipe does, since no socket can travel there. Retries for
+    /// a moment while a previous owner's sockets close.
     pub fn rebind(
         local_ip: IpAddr,
         audio_rtp: u16,
@@ -174,5 +249,35 @@ mod tests {
         );
         // The port is really taken.
         assert!(UdpSocket::bind(SocketAddr::new(ip, ports.audio_rtp)).is_err());
+    }
+
+    #[test]
+    fn passed_sockets_are_checked_against_their_numbers() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (numbers, sockets) = AllocatedPorts::reserve(ip, true)
+            .expect("ports on loopback")
+            .into_passed();
+        assert_eq!(sockets.len(), 4);
+        let back = AllocatedPorts::from_passed(numbers, sockets).expect("the same sockets");
+        assert_eq!(
+            (back.audio_rtp, back.video_rtp),
+            (numbers.audio_rtp, numbers.video_rtp)
+        );
+        // Still bound: nothing was closed on the way.
+        assert!(UdpSocket::bind(SocketAddr::new(ip, numbers.audio_rtp + 1)).is_err());
+
+        let (other, sockets) = AllocatedPorts::reserve(ip, false)
+            .expect("ports on loopback")
+            .into_passed();
+        let wrong = PortNumbers {
+            audio_rtp: other.audio_rtp + 2,
+            ..other
+        };
+        assert!(AllocatedPorts::from_passed(wrong, sockets).is_err());
+        let (numbers, mut sockets) = AllocatedPorts::reserve(ip, false)
+            .expect("ports on loopback")
+            .into_passed();
+        sockets.pop();
+        assert!(AllocatedPorts::from_passed(numbers, sockets).is_err());
     }
 }

@@ -1,7 +1,13 @@
-//! The exchange between the agent and its media worker (`talker-media`): newline-delimited
-//! JSON over the worker's stdin (requests) and stdout (replies), one object per line, each
-//! line at most [`MAX_LINE_BYTES`]. Every request carries an id that its reply repeats, so
-//! several calls' requests can be in flight at once. The worker exits when its stdin closes.
+//! The exchange between the agent and its media worker (`talker-media`): JSON requests on the
+//! worker's stdin, JSON replies on its stdout, one object per line, each line at most
+//! [`MAX_LINE_BYTES`]. Every request carries an id that its reply repeats, so several calls'
+//! requests can be in flight at once. The worker exits when its stdin closes.
+//!
+//! The agent makes the worker's stdin a Unix `SOCK_SEQPACKET` socket: each request is one
+//! packet, and a request that starts media carries the UDP sockets the agent reserved for the
+//! SDP as `SCM_RIGHTS` ancillary data (audio RTP, audio RTCP, then video RTP and RTCP), so the
+//! ports stay bound from the SDP to the pipeline. Over a plain pipe (a worker started by
+//! hand) requests are newline-delimited and the worker binds the numbered ports itself.
 //!
 //! Sessions and conferences are named by numbers the agent picks ([`Operation`]), so a
 //! request never waits for another's reply to know what it talks about.
@@ -14,6 +20,9 @@ use super::ports::PortNumbers;
 use super::sdp::Negotiated;
 use super::settings::MediaSettings;
 use super::stats::{ConferenceStats, LegId, MediaStats};
+
+/// Most sockets one request carries (audio and video, RTP and RTCP each).
+pub const MAX_PASSED_SOCKETS: usize = 4;
 
 /// Longest line either side accepts; a longer one is dropped whole (and answered with an
 /// error when it was a request). Real lines are a few hundred bytes.
@@ -43,7 +52,7 @@ pub enum Operation {
         plan: Negotiated,
         /// Sources, sinks and latency knobs.
         settings: MediaSettings,
-        /// The ports from the SDP, released by the agent for the worker to bind.
+        /// The ports from the SDP; their sockets travel with the request.
         ports: PortNumbers,
     },
     /// Report a session's statistics.
@@ -69,8 +78,8 @@ pub enum Operation {
         conference: u64,
         /// The party's negotiated streams.
         plan: Negotiated,
-        /// The party's ports.
-        ports: PortNumbers,
+        /// Where the party's sockets come from.
+        ports: LegPorts,
     },
     /// Remove a party from a conference.
     RemoveLeg {
@@ -89,6 +98,17 @@ pub enum Operation {
         /// The conference.
         conference: u64,
     },
+}
+
+/// The sockets of a new conference leg.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegPorts {
+    /// Newly reserved ports; their sockets travel with the request.
+    Reserved(PortNumbers),
+    /// The audio sockets of this running session, which stops: a party moving into the
+    /// conference keeps the ports its peer already sends to, bound all along.
+    FromSession(u64),
 }
 
 /// One reply from the worker.

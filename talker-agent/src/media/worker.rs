@@ -7,21 +7,29 @@
 //! calls keep their signalling and end normally), and the next call starts a new worker.
 
 use std::collections::HashMap;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use rustix::net::{
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use tokio::io::{AsyncBufReadExt, BufReader, Interest};
+use tokio::net::UnixStream;
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::error::MediaError;
 use super::ports::AllocatedPorts;
 use super::protocol::{
-    Line, LineBuffer, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
+    LegPorts, Line, LineBuffer, MAX_LINE_BYTES, MAX_PASSED_SOCKETS, Operation, Outcome, Reply,
+    Request, encode_line,
 };
 use super::sdp::Negotiated;
 use super::settings::MediaSettings;
@@ -74,7 +82,10 @@ struct Connection {
     generation: u64,
     /// The worker's process id.
     pid: Option<u32>,
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    /// Our end of the worker's stdin, a packet socket (see [`super::protocol`]). Tokio has no
+    /// packet-socket type; its stream type only waits for readiness here, the packets are
+    /// sent with `sendmsg` ourselves.
+    stdin: tokio::sync::Mutex<Option<UnixStream>>,
     pending: Arc<Pending>,
     /// Set when the worker's stdout closed: it is gone, or going.
     gone: Arc<AtomicBool>,
@@ -85,6 +96,17 @@ struct Connection {
 
 impl Connection {
     async fn request(&self, op: Operation, limit: Duration) -> Result<Outcome, MediaError> {
+        self.request_with(op, Vec::new(), limit).await
+    }
+
+    /// Sends a request with `sockets` passed beside it, and waits for its reply. The sockets
+    /// are ours again (and closed) once sent: the worker holds its own copies.
+    async fn request_with(
+        &self,
+        op: Operation,
+        sockets: Vec<OwnedFd>,
+        limit: Duration,
+    ) -> Result<Outcome, MediaError> {
         if self.gone.load(Ordering::Acquire) {
             return Err(MediaError::Worker("the media worker has exited".into()));
         }
@@ -101,9 +123,11 @@ impl Connection {
             return Err(MediaError::Worker("the media worker has exited".into()));
         }
         let written = {
-            let mut stdin = self.stdin.lock().await;
-            match stdin.as_mut() {
-                Some(pipe) => pipe.write_all(&line).await.map_err(|e| e.to_string()),
+            let stdin = self.stdin.lock().await;
+            match stdin.as_ref() {
+                Some(socket) => send_packet(socket, &line, &sockets)
+                    .await
+                    .map_err(|e| e.to_string()),
                 None => Err("the media worker is stopping".into()),
             }
         };
@@ -138,6 +162,49 @@ impl Connection {
         match exited {
             Some(rx) => tokio::time::timeout(limit, rx).await.is_ok(),
             None => true,
+        }
+    }
+}
+
+/// Sends one request packet with `sockets` as `SCM_RIGHTS`, waiting while the socket is full.
+async fn send_packet(
+    socket: &UnixStream,
+    packet: &[u8],
+    sockets: &[OwnedFd],
+) -> std::io::Result<()> {
+    if sockets.len() > MAX_PASSED_SOCKETS {
+        return Err(std::io::Error::other("too many sockets for one request"));
+    }
+    let borrowed: Vec<BorrowedFd<'_>> = sockets.iter().map(AsFd::as_fd).collect();
+    loop {
+        socket.writable().await?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            let mut space =
+                [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+                return Err(std::io::Error::other("no room for the passed sockets"));
+            }
+            // NOSIGNAL: a worker that died must fail this request, not stop the agent.
+            rustix::net::sendmsg(
+                socket,
+                &[IoSlice::new(packet)],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            )
+            .map_err(std::io::Error::from)
+        });
+        match sent {
+            // A packet socket sends all of a packet or nothing.
+            Ok(n) if n == packet.len() => return Ok(()),
+            Ok(n) => {
+                return Err(std::io::Error::other(format!(
+                    "sent {n} of {} bytes",
+                    packet.len()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -255,11 +322,15 @@ impl MediaWorker {
     async fn create(
         &self,
         build: impl FnOnce(u64) -> Operation,
+        sockets: Vec<OwnedFd>,
     ) -> Result<(Handle, Outcome), MediaError> {
         let mut lifecycle = self.lifecycle.lock().await;
         let connection = self.running_worker(&mut lifecycle)?;
         let object = self.next_object.fetch_add(1, Ordering::Relaxed);
-        match connection.request(build(object), SLOW_REQUEST).await {
+        match connection
+            .request_with(build(object), sockets, SLOW_REQUEST)
+            .await
+        {
             Ok(outcome) => {
                 lifecycle.live += 1;
                 let handle = Handle {
@@ -305,11 +376,36 @@ impl MediaWorker {
         }
     }
 
+    /// A session or conference the worker ended by itself (a session that became a
+    /// conference leg): it no longer keeps the worker running.
+    async fn forget(&self, handle: Handle) {
+        let mut lifecycle = self.lifecycle.lock().await;
+        if lifecycle
+            .current
+            .as_ref()
+            .is_some_and(|c| c.generation == handle.generation)
+        {
+            lifecycle.live = lifecycle.live.saturating_sub(1);
+            self.close_if_unused(&mut lifecycle).await;
+        }
+    }
+
     /// A request on an existing session or conference.
     async fn ask(
         &self,
         handle: Handle,
         op: Operation,
+        limit: Duration,
+    ) -> Result<Outcome, MediaError> {
+        self.ask_with(handle, op, Vec::new(), limit).await
+    }
+
+    /// [`MediaWorker::ask`] with sockets passed beside the request.
+    async fn ask_with(
+        &self,
+        handle: Handle,
+        op: Operation,
+        sockets: Vec<OwnedFd>,
         limit: Duration,
     ) -> Result<Outcome, MediaError> {
         let connection = self
@@ -319,7 +415,7 @@ impl MediaWorker {
             .and_then(|c| c.clone())
             .filter(|c| c.generation == handle.generation)
             .ok_or_else(|| MediaError::Worker("the media worker running this has exited".into()))?;
-        connection.request(op, limit).await
+        connection.request_with(op, sockets, limit).await
     }
 
     /// Stops the worker at agent shutdown: closes its stdin (it stops what is left, cleanly)
@@ -362,8 +458,20 @@ impl Drop for WarmWorker {
 /// Starts a worker process and the task that reads its replies.
 fn spawn(generation: u64) -> Result<Connection, MediaError> {
     let binary = worker_binary()?;
+    let (ours, theirs) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| MediaError::Worker(format!("cannot make the worker's request socket: {e}")))?;
+    let ours = std::os::unix::net::UnixStream::from(ours);
+    let stdin = ours
+        .set_nonblocking(true)
+        .and_then(|()| UnixStream::from_std(ours))
+        .map_err(|e| MediaError::Worker(format!("cannot watch the request socket: {e}")))?;
     let mut child = Command::new(&binary)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(theirs))
         .stdout(Stdio::piped())
         // Its tracing goes where ours goes.
         .stderr(Stdio::inherit())
@@ -372,7 +480,6 @@ fn spawn(generation: u64) -> Result<Connection, MediaError> {
         .kill_on_drop(false)
         .spawn()
         .map_err(|e| MediaError::Worker(format!("cannot start {}: {e}", binary.display())))?;
-    let stdin = child.stdin.take();
     let stdout = child
         .stdout
         .take()
@@ -392,7 +499,7 @@ fn spawn(generation: u64) -> Result<Connection, MediaError> {
     Ok(Connection {
         generation,
         pid,
-        stdin: tokio::sync::Mutex::new(stdin),
+        stdin: tokio::sync::Mutex::new(Some(stdin)),
         pending,
         gone,
         next_request: AtomicU64::new(1),
@@ -458,22 +565,25 @@ pub struct RemoteSession {
 }
 
 impl RemoteSession {
-    /// Starts a session for a negotiated plan on the reserved ports (which are released for
-    /// the worker to bind). A plan with only inactive streams starts nothing.
+    /// Starts a session for a negotiated plan on the reserved ports (their sockets go to the
+    /// worker). A plan with only inactive streams starts nothing.
     pub async fn start(
         plan: &Negotiated,
         settings: &MediaSettings,
         ports: AllocatedPorts,
     ) -> Result<Self, MediaError> {
         let handle = if plan.carries_media() {
-            let ports = ports.release();
+            let (ports, sockets) = ports.into_passed();
             let (handle, _) = MediaWorker::shared()
-                .create(|session| Operation::StartSession {
-                    session,
-                    plan: plan.clone(),
-                    settings: settings.clone(),
-                    ports,
-                })
+                .create(
+                    |session| Operation::StartSession {
+                        session,
+                        plan: plan.clone(),
+                        settings: settings.clone(),
+                        ports,
+                    },
+                    sockets,
+                )
                 .await?;
             Some(handle)
         } else {
@@ -508,6 +618,15 @@ impl RemoteSession {
         }
     }
 
+    /// Marks the session as ended by the worker itself (it becomes a conference leg), and
+    /// gives its handle when it was running.
+    fn hand_over(&self) -> Option<Handle> {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.handle
+    }
+
     /// Ends the session cleanly (EOS, teardown); later calls do nothing.
     pub async fn stop(&self) {
         if self.stopped.swap(true, Ordering::AcqRel) {
@@ -533,10 +652,13 @@ impl RemoteConference {
     /// Starts a mix with no legs yet.
     pub async fn start(settings: &MediaSettings) -> Result<Self, MediaError> {
         let (handle, _) = MediaWorker::shared()
-            .create(|conference| Operation::StartConference {
-                conference,
-                settings: settings.clone(),
-            })
+            .create(
+                |conference| Operation::StartConference {
+                    conference,
+                    settings: settings.clone(),
+                },
+                Vec::new(),
+            )
             .await?;
         Ok(Self {
             handle,
@@ -548,15 +670,47 @@ impl RemoteConference {
     pub async fn add_leg(
         &self,
         plan: &Negotiated,
-        ports: super::ports::PortNumbers,
+        ports: AllocatedPorts,
     ) -> Result<LegId, MediaError> {
+        let (ports, sockets) = ports.into_passed();
         let op = Operation::AddLeg {
             conference: self.handle.object,
             plan: plan.clone(),
-            ports,
+            ports: LegPorts::Reserved(ports),
         };
+        self.leg_added(op, sockets).await
+    }
+
+    /// Moves the party of a running session in: the worker stops the session and the leg
+    /// takes over its audio sockets, so the party's RTP keeps arriving on bound ports.
+    /// The session is over afterwards, whether or not the leg was added.
+    pub async fn add_leg_from_session(
+        &self,
+        plan: &Negotiated,
+        session: &RemoteSession,
+    ) -> Result<LegId, MediaError> {
+        let handle = session.hand_over().ok_or_else(|| {
+            MediaError::Plan("the session has no running media to move into the mix".into())
+        })?;
+        if handle.generation != self.handle.generation {
+            // Its worker died, and the session with it.
+            return Err(MediaError::Worker(
+                "the session's media worker has exited".into(),
+            ));
+        }
+        let op = Operation::AddLeg {
+            conference: self.handle.object,
+            plan: plan.clone(),
+            ports: LegPorts::FromSession(handle.object),
+        };
+        let added = self.leg_added(op, Vec::new()).await;
+        MediaWorker::shared().forget(handle).await;
+        added
+    }
+
+    async fn leg_added(&self, op: Operation, sockets: Vec<OwnedFd>) -> Result<LegId, MediaError> {
         match MediaWorker::shared()
-            .ask(self.handle, op, SLOW_REQUEST)
+            .ask_with(self.handle, op, sockets, SLOW_REQUEST)
             .await?
         {
             Outcome::Leg(id) => Ok(id),
