@@ -256,7 +256,11 @@ pub fn decode_wire(bytes: &[u8]) -> Result<Decoded, TxtError> {
     if bytes.len() > TXT_MAX_BYTES {
         return Err(TxtError::Oversize(bytes.len()));
     }
-    decode(&parse_wire(bytes)?)
+    // The size limit is checked on the bytes as received, not on the entries:
+    // a key that is not UTF-8 grows when read as text (each bad byte becomes a
+    // three-byte U+FFFD), and such a key is only ignored, never a reason to
+    // refuse a record that fits.
+    decode_fitting(&parse_wire(bytes)?)
 }
 
 fn is_printable_ascii(key: &str) -> bool {
@@ -281,6 +285,11 @@ pub fn decode(entries: &[TxtEntry]) -> Result<Decoded, TxtError> {
     if size > TXT_MAX_BYTES {
         return Err(TxtError::Oversize(size));
     }
+    decode_fitting(entries)
+}
+
+/// [`decode`] for entries whose record is known to fit in [`TXT_MAX_BYTES`].
+fn decode_fitting(entries: &[TxtEntry]) -> Result<Decoded, TxtError> {
     let mut repairs = Vec::new();
     let mut seen = HashSet::new();
     let mut found: Vec<(Known, usize, Option<&[u8]>)> = Vec::new();
@@ -530,6 +539,27 @@ mod tests {
         ] {
             assert!(d.repairs.contains(&r), "missing {r}: {:?}", d.repairs);
         }
+    }
+
+    /// Found by the `txt_record` fuzz target: a 202-byte record was refused
+    /// as `Oversize(...)` over 400, its keys that are not UTF-8 counted after
+    /// they had grown into U+FFFD.
+    #[test]
+    fn keys_that_are_not_utf8_do_not_make_a_record_oversize() {
+        let mut wire = to_wire(&encode(&sample(), 3).unwrap());
+        wire.push(200);
+        wire.extend(std::iter::repeat_n(0xff, 200));
+        assert!(wire.len() <= TXT_MAX_BYTES, "{}", wire.len());
+        let d = decode_wire(&wire).unwrap();
+        assert_eq!(d.txt, sample());
+        assert!(
+            matches!(d.repairs.as_slice(), [Repair::BadKey(_)]),
+            "{:?}",
+            d.repairs
+        );
+        wire.push(0);
+        wire.extend(std::iter::repeat_n(0xff, TXT_MAX_BYTES));
+        assert_eq!(decode_wire(&wire), Err(TxtError::Oversize(wire.len())));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! which rsipstack's `notify_refer` never writes.
 
 use crate::headers;
-use crate::subscription::{is_token, split_params, unquote};
+use crate::subscription::{is_token, is_writable, split_params, unquote, write_value};
 use rsipstack::sip::Headers;
+use std::borrow::Cow;
 use std::fmt;
 
 /// The header's name.
@@ -53,7 +54,8 @@ impl Event {
 
     /// Parses a header value. The package is lower-cased (our comparisons are
     /// case-insensitive); whitespace around `;` and `=`, other parameters and
-    /// quoted values are tolerated.
+    /// quoted values are tolerated. Other parameters are kept unless their name
+    /// is not a token or their value has control characters: those are ignored.
     pub fn parse(value: &str) -> Result<Self, EventError> {
         let mut parts = split_params(value).into_iter();
         let package = parts.next().unwrap_or_default();
@@ -74,16 +76,18 @@ impl Event {
                 None => (param, None),
             };
             if name.eq_ignore_ascii_case("id") {
-                match value {
+                match value.as_deref() {
                     Some(v) if is_token(v) && event.id.is_none() => event.id = Some(v.into()),
                     Some(v) if is_token(v) => {}
                     _ => return Err(EventError::BadId),
                 }
-            } else {
+            } else if is_token(name) && value.as_deref().is_none_or(is_writable) {
                 event
                     .params
-                    .push((name.to_owned(), value.map(str::to_owned)));
+                    .push((name.to_owned(), value.map(Cow::into_owned)));
             }
+            // Anything else is no parameter we could write back (RFC 6665
+            // names are tokens): ignored, like a parameter we do not know.
         }
         Ok(event)
     }
@@ -123,9 +127,10 @@ impl fmt::Display for Event {
             write!(f, ";id={id}")?;
         }
         for (name, value) in &self.params {
-            match value {
-                Some(v) => write!(f, ";{name}={v}")?,
-                None => write!(f, ";{name}")?,
+            write!(f, ";{name}")?;
+            if let Some(v) = value {
+                f.write_str("=")?;
+                write_value(f, v)?;
             }
         }
         Ok(())
@@ -184,6 +189,33 @@ mod tests {
         assert_eq!(Event::parse("refer;id="), Err(EventError::BadId));
         assert_eq!(Event::parse("refer;id"), Err(EventError::BadId));
         assert_eq!(Event::parse("refer;id=a b"), Err(EventError::BadId));
+    }
+
+    /// Found by the `sip_headers` fuzz target (`r;=";"`): values were written
+    /// back bare, so `foo="a;b"` printed as `foo=a;b` and read back as two
+    /// parameters.
+    #[test]
+    fn what_it_reads_prints_and_reads_back_the_same() {
+        assert_eq!(Event::parse("r;=\";\""), Ok(Event::parse("r").unwrap()));
+        let e = Event::parse(r#"refer;foo="a;b" ; bar=" x ";q="say \"hi\"\\";t=tok"#).unwrap();
+        assert_eq!(
+            e.params,
+            vec![
+                ("foo".into(), Some("a;b".into())),
+                ("bar".into(), Some(" x ".into())),
+                ("q".into(), Some(r#"say "hi"\"#.into())),
+                ("t".into(), Some("tok".into())),
+            ]
+        );
+        let written = e.to_string();
+        assert_eq!(
+            written,
+            r#"refer;foo="a;b";bar=" x ";q="say \"hi\"\\";t=tok"#
+        );
+        assert_eq!(Event::parse(&written), Ok(e));
+        // No parameter we could not write back is kept.
+        let e = Event::parse("refer;a b=1;x=\"a\r\nb\";y").unwrap();
+        assert_eq!(e.params, vec![("y".into(), None)]);
     }
 
     #[test]

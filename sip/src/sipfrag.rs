@@ -8,7 +8,8 @@
 /// The Content-Type of a sipfrag body.
 pub const CONTENT_TYPE: &str = "message/sipfrag;version=2.0";
 
-/// Longest status line we look at; a sipfrag status line is short.
+/// Longest status line we look at, in bytes (also as text); a sipfrag status
+/// line is short.
 const MAX_STATUS_LINE: usize = 1024;
 
 /// The status line of a sipfrag body.
@@ -44,7 +45,11 @@ pub fn parse(body: &[u8]) -> Result<StatusLine, SipfragError> {
         .find(|line| !line.iter().all(u8::is_ascii_whitespace))
         .ok_or(SipfragError::Empty)?;
     let first = &first[..first.len().min(MAX_STATUS_LINE)];
-    let line = String::from_utf8_lossy(first);
+    let mut line = String::from_utf8_lossy(first).into_owned();
+    // Each byte that is not UTF-8 became a three-byte U+FFFD: cut the text to
+    // the limit too, so that a reason we read always fits the status line we
+    // would write with it (and reads back the same).
+    line.truncate(line.floor_char_boundary(MAX_STATUS_LINE));
     let line = line.trim();
     let rest = line
         .get(..7)
@@ -245,6 +250,25 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Found by reviewing the `sip_headers` fuzz target's property: bytes that
+    /// are not UTF-8 grow as text, so a reason read from a 1024-byte line did
+    /// not fit the line written with it and read back shorter.
+    #[test]
+    fn a_reason_read_reads_back_from_the_line_written_with_it() {
+        let mut body = b"SIP/2.0 200 ".to_vec();
+        body.extend(std::iter::repeat_n(0xff, 2000));
+        let line = parse(&body).unwrap();
+        assert!(
+            line.reason.len() <= MAX_STATUS_LINE,
+            "{}",
+            line.reason.len()
+        );
+        assert_eq!(
+            parse(build_with_reason(line.code, &line.reason).as_bytes()),
+            Ok(line)
+        );
     }
 
     #[test]

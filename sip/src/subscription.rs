@@ -10,7 +10,8 @@
 
 use crate::headers;
 use rsipstack::sip::Headers;
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 
 /// The header's name.
 pub const HEADER: &str = "Subscription-State";
@@ -141,7 +142,7 @@ impl SubscriptionState {
 
     /// Parses a header value. Case-insensitive; whitespace around `;` and `=`,
     /// unknown parameters, quoted values and a repeated parameter (the first
-    /// counts) are tolerated.
+    /// counts) are tolerated; a reason with control characters is ignored.
     pub fn parse(value: &str) -> Result<Self, SubscriptionStateError> {
         let mut parts = split_params(value).into_iter();
         let state = parts.next().unwrap_or_default();
@@ -168,16 +169,18 @@ impl SubscriptionState {
         for param in parts {
             let (name, value) = param
                 .split_once('=')
-                .map_or((param, ""), |(n, v)| (n.trim(), unquote(v.trim())));
+                .map_or((param, Cow::Borrowed("")), |(n, v)| {
+                    (n.trim(), unquote(v.trim()))
+                });
             match name.to_ascii_lowercase().as_str() {
                 "expires" if out.expires.is_none() => {
-                    out.expires = Some(seconds(value, "expires")?);
+                    out.expires = Some(seconds(&value, "expires")?);
                 }
                 "retry-after" if out.retry_after.is_none() => {
-                    out.retry_after = Some(seconds(value, "retry-after")?);
+                    out.retry_after = Some(seconds(&value, "retry-after")?);
                 }
-                "reason" if out.reason.is_none() && !value.is_empty() => {
-                    out.reason = Some(Reason::parse(value));
+                "reason" if out.reason.is_none() && !value.is_empty() && is_writable(&value) => {
+                    out.reason = Some(Reason::parse(&value));
                 }
                 _ => {}
             }
@@ -200,7 +203,8 @@ impl fmt::Display for SubscriptionState {
             SubState::Other(s) => f.write_str(s)?,
         }
         if let Some(reason) = &self.reason {
-            write!(f, ";reason={}", reason.as_str())?;
+            f.write_str(";reason=")?;
+            write_value(f, reason.as_str())?;
         }
         if let Some(expires) = self.expires {
             write!(f, ";expires={expires}")?;
@@ -248,12 +252,52 @@ pub(crate) fn split_params(value: &str) -> Vec<&str> {
     parts
 }
 
-/// A parameter value without its surrounding quotes, if quoted.
-pub(crate) fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
+/// A parameter value without its surrounding quotes and with its quoted-pairs
+/// (`\"`, `\\`) resolved, if quoted (RFC 3261 §25.1); as it is otherwise.
+pub(crate) fn unquote(value: &str) -> Cow<'_, str> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Cow::Borrowed(value);
+    };
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        // A lone backslash at the end stands for itself (`write_value` writes
+        // it back as `\\`).
+        out.push(if c == '\\' {
+            chars.next().unwrap_or('\\')
+        } else {
+            c
+        });
+    }
+    Cow::Owned(out)
+}
+
+/// Whether a received parameter value can be kept: we may have to write it
+/// again, and a header cannot carry CR or LF (nor do we write other control
+/// characters but HTAB), so a value with them is ignored.
+pub(crate) fn is_writable(value: &str) -> bool {
+    !value.chars().any(|c| c.is_ascii_control() && c != '\t')
+}
+
+/// Writes a parameter value bare when it is a token and as a quoted-string
+/// (`"` and `\` escaped) otherwise, so that [`split_params`] and [`unquote`]
+/// read back exactly this value: written bare, `new;thing` would read back as
+/// `new` and a parameter `thing`.
+pub(crate) fn write_value(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    if is_token(value) {
+        return f.write_str(value);
+    }
+    f.write_char('"')?;
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            f.write_char('\\')?;
+        }
+        f.write_char(c)?;
+    }
+    f.write_char('"')
 }
 
 #[cfg(test)]
@@ -283,6 +327,20 @@ mod tests {
         assert_eq!(s.reason, Some(Reason::Other("new;thing".into())));
         let s = SubscriptionState::parse("active;expires=10;expires=20").unwrap();
         assert_eq!(s.expires, Some(10));
+    }
+
+    /// Found by fuzzing: `reason="new;thing"` printed bare and read back as
+    /// `new`.
+    #[test]
+    fn a_reason_that_is_no_token_prints_quoted() {
+        let s = SubscriptionState::parse("terminated;reason=\"new;thing\"").unwrap();
+        assert_eq!(s.to_string(), "terminated;reason=\"new;thing\"");
+        assert_eq!(SubscriptionState::parse(&s.to_string()), Ok(s));
+        let s = SubscriptionState::parse("terminated;reason=\" a\\\"\"").unwrap();
+        assert_eq!(s.reason, Some(Reason::Other(" a\"".into())));
+        assert_eq!(SubscriptionState::parse(&s.to_string()), Ok(s));
+        let s = SubscriptionState::parse("terminated;reason=\"x\ry\";reason=timeout").unwrap();
+        assert_eq!(s.reason, Some(Reason::Timeout));
     }
 
     #[test]
