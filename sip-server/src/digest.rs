@@ -1,14 +1,22 @@
 //! HTTP digest authentication for SIP (RFC 3261 §22, RFC 8760 for SHA-256):
 //! challenges with stateless, signed nonces, and verification of credentials.
+//! A nonce needs no state until it is used; its uses are then remembered, so a
+//! captured `Authorization` cannot be replayed while the nonce lives.
 
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long a nonce stays valid; after that the client is told `stale=true`.
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How many used (nonce, user, cnonce) triples are remembered at most. Only valid
+/// responses are recorded, so only real users fill it; past this, the oldest
+/// are forgotten and nonces as old as those are answered `stale`.
+const MAX_REMEMBERED_USES: usize = 65_536;
 
 /// A digest hash algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +138,44 @@ impl Credentials {
 pub struct DigestAuthority {
     realm: String,
     key: [u8; 32],
+    uses: Mutex<NonceUses>,
+}
+
+/// The highest nonce count accepted for each (nonce, user, cnonce) still alive,
+/// keyed by the nonce's issue time first so that the oldest go first.
+#[derive(Default)]
+struct NonceUses {
+    highest_count: BTreeMap<(u64, String, String), u64>,
+    /// Nonces issued at or before this second were forgotten to stay bounded.
+    forgotten_through: Option<u64>,
+}
+
+impl NonceUses {
+    /// Records a use with count `nc`; false when that count (or a later one)
+    /// was already used: a replay, or a client that lost count.
+    fn record(&mut self, issued: u64, nonce: &str, client: &str, nc: u64, now: u64) -> bool {
+        if self.forgotten_through.is_some_and(|t| issued <= t) {
+            return false;
+        }
+        let oldest_alive = now.saturating_sub(NONCE_LIFETIME.as_secs());
+        while let Some(entry) = self.highest_count.first_entry() {
+            if entry.key().0 >= oldest_alive {
+                break;
+            }
+            entry.remove();
+        }
+        let key = (issued, nonce.to_owned(), client.to_owned());
+        if self.highest_count.get(&key).is_some_and(|&seen| nc <= seen) {
+            return false;
+        }
+        self.highest_count.insert(key, nc);
+        while self.highest_count.len() > MAX_REMEMBERED_USES {
+            if let Some(((forgotten, _, _), _)) = self.highest_count.pop_first() {
+                self.forgotten_through = Some(forgotten);
+            }
+        }
+        true
+    }
 }
 
 /// The outcome of checking credentials.
@@ -149,6 +195,7 @@ impl DigestAuthority {
         Self {
             realm: realm.to_owned(),
             key: rand::random(),
+            uses: Mutex::new(NonceUses::default()),
         }
     }
 
@@ -166,12 +213,14 @@ impl DigestAuthority {
         hex::encode(&mac.finalize().into_bytes()[..12])
     }
 
-    /// A new nonce: a timestamp signed with our key, so no state is kept.
+    /// A new nonce: a timestamp and a random salt, signed with our key, so no
+    /// state is kept until it is used. The salt makes every challenge's nonce its
+    /// own, so two clients challenged in the same second never share one.
     pub fn nonce(&self) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let stamp = format!("{now:x}");
+        let stamp = format!("{now:x}-{:016x}", rand::random::<u64>());
         format!("{stamp}.{}", self.sign(&stamp))
     }
 
@@ -192,17 +241,14 @@ impl DigestAuthority {
             .collect()
     }
 
-    /// Whether `nonce` is ours; `Some(true)` when also still fresh.
-    fn nonce_state(&self, nonce: &str) -> Option<bool> {
+    /// When `nonce` was issued, if it is ours.
+    fn nonce_issued(&self, nonce: &str) -> Option<u64> {
         let (stamp, sig) = nonce.split_once('.')?;
-        if self.sign(stamp) != sig {
+        if !constant_time_eq(self.sign(stamp).as_bytes(), sig.as_bytes()) {
             return None;
         }
-        let issued = u64::from_str_radix(stamp, 16).ok()?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Some(now.saturating_sub(issued) <= NONCE_LIFETIME.as_secs())
+        let (issued, _salt) = stamp.split_once('-')?;
+        u64::from_str_radix(issued, 16).ok()
     }
 
     /// Checks `credentials` for a request with `method`, given the user's H(A1)
@@ -219,29 +265,54 @@ impl DigestAuthority {
         if credentials.realm() != Some(self.realm.as_str()) {
             return Check::Invalid;
         }
-        let Some(fresh) = self.nonce_state(nonce) else {
+        let Some(issued) = self.nonce_issued(nonce) else {
             return Check::Invalid;
         };
         let ha2 = algorithm.hash(&format!("{method}:{uri}"));
-        let expected = match credentials.get("qop") {
+        // Without qop there is no count: such a response is good for one request.
+        let (expected, cnonce, count) = match credentials.get("qop") {
             Some(qop) if qop.eq_ignore_ascii_case("auth") => {
                 let (Some(nc), Some(cnonce)) = (credentials.get("nc"), credentials.get("cnonce"))
                 else {
                     return Check::Invalid;
                 };
-                algorithm.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
+                // RFC 7616 §3.4: eight hex digits.
+                let Some(count) = (nc.len() == 8)
+                    .then(|| u64::from_str_radix(nc, 16).ok())
+                    .flatten()
+                else {
+                    return Check::Invalid;
+                };
+                let expected = algorithm.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+                (expected, cnonce, count)
             }
             Some(_) => return Check::Invalid,
-            None => algorithm.hash(&format!("{ha1}:{nonce}:{ha2}")),
+            None => (algorithm.hash(&format!("{ha1}:{nonce}:{ha2}")), "", 1),
         };
         if !constant_time_eq(
             expected.as_bytes(),
             response.to_ascii_lowercase().as_bytes(),
         ) {
-            Check::Invalid
-        } else if fresh {
+            return Check::Invalid;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now.saturating_sub(issued) > NONCE_LIFETIME.as_secs() {
+            return Check::Stale;
+        }
+        // A poisoned lock only means another check panicked mid-way; the map is still sound.
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The user is part of the key: a user's count says nothing about another's.
+        let client = format!("{}\n{cnonce}", credentials.username().unwrap_or_default());
+        if uses.record(issued, nonce, &client, count, now) {
             Check::Valid
         } else {
+            // A replay, or a client that reused its count: a fresh nonce sorts out
+            // the honest one, and the replayer cannot answer it.
             Check::Stale
         }
     }
@@ -256,15 +327,59 @@ mod tests {
     use super::*;
 
     fn answer(auth: &DigestAuthority, alg: Algorithm, pw: &str) -> Credentials {
-        let nonce = auth.nonce();
-        let h1 = ha1(alg, "alice", auth.realm(), pw);
+        answer_with(&auth.nonce(), alg, pw, 1, "abc")
+    }
+
+    fn answer_with(nonce: &str, alg: Algorithm, pw: &str, nc: u32, cnonce: &str) -> Credentials {
+        let h1 = ha1(alg, "alice", "home.example", pw);
         let h2 = alg.hash("REGISTER:sip:home.example");
-        let resp = alg.hash(&format!("{h1}:{nonce}:00000001:abc:auth:{h2}"));
+        let resp = alg.hash(&format!("{h1}:{nonce}:{nc:08x}:{cnonce}:auth:{h2}"));
         Credentials::parse(&format!(
-            "Digest username=\"alice\", realm=\"home.example\", nonce=\"{nonce}\", uri=\"sip:home.example\", response=\"{resp}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"abc\"",
+            "Digest username=\"alice\", realm=\"home.example\", nonce=\"{nonce}\", uri=\"sip:home.example\", response=\"{resp}\", algorithm={}, qop=auth, nc={nc:08x}, cnonce=\"{cnonce}\"",
             alg.token()
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_used_count_is_never_accepted_again() {
+        let auth = DigestAuthority::new("home.example");
+        let stored = ha1(Algorithm::Md5, "alice", "home.example", "pw");
+        let nonce = auth.nonce();
+        let first = answer_with(&nonce, Algorithm::Md5, "pw", 1, "abc");
+        assert_eq!(auth.check(&first, "REGISTER", &stored), Check::Valid);
+        // The same Authorization again: a replay.
+        assert_eq!(auth.check(&first, "REGISTER", &stored), Check::Stale);
+        // The client's next count on the same nonce is fine; going back is not.
+        let third = answer_with(&nonce, Algorithm::Md5, "pw", 3, "abc");
+        assert_eq!(auth.check(&third, "REGISTER", &stored), Check::Valid);
+        let second = answer_with(&nonce, Algorithm::Md5, "pw", 2, "abc");
+        assert_eq!(auth.check(&second, "REGISTER", &stored), Check::Stale);
+        // Another client nonce counts on its own.
+        let other = answer_with(&nonce, Algorithm::Md5, "pw", 1, "xyz");
+        assert_eq!(auth.check(&other, "REGISTER", &stored), Check::Valid);
+        // A count that is not eight hex digits is refused outright.
+        let odd = Credentials::parse(&format!(
+            "Digest username=\"alice\", realm=\"home.example\", nonce=\"{nonce}\", uri=\"sip:home.example\", response=\"0\", qop=auth, nc=1, cnonce=\"q\""
+        ))
+        .unwrap();
+        assert_eq!(auth.check(&odd, "REGISTER", &stored), Check::Invalid);
+    }
+
+    #[test]
+    fn remembered_uses_stay_bounded_and_forgotten_nonces_go_stale() {
+        let mut uses = NonceUses::default();
+        let now = 1_000_000;
+        for i in 0..MAX_REMEMBERED_USES as u64 + 10 {
+            // Issue times climb so the first ones are the oldest.
+            assert!(uses.record(now - 200 + i / 1000, "n", &i.to_string(), 1, now));
+        }
+        assert_eq!(uses.highest_count.len(), MAX_REMEMBERED_USES);
+        // The oldest second was forgotten: a use of a nonce that old is not trusted.
+        assert!(!uses.record(now - 200, "n", "new", 1, now));
+        // Uses of nonces past their lifetime are dropped on the next record.
+        assert!(uses.record(now + 400, "later", "c", 1, now + 400));
+        assert_eq!(uses.highest_count.len(), 1);
     }
 
     #[test]

@@ -88,6 +88,19 @@ async fn register_needs_the_right_password() {
     bob.send(&bob.register_text("d1", 4, 300, &format!("Authorization: {alice_creds}\n")))
         .await;
     assert_eq!(bob.response().await.status_code.code(), 403);
+
+    // Bob's accepted Authorization sent again (a captured REGISTER replayed): the nonce is
+    // still alive, but its count was used, so it is challenged afresh as stale.
+    bob.send(&bob.register_text("d1", 5, 300, &format!("Authorization: {right}\n")))
+        .await;
+    let replayed = bob.response().await;
+    assert_eq!(replayed.status_code.code(), 401);
+    assert!(
+        headers::first(&replayed.headers, "WWW-Authenticate")
+            .unwrap()
+            .contains("stale=true"),
+        "{replayed}"
+    );
     server.shutdown().await;
 }
 
