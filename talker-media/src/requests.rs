@@ -119,26 +119,12 @@ impl Requests for PacketRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::net::{
-        AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
-    };
-    use std::io::IoSlice;
+    use rustix::net::{AddressFamily, SocketFlags};
     use std::net::UdpSocket;
+    use talker_agent::media::protocol::send_with_sockets;
 
     fn send(socket: &OwnedFd, packet: &[u8], sockets: &[&UdpSocket]) {
-        let fds: Vec<_> = sockets.iter().map(|s| s.as_fd()).collect();
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if !fds.is_empty() {
-            assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-        }
-        let sent = rustix::net::sendmsg(
-            socket,
-            &[IoSlice::new(packet)],
-            &mut control,
-            SendFlags::empty(),
-        );
-        assert_eq!(sent.ok(), Some(packet.len()));
+        send_with_sockets(socket, packet, sockets).expect("the packet is sent whole");
     }
 
     #[test]

@@ -12,8 +12,11 @@
 //! Sessions and conferences are named by numbers the agent picks ([`Operation`]), so a
 //! request never waits for another's reply to know what it talks about.
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use serde::{Deserialize, Serialize};
 
 use super::ports::PortNumbers;
@@ -23,6 +26,39 @@ use super::stats::{ConferenceStats, LegId, MediaStats};
 
 /// Most sockets one request carries (audio and video, RTP and RTCP each).
 pub const MAX_PASSED_SOCKETS: usize = 4;
+
+/// Sends one request `packet` on a packet socket with `sockets` beside it as `SCM_RIGHTS`,
+/// without blocking and without SIGPIPE (a worker that died fails the request, it does not stop
+/// the agent). A packet socket takes all of a packet or nothing: anything less is an error.
+pub fn send_with_sockets(
+    socket: impl AsFd,
+    packet: &[u8],
+    sockets: &[impl AsFd],
+) -> io::Result<()> {
+    if sockets.len() > MAX_PASSED_SOCKETS {
+        return Err(io::Error::other("too many sockets for one request"));
+    }
+    let borrowed: Vec<_> = sockets.iter().map(AsFd::as_fd).collect();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+        return Err(io::Error::other("no room for the passed sockets"));
+    }
+    let sent = rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(packet)],
+        &mut control,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?;
+    if sent == packet.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "sent {sent} of {} bytes",
+            packet.len()
+        )))
+    }
+}
 
 /// Longest line either side accepts; a longer one is dropped whole (and answered with an
 /// error when it was a request). Real lines are a few hundred bytes.

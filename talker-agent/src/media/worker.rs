@@ -7,18 +7,14 @@
 //! calls keep their signalling and end normally), and the next call starts a new worker.
 
 use std::collections::HashMap;
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rustix::net::{
-    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdout, Command};
@@ -28,8 +24,8 @@ use tracing::{debug, info, warn};
 use super::error::MediaError;
 use super::ports::AllocatedPorts;
 use super::protocol::{
-    LegPorts, Line, LineBuffer, MAX_LINE_BYTES, MAX_PASSED_SOCKETS, Operation, Outcome, Reply,
-    Request, encode_line,
+    LegPorts, Line, LineBuffer, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
+    send_with_sockets,
 };
 use super::sdp::Negotiated;
 use super::settings::MediaSettings;
@@ -172,39 +168,13 @@ async fn send_packet(
     packet: &[u8],
     sockets: &[OwnedFd],
 ) -> std::io::Result<()> {
-    if sockets.len() > MAX_PASSED_SOCKETS {
-        return Err(std::io::Error::other("too many sockets for one request"));
-    }
-    let borrowed: Vec<BorrowedFd<'_>> = sockets.iter().map(AsFd::as_fd).collect();
     loop {
         socket.writable().await?;
-        let sent = socket.try_io(Interest::WRITABLE, || {
-            let mut space =
-                [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
-            let mut control = SendAncillaryBuffer::new(&mut space);
-            if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
-                return Err(std::io::Error::other("no room for the passed sockets"));
-            }
-            // NOSIGNAL: a worker that died must fail this request, not stop the agent.
-            rustix::net::sendmsg(
-                socket,
-                &[IoSlice::new(packet)],
-                &mut control,
-                SendFlags::NOSIGNAL,
-            )
-            .map_err(std::io::Error::from)
-        });
-        match sent {
-            // A packet socket sends all of a packet or nothing.
-            Ok(n) if n == packet.len() => return Ok(()),
-            Ok(n) => {
-                return Err(std::io::Error::other(format!(
-                    "sent {n} of {} bytes",
-                    packet.len()
-                )));
-            }
+        match socket.try_io(Interest::WRITABLE, || {
+            send_with_sockets(socket, packet, sockets)
+        }) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            sent => return sent,
         }
     }
 }
@@ -297,7 +267,8 @@ impl MediaWorker {
         }
     }
 
-    /// Ends a [`WarmWorker`]'s hold on the worker.
+    /// Ends one hold on the worker of `generation`: a [`WarmWorker`]'s, or a
+    /// session's that the worker ended by itself (one that became a conference leg).
     async fn release(&self, generation: u64) {
         let mut lifecycle = self.lifecycle.lock().await;
         if lifecycle
@@ -373,20 +344,6 @@ impl MediaWorker {
             if let Ok(mut current) = self.current.lock() {
                 *current = None;
             }
-        }
-    }
-
-    /// A session or conference the worker ended by itself (a session that became a
-    /// conference leg): it no longer keeps the worker running.
-    async fn forget(&self, handle: Handle) {
-        let mut lifecycle = self.lifecycle.lock().await;
-        if lifecycle
-            .current
-            .as_ref()
-            .is_some_and(|c| c.generation == handle.generation)
-        {
-            lifecycle.live = lifecycle.live.saturating_sub(1);
-            self.close_if_unused(&mut lifecycle).await;
         }
     }
 
@@ -704,7 +661,8 @@ impl RemoteConference {
             ports: LegPorts::FromSession(handle.object),
         };
         let added = self.leg_added(op, Vec::new()).await;
-        MediaWorker::shared().forget(handle).await;
+        // The worker ended that session itself; it no longer keeps the worker running.
+        MediaWorker::shared().release(handle.generation).await;
         added
     }
 
