@@ -861,10 +861,21 @@ enum PhoneScript {
     HandsOff,
     /// Rings; the dialer hangs up; NOTIFYs cross the BYE and follow it.
     NotifiesAfterHangUp,
+    /// Dials the party named in the INVITE at once (echoing `Splitdial-Dial` in its 200) and
+    /// reports right behind its 200, before the controller's stack has filed the dialog (our
+    /// agent waits for the ACK, which narrows that race but cannot close it): no REFER may
+    /// follow, and no report may be lost.
+    DialsOnAnswer,
 }
 
 async fn scripted_phone(script: PhoneScript) {
     use splitdial_sip::call_token::{self, Action, Expectation, KeySet, TokenKind};
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let issuer = new_issuer();
     let mut keys = KeySet::default();
     keys.insert(issuer.kid(), issuer.verifying_key());
@@ -935,18 +946,86 @@ async fn scripted_phone(script: PhoneScript) {
     assert!(offer.contains("a=inactive"), "{offer}");
     assert!(invite.to_string().len() > 1000, "{invite}");
 
+    // The first party rides on the INVITE too, with its own refer token for that target.
+    let dial = splitdial_sip::headers::first(h, call_token::DIAL_HEADER)
+        .unwrap()
+        .to_owned();
+    assert_eq!(dial, format!("<{callee}>"));
+    let dial_token = splitdial_sip::headers::first(h, call_token::DIAL_TOKEN_HEADER).unwrap();
+    let dial_claims = call_token::verify(
+        dial_token,
+        &keys,
+        &Expectation {
+            dialog: &call_id,
+            ..expect(Action::Refer, Some(&dial))
+        },
+    )
+    .unwrap();
+    assert_ne!(dial_claims.jti, claims.jti, "every token its own jti");
+
     let answer = "v=0\r\no=eve 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
+    let echo = if script == PhoneScript::DialsOnAnswer {
+        format!("{}: {dial}\n", call_token::DIAL_HEADER)
+    } else {
+        String::new()
+    };
     phone
         .reply(
             &invite,
             200,
             &format!(
-                "Contact: <sip:eve@{};transport=tcp>\nAllow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY\nContent-Type: application/sdp\n",
+                "Contact: <sip:eve@{};transport=tcp>\nAllow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY\nContent-Type: application/sdp\n{echo}",
                 phone.local
             ),
             answer,
         )
         .await;
+    if script == PhoneScript::DialsOnAnswer {
+        // Ringing reported at once, the NOTIFY written right behind the 200.
+        phone.notify(180, "active;expires=60").await;
+        let mut acked = false;
+        for _ in 0..2 {
+            match phone.next().await {
+                rsipstack::sip::SipMessage::Request(r) if r.method.to_string() == "ACK" => {
+                    acked = true;
+                }
+                rsipstack::sip::SipMessage::Response(r) => {
+                    assert_eq!(r.status_code.code(), 200);
+                }
+                other => panic!("expected the ACK and the NOTIFY's 200, got {other}"),
+            }
+        }
+        assert!(acked);
+        let mut seen = Vec::new();
+        while seen.last() != Some(&ControllerEvent::CalleeRinging { party: PartyId(1) }) {
+            seen.push(call.events.recv().await.unwrap());
+        }
+        phone.notify(200, "terminated;reason=noresource").await;
+        assert_eq!(phone.response().await.status_code.code(), 200);
+        seen.push(call.events.recv().await.unwrap());
+        assert_eq!(
+            seen,
+            [
+                ControllerEvent::DialingTalker,
+                ControllerEvent::TalkerAnswered,
+                ControllerEvent::CalleeRinging { party: PartyId(1) },
+                ControllerEvent::Connected { party: PartyId(1) },
+            ]
+        );
+        // The next request is the hang-up's BYE: no REFER was ever sent.
+        call.hang_up().unwrap();
+        let bye = phone.request("BYE").await;
+        phone.reply(&bye, 200, "", "").await;
+        assert_eq!(
+            call.events.recv().await.unwrap(),
+            ControllerEvent::Ended {
+                reason: EndReason::HungUp
+            }
+        );
+        assert!(call.events.recv().await.is_none());
+        controller.shutdown().await;
+        return;
+    }
     phone.request("ACK").await;
 
     // The REFER names the callee, with its own token for that target.
@@ -1042,6 +1121,16 @@ async fn notifies_around_the_hang_up_are_answered_200() {
     tokio::time::timeout(
         Duration::from_secs(60),
         scripted_phone(PhoneScript::NotifiesAfterHangUp),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_talker_that_dials_on_answer_gets_no_refer_and_reports_in_the_control_leg() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        scripted_phone(PhoneScript::DialsOnAnswer),
     )
     .await
     .unwrap();

@@ -14,6 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The SIP header that carries a token.
 pub const HEADER: &str = "Splitdial-Token";
+/// Dial on answer: a control INVITE may name the first party to call in this header (a
+/// `Refer-To` value), with that party's `refer` token in [`DIAL_TOKEN_HEADER`]. A talker that
+/// dials at once echoes the header in its 200; one that does not is sent a REFER as usual.
+pub const DIAL_HEADER: &str = "Splitdial-Dial";
+/// The `refer` token for the party named in [`DIAL_HEADER`].
+pub const DIAL_TOKEN_HEADER: &str = "Splitdial-Dial-Token";
 /// The longest lifetime a token may have (`exp - iat`).
 pub const MAX_LIFETIME_SECS: u64 = 30;
 /// Clock difference tolerated between the matcher and the talker.

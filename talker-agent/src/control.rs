@@ -155,6 +155,24 @@ impl CallControl {
             reply(&mut tx, 403, "Invalid Call Token").await;
             return;
         }
+        // Dial on answer: the party to call named in the INVITE itself, with its own `refer`
+        // token, checked like a REFER's. Calling it at once saves the REFER's round trips.
+        let dial_on_answer = match headers::first(&tx.original.headers, call_token::DIAL_HEADER) {
+            None => None,
+            Some(target) => {
+                let token = headers::first(&tx.original.headers, call_token::DIAL_TOKEN_HEADER);
+                if let Err(e) = self
+                    .trust
+                    .check(token, Action::Refer, &call_id, Some(target))
+                {
+                    warn!(%call_id, error = %e, "control INVITE refused: the party to dial");
+                    reply(&mut tx, 403, "Invalid Call Token").await;
+                    return;
+                }
+                Some(target.to_owned())
+            }
+        };
+        let invite_cseq = cseq_number(&tx.original.headers);
         // RFC 4028: the controller refreshes, we only watch the deadline.
         let mut session = match session_timer::uas_terms(
             &tx.original.headers,
@@ -210,6 +228,9 @@ impl CallControl {
         let id = dialog.id();
         let mut answer_headers = control_headers();
         answer_headers.extend(session.iter().flat_map(ControlSession::answer_headers));
+        if let Some(target) = &dial_on_answer {
+            answer_headers.push(make(call_token::DIAL_HEADER, target.clone()));
+        }
         if let Err(e) = dialog.accept(Some(answer_headers), Some(answer.into_bytes())) {
             warn!(error = %e, "cannot answer the control INVITE");
             self.dialogs.remove_dialog(&id);
@@ -226,7 +247,8 @@ impl CallControl {
             &peer,
             None,
         );
-        let mut invite_dialog = Dialog::Invite(dialog.clone());
+        let leg = Dialog::Invite(dialog.clone());
+        let mut invite_dialog = leg.clone();
         tokio::spawn(async move {
             let _ = invite_dialog.handle(&mut tx).await;
         });
@@ -235,6 +257,17 @@ impl CallControl {
         let hub = crate::media_glue::MediaHub::new(self.dialer.media.clone());
         let mut calls: Vec<referred_call::Handle> = Vec::new();
         let mut first_refer: Option<u32> = None;
+        if let Some(target) = &dial_on_answer {
+            // Reported like a first REFER (NOTIFYs without `id`), so every later REFER's
+            // NOTIFYs carry their own id.
+            first_refer = Some(invite_cseq);
+            info!(%call_id, refer_to = %target, "dialling the party named in the control INVITE");
+            calls.push(
+                self.dialer
+                    .clone()
+                    .call(target, None, progress_tx.clone(), hub.clone()),
+            );
+        }
         let end = loop {
             let expiry = sleep_until_or_never(session.as_ref().map(|s| s.deadline));
             tokio::select! {
@@ -244,10 +277,7 @@ impl CallControl {
                         DialogState::Refer(_, request, handle) => {
                             let refer_to = headers::first(&request.headers, "Refer-To").unwrap_or_default().to_owned();
                             let token = headers::first(&request.headers, call_token::HEADER);
-                            let cseq = headers::first(&request.headers, "CSeq")
-                                .and_then(|c| c.split_whitespace().next())
-                                .and_then(|n| n.parse::<u32>().ok())
-                                .unwrap_or(0);
+                            let cseq = cseq_number(&request.headers);
                             match self.trust.check(token, Action::Refer, &call_id, Some(&refer_to)) {
                                 Err(e) => {
                                     warn!(%call_id, error = %e, "REFER refused");
@@ -366,6 +396,12 @@ impl CallControl {
                         make("Subscription-State", sub.to_string()),
                         make("Content-Type", "message/sipfrag;version=2.0".into()),
                     ];
+                    // A call dialled on answer can report before the controller's ACK of our
+                    // 200 is in: hold the NOTIFY until then (bounded), so the leg is confirmed
+                    // on both sides before either sends a request in it.
+                    if leg.state().waiting_ack() && !ack_arrived(&leg).await {
+                        debug!(%call_id, "no ACK for the control leg yet; sending the NOTIFY anyway");
+                    }
                     if let Err(e) = dialog.notify(Some(notify_headers), Some(frag.into_bytes())).await {
                         debug!(error = %e, "NOTIFY failed");
                     }
@@ -683,6 +719,14 @@ async fn ack_arrived(dialog: &Dialog) -> bool {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     true
+}
+
+/// The sequence number of a request's `CSeq` (0 when it has none that reads).
+fn cseq_number(headers: &rsipstack::sip::Headers) -> u32 {
+    headers::first(headers, "CSeq")
+        .and_then(|c| c.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0)
 }
 
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {

@@ -26,6 +26,10 @@ struct Rig {
 }
 
 async fn rig(policy: &str) -> Rig {
+    rig_with_proxy(policy, "127.0.0.1:9").await
+}
+
+async fn rig_with_proxy(policy: &str, proxy: &str) -> Rig {
     let seed: [u8; 32] = rand::random();
     let probe = Issuer::new(seed, "x");
     let issuer = Issuer::new(seed, key_id(&probe.verifying_key()));
@@ -43,7 +47,7 @@ matcher_key = "{key}"
 
 [[accounts]]
 server = "home.example"
-proxy = "127.0.0.1:9"
+proxy = "{proxy}"
 user = "alice"
 password = "pw"
 
@@ -396,6 +400,123 @@ async fn bad_tokens_get_403_and_a_good_one_an_inactive_answer() {
     assert_eq!(
         rig.response_to("c-good", "7 BYE").await.status_code.code(),
         200
+    );
+    drop(rig.agent);
+}
+
+/// Dial on answer: a control INVITE that names the party to call (`Splitdial-Dial`) with that
+/// party's own `refer` token (`Splitdial-Dial-Token`) is answered 200 echoing the name, and the
+/// agent calls the party at once, reporting in the control leg as for a first REFER (NOTIFY
+/// `Event: refer` without `id`, sent only once the ACK is in). Any flaw in that token: 403, and
+/// nobody is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_invite_naming_the_party_dials_it_at_once_only_with_its_own_token() {
+    let proxy = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rig = rig_with_proxy("reject", &proxy.local_addr().unwrap().to_string()).await;
+    let issue = |c: &Claims| rig.issuer.issue(TokenKind::Call, c);
+    let target = "sip:bob@home.example";
+    let invite = |call_id: &str, dial_token: Option<String>| {
+        let control = issue(&claims(Action::Control, call_id, None));
+        let dial_token = dial_token
+            .map(|t| format!("Splitdial-Dial-Token: {t}\r\n"))
+            .unwrap_or_default();
+        let extra =
+            format!("Splitdial-Token: {control}\r\nSplitdial-Dial: <{target}>\r\n{dial_token}");
+        rig.request("INVITE", call_id, 1, None, &extra, OFFER)
+    };
+    let refused = [
+        ("c-d-none", None),
+        (
+            "c-d-target",
+            Some(issue(&claims(
+                Action::Refer,
+                "c-d-target",
+                Some("sip:eve@home.example"),
+            ))),
+        ),
+        (
+            "c-d-act",
+            Some(issue(&claims(Action::Control, "c-d-act", None))),
+        ),
+        (
+            "c-d-dlg",
+            Some(issue(&claims(Action::Refer, "c-elsewhere", Some(target)))),
+        ),
+    ];
+    for (call_id, dial_token) in refused {
+        rig.send(&invite(call_id, dial_token)).await;
+        let got = rig.response_to(call_id, "1 INVITE").await;
+        assert_eq!(got.status_code.code(), 403, "{call_id}");
+    }
+
+    let dial_token = issue(&claims(Action::Refer, "c-dial", Some(target)));
+    rig.send(&invite("c-dial", Some(dial_token))).await;
+    let ok = rig.response_to("c-dial", "1 INVITE").await;
+    assert_eq!(ok.status_code, StatusCode::OK);
+    assert_eq!(
+        headers::first(&ok.headers, "Splitdial-Dial"),
+        Some(format!("<{target}>").as_str())
+    );
+    let tag = Rig::to_tag(&ok);
+    rig.send(&rig.request("ACK", "c-dial", 1, Some(&tag), "", ""))
+        .await;
+
+    // At the talker's server: the call to the named party, with the talker's own account.
+    let mut buf = vec![0u8; 65536];
+    let (referred, from) = loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(20), proxy.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no INVITE for bob; agent log:\n{}", rig.agent.log()))
+            .unwrap();
+        if let SipMessage::Request(r) = SipMessage::try_from(&buf[..n]).unwrap() {
+            if r.method.to_string() == "INVITE" {
+                break (r, from);
+            }
+            let ok = splitdial_sip::wire::response_to(&r, 200, "OK", vec![]);
+            proxy.send_to(&ok.to_bytes(), from).await.unwrap();
+        }
+    };
+    assert!(referred.uri.to_string().starts_with(target), "{referred}");
+    assert!(
+        headers::first(&referred.headers, "From")
+            .unwrap()
+            .contains("sip:alice@home.example")
+    );
+    let mut ringing = splitdial_sip::wire::response_to(&referred, 180, "Ringing", vec![]);
+    let to = headers::first(&ringing.headers, "To").unwrap().to_owned();
+    headers::remove(&mut ringing.headers, "To");
+    headers::push(&mut ringing.headers, "To", format!("{to};tag=bob1"));
+    proxy.send_to(&ringing.to_bytes(), from).await.unwrap();
+
+    // In the control leg: NOTIFY 100 (the agent is dialling), then 180, as for a first REFER.
+    let notify = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(20), rig.socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no NOTIFY; agent log:\n{}", rig.agent.log()))
+            .unwrap();
+        if let SipMessage::Request(r) = SipMessage::try_from(&buf[..n]).unwrap() {
+            let ok = splitdial_sip::wire::response_to(&r, 200, "OK", vec![]);
+            rig.socket
+                .send_to(&ok.to_bytes(), rig.agent_addr)
+                .await
+                .unwrap();
+            if r.method.to_string() == "NOTIFY" {
+                assert_eq!(headers::first(&r.headers, "Event"), Some("refer"), "{r}");
+                if String::from_utf8_lossy(&r.body).starts_with("SIP/2.0 180") {
+                    break r;
+                }
+            }
+        }
+    };
+    assert!(
+        headers::first(&notify.headers, "Subscription-State")
+            .unwrap()
+            .starts_with("active")
+    );
+    assert!(
+        rig.agent
+            .log()
+            .contains("dialling the party named in the control INVITE")
     );
     drop(rig.agent);
 }

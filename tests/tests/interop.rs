@@ -28,8 +28,9 @@ fn the_main_call_goes_through_kamailio_with_tones_both_ways() {
     home.wait_no_calls("tv");
     home.wait_no_calls("bob-phone");
 
-    // Kamailio carried it: the control INVITE and the REFER came from the
-    // matcher (trusted by address), the TV's INVITE to bob was authenticated.
+    // Kamailio carried it: the control INVITE (naming bob: the TV dials on
+    // answer, so no REFER) came from the matcher (trusted by address), the TV's
+    // INVITE to bob was authenticated, and the TV's NOTIFYs reached the matcher.
     let family = home
         .servers()
         .iter()
@@ -39,8 +40,8 @@ fn the_main_call_goes_through_kamailio_with_tones_both_ways() {
     let requests: Vec<&str> = log.lines().filter(|l| l.contains("request ")).collect();
     for method in [
         "INVITE sip:alice-tv@family.example",
-        "REFER ",
         "INVITE sip:bob@family.example",
+        "NOTIFY sip:splitdial@",
     ] {
         assert!(
             requests

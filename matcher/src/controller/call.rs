@@ -107,6 +107,9 @@ pub(super) struct Call {
     sdp: InactiveSdp,
     /// RFC 4028 refreshes of the control leg (we are the refresher).
     refresh: SessionRefresh,
+    /// In-dialog requests that came in while the control INVITE's 200 was still being
+    /// taken in (a talker dialling on answer may NOTIFY that early); served first.
+    held: Vec<DialogState>,
 }
 
 impl Call {
@@ -136,6 +139,7 @@ impl Call {
             commands_open: true,
             sdp: InactiveSdp::new(IpAddr::from([0, 0, 0, 0])),
             refresh: SessionRefresh::off(&plan.call_id),
+            held: Vec::new(),
             plan,
         }
     }
@@ -183,6 +187,9 @@ impl Call {
         self.shared.dialogs.remove_dialog(&dialog.id());
         self.shared.forget(&self.sip_call_id);
         // Whatever is still queued for the dialog gets its answer.
+        for state in std::mem::take(&mut self.held) {
+            answer_late(state).await;
+        }
         while let Ok(state) = states.try_recv() {
             answer_late(state).await;
         }
@@ -225,11 +232,19 @@ impl Call {
                 },
                 () = &mut deadline => break EndReason::TalkerNoAnswer,
                 () = self.shared.stop.cancelled() => break EndReason::Shutdown,
-                state = states.recv() => {
-                    if let Some(DialogState::Early(_, response)) = state {
+                state = states.recv() => match state {
+                    Some(DialogState::Early(_, response)) => {
                         debug!(call = %self.plan.call_id, code = response.status_code.code(), "talker progress");
                     }
-                }
+                    Some(
+                        DialogState::Calling(_)
+                        | DialogState::Trying(_)
+                        | DialogState::WaitAck(..)
+                        | DialogState::Confirmed(..),
+                    )
+                    | None => {}
+                    Some(state) => self.held.push(state),
+                },
             }
         };
         // CANCEL (rsipstack defers it until a provisional response when none
@@ -257,7 +272,40 @@ impl Call {
         info!(call = %self.plan.call_id, "the talker answered the control leg");
         self.refresh.on_answer(response);
         self.emit(ControllerEvent::TalkerAnswered);
+        self.dialling_on_answer(response);
         Ok(())
+    }
+
+    /// When the talker's 200 echoes the party named in the INVITE, it is already calling that
+    /// party: its NOTIFYs report on the INVITE's CSeq as a first REFER's would, and no REFER
+    /// goes out for it. Otherwise (a SIP phone, an older agent) the party waits for its REFER.
+    fn dialling_on_answer(&mut self, response: &Response) {
+        let Some(echo) = headers::first(&response.headers, call_token::DIAL_HEADER) else {
+            return;
+        };
+        let Some(index) = self.parties.iter().position(|p| p.id == PartyId(1)) else {
+            return;
+        };
+        let party = &mut self.parties[index];
+        let cseq = headers::first(&response.headers, "CSeq")
+            .and_then(|c| c.split_whitespace().next())
+            .and_then(|n| n.parse::<u32>().ok());
+        let (Some(cseq), true) = (cseq, echo.trim() == dial_target(&party.uri)) else {
+            warn!(call = %self.plan.call_id, %echo, "the talker echoed another party to dial; sending a REFER");
+            return;
+        };
+        if party.state != PartyState::Queued {
+            return;
+        }
+        party.cseq = Some(cseq);
+        party.state = PartyState::Trying;
+        let id = party.id;
+        self.first_refer_cseq = Some(cseq);
+        self.queue.retain(|queued| *queued != id);
+        if !self.ever_connected && self.callee_deadline.is_none() {
+            self.callee_deadline = Some(Instant::now() + self.plan.callee_answer_timeout);
+        }
+        info!(call = %self.plan.call_id, party = %id, cseq, "the talker dials on answer: no REFER");
     }
 
     /// The answered control leg: REFERs, NOTIFYs, commands, timeouts.
@@ -269,6 +317,11 @@ impl Call {
     ) -> Finish {
         let (refer_tx, mut refer_results) = mpsc::unbounded_channel::<ReferResult>();
         let (refresh_tx, mut refresh_results) = mpsc::unbounded_channel::<RefreshResult>();
+        for state in std::mem::take(&mut self.held) {
+            if let Some(finish) = self.on_dialog_state(state).await {
+                return finish;
+            }
+        }
         loop {
             self.send_next_refer(dialog, &refer_tx);
             let callee_timeout = sleep_until_or_never(self.callee_deadline);
@@ -616,7 +669,7 @@ impl Call {
         }
         self.refer_in_flight = true;
         info!(call = %self.plan.call_id, party = %id, uri = %party.uri, cseq, "REFER");
-        let refer_to = ReferTo::new(format!("<{}>", party.uri));
+        let refer_to = ReferTo::new(dial_target(&party.uri));
         let dialog = dialog.clone();
         let results = results.clone();
         tokio::spawn(async move {
@@ -644,6 +697,9 @@ impl Call {
             Transport::Tcp => format!("sip:splitdial@{local};transport=tcp"),
             _ => format!("sip:splitdial@{local}"),
         };
+        // The first party rides on the INVITE (dial on answer), with its own refer token.
+        let first_party = dial_target(&self.plan.callee_uri);
+        let dial_token = self.token(Action::Refer, Some(&self.plan.callee_uri));
         Ok(InviteOption {
             caller: uri("controller_uri", &self.plan.controller_uri)?,
             callee: uri("caller_target", &self.plan.caller_target)?,
@@ -663,6 +719,8 @@ impl Call {
                     ),
                     make("Answer-Mode", "Auto".into()),
                     make("Allow", super::ALLOW.into()),
+                    make(call_token::DIAL_HEADER, first_party),
+                    make(call_token::DIAL_TOKEN_HEADER, dial_token),
                 ]
                 .into_iter()
                 .chain(session_refresh::invite_headers())
@@ -743,6 +801,11 @@ async fn sleep_until_or_never(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// A party's URI as a `Refer-To` (and `Splitdial-Dial`) value.
+fn dial_target(uri: &str) -> String {
+    format!("<{uri}>")
 }
 
 fn make(name: &str, value: String) -> Header {

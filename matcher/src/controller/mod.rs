@@ -62,6 +62,7 @@ mod session_refresh;
 pub use events::{ControllerEvent, EndReason, PartyId};
 pub use probe::{Prober, Reachability};
 
+use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -298,6 +299,11 @@ impl Shared {
         known.live.contains(call_id) || known.ended.iter().any(|(id, _)| id == call_id)
     }
 
+    /// Whether `call_id` is a control leg of ours still running.
+    fn is_live(&self, call_id: &str) -> bool {
+        self.known().live.contains(call_id)
+    }
+
     /// Marks a control leg ended.
     pub(crate) fn forget(&self, call_id: &str) {
         let mut known = self.known();
@@ -444,6 +450,25 @@ fn check_sip_uri(what: &'static str, uri: &str) -> Result<(), ControllerError> {
     Ok(())
 }
 
+/// How long an in-dialog request for a live call waits for its dialog to be filed.
+const DIALOG_FILING_WAIT: Duration = Duration::from_millis(200);
+
+/// The dialog of `tx` once rsipstack has filed it, waiting at most
+/// [`DIALOG_FILING_WAIT`]. rsipstack files a confirmed dialog under its final id
+/// only after it has sent the ACK, a few milliseconds later under load, and a
+/// talker that dials on answer NOTIFYs right behind that ACK: without the wait
+/// such a NOTIFY finds no dialog and its report is lost.
+async fn dialog_once_filed(shared: &Shared, tx: &Transaction) -> Option<Dialog> {
+    let deadline = Instant::now() + DIALOG_FILING_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Some(dialog) = shared.dialogs.match_dialog(tx) {
+            return Some(dialog);
+        }
+    }
+    None
+}
+
 /// Handles one incoming transaction: in-dialog requests go to their dialog (a
 /// call task sees them as dialog states); late requests for a control leg that
 /// ended are answered here.
@@ -451,7 +476,12 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     let method = tx.original.method;
     let to = headers::first(&tx.original.headers, "To").unwrap_or_default();
     if has_tag(to) {
-        if let Some(mut dialog) = shared.dialogs.match_dialog(&tx)
+        let call_id = headers::first(&tx.original.headers, "Call-ID").unwrap_or_default();
+        let mut found = shared.dialogs.match_dialog(&tx);
+        if found.is_none() && method != Method::Ack && shared.is_live(call_id) {
+            found = dialog_once_filed(&shared, &tx).await;
+        }
+        if let Some(mut dialog) = found
             && !dialog.state().is_terminated()
         {
             if let Err(e) = dialog.handle(&mut tx).await {
@@ -459,7 +489,6 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
             }
             return;
         }
-        let call_id = headers::first(&tx.original.headers, "Call-ID").unwrap_or_default();
         let status = match method {
             Method::Ack => return,
             // RFC 5057: NOTIFYs may come after our BYE; answer them, and a BYE

@@ -113,6 +113,9 @@ impl Store {
             // An in-memory SQLite database lives in one connection.
             .max_connections(if url.contains(":memory:") { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before every statement costs a round trip through the pool on each API
+            // request; an SQLite file cannot drop a connection, a PostgreSQL server can.
+            .test_before_acquire(engine == Engine::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
