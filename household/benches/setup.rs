@@ -32,6 +32,7 @@ use talker_agent::media_glue::MediaHub;
 use talker_agent::referred_call::{DialAccount, Dialer};
 use tokio_util::sync::CancellationToken;
 
+/// Calls of each kind, unless `SETUP_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 15;
 const CALLER: &str = "tv";
 const CALLEE: &str = "bob-phone";
@@ -68,7 +69,12 @@ fn main() {
     // One of each first, not counted: caches, first GStreamer pipeline.
     click_to_dial(&home);
     runtime.block_on(direct.call(&home));
-    for _ in 0..ROUNDS {
+    let rounds = std::env::var("SETUP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(ROUNDS);
+    for _ in 0..rounds {
         let (set_up, call_steps) = click_to_dial(&home);
         click.push(set_up);
         steps.push(call_steps);
@@ -77,7 +83,7 @@ fn main() {
     direct.stop();
     home.shutdown();
 
-    println!("click-to-dial vs direct call, {ROUNDS} calls each (ms from the request)");
+    println!("click-to-dial vs direct call, {rounds} calls each (ms from the request)");
     println!("| step | click-to-dial p50 | p90 | direct p50 | p90 | ratio of p50 |");
     println!("|---|---|---|---|---|---|");
     for (step, pick) in [
@@ -102,7 +108,7 @@ fn main() {
     }
 
     println!();
-    println!("click-to-dial, the matcher's states (ms from the request, p50 of {ROUNDS})");
+    println!("click-to-dial, the matcher's states (ms from the request, p50 of {rounds})");
     println!("| state | p50 |");
     println!("|---|---|");
     for state in [

@@ -155,14 +155,6 @@ impl CallService {
             created_at: crate::storage::now_secs(),
             ended_at: None,
         };
-        self.inner.store.insert_call(&record).await?;
-        self.record(
-            &id,
-            "matching",
-            None,
-            json!({"server": route.server.domain}),
-        )
-        .await?;
         let plan = CallPlan {
             call_id: id.clone(),
             server_domain: route.server.domain.clone(),
@@ -192,9 +184,30 @@ impl CallService {
             let controller = controller.as_ref().ok_or(CallError::ShuttingDown)?;
             controller.place(plan)
         };
-        let mut handle = match placed {
-            Ok(handle) => handle,
-            Err(error) => {
+        // The control INVITE is on its way while the call is recorded: the record is two
+        // database writes, and the callee should not wait for them to ring. The controller's
+        // events wait in its channel until the pump below starts, after "matching" is stored,
+        // so the stored order is still the order things happened.
+        let stored = async {
+            self.inner.store.insert_call(&record).await?;
+            self.record(
+                &id,
+                "matching",
+                None,
+                json!({"server": route.server.domain}),
+            )
+            .await
+        }
+        .await;
+        let mut handle = match (placed, stored) {
+            (Ok(handle), Ok(())) => handle,
+            (Ok(handle), Err(error)) => {
+                // Unrecorded, the call could never be steered or reported: end it at once.
+                let _ = handle.control.hang_up();
+                return Err(error);
+            }
+            (Err(error), stored) => {
+                stored?;
                 self.record(
                     &id,
                     "ended",

@@ -716,7 +716,10 @@ async fn ack_arrived(dialog: &Dialog) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The ACK is normally a fraction of a millisecond behind our 200, and whatever
+        // waits here (a NOTIFY of a call dialled on answer, a REFER that overtook the
+        // ACK) is on the path the person at the dialer is watching: poll finely.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     true
 }
