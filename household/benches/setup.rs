@@ -20,6 +20,9 @@
 //! cargo build --release --bins
 //! unshare --net -- sh -c 'ip link set lo up && cargo bench -p household --bench setup'
 //! ```
+//!
+//! `SETUP_BENCH_ROUNDS=N` sets the calls of each kind (15); `SETUP_BENCH_LOGS=FILE` prints each
+//! click-to-dial request's time and writes every program's log to FILE at the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -81,6 +84,10 @@ fn main() {
         plain.push(runtime.block_on(direct.call(&home)));
     }
     direct.stop();
+    if let Some(path) = std::env::var_os("SETUP_BENCH_LOGS") {
+        // Every program's log, to line each call's steps up against the request times above.
+        std::fs::write(&path, home.logs()).unwrap();
+    }
     home.shutdown();
 
     println!("click-to-dial vs direct call, {rounds} calls each (ms from the request)");
@@ -139,6 +146,9 @@ fn percentile(values: &[f64], p: usize) -> f64 {
 fn click_to_dial(home: &Household) -> (SetUp, Steps) {
     let mark = callee_log_len(home);
     let t0 = wall_clock();
+    if std::env::var_os("SETUP_BENCH_LOGS").is_some() {
+        eprintln!("click-to-dial request at {t0:.6}");
+    }
     let placed = home
         .matcher_request(
             "alice",
