@@ -542,9 +542,7 @@ fn send_cancel(context: &Arc<Context>, branch: &mut Branch, reason: Option<&str>
             headers::push(&mut h, name, v.to_owned());
         }
     }
-    let seq = headers::first(&original.headers, "CSeq")
-        .and_then(|c| typed::CSeq::parse(c).ok())
-        .map_or(1, |c| c.seq);
+    let seq = headers::cseq_number(&original.headers).unwrap_or(1);
     headers::push(&mut h, "CSeq", format!("{seq} CANCEL"));
     headers::push(&mut h, "Max-Forwards", "70");
     if let Some(reason) = reason {

@@ -58,9 +58,7 @@ pub fn decide(context: &Context, request: &Request) -> Response {
         return challenge;
     }
     let call_id = headers::first(&request.headers, "Call-ID").unwrap_or_default();
-    let cseq = headers::first(&request.headers, "CSeq")
-        .and_then(|c| typed::CSeq::parse(c).ok())
-        .map_or(0, |c| c.seq);
+    let cseq = headers::cseq_number(&request.headers).unwrap_or(0);
     let default_expires = match headers::first(&request.headers, "Expires") {
         Some(v) => match v.trim().parse::<u32>() {
             Ok(e) => e,

@@ -1,7 +1,7 @@
 //! Header access by name: case-insensitive, compact forms folded, whichever
 //! rsipstack variant (typed or `Other`) happens to hold the header.
 
-use rsipstack::sip::{Header, Headers};
+use rsipstack::sip::{Header, Headers, typed};
 
 /// The long form of a header name given in compact form (RFC 3261 §7.3.3);
 /// other names are returned unchanged.
@@ -44,6 +44,13 @@ pub fn values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &
 /// The first value of header `name`, if any.
 pub fn first<'a>(headers: &'a Headers, name: &'a str) -> Option<&'a str> {
     values(headers, name).next()
+}
+
+/// The sequence number of the first `CSeq` header, if it reads.
+pub fn cseq_number(headers: &Headers) -> Option<u32> {
+    first(headers, "CSeq")
+        .and_then(|c| typed::CSeq::parse(c).ok())
+        .map(|c| c.seq)
 }
 
 /// How many header lines are named `name`.
@@ -99,6 +106,17 @@ pub fn push(headers: &mut Headers, name: &str, value: impl Into<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cseq_number_reads_only_from_a_well_formed_cseq() {
+        let mut headers = Headers::default();
+        assert_eq!(cseq_number(&headers), None);
+        push(&mut headers, "CSeq", "7 INVITE");
+        assert_eq!(cseq_number(&headers), Some(7));
+        let mut odd = Headers::default();
+        push(&mut odd, "CSeq", "seven INVITE");
+        assert_eq!(cseq_number(&odd), None);
+    }
 
     #[test]
     fn splits_lists_outside_quotes_and_brackets() {

@@ -172,7 +172,7 @@ impl CallControl {
                 Some(target.to_owned())
             }
         };
-        let invite_cseq = cseq_number(&tx.original.headers);
+        let invite_cseq = headers::cseq_number(&tx.original.headers).unwrap_or(0);
         // RFC 4028: the controller refreshes, we only watch the deadline.
         let mut session = match session_timer::uas_terms(
             &tx.original.headers,
@@ -277,7 +277,7 @@ impl CallControl {
                         DialogState::Refer(_, request, handle) => {
                             let refer_to = headers::first(&request.headers, "Refer-To").unwrap_or_default().to_owned();
                             let token = headers::first(&request.headers, call_token::HEADER);
-                            let cseq = cseq_number(&request.headers);
+                            let cseq = headers::cseq_number(&request.headers).unwrap_or(0);
                             match self.trust.check(token, Action::Refer, &call_id, Some(&refer_to)) {
                                 Err(e) => {
                                     warn!(%call_id, error = %e, "REFER refused");
@@ -722,14 +722,6 @@ async fn ack_arrived(dialog: &Dialog) -> bool {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     true
-}
-
-/// The sequence number of a request's `CSeq` (0 when it has none that reads).
-fn cseq_number(headers: &rsipstack::sip::Headers) -> u32 {
-    headers::first(headers, "CSeq")
-        .and_then(|c| c.split_whitespace().next())
-        .and_then(|n| n.parse::<u32>().ok())
-        .unwrap_or(0)
 }
 
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {

@@ -287,9 +287,7 @@ impl Call {
             return;
         };
         let party = &mut self.parties[index];
-        let cseq = headers::first(&response.headers, "CSeq")
-            .and_then(|c| c.split_whitespace().next())
-            .and_then(|n| n.parse::<u32>().ok());
+        let cseq = headers::cseq_number(&response.headers);
         let (Some(cseq), true) = (cseq, echo.trim() == dial_target(&party.uri)) else {
             warn!(call = %self.plan.call_id, %echo, "the talker echoed another party to dial; sending a REFER");
             return;
@@ -576,9 +574,7 @@ impl Call {
         let index = self.parties.iter().position(|p| p.id == id)?;
         let code = match result {
             Ok(Some(response)) if response.status_code.code() / 100 == 2 => {
-                let actual = headers::first(&response.headers, "CSeq")
-                    .and_then(|c| c.split_whitespace().next())
-                    .and_then(|n| n.parse::<u32>().ok());
+                let actual = headers::cseq_number(&response.headers);
                 let party = &mut self.parties[index];
                 if let Some(actual) = actual.filter(|a| Some(*a) != party.cseq) {
                     warn!(call = %self.plan.call_id, party = %id, predicted = ?party.cseq, actual, "REFER CSeq differs from the prediction");
