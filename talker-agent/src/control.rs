@@ -198,13 +198,8 @@ impl CallControl {
                 return;
             }
         };
-        // SDP goes through GStreamer's SDP library, whose first use loads the
-        // plugin registry: keep that off the async workers.
-        let (body, ip) = (tx.original.body.clone(), self.local_ip);
-        let answer = tokio::task::spawn_blocking(move || inactive_answer(&body, ip))
-            .await
-            .unwrap_or(Err(500));
-        let answer = match answer {
+        // A small, pure-Rust SDP answer: cheaper here than a hop to the blocking pool.
+        let answer = match inactive_answer(&tx.original.body, self.local_ip) {
             Ok(answer) => answer,
             Err(status) => {
                 reply(&mut tx, status, "Not Acceptable Here").await;
@@ -323,12 +318,7 @@ impl CallControl {
                             }
                             // Answered inactive whatever it offers.
                             let body = if request.method == Method::Invite && !request.body.is_empty() {
-                                // Same rule as the first INVITE: GStreamer's SDP code off the async workers.
-                                let (offer, ip) = (request.body.clone(), self.local_ip);
-                                tokio::task::spawn_blocking(move || inactive_answer(&offer, ip).ok())
-                                    .await
-                                    .ok()
-                                    .flatten()
+                                inactive_answer(&request.body, self.local_ip).ok()
                             } else {
                                 None
                             };
