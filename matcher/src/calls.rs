@@ -188,17 +188,7 @@ impl CallService {
         // database writes, and the callee should not wait for them to ring. The controller's
         // events wait in its channel until the pump below starts, after "matching" is stored,
         // so the stored order is still the order things happened.
-        let stored = async {
-            self.inner.store.insert_call(&record).await?;
-            self.record(
-                &id,
-                "matching",
-                None,
-                json!({"server": route.server.domain}),
-            )
-            .await
-        }
-        .await;
+        let stored = self.store_new_call(&record, &route.server.domain).await;
         let mut handle = match (placed, stored) {
             (Ok(handle), Ok(())) => handle,
             (Ok(handle), Err(error)) => {
@@ -252,6 +242,13 @@ impl CallService {
             }
         });
         Ok(self.inner.store.call(&id).await?.unwrap_or(record))
+    }
+
+    /// Stores a new call and its first event, `matching` on `server`.
+    async fn store_new_call(&self, record: &CallRecord, server: &str) -> Result<(), CallError> {
+        self.inner.store.insert_call(record).await?;
+        self.record(&record.id, "matching", None, json!({"server": server}))
+            .await
     }
 
     async fn on_event(&self, call: &str, event: ControllerEvent) -> Result<(), CallError> {

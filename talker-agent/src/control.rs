@@ -389,7 +389,7 @@ impl CallControl {
                     // A call dialled on answer can report before the controller's ACK of our
                     // 200 is in: hold the NOTIFY until then (bounded), so the leg is confirmed
                     // on both sides before either sends a request in it.
-                    if leg.state().waiting_ack() && !ack_arrived(&leg).await {
+                    if !ack_arrived(&leg).await {
                         debug!(%call_id, "no ACK for the control leg yet; sending the NOTIFY anyway");
                     }
                     if let Err(e) = dialog.notify(Some(notify_headers), Some(frag.into_bytes())).await {

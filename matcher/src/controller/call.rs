@@ -289,7 +289,7 @@ impl Call {
         let party = &mut self.parties[index];
         let cseq = headers::cseq_number(&response.headers);
         let (Some(cseq), true) = (cseq, echo.trim() == dial_target(&party.uri)) else {
-            warn!(call = %self.plan.call_id, %echo, "the talker echoed another party to dial; sending a REFER");
+            warn!(call = %self.plan.call_id, %echo, "the talker's echo of the party to dial does not match ours (or its 200 has no CSeq); sending a REFER");
             return;
         };
         if party.state != PartyState::Queued {
