@@ -58,7 +58,7 @@ async fn exercise(store: &Store) {
         .unwrap();
     assert_eq!(
         store.user_for_api_token("h-alice").await.unwrap(),
-        Some(alice.id)
+        Some(alice.clone())
     );
     assert_eq!(store.user_for_api_token("h-nobody").await.unwrap(), None);
     let far = matcher::storage::now_secs() + 3600;

@@ -138,11 +138,6 @@ impl FromRequestParts<AppState> for CurrentUser {
             .user_for_api_token(&hash)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        let user = state
-            .store
-            .user(user)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
         Ok(Self(user))
     }
 }

@@ -102,7 +102,13 @@ impl Store {
     }
 
     /// Appends an event and moves the call to its state (ending it when the
-    /// state is final), in one transaction. Returns the event's sequence number.
+    /// state is final), atomically. Returns the event with its sequence number.
+    ///
+    /// One statement (migration 0003): the UPDATE numbers the event from the
+    /// call's `last_seq` and a trigger files it. A call's set-up records several
+    /// events while its talkers dial; each used to be five round trips to the
+    /// database (a transaction, a read of the last number, two writes), and that
+    /// work competed for the CPU with the very set-up it recorded.
     pub async fn append_call_event(
         &self,
         call: &str,
@@ -110,33 +116,7 @@ impl Store {
         reason: Option<&str>,
         detail: &str,
     ) -> Result<CallEvent> {
-        let mut tx = self.pool().begin().await?;
-        // The write comes first, so the transaction is a writer from its first
-        // statement: SQLite then waits its busy timeout for the write lock. A
-        // transaction that reads first and writes later fails at once with
-        // "database is locked" when another writer committed in between (seen
-        // under load). On PostgreSQL the row lock orders concurrent appends to
-        // one call, so each reads the sequence number the other committed.
         let ended_at = FINAL_STATES.contains(&state).then(now_secs);
-        let updated = sqlx::query(
-            "UPDATE calls SET state = $1, reason = COALESCE($2, reason), \
-             ended_at = COALESCE($3, ended_at) WHERE id = $4",
-        )
-        .bind(state)
-        .bind(reason)
-        .bind(ended_at)
-        .bind(call)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StorageError::NotFound(format!("call {call:?}")));
-        }
-        let row =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM call_events WHERE call_id = $1")
-                .bind(call)
-                .fetch_one(&mut *tx)
-                .await?;
-        let last: i64 = row.try_get("last")?;
         let at_ms = i64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -144,26 +124,30 @@ impl Store {
                 .unwrap_or_default(),
         )
         .unwrap_or(i64::MAX);
-        let event = CallEvent {
+        let row = sqlx::query(
+            "UPDATE calls SET last_seq = last_seq + 1, state = $1, reason = COALESCE($2, reason), \
+             ended_at = COALESCE($3, ended_at), last_at_ms = $4, last_detail = $5 \
+             WHERE id = $6 RETURNING last_seq",
+        )
+        .bind(state)
+        .bind(reason)
+        .bind(ended_at)
+        .bind(at_ms)
+        .bind(detail)
+        .bind(call)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| conflict_or(e, || format!("an event of call {call:?}")))?;
+        let Some(row) = row else {
+            return Err(StorageError::NotFound(format!("call {call:?}")));
+        };
+        Ok(CallEvent {
             call: call.to_owned(),
-            seq: last + 1,
+            seq: row.try_get("last_seq")?,
             state: state.to_owned(),
             at_ms,
             detail: detail.to_owned(),
-        };
-        sqlx::query(
-            "INSERT INTO call_events (call_id, seq, state, at_ms, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&event.call)
-        .bind(event.seq)
-        .bind(&event.state)
-        .bind(event.at_ms)
-        .bind(&event.detail)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, || format!("event {} of call {call:?}", event.seq)))?;
-        tx.commit().await?;
-        Ok(event)
+        })
     }
 
     /// A call's events after `after_seq`, in order.

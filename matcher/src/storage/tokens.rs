@@ -1,8 +1,9 @@
 //! Bearer tokens of users and one-time enrollment tokens, stored only as
 //! hashes (see `auth`): a stolen database grants nothing.
 
+use super::users::user_from;
 use super::{Result, Store, conflict_or, now_secs};
-use crate::registry::UserId;
+use crate::registry::{User, UserId};
 use sqlx::Row;
 
 impl Store {
@@ -21,13 +22,17 @@ impl Store {
         Ok(())
     }
 
-    /// The user an API token (by hash) belongs to.
-    pub async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<UserId>> {
-        let row = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
+    /// The user an API token (by hash) belongs to. One statement: every API
+    /// request asks it before anything else, and a call's set-up waits for it.
+    pub async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.display_name FROM api_tokens t \
+             JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(user_from).transpose()
     }
 
     /// Stores the hash of a one-time enrollment token of `user`, valid until

@@ -5,7 +5,7 @@ use crate::registry::{User, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-fn user_from(row: &AnyRow) -> Result<User> {
+pub(super) fn user_from(row: &AnyRow) -> Result<User> {
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
