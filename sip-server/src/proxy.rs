@@ -28,9 +28,6 @@ const CANCEL_GRACE: Duration = Duration::from_secs(32);
 
 /// Handles one server transaction (anything but REGISTER) to its end.
 pub async fn handle(context: Arc<Context>, mut tx: Transaction) {
-    if tx.original.method == Method::Invite {
-        let _ = tx.send_trying().await;
-    }
     let plan = match plan(&context, &tx) {
         Ok(plan) => plan,
         Err(Answer::Refuse(refusal)) => {
@@ -363,11 +360,12 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
             finished: false,
             cancel_pending: false,
         });
+        // Sent here, not in the branch's task: the request leaves before anything else is done.
+        if let Err(e) = client.send().await {
+            debug!(error = %e, "branch send failed");
+        }
         let events_tx = events_tx.clone();
         tokio::spawn(async move {
-            if let Err(e) = client.send().await {
-                debug!(error = %e, "branch send failed");
-            }
             let mut finished = false;
             while let Some(message) = client.receive().await {
                 if let SipMessage::Response(response) = message {
@@ -394,6 +392,12 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
         return;
     }
     info!(%method, branches = branches.len(), "forwarding");
+    if method == Method::Invite {
+        // After the branches are on their way (RFC 3261 §16.2 leaves the moment to the proxy):
+        // the 100 only stops the caller's retransmissions, and the callee should not wait for it.
+        // An INVITE answered at once (a 407, a 404) needs none.
+        let _ = server_tx.send_trying().await;
+    }
 
     let mut best: Option<Response> = None;
     let mut answered = false; // a 2xx went upstream
