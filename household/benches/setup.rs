@@ -5,8 +5,9 @@
 //! Alice's TV calls Bob's phone on `family.example`, which answers Alice at
 //! once, two ways in turn:
 //!
-//! - **click-to-dial**: `POST /v1/calls` to the matcher, which has the server
-//!   connect the TV (control INVITE, REFER) and the TV call Bob;
+//! - **click-to-dial**: the dialer's own matcher client sends `POST /v1/calls`
+//!   (over the connection its earlier requests opened), and the matcher has the
+//!   server connect the TV (control INVITE naming Bob), which calls Bob;
 //! - **direct**: the TV's own dialing code (`talker_agent::referred_call`) with
 //!   the TV's account and media, run in this process, INVITEs Bob through the
 //!   same server.
@@ -29,6 +30,8 @@
 use household::{Household, HouseholdSpec, Placement};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use splitdial_sip::endpoint::{EndpointConfig, bind};
+use splitdial_tui::config::Secret;
+use splitdial_tui::matcher_client::MatcherClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use talker_agent::media_glue::MediaHub;
@@ -37,6 +40,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Calls of each kind, unless `SETUP_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 15;
+/// Pause before each timed call (see [`settle`]).
+const SETTLE: Duration = Duration::from_millis(250);
 const CALLER: &str = "tv";
 const CALLEE: &str = "bob-phone";
 const TARGET: &str = "sip:bob@family.example";
@@ -67,10 +72,16 @@ fn main() {
         .build()
         .unwrap();
     let direct = runtime.block_on(DirectCaller::start(&home));
+    let token = Secret::new(home.token("alice").expect("alice's API token"));
+    let dialer = MatcherClient::new(&home.matcher_url(), token).unwrap();
+    // What the dialer asks before a call can be placed: it opens the connection the call reuses.
+    runtime
+        .block_on(dialer.routes("bob", &[CALLER.to_owned()], false))
+        .unwrap();
 
     let (mut click, mut plain, mut steps) = (Vec::new(), Vec::new(), Vec::new());
     // One of each first, not counted: caches, first GStreamer pipeline.
-    click_to_dial(&home);
+    click_to_dial(&home, &runtime, &dialer);
     runtime.block_on(direct.call(&home));
     let rounds = std::env::var("SETUP_BENCH_ROUNDS")
         .ok()
@@ -78,9 +89,11 @@ fn main() {
         .filter(|&n| n > 0)
         .unwrap_or(ROUNDS);
     for _ in 0..rounds {
-        let (set_up, call_steps) = click_to_dial(&home);
+        settle();
+        let (set_up, call_steps) = click_to_dial(&home, &runtime, &dialer);
         click.push(set_up);
         steps.push(call_steps);
+        settle();
         plain.push(runtime.block_on(direct.call(&home)));
     }
     direct.stop();
@@ -135,6 +148,12 @@ fn main() {
     }
 }
 
+/// Lets the last call's media workers finish exiting before the next call is timed: a call
+/// placed in a quiet home, not one sharing the two cores with the previous call's teardown.
+fn settle() {
+    std::thread::sleep(SETTLE);
+}
+
 fn percentile(values: &[f64], p: usize) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -142,30 +161,24 @@ fn percentile(values: &[f64], p: usize) -> f64 {
     sorted[index]
 }
 
-/// One click-to-dial call, timed, then hung up.
-fn click_to_dial(home: &Household) -> (SetUp, Steps) {
+/// One click-to-dial call as the dialer places it (its own matcher client, whose connection is
+/// open from the dialer's earlier requests), timed, then hung up.
+fn click_to_dial(
+    home: &Household,
+    runtime: &tokio::runtime::Runtime,
+    dialer: &MatcherClient,
+) -> (SetUp, Steps) {
     let mark = callee_log_len(home);
     let t0 = wall_clock();
     if std::env::var_os("SETUP_BENCH_LOGS").is_some() {
         eprintln!("click-to-dial request at {t0:.6}");
     }
-    let placed = home
-        .matcher_request(
-            "alice",
-            "POST",
-            "/v1/calls",
-            Some(&format!(
-                r#"{{"callee":"bob","talkers":["{CALLER}"],"media":"audio"}}"#
-            )),
-        )
+    let placed = runtime
+        .block_on(dialer.place_call("bob", &[CALLER.to_owned()], false))
         .unwrap();
-    assert_eq!(placed.status, 201, "{}", placed.body);
     let set_up = wait_set_up(home, mark, t0);
-    let call = placed.json()["call"].as_str().unwrap().to_owned();
-    let ended = home
-        .matcher_request("alice", "DELETE", &format!("/v1/calls/{call}"), None)
-        .unwrap();
-    assert!(ended.status < 300, "{}", ended.body);
+    let call = placed.call;
+    runtime.block_on(dialer.hang_up(&call)).unwrap();
     home.wait_no_calls(CALLEE);
     home.wait_no_calls(CALLER);
     // The call is over: its event stream replays every state and closes.
