@@ -240,6 +240,15 @@ async fn next_event(call: &mut CallHandle, within: Duration, rig: &Rig) -> Contr
     }
 }
 
+/// Reads events until a final one, returning every event seen (including it).
+async fn events_to_the_end(call: &mut CallHandle) -> Vec<ControllerEvent> {
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|e: &ControllerEvent| !e.is_final()) {
+        seen.push(call.events.recv().await.unwrap());
+    }
+    seen
+}
+
 /// Reads events until `wanted`, returning every event seen (including it).
 async fn events_until(
     call: &mut CallHandle,
@@ -866,6 +875,9 @@ enum PhoneScript {
     /// agent waits for the ACK, which narrows that race but cannot close it): no REFER may
     /// follow, and no report may be lost.
     DialsOnAnswer,
+    /// Echoes another party than the one named in the INVITE: the call ends (BYE), and no
+    /// REFER goes out that could have the talker call someone a second time.
+    EchoesAnotherParty,
 }
 
 async fn scripted_phone(script: PhoneScript) {
@@ -964,10 +976,12 @@ async fn scripted_phone(script: PhoneScript) {
     assert_ne!(dial_claims.jti, claims.jti, "every token its own jti");
 
     let answer = "v=0\r\no=eve 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
-    let echo = if script == PhoneScript::DialsOnAnswer {
-        format!("{}: {dial}\n", call_token::DIAL_HEADER)
-    } else {
-        String::new()
+    let echo = match script {
+        PhoneScript::DialsOnAnswer => format!("{}: {dial}\n", call_token::DIAL_HEADER),
+        PhoneScript::EchoesAnotherParty => {
+            format!("{}: <sip:mallory@{DOMAIN}>\n", call_token::DIAL_HEADER)
+        }
+        _ => String::new(),
     };
     phone
         .reply(
@@ -1027,6 +1041,25 @@ async fn scripted_phone(script: PhoneScript) {
         return;
     }
     phone.request("ACK").await;
+    if script == PhoneScript::EchoesAnotherParty {
+        let bye = phone.request("BYE").await;
+        phone.reply(&bye, 200, "", "").await;
+        let seen = events_to_the_end(&mut call).await;
+        assert_eq!(
+            seen,
+            [
+                ControllerEvent::DialingTalker,
+                ControllerEvent::TalkerAnswered,
+                ControllerEvent::Ended {
+                    reason: EndReason::Error {
+                        message: "the talker echoed another party to dial".into()
+                    }
+                },
+            ]
+        );
+        controller.shutdown().await;
+        return;
+    }
 
     // The REFER names the callee, with its own token for that target.
     let refer = phone.request("REFER").await;
@@ -1060,9 +1093,7 @@ async fn scripted_phone(script: PhoneScript) {
         assert_eq!(phone.response().await.status_code.code(), 200);
         phone.send_request("BYE", "", "").await;
         assert_eq!(phone.response().await.status_code.code(), 200);
-        while seen.last().is_none_or(|e: &ControllerEvent| !e.is_final()) {
-            seen.push(call.events.recv().await.unwrap());
-        }
+        seen.extend(events_to_the_end(&mut call).await);
         assert_eq!(
             seen,
             [
@@ -1131,6 +1162,16 @@ async fn a_talker_that_dials_on_answer_gets_no_refer_and_reports_in_the_control_
     tokio::time::timeout(
         Duration::from_secs(60),
         scripted_phone(PhoneScript::DialsOnAnswer),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_talker_that_echoes_another_party_to_dial_is_hung_up_not_referred() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        scripted_phone(PhoneScript::EchoesAnotherParty),
     )
     .await
     .unwrap();
@@ -1277,10 +1318,7 @@ async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
         );
         phone.reply(&update, 481, "", "").await;
 
-        let mut seen = Vec::new();
-        while seen.last().is_none_or(|e: &ControllerEvent| !e.is_final()) {
-            seen.push(call.events.recv().await.unwrap());
-        }
+        let seen = events_to_the_end(&mut call).await;
         assert_eq!(
             seen,
             [

@@ -272,28 +272,34 @@ impl Call {
         info!(call = %self.plan.call_id, "the talker answered the control leg");
         self.refresh.on_answer(response);
         self.emit(ControllerEvent::TalkerAnswered);
-        self.dialling_on_answer(response);
-        Ok(())
+        self.dialling_on_answer(response)
     }
 
     /// When the talker's 200 echoes the party named in the INVITE, it is already calling that
     /// party: its NOTIFYs report on the INVITE's CSeq as a first REFER's would, and no REFER
-    /// goes out for it. Otherwise (a SIP phone, an older agent) the party waits for its REFER.
-    fn dialling_on_answer(&mut self, response: &Response) {
+    /// goes out for it. Without an echo (a SIP phone, an older agent) the party waits for its
+    /// REFER. An echo of anything else ends the call: the talker may be calling someone, and a
+    /// REFER could have it call the party a second time.
+    fn dialling_on_answer(&mut self, response: &Response) -> Result<(), Finish> {
         let Some(echo) = headers::first(&response.headers, call_token::DIAL_HEADER) else {
-            return;
+            return Ok(());
         };
         let Some(index) = self.parties.iter().position(|p| p.id == PartyId(1)) else {
-            return;
+            return Ok(());
         };
         let party = &mut self.parties[index];
         let cseq = headers::cseq_number(&response.headers);
         let (Some(cseq), true) = (cseq, echo.trim() == dial_target(&party.uri)) else {
-            warn!(call = %self.plan.call_id, %echo, "the talker's echo of the party to dial does not match ours (or its 200 has no CSeq); sending a REFER");
-            return;
+            warn!(call = %self.plan.call_id, %echo, "the talker's 200 names another party to dial than ours (or has no CSeq); ending the call");
+            return Err(Finish::ended(
+                EndReason::Error {
+                    message: "the talker echoed another party to dial".into(),
+                },
+                true,
+            ));
         };
         if party.state != PartyState::Queued {
-            return;
+            return Ok(());
         }
         party.cseq = Some(cseq);
         party.state = PartyState::Trying;
@@ -304,6 +310,7 @@ impl Call {
             self.callee_deadline = Some(Instant::now() + self.plan.callee_answer_timeout);
         }
         info!(call = %self.plan.call_id, party = %id, cseq, "the talker dials on answer: no REFER");
+        Ok(())
     }
 
     /// The answered control leg: REFERs, NOTIFYs, commands, timeouts.
