@@ -42,6 +42,16 @@ pub fn secret_hash(kind: SecretKind, secret: &str) -> Option<String> {
         .then(|| hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
+/// Hex digits of a stored hash that name a secret to an operator (listing and
+/// revoking API tokens): enough to tell a user's tokens apart, never enough to
+/// matter to anyone holding the database.
+pub const FINGERPRINT_LEN: usize = 12;
+
+/// The fingerprint of a stored hash: its first [`FINGERPRINT_LEN`] hex digits.
+pub fn fingerprint(hash: &str) -> &str {
+    hash.get(..FINGERPRINT_LEN).unwrap_or(hash)
+}
+
 /// The bearer token of an `Authorization` header value, if it is one.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
@@ -64,6 +74,9 @@ mod tests {
         let hash = secret_hash(SecretKind::UserToken, &a);
         assert_eq!(hash.as_deref().map(str::len), Some(64));
         assert_eq!(secret_hash(SecretKind::TalkerCredential, &a), None);
+        let hash = hash.unwrap_or_default();
+        assert_eq!(fingerprint(&hash), &hash[..FINGERPRINT_LEN]);
+        assert_eq!(fingerprint("abc"), "abc");
     }
 
     #[test]

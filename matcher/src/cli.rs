@@ -2,12 +2,12 @@
 //! or an operator uses to fill the registry. Output is one readable line per
 //! item, or JSON with `--json`.
 
-use crate::auth::{SecretKind, new_secret, secret_hash};
+use crate::auth::{SecretKind, fingerprint, new_secret, secret_hash};
 use crate::registry::{
     ContactTarget, ControllerTrust, MAX_FIELD, Media, Server, TalkerKind, Transport, aor_domain,
     printable_field,
 };
-use crate::storage::{NewAccount, NewSipPhone, Store};
+use crate::storage::{NewAccount, NewSipPhone, Store, TokenSelector};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -63,7 +63,7 @@ pub struct ServeArgs {
 /// Admin subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Users: add, list, make an API token.
+    /// Users: add, list, make, list and revoke API tokens.
     #[command(subcommand)]
     User(UserCommand),
     /// SIP servers: add, list.
@@ -104,6 +104,27 @@ pub enum UserCommand {
         /// A label to recognise the token by.
         #[arg(long, default_value = "cli")]
         label: String,
+    },
+    /// Lists the user's API tokens: fingerprint, label, creation time (never the tokens).
+    Tokens {
+        /// The user.
+        name: String,
+    },
+    /// Revokes API tokens of the user, from their next request on: by label, by
+    /// fingerprint (from `user tokens`), or all of them.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["label", "fingerprint", "all"])))]
+    RevokeToken {
+        /// The user.
+        name: String,
+        /// Every token made with this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// The token with this fingerprint.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// All of the user's tokens.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -208,7 +229,46 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
             let token = new_secret(SecretKind::UserToken);
             let hash = secret_hash(SecretKind::UserToken, &token).context("hashing the token")?;
             store.add_api_token(user.id, &hash, &label).await?;
-            print(json!({"user": user.name, "token": token}), token.clone());
+            print(
+                json!({"user": user.name, "token": token, "label": label, "fingerprint": fingerprint(&hash)}),
+                token.clone(),
+            );
+        }
+        Command::User(UserCommand::Tokens { name }) => {
+            let user = store.require_user(&name).await?;
+            let tokens = store.api_tokens(user.id).await?;
+            if as_json {
+                println!("{}", json!({"user": user.name, "tokens": tokens}));
+            } else {
+                for t in tokens {
+                    println!("{}\t{}\t{}", t.fingerprint, t.label, t.created_at);
+                }
+            }
+        }
+        Command::User(UserCommand::RevokeToken {
+            name,
+            label,
+            fingerprint,
+            all,
+        }) => {
+            let user = store.require_user(&name).await?;
+            let which = match (&label, &fingerprint, all) {
+                (Some(label), _, _) => TokenSelector::Label(label),
+                (_, Some(print), _) => TokenSelector::Fingerprint(print),
+                _ => TokenSelector::All,
+            };
+            let revoked = store.revoke_api_tokens(user.id, which).await?;
+            if revoked == 0 {
+                bail!(
+                    "no API token of {} matches (see `matcher user tokens {}`)",
+                    user.name,
+                    user.name
+                );
+            }
+            print(
+                json!({"user": user.name, "revoked": revoked}),
+                format!("revoked {revoked} API token(s) of {}", user.name),
+            );
         }
         Command::Server(ServerCommand::Add {
             domain,

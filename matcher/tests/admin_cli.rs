@@ -109,3 +109,98 @@ fn a_sip_phone_is_added_as_a_users_talker_on_known_servers_only() {
     );
     assert!(nobody.contains("mallory"), "{nobody}");
 }
+
+/// A leaked token is revoked from the command line while the matcher serves: by
+/// fingerprint or label it is refused from the next request on (401), and the
+/// user's other tokens keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_revoked_from_the_command_line_is_refused_at_once() {
+    use matcher::server::{MatcherConfig, RunningMatcher};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("registry.db").display());
+    let admin = |args: &'static [&'static str]| {
+        let db = db.clone();
+        async move {
+            tokio::task::spawn_blocking(move || ok(&db, args))
+                .await
+                .unwrap()
+        }
+    };
+    admin(&["user", "add", "alice"]).await;
+    let laptop = admin(&["user", "token", "alice", "--label", "laptop"]).await;
+    let phone = admin(&["user", "token", "alice", "--label", "phone"]).await;
+    let listed = admin(&["user", "tokens", "alice"]).await;
+    let prints: Vec<&str> = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["fingerprint"].as_str().unwrap())
+        .collect();
+    assert_eq!(prints.len(), 2, "{listed}");
+    assert!(prints.contains(&laptop["fingerprint"].as_str().unwrap()));
+    assert!(
+        !listed
+            .to_string()
+            .contains(laptop["token"].as_str().unwrap())
+    );
+
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db: db.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        instance: "test".into(),
+        api: matcher::api::ApiSettings::default(),
+        timeouts: matcher::calls::CallTimeouts::default(),
+    })
+    .await
+    .unwrap();
+    let me = format!("http://{}/v1/me", matcher.http_addr());
+    let status = |token: &serde_json::Value| {
+        let request = reqwest::Client::new()
+            .get(&me)
+            .bearer_auth(token["token"].as_str().unwrap())
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&laptop).await, 200);
+    assert_eq!(status(&phone).await, 200);
+
+    let print = laptop["fingerprint"].as_str().unwrap().to_owned();
+    let revoked = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            ok(
+                &db,
+                &["user", "revoke-token", "alice", "--fingerprint", &print],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(revoked["revoked"], 1);
+    assert_eq!(status(&laptop).await, 401, "the revoked token");
+    assert_eq!(status(&phone).await, 200, "the other token");
+
+    // Nothing left to match is an error, not a silent success.
+    let db_again = db.clone();
+    let none = tokio::task::spawn_blocking(move || {
+        refused(
+            &db_again,
+            &["user", "revoke-token", "alice", "--label", "laptop"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(none.contains("no API token of alice matches"), "{none}");
+    let missing = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || refused(&db, &["user", "revoke-token", "alice"])
+    })
+    .await
+    .unwrap();
+    assert!(missing.contains("--label"), "{missing}");
+
+    admin(&["user", "revoke-token", "alice", "--all"]).await;
+    assert_eq!(status(&phone).await, 401);
+    matcher.shutdown().await;
+}

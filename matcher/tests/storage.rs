@@ -8,6 +8,7 @@ use matcher::registry::{
 };
 use matcher::storage::{
     AccountReport, CallRecord, NewAccount, NewSipPhone, NewTalker, StorageError, Store,
+    TokenSelector,
 };
 
 fn server(domain: &str, cost: u32) -> Server {
@@ -61,6 +62,71 @@ async fn exercise(store: &Store) {
         Some(alice.clone())
     );
     assert_eq!(store.user_for_api_token("h-nobody").await.unwrap(), None);
+
+    // Revoking: by fingerprint (the hash's first digits), by label, or all; only that user's.
+    for (hash, label) in [
+        ("aaaaaaaaaaaa-laptop", "laptop"),
+        ("bbbbbbbbbbbb-phone", "phone"),
+        ("cccccccccccc-phone2", "phone"),
+    ] {
+        store.add_api_token(alice.id, hash, label).await.unwrap();
+    }
+    store
+        .add_api_token(bob.id, "dddddddddddd-bob", "phone")
+        .await
+        .unwrap();
+    let listed: Vec<(String, String)> = store
+        .api_tokens(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.fingerprint, t.label))
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(
+        listed.contains(&("aaaaaaaaaaaa".into(), "laptop".into())),
+        "{listed:?}"
+    );
+    let revoke = |which| store.revoke_api_tokens(alice.id, which);
+    assert_eq!(
+        revoke(TokenSelector::Fingerprint("AAAAAAAAAAAA"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .user_for_api_token("aaaaaaaaaaaa-laptop")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        revoke(TokenSelector::Fingerprint("dddddddddddd"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(revoke(TokenSelector::Label("phone")).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .user_for_api_token("bbbbbbbbbbbb-phone")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.user_for_api_token("dddddddddddd-bob").await.unwrap(),
+        Some(bob.clone()),
+        "another user's token with the same label stays"
+    );
+    assert_eq!(revoke(TokenSelector::All).await.unwrap(), 1);
+    assert_eq!(store.user_for_api_token("h-alice").await.unwrap(), None);
+    assert!(store.api_tokens(alice.id).await.unwrap().is_empty());
+    store
+        .add_api_token(alice.id, "h-alice", "cli")
+        .await
+        .unwrap();
     let far = matcher::storage::now_secs() + 3600;
     store
         .add_enrollment_token(alice.id, "e1", far)

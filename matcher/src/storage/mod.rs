@@ -20,6 +20,7 @@ pub use contacts::ContactView;
 pub use keys::SigningKey;
 pub use route_inputs::RouteInputs;
 pub use talkers::{AccountReport, NewAccount, NewSipPhone, NewTalker};
+pub use tokens::{ApiTokenInfo, TokenSelector};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
