@@ -43,8 +43,8 @@ pub fn secret_hash(kind: SecretKind, secret: &str) -> Option<String> {
 }
 
 /// Hex digits of a stored hash that name a secret to an operator (listing and
-/// revoking API tokens): enough to tell a user's tokens apart, never enough to
-/// matter to anyone holding the database.
+/// revoking API tokens): enough to tell a user's tokens apart, and, being a
+/// piece of a hash, nothing that helps anyone guess the token.
 pub const FINGERPRINT_LEN: usize = 12;
 
 /// The fingerprint of a stored hash: its first [`FINGERPRINT_LEN`] hex digits.
