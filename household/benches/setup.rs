@@ -148,8 +148,9 @@ fn main() {
     }
 }
 
-/// Lets the last call's media workers finish exiting before the next call is timed: a call
-/// placed in a quiet home, not one sharing the two cores with the previous call's teardown.
+/// A fixed pause before each timed call, which gives the last call's media workers time to
+/// exit (they were gone within about 150 ms of the hang-up in the logs): a call placed in a
+/// quiet home, not one sharing the two cores with the previous call's teardown.
 fn settle() {
     std::thread::sleep(SETTLE);
 }

@@ -360,12 +360,13 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
             finished: false,
             cancel_pending: false,
         });
-        // Sent here, not in the branch's task: the request leaves before anything else is done.
-        if let Err(e) = client.send().await {
-            debug!(error = %e, "branch send failed");
-        }
         let events_tx = events_tx.clone();
+        // Each branch sends in its own task: one toward a contact that must first be connected
+        // to does not hold up the others.
         tokio::spawn(async move {
+            if let Err(e) = client.send().await {
+                debug!(error = %e, "branch send failed");
+            }
             let mut finished = false;
             while let Some(message) = client.receive().await {
                 if let SipMessage::Response(response) = message {
@@ -393,9 +394,9 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
     }
     info!(%method, branches = branches.len(), "forwarding");
     if method == Method::Invite {
-        // After the branches are on their way (RFC 3261 §16.2 leaves the moment to the proxy):
-        // the 100 only stops the caller's retransmissions, and the callee should not wait for it.
-        // An INVITE answered at once (a 407, a 404) needs none.
+        // Once the branches are started (RFC 3261 §16.2 leaves the moment to the proxy): the 100
+        // only stops the caller's retransmissions, and nothing before the branches should wait
+        // for it. An INVITE answered at once (a 407, a 404) needs none.
         let _ = server_tx.send_trying().await;
     }
 
