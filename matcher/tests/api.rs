@@ -11,7 +11,7 @@ use matcher::auth::{SecretKind, new_secret, secret_hash};
 use matcher::calls::CallTimeouts;
 use matcher::registry::{ContactTarget, ControllerTrust, Server, Transport};
 use matcher::server::{MatcherConfig, RunningMatcher};
-use matcher::storage::Store;
+use matcher::storage::{CallRecord, Store, TokenSelector};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -92,6 +92,7 @@ async fn world() -> World {
         instance: "test".into(),
         api: ApiSettings {
             rate_per_second: 1000,
+            stream_recheck: Duration::from_millis(200),
             ..ApiSettings::default()
         },
         timeouts: CallTimeouts {
@@ -490,4 +491,108 @@ async fn a_client_over_its_rate_gets_429() {
         "{statuses:?}"
     );
     matcher.shutdown().await;
+}
+
+/// Reads an event stream's body until it ends (`true`) or `within` passes with
+/// it still open (`false`); what arrived is appended to `text`.
+async fn stream_ends_within(
+    response: &mut reqwest::Response,
+    within: Duration,
+    text: &mut String,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Err(_) => return false,
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) | Ok(Err(_)) => return true,
+        }
+    }
+}
+
+/// An event stream is authorized when it opens and again every
+/// `stream_recheck` (200 ms here): revoking its token ends it and its
+/// reconnect is refused, while a stream on another token of the same user
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_ends_once_its_token_is_revoked() {
+    let w = world().await;
+    let db = format!("sqlite:{}", w._dir.path().join("m.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let alice = store.require_user("alice").await.unwrap();
+    let contact = store
+        .contact_by_name(alice.id, "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    // A call in progress, owned by another matcher instance so that nothing
+    // here moves it on: its stream stays open until something ends it.
+    store
+        .insert_call(&CallRecord {
+            id: "c_streamed".into(),
+            caller: alice.id,
+            contact_id: contact.contact.id,
+            route: "{}".into(),
+            media: "audio".into(),
+            state: "matching".into(),
+            reason: None,
+            owner_instance: "elsewhere".into(),
+            created_at: matcher::storage::now_secs(),
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    store
+        .append_call_event("c_streamed", "matching", None, "{}")
+        .await
+        .unwrap();
+    let streamer = new_secret(SecretKind::UserToken);
+    store
+        .add_api_token(
+            alice.id,
+            &secret_hash(SecretKind::UserToken, &streamer).unwrap(),
+            "streamer",
+        )
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let open = |token: &str| {
+        client
+            .get(format!("{}/v1/calls/c_streamed/events", w.base))
+            .bearer_auth(token)
+            .send()
+    };
+    let mut revoked = open(&streamer).await.unwrap();
+    let mut kept = open(&w.alice).await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(kept.status(), StatusCode::OK);
+    let (mut revoked_text, mut kept_text) = (String::new(), String::new());
+    // Several rechecks pass while the token is good.
+    assert!(!stream_ends_within(&mut revoked, Duration::from_secs(1), &mut revoked_text).await);
+    assert!(
+        revoked_text.contains("\"state\":\"matching\""),
+        "{revoked_text}"
+    );
+
+    let gone = store
+        .revoke_api_tokens(alice.id, TokenSelector::Label("streamer"))
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert!(
+        stream_ends_within(&mut revoked, Duration::from_secs(10), &mut revoked_text).await,
+        "the revoked token's stream is still open"
+    );
+    assert!(
+        !stream_ends_within(&mut kept, Duration::from_secs(1), &mut kept_text).await,
+        "the other token's stream ended too"
+    );
+    assert!(kept_text.contains("\"state\":\"matching\""), "{kept_text}");
+    assert_eq!(
+        open(&streamer).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    drop(kept);
+    store.close().await;
+    w.matcher.shutdown().await;
 }

@@ -2,7 +2,7 @@
 //! it up, add a party.
 
 use super::routes::{parse_media, ranked};
-use super::{ApiError, AppState, CurrentUser};
+use super::{ApiError, AppState, CurrentUser, UserTokenHash};
 use crate::registry::ContactTarget;
 use crate::route::{RouteView, account_online};
 use crate::storage::{CallRecord, FINAL_STATES};
@@ -187,10 +187,13 @@ pub async fn add_party(
 }
 
 /// `GET /v1/calls/{id}/events`: the call's events as Server-Sent Events, from
-/// the start (or after `Last-Event-ID`), live until a final state.
+/// the start (or after `Last-Event-ID`), live until a final state. The stream
+/// also ends when its token is revoked, checked every
+/// [`ApiSettings::stream_recheck`](super::ApiSettings::stream_recheck).
 pub async fn events(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    UserTokenHash(token_hash): UserTokenHash,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -204,43 +207,79 @@ pub async fn events(
     let mut live = state.calls.subscribe();
     let stored = state.store.call_events(&id, after).await?;
     let store = state.store.clone();
+    let every = state.settings.stream_recheck;
     let stream = async_stream(move |tx| async move {
-        let mut last = after;
-        for event in stored {
-            last = event.seq;
-            let final_state = FINAL_STATES.contains(&event.state.as_str());
-            if tx.send(sse_event(&event)).await.is_err() || final_state {
-                return;
-            }
+        let mut sent = SentUpTo(after);
+        if !sent.send_all(&tx, stored).await {
+            return;
         }
+        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match live.recv().await {
-                Ok(event) if event.call == id && event.seq > last => {
-                    last = event.seq;
-                    let final_state = FINAL_STATES.contains(&event.state.as_str());
-                    if tx.send(sse_event(&event)).await.is_err() || final_state {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Fell behind: catch up from the log.
-                    let Ok(missed) = store.call_events(&id, last).await else {
-                        return;
-                    };
-                    for event in missed {
-                        last = event.seq;
-                        let final_state = FINAL_STATES.contains(&event.state.as_str());
-                        if tx.send(sse_event(&event)).await.is_err() || final_state {
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.call == id => {
+                        if !sent.send_all(&tx, [event]).await {
                             return;
                         }
                     }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind: catch up from the log.
+                        let Ok(missed) = store.call_events(&id, sent.0).await else {
+                            return;
+                        };
+                        if !sent.send_all(&tx, missed).await {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = recheck.tick() => {
+                    // A client gone while the call is quiet is noticed here, not at
+                    // the next event.
+                    if tx.is_closed() {
+                        return;
+                    }
+                    match store.user_for_api_token(&token_hash).await {
+                        Ok(Some(holder)) if holder.id == user.id => {}
+                        Ok(_) => {
+                            tracing::info!(call = %id, user = user.id, "event stream ends: its token was revoked");
+                            return;
+                        }
+                        // The database failing for a moment does not end the stream.
+                        Err(e) => tracing::warn!(call = %id, error = %e, "rechecking an event stream's token"),
+                    }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The sequence number of the last event a stream sent.
+struct SentUpTo(i64);
+
+impl SentUpTo {
+    /// Sends the events newer than the last one sent; `false` once the stream
+    /// is over (a final state sent, or the client gone).
+    async fn send_all(
+        &mut self,
+        tx: &tokio::sync::mpsc::Sender<Result<Event, Infallible>>,
+        events: impl IntoIterator<Item = crate::storage::CallEvent>,
+    ) -> bool {
+        for event in events {
+            if event.seq <= self.0 {
+                continue;
+            }
+            self.0 = event.seq;
+            let final_state = FINAL_STATES.contains(&event.state.as_str());
+            if tx.send(sse_event(&event)).await.is_err() || final_state {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 fn sse_event(event: &crate::storage::CallEvent) -> Result<Event, Infallible> {

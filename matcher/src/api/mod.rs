@@ -43,6 +43,9 @@ pub struct ApiSettings {
     /// Requests per second allowed per client (bearer or address), with a
     /// burst of twice that.
     pub rate_per_second: u32,
+    /// An open call event stream checks its bearer token again this often, and
+    /// ends once the token is revoked (the client's reconnect then gets 401).
+    pub stream_recheck: Duration,
 }
 
 impl Default for ApiSettings {
@@ -52,6 +55,7 @@ impl Default for ApiSettings {
             max_heartbeat_age: Duration::from_secs(75),
             enrollment_ttl: Duration::from_secs(3600),
             rate_per_second: 20,
+            stream_recheck: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +128,11 @@ fn bearer_of(parts: &Parts) -> Option<&str> {
         .and_then(bearer)
 }
 
+/// How a request's user token is stored (its hash), if it carries one.
+fn user_token_hash(parts: &Parts) -> Option<String> {
+    secret_hash(SecretKind::UserToken, bearer_of(parts)?)
+}
+
 /// The user a request's bearer token belongs to.
 pub struct CurrentUser(pub User);
 
@@ -131,14 +140,28 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_of(parts).ok_or_else(ApiError::unauthorized)?;
-        let hash = secret_hash(SecretKind::UserToken, token).ok_or_else(ApiError::unauthorized)?;
+        let hash = user_token_hash(parts).ok_or_else(ApiError::unauthorized)?;
         let user = state
             .store
             .user_for_api_token(&hash)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Self(user))
+    }
+}
+
+/// The stored hash of the user token a request was authorized with, for
+/// checking it again later (a long-lived event stream). Extract it after
+/// [`CurrentUser`], which refuses requests without a valid one.
+pub struct UserTokenHash(pub String);
+
+impl FromRequestParts<AppState> for UserTokenHash {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        user_token_hash(parts)
+            .map(Self)
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
