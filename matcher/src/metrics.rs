@@ -21,6 +21,8 @@ pub struct Metrics {
 pub struct Gauges {
     /// Calls this instance steers now.
     pub live_calls: usize,
+    /// Call event streams open now.
+    pub event_streams: usize,
 }
 
 impl Metrics {
@@ -109,6 +111,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE matcher_live_calls gauge");
         let _ = writeln!(out, "matcher_live_calls {}", gauges.live_calls);
+        let _ = writeln!(
+            out,
+            "# HELP matcher_event_streams Call event streams open now."
+        );
+        let _ = writeln!(out, "# TYPE matcher_event_streams gauge");
+        let _ = writeln!(out, "matcher_event_streams {}", gauges.event_streams);
         out
     }
 }

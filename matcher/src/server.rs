@@ -2,7 +2,7 @@
 //! together, with an orderly shutdown (stop accepting, BYE the live control
 //! legs, close the database).
 
-use crate::api::{self, ApiSettings, AppState, RateLimiter};
+use crate::api::{self, ApiSettings, AppState, RateLimiter, StreamSlots};
 use crate::calls::{CallService, CallTimeouts};
 use crate::controller::{Controller, ControllerConfig};
 use crate::metrics::Metrics;
@@ -80,6 +80,7 @@ impl RunningMatcher {
             calls: calls.clone(),
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(RateLimiter::new(config.api.rate_per_second)),
+            streams: Arc::new(StreamSlots::new(config.api.max_streams_per_user)),
             settings: config.api,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)

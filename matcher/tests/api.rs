@@ -93,6 +93,7 @@ async fn world() -> World {
         api: ApiSettings {
             rate_per_second: 1000,
             stream_recheck: Duration::from_millis(200),
+            max_streams_per_user: 3,
             ..ApiSettings::default()
         },
         timeouts: CallTimeouts {
@@ -493,6 +494,54 @@ async fn a_client_over_its_rate_gets_429() {
     matcher.shutdown().await;
 }
 
+/// Stores a call of alice's in progress, owned by another matcher instance so
+/// that nothing here moves it on: its event stream stays open until something
+/// ends it. Returns a second handle on the world's database.
+async fn call_in_progress(w: &World, id: &str) -> Store {
+    let db = format!("sqlite:{}", w._dir.path().join("m.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let alice = store.require_user("alice").await.unwrap();
+    let contact = store
+        .contact_by_name(alice.id, "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .insert_call(&CallRecord {
+            id: id.into(),
+            caller: alice.id,
+            contact_id: contact.contact.id,
+            route: "{}".into(),
+            media: "audio".into(),
+            state: "matching".into(),
+            reason: None,
+            owner_instance: "elsewhere".into(),
+            created_at: matcher::storage::now_secs(),
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    store
+        .append_call_event(id, "matching", None, "{}")
+        .await
+        .unwrap();
+    store
+}
+
+/// The `matcher_event_streams` gauge.
+async fn open_streams(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("matcher_event_streams "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gauge in {text}"))
+}
+
 /// Reads an event stream's body until it ends (`true`) or `within` passes with
 /// it still open (`false`); what arrived is appended to `text`.
 async fn stream_ends_within(
@@ -517,35 +566,8 @@ async fn stream_ends_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stream_ends_once_its_token_is_revoked() {
     let w = world().await;
-    let db = format!("sqlite:{}", w._dir.path().join("m.db").display());
-    let store = Store::open(&db).await.unwrap();
+    let store = call_in_progress(&w, "c_streamed").await;
     let alice = store.require_user("alice").await.unwrap();
-    let contact = store
-        .contact_by_name(alice.id, "bob")
-        .await
-        .unwrap()
-        .unwrap();
-    // A call in progress, owned by another matcher instance so that nothing
-    // here moves it on: its stream stays open until something ends it.
-    store
-        .insert_call(&CallRecord {
-            id: "c_streamed".into(),
-            caller: alice.id,
-            contact_id: contact.contact.id,
-            route: "{}".into(),
-            media: "audio".into(),
-            state: "matching".into(),
-            reason: None,
-            owner_instance: "elsewhere".into(),
-            created_at: matcher::storage::now_secs(),
-            ended_at: None,
-        })
-        .await
-        .unwrap();
-    store
-        .append_call_event("c_streamed", "matching", None, "{}")
-        .await
-        .unwrap();
     let streamer = new_secret(SecretKind::UserToken);
     store
         .add_api_token(
@@ -593,6 +615,59 @@ async fn an_event_stream_ends_once_its_token_is_revoked() {
         StatusCode::UNAUTHORIZED
     );
     drop(kept);
+    store.close().await;
+    w.matcher.shutdown().await;
+}
+
+/// A user holds at most `max_streams_per_user` (3 here) event streams open;
+/// one more is a 429 with its own code, another user is not held back, and a
+/// stream whose client went away frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_holds_a_bounded_number_of_event_streams() {
+    let w = world().await;
+    let store = call_in_progress(&w, "c_watched").await;
+    let client = reqwest::Client::new();
+    let open = || {
+        client
+            .get(format!("{}/v1/calls/c_watched/events", w.base))
+            .bearer_auth(&w.alice)
+            .send()
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let response = open().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        held.push(response);
+    }
+    assert_eq!(open_streams(&w.base).await, 3);
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    // Bob's requests are his own: the call is not his, so a 404, not a 429.
+    let (status, _) = call(
+        &w.base,
+        Method::GET,
+        "/v1/calls/c_watched/events",
+        Some(&w.bob),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A client that goes away gives its place back.
+    held.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while open_streams(&w.base).await > 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a dropped stream still counts"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = open().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    drop((held, again));
     store.close().await;
     w.matcher.shutdown().await;
 }

@@ -198,6 +198,10 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     own_call(&state, user.id, &id).await?;
+    let slot = state
+        .streams
+        .take(user.id)
+        .ok_or_else(|| ApiError::too_many_streams(state.settings.max_streams_per_user))?;
     let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -209,6 +213,8 @@ pub async fn events(
     let store = state.store.clone();
     let every = state.settings.stream_recheck;
     let stream = async_stream(move |tx| async move {
+        // Held for as long as this task streams.
+        let _slot = slot;
         let mut sent = SentUpTo(after);
         if !sent.send_all(&tx, stored).await {
             return;
@@ -235,12 +241,9 @@ pub async fn events(
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
+                // A client gone while the call is quiet frees its slot at once.
+                () = tx.closed() => return,
                 _ = recheck.tick() => {
-                    // A client gone while the call is quiet is noticed here, not at
-                    // the next event.
-                    if tx.is_closed() {
-                        return;
-                    }
                     match store.user_for_api_token(&token_hash).await {
                         Ok(Some(holder)) if holder.id == user.id => {}
                         Ok(_) => {

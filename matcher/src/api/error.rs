@@ -66,6 +66,15 @@ impl ApiError {
             "too many requests; slow down",
         )
     }
+
+    /// 429: the user holds as many open event streams as they may.
+    pub fn too_many_streams(max: usize) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!("you have {max} call event streams open already; close one first"),
+        )
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -18,6 +18,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.metrics.render(Gauges {
         live_calls: state.calls.live_calls(),
+        event_streams: state.streams.open(),
     });
     (
         [(

@@ -8,10 +8,12 @@ mod health;
 mod me;
 mod rate_limit;
 mod routes;
+mod stream_slots;
 mod talkers;
 
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
+pub use stream_slots::{StreamSlot, StreamSlots};
 
 use crate::auth::{SecretKind, bearer, secret_hash};
 use crate::calls::CallService;
@@ -46,6 +48,8 @@ pub struct ApiSettings {
     /// An open call event stream checks its bearer token again this often, and
     /// ends once the token is revoked (the client's reconnect then gets 401).
     pub stream_recheck: Duration,
+    /// Call event streams one user may hold open at once.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for ApiSettings {
@@ -56,6 +60,7 @@ impl Default for ApiSettings {
             enrollment_ttl: Duration::from_secs(3600),
             rate_per_second: 20,
             stream_recheck: Duration::from_secs(10),
+            max_streams_per_user: 16,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Reachability of plain SIP addresses (OPTIONS probes).
     pub presence: Arc<crate::presence::Presence>,
+    /// Open call event streams per user.
+    pub streams: Arc<StreamSlots>,
 }
 
 /// The API's router.
