@@ -81,6 +81,7 @@ impl RunningMatcher {
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(RateLimiter::new(config.api.rate_per_second)),
             streams: Arc::new(StreamSlots::new(config.api.max_streams_per_user)),
+            stopping: stop.clone(),
             settings: config.api,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -120,9 +121,18 @@ impl RunningMatcher {
     /// `ended`/`hung_up`), the API stops, the database closes.
     pub async fn shutdown(self) {
         self.calls.shutdown().await;
+        // Ends the event streams too (their clients reconnect, to another
+        // instance if there is one), so the server is free to stop.
         self.stop.cancel();
-        // Open SSE streams may hold the server; do not wait for ever.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.server).await;
+        // A connection in the middle of a slow request could still hold it.
+        let server = self.server;
+        let abort = server.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(3), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
         self.store.close().await;
     }
 }

@@ -671,3 +671,31 @@ async fn a_user_holds_a_bounded_number_of_event_streams() {
     store.close().await;
     w.matcher.shutdown().await;
 }
+
+/// Stopping the matcher ends the event streams it serves, also those of calls
+/// another instance steers (their clients reconnect elsewhere), instead of
+/// leaving them open on a server that no longer answers anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_matcher_ends_its_event_streams() {
+    let w = world().await;
+    let store = call_in_progress(&w, "c_elsewhere").await;
+    store.close().await;
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/v1/calls/c_elsewhere/events", w.base))
+        .bearer_auth(&w.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    assert!(!stream_ends_within(&mut response, Duration::from_millis(500), &mut text).await);
+    let stopping = tokio::spawn(w.matcher.shutdown());
+    assert!(
+        stream_ends_within(&mut response, Duration::from_secs(10), &mut text).await,
+        "the stream outlived the matcher: {text}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -212,6 +212,7 @@ pub async fn events(
     let stored = state.store.call_events(&id, after).await?;
     let store = state.store.clone();
     let every = state.settings.stream_recheck;
+    let stopping = state.stopping.clone();
     let stream = async_stream(move |tx| async move {
         // Held for as long as this task streams.
         let _slot = slot;
@@ -243,6 +244,7 @@ pub async fn events(
                 },
                 // A client gone while the call is quiet frees its slot at once.
                 () = tx.closed() => return,
+                () = stopping.cancelled() => return,
                 _ = recheck.tick() => {
                     match store.user_for_api_token(&token_hash).await {
                         Ok(Some(holder)) if holder.id == user.id => {}

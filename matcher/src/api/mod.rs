@@ -84,6 +84,8 @@ pub struct AppState {
     pub presence: Arc<crate::presence::Presence>,
     /// Open call event streams per user.
     pub streams: Arc<StreamSlots>,
+    /// Cancelled when the matcher stops: open event streams end.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The API's router.
