@@ -80,6 +80,7 @@ impl RunningMatcher {
             calls: calls.clone(),
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(RateLimiter::new(config.api.rate_per_second)),
+            auth_failures: Arc::new(RateLimiter::new(config.api.rate_per_second)),
             streams: Arc::new(StreamSlots::new(config.api.max_streams_per_user)),
             stopping: stop.clone(),
             settings: config.api,
@@ -91,8 +92,11 @@ impl RunningMatcher {
         let app = api::router(state);
         let stopped = stop.clone();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await });
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stopped.cancelled().await });
             if let Err(error) = serve.await {
                 tracing::error!(%error, "HTTP server failed");
             }

@@ -699,3 +699,69 @@ async fn stopping_the_matcher_ends_its_event_streams() {
         .unwrap()
         .unwrap();
 }
+
+/// Anyone can make up a token, so a fresh one per request must not buy a fresh
+/// budget: requests refused as unauthorized are counted per address, and an
+/// address out of that budget gets 429 before its next token is looked up.
+/// Another address is not held back, nor are requests without a token keyed
+/// to one shared bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tokens_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("m.db").display());
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        instance: "test".into(),
+        api: ApiSettings {
+            rate_per_second: 2,
+            ..ApiSettings::default()
+        },
+        timeouts: CallTimeouts::default(),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/v1/me", matcher.http_addr());
+    let from = |address: &str| {
+        reqwest::Client::builder()
+            .local_address(address.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (from("127.0.0.1"), from("127.0.0.2"));
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let made_up = new_secret(SecretKind::UserToken);
+        let response = first.get(&url).bearer_auth(made_up).send().await.unwrap();
+        statuses.push(response.status());
+    }
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    // A burst of 4 (twice the rate), and a little refill while the loop runs.
+    assert!((4..=7).contains(&refused), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // Without a token the first address is held back as well; the second is
+    // not, with or without one.
+    assert_eq!(
+        first.get(&url).send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        second.get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        second
+            .get(&url)
+            .bearer_auth(new_secret(SecretKind::UserToken))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    matcher.shutdown().await;
+}

@@ -22,11 +22,12 @@ use crate::registry::{Talker, User};
 use crate::signing::KeyRing;
 use crate::storage::Store;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +43,9 @@ pub struct ApiSettings {
     pub max_heartbeat_age: Duration,
     /// Enrollment tokens live this long.
     pub enrollment_ttl: Duration,
-    /// Requests per second allowed per client (bearer or address), with a
-    /// burst of twice that.
+    /// Requests per second allowed per client (bearer token, or address
+    /// without one), with a burst of twice that; also the per-address budget
+    /// of requests refused as unauthorized.
     pub rate_per_second: u32,
     /// An open call event stream checks its bearer token again this often, and
     /// ends once the token is revoked (the client's reconnect then gets 401).
@@ -80,6 +82,8 @@ pub struct AppState {
     pub settings: ApiSettings,
     /// Per-client request budget.
     pub limiter: Arc<RateLimiter>,
+    /// Per-address budget of requests refused as unauthorized.
+    pub auth_failures: Arc<RateLimiter>,
     /// Reachability of plain SIP addresses (OPTIONS probes).
     pub presence: Arc<crate::presence::Presence>,
     /// Open call event streams per user.
@@ -111,20 +115,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Rate limit and count every request.
+/// Rate limit and count every request. A client is its bearer token, or its
+/// address without one. Since anyone can make up a token, requests refused as
+/// unauthorized are also counted per address, and an address out of that
+/// budget gets 429 before its next token is looked up.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
     let client = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
-        .map(|t| format!("t:{}", &t[..t.len().min(16)]))
-        .unwrap_or_else(|| "anonymous".into());
-    if request.uri().path() != "/healthz" && !state.limiter.allow(&client) {
+        .map_or_else(
+            || format!("a:{address}"),
+            |t| format!("t:{}", &t[..t.len().min(16)]),
+        );
+    if request.uri().path() != "/healthz"
+        && !(state.auth_failures.has_room(&address) && state.limiter.allow(&client))
+    {
         state.metrics.count_status(429);
         return axum::response::IntoResponse::into_response(ApiError::rate_limited());
     }
     let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        state.auth_failures.allow(&address);
+    }
     state.metrics.count_status(response.status().as_u16());
     response
 }

@@ -1,4 +1,4 @@
-//! A per-client token bucket: each client (bearer token, else "anonymous")
+//! A per-client token bucket: each client (a bearer token, else an address)
 //! may send `rate` requests per second with bursts of twice that.
 
 use std::collections::HashMap;
@@ -25,6 +25,16 @@ impl RateLimiter {
             burst: rate * 2.0,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `client` has budget left now, without spending any.
+    pub fn has_room(&self, client: &str) -> bool {
+        let Ok(buckets) = self.buckets.lock() else {
+            return true;
+        };
+        buckets
+            .get(client)
+            .is_none_or(|(tokens, at)| tokens + at.elapsed().as_secs_f64() * self.rate >= 1.0)
     }
 
     /// Whether `client` may make a request now (and spends one if so).
@@ -64,5 +74,16 @@ mod tests {
         let passed = (0..30).filter(|_| limiter.allow("a")).count();
         assert!((10..=12).contains(&passed), "burst of 10, got {passed}");
         assert!(limiter.allow("b"), "another client has its own budget");
+    }
+
+    #[test]
+    fn looking_at_a_budget_does_not_spend_it() {
+        let limiter = RateLimiter::new(1);
+        assert!(limiter.has_room("a"), "an unknown client has its burst");
+        for _ in 0..10 {
+            assert!(limiter.has_room("a"));
+        }
+        assert!(limiter.allow("a") && limiter.allow("a"));
+        assert!(!limiter.has_room("a"), "a burst of 2 is spent");
     }
 }
