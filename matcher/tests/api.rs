@@ -25,17 +25,37 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn token(store: &Store, user: i64) -> String {
+async fn token(store: &Store, user: i64, label: &str) -> String {
     let t = new_secret(SecretKind::UserToken);
     store
         .add_api_token(
             user,
             &secret_hash(SecretKind::UserToken, &t).unwrap(),
-            "test",
+            label,
         )
         .await
         .unwrap();
     t
+}
+
+/// A matcher on an empty registry allowing `rate_per_second` per client.
+async fn empty_matcher(rate_per_second: u32) -> (RunningMatcher, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("m.db").display());
+    let matcher = RunningMatcher::start(MatcherConfig {
+        db,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        instance: "test".into(),
+        api: ApiSettings {
+            rate_per_second,
+            ..ApiSettings::default()
+        },
+        timeouts: CallTimeouts::default(),
+    })
+    .await
+    .unwrap();
+    (matcher, dir)
 }
 
 fn public_key() -> String {
@@ -73,8 +93,8 @@ async fn world() -> World {
         .add_contact(alice.id, "carol", &ContactTarget::User { user: carol.id })
         .await
         .unwrap();
-    let alice_token = token(&store, alice.id).await;
-    let bob_token = token(&store, bob.id).await;
+    let alice_token = token(&store, alice.id, "test").await;
+    let bob_token = token(&store, bob.id, "test").await;
     let carol_enroll = new_secret(SecretKind::Enrollment);
     store
         .add_enrollment_token(
@@ -462,21 +482,7 @@ async fn bad_bodies_get_json_errors_and_nothing_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_over_its_rate_gets_429() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("m.db").display());
-    let matcher = RunningMatcher::start(MatcherConfig {
-        db,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        sip_listen: "127.0.0.1:0".parse().unwrap(),
-        instance: "test".into(),
-        api: ApiSettings {
-            rate_per_second: 2,
-            ..ApiSettings::default()
-        },
-        timeouts: CallTimeouts::default(),
-    })
-    .await
-    .unwrap();
+    let (matcher, _dir) = empty_matcher(2).await;
     let base = format!("http://{}", matcher.http_addr());
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -528,6 +534,16 @@ async fn call_in_progress(w: &World, id: &str) -> Store {
     store
 }
 
+/// Opens `GET /v1/calls/{call}/events` with `token`, on a connection of its own.
+async fn open_events(base: &str, call: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{base}/v1/calls/{call}/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The `matcher_event_streams` gauge.
 async fn open_streams(base: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics"))
@@ -568,24 +584,9 @@ async fn an_event_stream_ends_once_its_token_is_revoked() {
     let w = world().await;
     let store = call_in_progress(&w, "c_streamed").await;
     let alice = store.require_user("alice").await.unwrap();
-    let streamer = new_secret(SecretKind::UserToken);
-    store
-        .add_api_token(
-            alice.id,
-            &secret_hash(SecretKind::UserToken, &streamer).unwrap(),
-            "streamer",
-        )
-        .await
-        .unwrap();
-    let client = reqwest::Client::new();
-    let open = |token: &str| {
-        client
-            .get(format!("{}/v1/calls/c_streamed/events", w.base))
-            .bearer_auth(token)
-            .send()
-    };
-    let mut revoked = open(&streamer).await.unwrap();
-    let mut kept = open(&w.alice).await.unwrap();
+    let streamer = token(&store, alice.id, "streamer").await;
+    let mut revoked = open_events(&w.base, "c_streamed", &streamer).await;
+    let mut kept = open_events(&w.base, "c_streamed", &w.alice).await;
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(kept.status(), StatusCode::OK);
     let (mut revoked_text, mut kept_text) = (String::new(), String::new());
@@ -611,7 +612,7 @@ async fn an_event_stream_ends_once_its_token_is_revoked() {
     );
     assert!(kept_text.contains("\"state\":\"matching\""), "{kept_text}");
     assert_eq!(
-        open(&streamer).await.unwrap().status(),
+        open_events(&w.base, "c_streamed", &streamer).await.status(),
         StatusCode::UNAUTHORIZED
     );
     drop(kept);
@@ -626,21 +627,15 @@ async fn an_event_stream_ends_once_its_token_is_revoked() {
 async fn a_user_holds_a_bounded_number_of_event_streams() {
     let w = world().await;
     let store = call_in_progress(&w, "c_watched").await;
-    let client = reqwest::Client::new();
-    let open = || {
-        client
-            .get(format!("{}/v1/calls/c_watched/events", w.base))
-            .bearer_auth(&w.alice)
-            .send()
-    };
+    let open = || open_events(&w.base, "c_watched", &w.alice);
     let mut held = Vec::new();
     for _ in 0..3 {
-        let response = open().await.unwrap();
+        let response = open().await;
         assert_eq!(response.status(), StatusCode::OK);
         held.push(response);
     }
     assert_eq!(open_streams(&w.base).await, 3);
-    let refused = open().await.unwrap();
+    let refused = open().await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
@@ -665,7 +660,7 @@ async fn a_user_holds_a_bounded_number_of_event_streams() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let again = open().await.unwrap();
+    let again = open().await;
     assert_eq!(again.status(), StatusCode::OK);
     drop((held, again));
     store.close().await;
@@ -680,12 +675,7 @@ async fn stopping_the_matcher_ends_its_event_streams() {
     let w = world().await;
     let store = call_in_progress(&w, "c_elsewhere").await;
     store.close().await;
-    let mut response = reqwest::Client::new()
-        .get(format!("{}/v1/calls/c_elsewhere/events", w.base))
-        .bearer_auth(&w.alice)
-        .send()
-        .await
-        .unwrap();
+    let mut response = open_events(&w.base, "c_elsewhere", &w.alice).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut text = String::new();
     assert!(!stream_ends_within(&mut response, Duration::from_millis(500), &mut text).await);
@@ -707,21 +697,7 @@ async fn stopping_the_matcher_ends_its_event_streams() {
 /// to one shared bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_tokens_are_limited_per_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("m.db").display());
-    let matcher = RunningMatcher::start(MatcherConfig {
-        db,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        sip_listen: "127.0.0.1:0".parse().unwrap(),
-        instance: "test".into(),
-        api: ApiSettings {
-            rate_per_second: 2,
-            ..ApiSettings::default()
-        },
-        timeouts: CallTimeouts::default(),
-    })
-    .await
-    .unwrap();
+    let (matcher, _dir) = empty_matcher(2).await;
     let url = format!("http://{}/v1/me", matcher.http_addr());
     let from = |address: &str| {
         reqwest::Client::builder()
