@@ -128,15 +128,10 @@ impl RunningMatcher {
         // Ends the event streams too (their clients reconnect, to another
         // instance if there is one), so the server is free to stop.
         self.stop.cancel();
-        // A connection in the middle of a slow request could still hold it.
-        let server = self.server;
-        let abort = server.abort_handle();
-        if tokio::time::timeout(std::time::Duration::from_secs(3), server)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+        // A connection in the middle of a slow request could still hold it; do not wait for
+        // ever. (Aborting the server task would not end that connection: axum runs each
+        // connection in a task of its own.)
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.server).await;
         self.store.close().await;
     }
 }
