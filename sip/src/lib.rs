@@ -30,6 +30,8 @@
 //!   bounded memory.
 //! * [`session_timer`] parses and builds RFC 4028's `Session-Expires` and
 //!   `Min-SE`, and says when to refresh and when to give up.
+//! * [`sdp`] writes and reads SDP offers and answers (RFC 3264), one
+//!   [`sdp::SdpSession`] per dialog.
 
 pub mod call_token;
 pub mod digest_names;
@@ -39,6 +41,7 @@ pub mod headers;
 pub mod merged;
 pub mod screen;
 pub mod screened_socket;
+pub mod sdp;
 pub mod session_timer;
 pub mod sipfrag;
 pub mod subscription;

@@ -18,6 +18,7 @@ use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_sip::call_token::{self, Action};
 use splitdial_sip::headers;
+use splitdial_sip::sdp::SdpSession;
 use splitdial_sip::session_timer::{self, SessionExpires, UasTerms};
 use splitdial_sip::wire::has_tag;
 use std::net::IpAddr;
@@ -199,8 +200,9 @@ impl CallControl {
             }
         };
         // A small, pure-Rust SDP answer: cheaper here than a hop to the blocking pool.
-        let answer = match inactive_answer(&tx.original.body, self.local_ip) {
-            Ok(answer) => answer,
+        let mut sdp = SdpSession::new(self.local_ip);
+        let answer = match inactive_sdp(&mut sdp, Method::Invite, &tx.original.body) {
+            Ok(answer) => answer.unwrap_or_default(),
             Err(status) => {
                 reply(&mut tx, status, "Not Acceptable Here").await;
                 return;
@@ -317,10 +319,12 @@ impl CallControl {
                                 headers.extend(current.answer_headers());
                             }
                             // Answered inactive whatever it offers.
-                            let body = if request.method == Method::Invite && !request.body.is_empty() {
-                                inactive_answer(&request.body, self.local_ip).ok()
-                            } else {
-                                None
+                            let body = match inactive_sdp(&mut sdp, request.method, &request.body) {
+                                Ok(body) => body,
+                                Err(status) => {
+                                    let _ = handle.respond(StatusCode::from(status), None, None).await;
+                                    continue;
+                                }
                             };
                             if body.is_some() {
                                 headers.extend(control_headers());
@@ -568,10 +572,12 @@ impl CallControl {
         let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let settings = self.dialer.media.clone();
         let offer = String::from_utf8_lossy(offer).into_owned();
+        let mut sdp = SdpSession::new(settings.local_ip);
         let negotiated = tokio::task::spawn_blocking(move || {
             let ports = media::AllocatedPorts::reserve(settings.local_ip, settings.video_capable())
                 .map_err(|e| (500u16, e.to_string()))?;
-            let (answer, plan) = media::answer(&offer, &settings, &ports)
+            let (answer, plan) = sdp
+                .answer(&offer, &crate::local_media::for_call(&settings, &ports))
                 .map_err(|e| (e.sip_status(), e.to_string()))?;
             Ok::<_, (u16, String)>((answer, plan, ports))
         })
@@ -680,14 +686,18 @@ fn control_headers() -> Vec<Header> {
     ]
 }
 
-/// The inactive answer to an offer (or an inactive offer in the 200 when the
-/// INVITE had none); a status code when the offer cannot be answered.
-fn inactive_answer(body: &[u8], local_ip: IpAddr) -> Result<String, u16> {
+/// Our SDP in the 2xx to an INVITE or UPDATE on the control leg: the inactive answer
+/// to its offer, or, for an INVITE without one, our inactive offer (RFC 3261 §14.2;
+/// the answer comes in the ACK); nothing for an UPDATE without one. A status code when
+/// the offer cannot be answered.
+fn inactive_sdp(sdp: &mut SdpSession, method: Method, body: &[u8]) -> Result<Option<String>, u16> {
     if body.is_empty() {
-        return media::inactive_offer(local_ip).map_err(|_| 500);
+        return Ok((method == Method::Invite).then(|| sdp.inactive_offer()));
     }
     let offer = std::str::from_utf8(body).map_err(|_| 400u16)?;
-    media::inactive_answer(offer, local_ip).map_err(|e| e.sip_status())
+    sdp.inactive_answer(offer)
+        .map(Some)
+        .map_err(|e| e.sip_status())
 }
 
 /// Sleeps until `at`, or forever when there is no `at`.

@@ -12,8 +12,9 @@
 //! * [`referred_call`] places the call a REFER asks for, with the device's own
 //!   account; [`media_glue`] starts its media.
 //! * [`media_settings`] maps the configuration onto media settings.
-//! * [`media`] negotiates SDP and drives the media worker process (`talker-media`),
-//!   which runs the GStreamer sessions: the agent itself links no GStreamer.
+//! * [`media`] drives the media worker process (`talker-media`), which runs the
+//!   GStreamer sessions: the agent itself links no GStreamer. [`local_media`] says
+//!   what a call can carry, for the SDP the SIP layer writes (`splitdial_sip::sdp`).
 //! * [`status_api`] serves the local HTTP API (status, challenge, owner actions).
 //! * [`advertise`] announces the talker over mDNS, idle or busy.
 //! * [`enrollment`] enrolls the talker with the matcher (`talker-agent enroll`);
@@ -27,6 +28,7 @@ pub mod control;
 pub mod enrollment;
 pub mod heartbeat;
 pub mod identity;
+pub mod local_media;
 pub mod media;
 pub mod media_glue;
 pub mod media_settings;

@@ -12,6 +12,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::{Transport, Uri};
 use rsipstack::transport::SipAddr;
+use splitdial_sip::sdp::{self, SdpSession};
 use splitdial_sip::tcp_flow::OutboundFlows;
 use splitdial_sip::uri_match::SipUri;
 use std::net::SocketAddr;
@@ -166,13 +167,8 @@ impl Dialer {
         };
         // GStreamer starts in the worker while the callee rings, not after it answers.
         let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
-        let offer = match media::offer(&self.media, &ports, want_video) {
-            Ok(o) => o,
-            Err(e) => {
-                warn!(error = %e, "cannot write an SDP offer");
-                return Outcome::Failed(500);
-            }
-        };
+        let mut sdp = SdpSession::new(self.media.local_ip);
+        let offer = sdp.offer(&crate::local_media::for_call(&self.media, &ports));
         let transport = if account.tcp { ";transport=tcp" } else { "" };
         let (Ok(caller), Ok(contact)) = (
             Uri::try_from(format!("sip:{}@{}", account.user, account.domain).as_str()),
@@ -256,7 +252,7 @@ impl Dialer {
         report(200, false);
         entry.set_state(CallState::Connected);
         let answer = String::from_utf8_lossy(&answered.body).into_owned();
-        let attached = match media::negotiated_from_answer(&offer, &answer) {
+        let attached = match sdp::negotiated_from_answer(&offer, &answer) {
             Ok(plan) => hub.attach(&plan, ports, entry.clone()).await,
             Err(e) => Err(media::MediaError::Pipeline(e.to_string())),
         };

@@ -559,3 +559,116 @@ async fn a_refer_that_overtakes_the_ack_is_answered_once_the_ack_arrives() {
         200
     );
 }
+
+/// The `o=` line of an SDP body: (session id, version).
+fn origin(sdp: &str) -> (u64, u64) {
+    let line = sdp.lines().find(|l| l.starts_with("o=")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+}
+
+/// The control leg's SDP over its re-offers (RFC 3264 §8): one `o=` session id for the
+/// dialog, the version unchanged while our answer is, one more when it changes. A stream
+/// the controller refuses (port 0) is answered with port 0 (RFC 3264 §6); an UPDATE's offer
+/// is answered too, and a re-INVITE without an offer gets our inactive offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_legs_sdp_keeps_its_origin_and_answers_a_refused_stream_refused() {
+    let rig = rig("reject").await;
+    let call_id = "c-sdp";
+    let token = rig
+        .issuer
+        .issue(TokenKind::Call, &claims(Action::Control, call_id, None));
+    let ok = rig.invite(call_id, Some(token)).await;
+    assert_eq!(ok.status_code, StatusCode::OK);
+    let tag = Rig::to_tag(&ok);
+    rig.send(&rig.request("ACK", call_id, 1, Some(&tag), "", ""))
+        .await;
+    let first = String::from_utf8_lossy(&ok.body).into_owned();
+    let (id, version) = origin(&first);
+    assert_eq!(version, 1, "{first}");
+
+    // The controller's first stream refused, a second one added.
+    let refused_first = OFFER.replace("m=audio 40000", "m=audio 0")
+        + "m=audio 40002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n";
+    // (method, cseq, offer, the version expected)
+    let steps = [
+        ("INVITE", 2, OFFER.to_owned(), 1),
+        ("INVITE", 3, refused_first, 2),
+        ("UPDATE", 4, OFFER.to_owned(), 3),
+        ("UPDATE", 5, OFFER.to_owned(), 3),
+        ("INVITE", 6, String::new(), 4),
+    ];
+    let mut answers = Vec::new();
+    for (method, cseq, offer, expected) in steps {
+        rig.send(&rig.request(method, call_id, cseq, Some(&tag), "", &offer))
+            .await;
+        let got = rig.response_to(call_id, &format!("{cseq} {method}")).await;
+        assert_eq!(got.status_code.code(), 200, "{cseq} {method}: {got}");
+        let body = String::from_utf8_lossy(&got.body).into_owned();
+        assert_eq!(origin(&body), (id, expected), "{cseq} {method}:\n{body}");
+        assert!(
+            body.contains("a=inactive") && !body.contains("a=sendrecv"),
+            "{body}"
+        );
+        if method == "INVITE" {
+            // A re-INVITE without an offer got ours: the answer rides on the ACK.
+            let ack_body = if offer.is_empty() { OFFER } else { "" };
+            rig.send(&rig.request("ACK", call_id, cseq, Some(&tag), "", ack_body))
+                .await;
+        }
+        answers.push(body);
+    }
+    assert_eq!(answers[0], first, "an unchanged answer is the same SDP");
+    let m_lines: Vec<&str> = answers[1].lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines.len(), 2, "{}", answers[1]);
+    assert!(
+        m_lines[0].starts_with("m=audio 0 RTP/AVP "),
+        "{}",
+        answers[1]
+    );
+    assert!(
+        m_lines[1].starts_with("m=audio 9 RTP/AVP 8"),
+        "{}",
+        answers[1]
+    );
+    assert!(
+        answers[4].contains("m=audio 9 RTP/AVP 0 8\r\n"),
+        "{}",
+        answers[4]
+    );
+
+    rig.send(&rig.request("BYE", call_id, 7, Some(&tag), "", ""))
+        .await;
+    assert_eq!(
+        rig.response_to(call_id, "7 BYE").await.status_code.code(),
+        200
+    );
+}
+
+/// The plan an inactive answer makes starts no media at all: not even the media worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_plan_starts_no_media_worker() {
+    use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
+    use talker_agent::media::worker::MediaWorker;
+    use talker_agent::media::{
+        AllocatedPorts, AudioSink, AudioSource, MediaSettings, RemoteSession,
+    };
+
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut settings = MediaSettings::new(localhost);
+    settings.audio_source = AudioSource::Tone {
+        frequency_hz: 440.0,
+    };
+    settings.audio_sink = AudioSink::Analyze;
+    let ports = AllocatedPorts::reserve(localhost, false).unwrap();
+    let local = talker_agent::local_media::for_call(&settings, &ports);
+    let active = SdpSession::new(localhost).offer(&local);
+    let inactive = SdpSession::new(localhost).inactive_answer(&active).unwrap();
+    let plan = negotiated_from_answer(&active, &inactive).unwrap();
+    assert!(!plan.carries_media(), "{plan:?}");
+    let session = RemoteSession::start(&plan, &settings, ports).await.unwrap();
+    assert!(!MediaWorker::shared().is_running());
+    let stats = session.stats().await.unwrap();
+    assert_eq!(stats.audio.map(|a| a.packets_sent), Some(0));
+    session.stop().await;
+}

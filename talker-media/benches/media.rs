@@ -19,9 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
+use talker_agent::local_media::for_call;
 use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource, answer,
-    negotiated_from_answer, offer,
+    AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource,
 };
 use talker_media::MediaSession;
 
@@ -54,8 +55,10 @@ fn latency(lan: bool) -> Vec<f64> {
     b.audio_source = AudioSource::None;
     let a_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
-    let o = offer(&a, &a_ports, false).unwrap();
-    let (ans, b_plan) = answer(&o, &b, &b_ports).unwrap();
+    let o = SdpSession::new(LOCALHOST).offer(&for_call(&a, &a_ports));
+    let (ans, b_plan) = SdpSession::new(LOCALHOST)
+        .answer(&o, &for_call(&b, &b_ports))
+        .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     let receiver = MediaSession::start(&b_plan, &b, b_ports).unwrap();
     let sender = MediaSession::start(&a_plan, &a, a_ports).unwrap();
@@ -140,7 +143,9 @@ fn peer() {
         .replace('|', "\r\n");
     let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
-    let (ans, plan) = answer(&o, &s, &ports).unwrap();
+    let (ans, plan) = SdpSession::new(LOCALHOST)
+        .answer(&o, &for_call(&s, &ports))
+        .unwrap();
     let session = MediaSession::start(&plan, &s, ports).unwrap();
     println!("ANSWER {}", ans.replace("\r\n", "|"));
     std::io::stdout().flush().unwrap();
@@ -154,7 +159,7 @@ fn call_cost(setup: CallSetup) -> ((f64, f64), (f64, f64)) {
     let video = setup.video;
     let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
-    let o = offer(&s, &ports, video).unwrap();
+    let o = SdpSession::new(LOCALHOST).offer(&for_call(&s, &ports));
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--peer")
         .env("MEDIA_BENCH_OFFER", o.replace("\r\n", "|"))

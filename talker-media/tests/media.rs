@@ -1,6 +1,6 @@
 //! Media tests with real GStreamer on 127.0.0.1, in the worker's library: two sessions back to
 //! back (random tones detected at the other side), video frames, and a three-leg conference.
-//! (The SDP tests live with the agent: `talker-agent/tests/sdp.rs`.)
+//! (The SDP tests live with the SIP layer: `sip/tests/sdp.rs`.)
 //! Pipelines run one test at a time (a shared lock): the machine has two busy cores.
 #![allow(clippy::unwrap_used, clippy::expect_used, unsafe_code)]
 
@@ -9,9 +9,11 @@ use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
+use talker_agent::local_media::for_call;
 use talker_agent::media::{
     AllocatedPorts, AudioSink, AudioSource, Codec, Direction, MediaSettings, MediaStats,
-    Negotiated, VideoSink, VideoSource, answer, negotiated_from_answer, offer,
+    Negotiated, VideoSink, VideoSource,
 };
 use talker_media::{Conference, MediaSession};
 
@@ -78,8 +80,10 @@ fn negotiate(
 ) -> (Negotiated, AllocatedPorts, Negotiated, AllocatedPorts) {
     let a_ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
-    let o = offer(a, &a_ports, video).unwrap();
-    let (ans, b_plan) = answer(&o, b, &b_ports).unwrap();
+    let o = SdpSession::new(LOCALHOST).offer(&for_call(a, &a_ports));
+    let (ans, b_plan) = SdpSession::new(LOCALHOST)
+        .answer(&o, &for_call(b, &b_ports))
+        .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     (a_plan, a_ports, b_plan, b_ports)
 }
@@ -297,7 +301,9 @@ fn g711_call_with_a_baresip_style_offer_carries_tones() {
     let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
     // A plays a plain G.711 phone: its offer lists PCMU, PCMA and telephone-event only.
     let o = baresip_offer(a_ports.audio_rtp);
-    let (ans, b_plan) = answer(&o, &b, &b_ports).unwrap();
+    let (ans, b_plan) = SdpSession::new(LOCALHOST)
+        .answer(&o, &for_call(&b, &b_ports))
+        .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     assert_eq!(
         b_plan.audio.as_ref().map(|s| (s.codec, s.payload_type)),
