@@ -878,6 +878,9 @@ enum PhoneScript {
     /// Echoes another party than the one named in the INVITE: the call ends (BYE), and no
     /// REFER goes out that could have the talker call someone a second time.
     EchoesAnotherParty,
+    /// Dials on answer, then sends the controller re-offers in the control leg (see
+    /// [`re_offers`]).
+    ReOffers,
 }
 
 async fn scripted_phone(script: PhoneScript) {
@@ -977,7 +980,9 @@ async fn scripted_phone(script: PhoneScript) {
 
     let answer = "v=0\r\no=eve 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\n";
     let echo = match script {
-        PhoneScript::DialsOnAnswer => format!("{}: {dial}\n", call_token::DIAL_HEADER),
+        PhoneScript::DialsOnAnswer | PhoneScript::ReOffers => {
+            format!("{}: {dial}\n", call_token::DIAL_HEADER)
+        }
         PhoneScript::EchoesAnotherParty => {
             format!("{}: <sip:mallory@{DOMAIN}>\n", call_token::DIAL_HEADER)
         }
@@ -1041,6 +1046,21 @@ async fn scripted_phone(script: PhoneScript) {
         return;
     }
     phone.request("ACK").await;
+    if script == PhoneScript::ReOffers {
+        re_offers(&mut phone, &offer).await;
+        call.hang_up().unwrap();
+        let bye = phone.request("BYE").await;
+        phone.reply(&bye, 200, "", "").await;
+        let seen = events_to_the_end(&mut call).await;
+        assert_eq!(
+            seen.last(),
+            Some(&ControllerEvent::Ended {
+                reason: EndReason::HungUp
+            })
+        );
+        controller.shutdown().await;
+        return;
+    }
     if script == PhoneScript::EchoesAnotherParty {
         let bye = phone.request("BYE").await;
         phone.reply(&bye, 200, "", "").await;
@@ -1135,6 +1155,70 @@ async fn scripted_phone(script: PhoneScript) {
     }
     assert!(call.events.recv().await.is_none());
     controller.shutdown().await;
+}
+
+/// The `o=` line of an SDP body: (session id, version).
+fn origin(sdp: &str) -> (u64, u64) {
+    let line = sdp.lines().find(|l| l.starts_with("o=")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+}
+
+/// The talker's re-offers in an answered control leg whose controller offered `first`:
+/// every SDP the controller sends keeps `first`'s `o=` session id, its version rises by
+/// one exactly when the SDP changes (RFC 3264 §8), a refused stream (port 0) is answered
+/// with port 0 (RFC 3264 §6), and a re-INVITE without an offer gets the inactive offer.
+async fn re_offers(phone: &mut ScriptedPhone, first: &str) {
+    let (id, version) = origin(first);
+    assert_eq!(version, 1, "{first}");
+    let sdp = "Content-Type: application/sdp\r\n";
+    let refused_first = "v=0\r\no=eve 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                         m=audio 0 RTP/AVP 0\r\nm=audio 4002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+    // (offer, the version expected in the controller's SDP)
+    for (step, (offer, expected)) in [(refused_first, 2), (refused_first, 2), ("", 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let headers = if offer.is_empty() { "" } else { sdp };
+        phone.send_request("INVITE", headers, offer).await;
+        let ok = phone.response().await;
+        assert_eq!(ok.status_code.code(), 200, "step {step}: {ok}");
+        let body = String::from_utf8_lossy(&ok.body).into_owned();
+        assert_eq!(origin(&body), (id, expected), "step {step}:\n{body}");
+        assert!(
+            body.contains("a=inactive") && !body.contains("a=sendrecv"),
+            "{body}"
+        );
+        if offer.is_empty() {
+            assert!(body.contains("m=audio 9 RTP/AVP 0 8\r\n"), "{body}");
+        } else {
+            let m_lines: Vec<&str> = body.lines().filter(|l| l.starts_with("m=")).collect();
+            assert_eq!(m_lines.len(), 2, "{body}");
+            assert!(m_lines[0].starts_with("m=audio 0 RTP/AVP "), "{body}");
+            assert!(m_lines[1].starts_with("m=audio 9 RTP/AVP 8"), "{body}");
+        }
+        // The ACK of a 2xx carries its INVITE's CSeq number (and, after our own
+        // offer-less re-INVITE, the answer).
+        phone.cseq -= 1;
+        let answer = if offer.is_empty() { refused_first } else { "" };
+        let headers = if answer.is_empty() { "" } else { sdp };
+        phone.send_request("ACK", headers, answer).await;
+    }
+    // An UPDATE without an offer (a refresh) gets a 200 without SDP.
+    phone.send_request("UPDATE", "", "").await;
+    let ok = phone.response().await;
+    assert_eq!(ok.status_code.code(), 200, "{ok}");
+    assert!(ok.body.is_empty(), "{ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_sdp_keeps_its_origin_and_answers_a_refused_stream_refused() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        scripted_phone(PhoneScript::ReOffers),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use rsipstack::transport::SipAddr;
 use splitdial_sip::call_token::{self, Action, Claims, TokenKind, unix_now};
 use splitdial_sip::event::Event;
 use splitdial_sip::headers;
+use splitdial_sip::sdp::SdpSession;
 use splitdial_sip::sipfrag;
 use splitdial_sip::subscription::SubscriptionState;
 use std::collections::VecDeque;
@@ -104,7 +105,8 @@ pub(super) struct Call {
     ever_connected: bool,
     callee_deadline: Option<Instant>,
     commands_open: bool,
-    sdp: InactiveSdp,
+    /// Our side of the control leg's SDP: inactive, one `o=` session for the dialog.
+    sdp: SdpSession,
     /// RFC 4028 refreshes of the control leg (we are the refresher).
     refresh: SessionRefresh,
     /// In-dialog requests that came in while the control INVITE's 200 was still being
@@ -137,7 +139,7 @@ impl Call {
             ever_connected: false,
             callee_deadline: None,
             commands_open: true,
-            sdp: InactiveSdp::new(IpAddr::from([0, 0, 0, 0])),
+            sdp: SdpSession::new(IpAddr::from([0, 0, 0, 0])),
             refresh: SessionRefresh::off(&plan.call_id),
             held: Vec::new(),
             plan,
@@ -416,15 +418,16 @@ impl Call {
                 // re-INVITE gets our inactive offer and an UPDATE a plain 200.
                 let sdp = if !request.body.is_empty() {
                     let offer = String::from_utf8_lossy(&request.body);
-                    match self.sdp.answer(&offer) {
-                        Some(answer) => Some(answer),
-                        None => {
-                            let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                    match self.sdp.inactive_answer(&offer) {
+                        Ok(answer) => Some(answer),
+                        Err(e) => {
+                            debug!(call = %self.plan.call_id, error = %e, "cannot answer the talker's offer");
+                            let _ = handle.reply(StatusCode::from(e.sip_status())).await;
                             return None;
                         }
                     }
                 } else if request.method == Method::Invite {
-                    Some(self.sdp.offer())
+                    Some(self.sdp.inactive_offer())
                 } else {
                     None
                 };
@@ -684,7 +687,7 @@ impl Call {
 
     /// The control INVITE.
     fn invite_option(&mut self) -> Result<InviteOption, ControllerError> {
-        self.sdp = InactiveSdp::new(media_ip(self.shared.local, self.plan.proxy));
+        self.sdp = SdpSession::new(media_ip(self.shared.local, self.plan.proxy));
         let uri = |what: &'static str, text: &str| {
             Uri::try_from(text).map_err(|_| ControllerError::InvalidUri {
                 what,
@@ -712,7 +715,7 @@ impl Call {
                 addr: self.plan.proxy.into(),
             }),
             content_type: Some("application/sdp".into()),
-            offer: Some(self.sdp.offer().into_bytes()),
+            offer: Some(self.sdp.inactive_offer().into_bytes()),
             headers: Some(
                 vec![
                     make(call_token::HEADER, self.token(Action::Control, None)),
@@ -826,114 +829,17 @@ fn media_ip(local: SocketAddr, proxy: SocketAddr) -> IpAddr {
         .map_or(local.ip(), |a| a.ip())
 }
 
-/// The control leg's SDP: never any media. Its offer is one audio stream,
-/// PCMU/PCMA, at a real address, `a=inactive`; any later offer is answered
-/// inactive, stream by stream. Each SDP we send raises the `o=` version
-/// (RFC 3264 §8).
-struct InactiveSdp {
-    ip: IpAddr,
-    session: u32,
-    version: u32,
-}
-
-impl InactiveSdp {
-    fn new(ip: IpAddr) -> Self {
-        Self {
-            ip,
-            session: rand::random::<u32>() >> 1,
-            version: 0,
-        }
-    }
-
-    fn head(&mut self) -> String {
-        self.version += 1;
-        let (ip, session, version) = (self.ip, self.session, self.version);
-        let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-        format!(
-            "v=0\r\no=splitdial {session} {version} IN {family} {ip}\r\ns=splitdial control\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
-        )
-    }
-
-    /// Our offer.
-    fn offer(&mut self) -> String {
-        self.head()
-            + "m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n"
-    }
-
-    /// The answer to `offer`: the same streams in the same order, audio kept
-    /// with its first format and `a=inactive`, anything else refused (port 0).
-    /// `None` when the offer has no stream at all.
-    fn answer(&mut self, offer: &str) -> Option<String> {
-        let mut streams = String::new();
-        let mut lines = offer.lines().map(str::trim).peekable();
-        let mut count = 0;
-        while let Some(line) = lines.next() {
-            let Some(m) = line.strip_prefix("m=") else {
-                continue;
-            };
-            count += 1;
-            let mut parts = m.split_whitespace();
-            let (media, _port, proto) = (parts.next()?, parts.next()?, parts.next()?);
-            let format = parts.next().unwrap_or("0");
-            // The stream's own attributes, up to the next m= line.
-            let mut rtpmap = None;
-            while let Some(attr) = lines.next_if(|l| !l.starts_with("m=")) {
-                if let Some(map) = attr.strip_prefix("a=rtpmap:")
-                    && map.split_whitespace().next() == Some(format)
-                {
-                    rtpmap = Some(map.to_owned());
-                }
-            }
-            if media.eq_ignore_ascii_case("audio") {
-                streams.push_str(&format!("m=audio 9 {proto} {format}\r\n"));
-                if let Some(map) = rtpmap {
-                    streams.push_str(&format!("a=rtpmap:{map}\r\n"));
-                }
-                streams.push_str("a=inactive\r\n");
-            } else {
-                streams.push_str(&format!("m={media} 0 {proto} {format}\r\n"));
-            }
-        }
-        (count > 0).then(|| self.head() + &streams)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_offer_is_inactive_audio_at_a_real_address() {
-        let mut sdp = InactiveSdp::new("192.0.2.7".parse().unwrap());
-        let offer = sdp.offer();
-        assert!(offer.contains("c=IN IP4 192.0.2.7\r\n"), "{offer}");
-        assert!(offer.contains("m=audio 9 RTP/AVP 0 8\r\n"), "{offer}");
-        assert!(offer.contains(" 1 IN IP4 "), "{offer}");
-        assert!(offer.ends_with("a=inactive\r\n"), "{offer}");
-        assert!(sdp.offer().contains(" 2 IN IP4 "), "the version rises");
-        let offer = InactiveSdp::new("::1".parse().unwrap()).offer();
-        assert!(offer.contains("c=IN IP6 ::1\r\n"));
+    fn the_media_address_is_our_own_when_it_is_concrete() {
         let local: SocketAddr = "127.0.0.1:5080".parse().unwrap();
         assert_eq!(
             media_ip(local, "127.0.0.1:5060".parse().unwrap()),
             local.ip()
         );
-    }
-
-    #[test]
-    fn later_offers_are_answered_inactive_stream_by_stream() {
-        let mut sdp = InactiveSdp::new("192.0.2.7".parse().unwrap());
-        let offer = "v=0\r\no=x 1 2 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
-                     m=audio 4000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=sendonly\r\n\
-                     m=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
-        let answer = sdp.answer(offer).unwrap();
-        assert!(
-            answer.contains("m=audio 9 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\nm=video 0 RTP/AVP 96\r\n"),
-            "{answer}"
-        );
-        assert!(answer.contains("c=IN IP4 192.0.2.7\r\n"), "{answer}");
-        assert_eq!(sdp.answer("v=0\r\ns=-\r\n"), None);
-        assert_eq!(sdp.answer("m=audio\r\n"), None);
     }
 
     #[test]
