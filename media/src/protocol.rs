@@ -1,68 +1,19 @@
-//! The exchange between the agent and its media worker (`talker-media`): JSON requests on the
-//! worker's stdin, JSON replies on its stdout, one object per line, each line at most
-//! [`MAX_LINE_BYTES`]. Every request carries an id that its reply repeats, so several calls'
-//! requests can be in flight at once. The worker exits when its stdin closes.
-//!
-//! The agent makes the worker's stdin a Unix `SOCK_SEQPACKET` socket: each request is one
-//! packet, and a request that starts media carries the UDP sockets the agent reserved for the
-//! SDP as `SCM_RIGHTS` ancillary data (audio RTP, audio RTCP, then video RTP and RTCP), so the
-//! ports stay bound from the SDP to the pipeline. Over a plain pipe (a worker started by
-//! hand) requests are newline-delimited and the worker binds the numbered ports itself.
+//! The requests the agent sends its media worker (`talker-media`) and the worker's replies.
+//! Every request carries an id that its reply repeats, so several calls' requests can be in
+//! flight at once; the worker runs them in order. Each travels as one JSON object (see
+//! [`crate::lines`]): on the worker's stdin, one request per packet with the sockets it starts
+//! media on passed beside it ([`crate::passing`]); on its stdout, one reply per line. The
+//! worker exits when its stdin closes.
 //!
 //! Sessions and conferences are named by numbers the agent picks ([`Operation`]), so a
 //! request never waits for another's reply to know what it talks about.
 
-use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
-
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use serde::{Deserialize, Serialize};
 
-use super::ports::PortNumbers;
-use super::sdp::Negotiated;
-use super::settings::MediaSettings;
-use super::stats::{ConferenceStats, LegId, MediaStats};
-
-/// Most sockets one request carries (audio and video, RTP and RTCP each).
-pub const MAX_PASSED_SOCKETS: usize = 4;
-
-/// Sends one request `packet` on a packet socket with `sockets` beside it as `SCM_RIGHTS`,
-/// without blocking and without SIGPIPE (a worker that died fails the request, it does not stop
-/// the agent). A packet socket takes all of a packet or nothing: anything less is an error.
-pub fn send_with_sockets(
-    socket: impl AsFd,
-    packet: &[u8],
-    sockets: &[impl AsFd],
-) -> io::Result<()> {
-    if sockets.len() > MAX_PASSED_SOCKETS {
-        return Err(io::Error::other("too many sockets for one request"));
-    }
-    let borrowed: Vec<_> = sockets.iter().map(AsFd::as_fd).collect();
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
-        return Err(io::Error::other("no room for the passed sockets"));
-    }
-    let sent = rustix::net::sendmsg(
-        socket,
-        &[IoSlice::new(packet)],
-        &mut control,
-        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-    )?;
-    if sent == packet.len() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "sent {sent} of {} bytes",
-            packet.len()
-        )))
-    }
-}
-
-/// Longest line either side accepts; a longer one is dropped whole (and answered with an
-/// error when it was a request). Real lines are a few hundred bytes.
-pub const MAX_LINE_BYTES: usize = 256 * 1024;
+use crate::plan::Negotiated;
+use crate::ports::PortNumbers;
+use crate::settings::MediaSettings;
+use crate::stats::{ConferenceStats, LegId, MediaStats};
 
 /// One request from the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,92 +123,66 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// One JSON value as a line (with its `\n`).
-pub fn encode_line(value: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
-    let mut line = serde_json::to_vec(value)?;
-    line.push(b'\n');
-    Ok(line)
-}
-
-/// What [`LineBuffer::take_line`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line {
-    /// A whole line, without its `\n`.
-    Complete(Vec<u8>),
-    /// A line longer than the limit ended here; its bytes were dropped.
-    TooLong,
-}
-
-/// Splits a byte stream into lines of at most a given length, holding at most that many
-/// bytes whatever arrives: both sides use it on their end of the pipe.
-#[derive(Debug)]
-pub struct LineBuffer {
-    limit: usize,
-    partial: Vec<u8>,
-    overflowed: bool,
-}
-
-impl LineBuffer {
-    /// A buffer for lines of at most `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            partial: Vec::new(),
-            overflowed: false,
-        }
-    }
-
-    /// Feeds `bytes`; returns how many were used (up to and including a `\n`) and the line
-    /// they completed, if any. Call again with the rest.
-    pub fn push(&mut self, bytes: &[u8]) -> (usize, Option<Line>) {
-        let (used, end) = match bytes.iter().position(|b| *b == b'\n') {
-            Some(at) => (at + 1, Some(at)),
-            None => (bytes.len(), None),
-        };
-        let content = &bytes[..end.unwrap_or(used)];
-        if !self.overflowed {
-            if self.partial.len() + content.len() > self.limit {
-                self.overflowed = true;
-                self.partial = Vec::new();
-            } else {
-                self.partial.extend_from_slice(content);
-            }
-        }
-        if end.is_none() {
-            return (used, None);
-        }
-        let line = if std::mem::take(&mut self.overflowed) {
-            Line::TooLong
-        } else {
-            Line::Complete(std::mem::take(&mut self.partial))
-        };
-        (used, Some(line))
-    }
-}
-
-/// Reads the next line from a blocking reader through `buffer`; `Ok(None)` at end of input
-/// (a last line without `\n` is dropped: the writer died mid-line).
-pub fn read_line(
-    reader: &mut impl io::BufRead,
-    buffer: &mut LineBuffer,
-) -> io::Result<Option<Line>> {
-    loop {
-        let available = reader.fill_buf()?;
-        if available.is_empty() {
-            return Ok(None);
-        }
-        let (used, line) = buffer.push(available);
-        reader.consume(used);
-        if let Some(line) = line {
-            return Ok(Some(line));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::encode_line;
     use std::net::{IpAddr, Ipv4Addr};
+
+    /// The JSON that crosses the pipe, as docs/media.md describes it: an older worker
+    /// beside a newer agent (or the reverse) must keep understanding it.
+    #[test]
+    fn the_wire_form_is_the_documented_one() {
+        fn json(value: &impl Serialize) -> String {
+            serde_json::to_string(value).unwrap_or_default()
+        }
+        assert_eq!(
+            json(&Request {
+                id: 1,
+                op: Operation::WarmUp
+            }),
+            r#"{"id":1,"op":"warm_up"}"#
+        );
+        assert_eq!(
+            json(&Request {
+                id: 4,
+                op: Operation::StopSession { session: 2 }
+            }),
+            r#"{"id":4,"op":{"stop_session":{"session":2}}}"#
+        );
+        assert_eq!(
+            json(&Request {
+                id: 5,
+                op: Operation::AddLeg {
+                    conference: 1,
+                    plan: Negotiated::default(),
+                    ports: LegPorts::FromSession(2),
+                }
+            }),
+            r#"{"id":5,"op":{"add_leg":{"conference":1,"plan":{"audio":null,"video":null},"ports":{"from_session":2}}}}"#
+        );
+        assert_eq!(
+            json(&Reply {
+                id: 4,
+                outcome: Outcome::Done
+            }),
+            r#"{"id":4,"outcome":"done"}"#
+        );
+        assert_eq!(
+            json(&Reply {
+                id: 5,
+                outcome: Outcome::Leg(3)
+            }),
+            r#"{"id":5,"outcome":{"leg":3}}"#
+        );
+        assert_eq!(
+            json(&Reply {
+                id: 6,
+                outcome: Outcome::Failed("why".into())
+            }),
+            r#"{"id":6,"outcome":{"failed":"why"}}"#
+        );
+    }
 
     #[test]
     fn requests_and_replies_round_trip_as_single_lines() {
@@ -285,33 +210,5 @@ mod tests {
         let line = encode_line(&reply).expect("encodes");
         assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
         assert_eq!(serde_json::from_slice::<Reply>(&line).ok(), Some(reply));
-    }
-
-    #[test]
-    fn lines_are_split_and_bounded() {
-        let mut input: &[u8] = b"one\ntwo-is-too-long\nthree\npartial";
-        let mut buffer = LineBuffer::new(5);
-        let mut lines = Vec::new();
-        while let Some(line) = read_line(&mut input, &mut buffer).expect("reads") {
-            lines.push(line);
-        }
-        assert_eq!(
-            lines,
-            vec![
-                Line::Complete(b"one".to_vec()),
-                Line::TooLong,
-                Line::Complete(b"three".to_vec()),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_line_split_across_reads_is_joined() {
-        let mut buffer = LineBuffer::new(64);
-        assert_eq!(buffer.push(b"{\"id\""), (5, None));
-        assert_eq!(
-            buffer.push(b":1}\nrest"),
-            (4, Some(Line::Complete(b"{\"id\":1}".to_vec())))
-        );
     }
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::SettingsError;
+use crate::error::SettingsError;
 
 /// How long each burst of a `beeps:` source sounds, from its whole second, in ms.
 pub const BEEP_MS: u32 = 250;

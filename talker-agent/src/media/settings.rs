@@ -1,10 +1,16 @@
-//! Turns the configuration's `[audio]` and `[video]` sections into media
-//! settings; a bad value is a configuration error naming its field.
+//! The agent's media settings: what its calls send and play, made from the configuration's
+//! `[audio]` and `[video]` sections. The settings themselves, and how each source or sink
+//! string is read, are the `splitdial-media` contract (the worker runs them as they are);
+//! this module only maps the configuration onto them, a bad value being a configuration
+//! error that names its field.
 
 use crate::config::{Config, ConfigError};
-use crate::media::{AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource};
 use std::path::Path;
 use std::str::FromStr;
+
+pub use splitdial_media::settings::{
+    AudioSink, AudioSource, BEEP_MS, MediaSettings, VideoFormat, VideoSink, VideoSource,
+};
 
 /// The media settings a configuration asks for.
 pub fn from_config(config: &Config, path: &Path) -> Result<MediaSettings, ConfigError> {

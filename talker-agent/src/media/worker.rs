@@ -14,22 +14,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use super::error::MediaError;
-use super::ports::AllocatedPorts;
-use super::protocol::{
-    LegPorts, Line, LineBuffer, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
-    send_with_sockets,
+use splitdial_media::lines::{Line, LineBuffer, MAX_LINE_BYTES, encode_line};
+use splitdial_media::passing::{request_socket_pair, send_with_sockets};
+use splitdial_media::protocol::{LegPorts, Operation, Outcome, Reply, Request};
+use splitdial_media::{
+    AllocatedPorts, ConferenceStats, LegId, MediaError, MediaSettings, MediaStats, Negotiated,
 };
-use super::sdp::Negotiated;
-use super::settings::MediaSettings;
-use super::stats::{ConferenceStats, LegId, MediaStats};
 
 /// The worker's file name, installed next to `talker-agent`.
 pub const WORKER_BINARY: &str = "talker-media";
@@ -78,9 +74,9 @@ struct Connection {
     generation: u64,
     /// The worker's process id.
     pid: Option<u32>,
-    /// Our end of the worker's stdin, a packet socket (see [`super::protocol`]). Tokio has no
-    /// packet-socket type; its stream type only waits for readiness here, the packets are
-    /// sent with `sendmsg` ourselves.
+    /// Our end of the worker's stdin, a packet socket (see [`splitdial_media::passing`]).
+    /// Tokio has no packet-socket type; its stream type only waits for readiness here, the
+    /// packets are sent with `sendmsg` ourselves.
     stdin: tokio::sync::Mutex<Option<UnixStream>>,
     pending: Arc<Pending>,
     /// Set when the worker's stdout closed: it is gone, or going.
@@ -415,13 +411,8 @@ impl Drop for WarmWorker {
 /// Starts a worker process and the task that reads its replies.
 fn spawn(generation: u64) -> Result<Connection, MediaError> {
     let binary = worker_binary()?;
-    let (ours, theirs) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| MediaError::Worker(format!("cannot make the worker's request socket: {e}")))?;
+    let (ours, theirs) = request_socket_pair()
+        .map_err(|e| MediaError::Worker(format!("cannot make the worker's request socket: {e}")))?;
     let ours = std::os::unix::net::UnixStream::from(ours);
     let stdin = ours
         .set_nonblocking(true)
