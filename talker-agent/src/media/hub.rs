@@ -8,7 +8,7 @@
 //! an audio [`RemoteConference`] (each party hears the others and the local voice),
 //! on the same ports, so nothing needs renegotiating.
 
-use super::worker::{RemoteConference, RemoteSession};
+use super::remote::{RemoteConference, RemoteSession};
 use crate::calls::CallEntry;
 use splitdial_media::{AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated};
 use std::collections::BTreeMap;

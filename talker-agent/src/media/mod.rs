@@ -8,17 +8,20 @@
 //! * [`settings`] makes the media settings from the configuration.
 //! * [`hub`] connects call legs to the worker: a leg's media, and one control leg's parties
 //!   mixed as soon as there are two ([`hub::MediaHub`]); statistics into the call registry.
-//! * [`worker`] starts the worker when media is first needed, talks to it, and lets it exit
-//!   when no media is left; [`worker::RemoteSession`] and [`worker::RemoteConference`] are
-//!   the agent's handles on a call leg and a local mix.
+//! * [`remote`] holds the handles on what runs in the worker: [`RemoteSession`] (a call leg)
+//!   and [`RemoteConference`] (a local mix).
+//! * [`worker`] starts the worker process when media is first needed, carries its requests
+//!   and replies, and lets it exit when no media is left.
 
 pub mod error;
 pub mod hub;
+pub mod remote;
 pub mod sdp;
 pub mod settings;
 pub mod worker;
 
 pub use error::SdpError;
+pub use remote::{RemoteConference, RemoteSession};
 pub use sdp::{
     answer, inactive_answer, inactive_offer, negotiated_from_answer, offer, offers_active_media,
 };
@@ -29,4 +32,3 @@ pub use splitdial_media::{
     AllocatedPorts, Codec, ConferenceStats, Direction, LegId, MediaError, MediaStats, Negotiated,
     PictureStats, PortNumbers, RtpStats, SettingsError, SocketPair, SoundStats, StreamPlan,
 };
-pub use worker::{RemoteConference, RemoteSession};
