@@ -4,15 +4,15 @@
 //! hung up (CANCEL or BYE) when the control leg ends.
 
 use crate::calls::{CallKind, CallState, Calls};
+use crate::media::hub::MediaHub;
 use crate::media::{self, AllocatedPorts, MediaSettings};
-use crate::media_glue::MediaHub;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::{Transport, Uri};
 use rsipstack::transport::SipAddr;
-use splitdial_sip::sdp::{self, SdpSession};
+use splitdial_sip::sdp::{self, LocalMedia, SdpSession};
 use splitdial_sip::tcp_flow::OutboundFlows;
 use splitdial_sip::uri_match::SipUri;
 use std::net::SocketAddr;
@@ -168,7 +168,7 @@ impl Dialer {
         // GStreamer starts in the worker while the callee rings, not after it answers.
         let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let mut sdp = SdpSession::new(self.media.local_ip);
-        let offer = sdp.offer(&crate::local_media::for_call(&self.media, &ports));
+        let offer = sdp.offer(&LocalMedia::for_call(&self.media, &ports));
         let transport = if account.tcp { ";transport=tcp" } else { "" };
         let (Ok(caller), Ok(contact)) = (
             Uri::try_from(format!("sip:{}@{}", account.user, account.domain).as_str()),

@@ -648,7 +648,7 @@ async fn the_control_legs_sdp_keeps_its_origin_and_answers_a_refused_stream_refu
 /// The plan an inactive answer makes starts no media at all: not even the media worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_plan_starts_no_media_worker() {
-    use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
+    use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
     use talker_agent::media::worker::MediaWorker;
     use talker_agent::media::{
         AllocatedPorts, AudioSink, AudioSource, MediaSettings, RemoteSession,
@@ -661,7 +661,7 @@ async fn an_inactive_plan_starts_no_media_worker() {
     };
     settings.audio_sink = AudioSink::Analyze;
     let ports = AllocatedPorts::reserve(localhost, false).unwrap();
-    let local = talker_agent::local_media::for_call(&settings, &ports);
+    let local = LocalMedia::for_call(&settings, &ports);
     let active = SdpSession::new(localhost).offer(&local);
     let inactive = SdpSession::new(localhost).inactive_answer(&active).unwrap();
     let plan = negotiated_from_answer(&active, &inactive).unwrap();

@@ -10,13 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
-use talker_agent::local_media::for_call;
+use splitdial_media::{AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats};
+use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
 use talker_agent::media::worker::{MediaWorker, worker_binary};
-use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats, RemoteConference,
-    RemoteSession,
-};
+use talker_agent::media::{RemoteConference, RemoteSession};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -41,9 +38,9 @@ async fn talking_pair(tone_a: f64, tone_b: f64) -> (RemoteSession, RemoteSession
     let (a, b) = (settings(tone_a), settings(tone_b));
     let a_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
-    let o = SdpSession::new(LOCALHOST).offer(&for_call(&a, &a_ports));
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(&a, &a_ports));
     let (ans, b_plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(&b, &b_ports))
+        .answer(&o, &LocalMedia::for_call(&b, &b_ports))
         .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     let sa = RemoteSession::start(&a_plan, &a, a_ports).await.unwrap();
@@ -58,9 +55,9 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     let (a, b) = (settings(520.0), settings(880.0));
     let a_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
-    let o = SdpSession::new(LOCALHOST).offer(&for_call(&a, &a_ports));
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(&a, &a_ports));
     let (ans, b_plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(&b, &b_ports))
+        .answer(&o, &LocalMedia::for_call(&b, &b_ports))
         .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     assert!(!MediaWorker::shared().is_running());
@@ -142,10 +139,10 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     let c_port = c_ports.audio_rtp;
     let watcher = PortWatcher::start(vec![a_port, a_port + 1, c_port, c_port + 1]);
     let (c_plan, c_ports) = {
-        let o = SdpSession::new(LOCALHOST).offer(&for_call(&c, &c_ports));
+        let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(&c, &c_ports));
         let d_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
         let (ans, _) = SdpSession::new(LOCALHOST)
-            .answer(&o, &for_call(&settings(800.0), &d_ports))
+            .answer(&o, &LocalMedia::for_call(&settings(800.0), &d_ports))
             .unwrap();
         (negotiated_from_answer(&o, &ans).unwrap(), c_ports)
     };

@@ -19,11 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
-use talker_agent::local_media::for_call;
-use talker_agent::media::{
+use splitdial_media::{
     AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource,
 };
+use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
 use talker_media::MediaSession;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -55,9 +54,9 @@ fn latency(lan: bool) -> Vec<f64> {
     b.audio_source = AudioSource::None;
     let a_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
-    let o = SdpSession::new(LOCALHOST).offer(&for_call(&a, &a_ports));
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(&a, &a_ports));
     let (ans, b_plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(&b, &b_ports))
+        .answer(&o, &LocalMedia::for_call(&b, &b_ports))
         .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     let receiver = MediaSession::start(&b_plan, &b, b_ports).unwrap();
@@ -144,7 +143,7 @@ fn peer() {
     let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
     let (ans, plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(&s, &ports))
+        .answer(&o, &LocalMedia::for_call(&s, &ports))
         .unwrap();
     let session = MediaSession::start(&plan, &s, ports).unwrap();
     println!("ANSWER {}", ans.replace("\r\n", "|"));
@@ -159,7 +158,7 @@ fn call_cost(setup: CallSetup) -> ((f64, f64), (f64, f64)) {
     let video = setup.video;
     let s = call_settings(setup);
     let ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
-    let o = SdpSession::new(LOCALHOST).offer(&for_call(&s, &ports));
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(&s, &ports));
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--peer")
         .env("MEDIA_BENCH_OFFER", o.replace("\r\n", "|"))

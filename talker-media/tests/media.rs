@@ -9,12 +9,11 @@ use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use splitdial_sip::sdp::{SdpSession, negotiated_from_answer};
-use talker_agent::local_media::for_call;
-use talker_agent::media::{
+use splitdial_media::{
     AllocatedPorts, AudioSink, AudioSource, Codec, Direction, MediaSettings, MediaStats,
     Negotiated, VideoSink, VideoSource,
 };
+use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
 use talker_media::{Conference, MediaSession};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -80,9 +79,9 @@ fn negotiate(
 ) -> (Negotiated, AllocatedPorts, Negotiated, AllocatedPorts) {
     let a_ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
     let b_ports = AllocatedPorts::reserve(LOCALHOST, video).unwrap();
-    let o = SdpSession::new(LOCALHOST).offer(&for_call(a, &a_ports));
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(a, &a_ports));
     let (ans, b_plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(b, &b_ports))
+        .answer(&o, &LocalMedia::for_call(b, &b_ports))
         .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     (a_plan, a_ports, b_plan, b_ports)
@@ -302,7 +301,7 @@ fn g711_call_with_a_baresip_style_offer_carries_tones() {
     // A plays a plain G.711 phone: its offer lists PCMU, PCMA and telephone-event only.
     let o = baresip_offer(a_ports.audio_rtp);
     let (ans, b_plan) = SdpSession::new(LOCALHOST)
-        .answer(&o, &for_call(&b, &b_ports))
+        .answer(&o, &LocalMedia::for_call(&b, &b_ports))
         .unwrap();
     let a_plan = negotiated_from_answer(&o, &ans).unwrap();
     assert_eq!(

@@ -5,9 +5,10 @@
 use sdp::description::media::MediaDescription;
 
 use super::error::SdpError;
+use super::local::LocalMedia;
 use super::parse::{Description, Section};
-use super::plan::{Codec, Direction, LocalMedia, Negotiated, StreamPlan};
 use super::write::{INACTIVE_PORT, add_attribute, add_codec, media_line, refused};
+use splitdial_media::{Codec, Direction, Negotiated, StreamPlan};
 
 /// Answers an offer for a call we accept: Opus if offered, else PCMU/PCMA (offerer's
 /// order), and VP8 video only when both sides do video; directions are the offer's

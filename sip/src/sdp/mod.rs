@@ -7,25 +7,27 @@
 //! * [`SdpSession`] (`session.rs`) is our side of one dialog: it writes every offer and
 //!   answer we send in it, with the `o=` line RFC 3264 §8 wants (one session id; the
 //!   version raised only when what we send changes).
-//! * [`LocalMedia`] says what we can carry (ports, directions); [`Negotiated`] is what an
-//!   exchange decided, stream by stream (`plan.rs`).
+//! * [`LocalMedia`] says what we can carry (ports, directions: `local.rs`); [`Negotiated`]
+//!   is what an exchange decided, stream by stream — the plan the media worker runs, defined
+//!   with the media contract (`splitdial_media::plan`) and re-exported here.
 //! * [`negotiated_from_answer`] and [`offers_active_media`] read a peer's SDP (`peer.rs`).
 //! * `offer.rs` and `answer.rs` decide the `m=` sections; `parse.rs` reads a body into
 //!   checked values (bad text is an [`SdpError`], never a panic); `write.rs` writes ours.
 
 mod answer;
 mod error;
+mod local;
 mod offer;
 mod parse;
 mod peer;
-mod plan;
 mod session;
 mod write;
 
 pub use error::SdpError;
+pub use local::{LocalMedia, LocalStream};
 pub use peer::{negotiated_from_answer, offers_active_media};
-pub use plan::{Codec, Direction, LocalMedia, LocalStream, Negotiated, StreamPlan};
 pub use session::SdpSession;
+pub use splitdial_media::{Codec, Direction, Negotiated, StreamPlan};
 
 /// Payload type used for Opus in our offers (dynamic, RFC 7587).
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;

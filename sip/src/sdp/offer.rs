@@ -2,9 +2,10 @@
 
 use sdp::description::media::MediaDescription;
 
-use super::plan::{Codec, Direction, LocalMedia};
+use super::local::LocalMedia;
 use super::write::{INACTIVE_PORT, add_attribute, add_codec, media_line};
 use super::{OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
+use splitdial_media::{Codec, Direction};
 
 /// A call's offer: `m=audio` with Opus/48000 (pt 111) first, then PCMU (0) and PCMA (8),
 /// `a=ptime:20`; `m=video` with VP8 (pt 96) when `local` has video. Each direction is what

@@ -9,7 +9,7 @@ use sdp::description::common::{Attribute, ConnectionInformation};
 use sdp::description::session::SessionDescription;
 
 use super::error::SdpError;
-use super::plan::{Codec, Direction};
+use splitdial_media::{Codec, Direction};
 
 /// Longest SDP body accepted (a SIP body is far smaller; this bounds parsing work).
 const MAX_SDP_LEN: usize = 64 * 1024;

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::error::SdpError;
 use super::parse::parse;
-use super::plan::{Codec, Direction, Negotiated, StreamPlan};
+use splitdial_media::{Codec, Direction, Negotiated, StreamPlan};
 
 /// The plan for the side that made `offer`, once `answer` arrived: codecs from the answer,
 /// the peer's addresses, and directions narrowed by both. An answer that does not fit the

@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use sdp::description::media::MediaDescription;
 
 use super::error::SdpError;
+use super::local::LocalMedia;
 use super::parse::parse;
-use super::plan::{LocalMedia, Negotiated};
 use super::write::{self, OriginLine};
 use super::{answer, offer};
+use splitdial_media::Negotiated;
 
 /// Our side of one dialog's offer/answer exchanges: it writes every offer and answer we
 /// send in that dialog, so their `o=` lines follow RFC 3264 §8. Create one per dialog

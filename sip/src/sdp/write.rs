@@ -8,7 +8,7 @@ use sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use sdp::description::session::{Origin, SessionDescription, TimeDescription};
 
 use super::parse::Section;
-use super::plan::Codec;
+use splitdial_media::Codec;
 
 /// The discard port put in `m=` lines of inactive streams that never carry media.
 pub(crate) const INACTIVE_PORT: u16 = 9;

@@ -18,7 +18,7 @@ use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_sip::call_token::{self, Action};
 use splitdial_sip::headers;
-use splitdial_sip::sdp::SdpSession;
+use splitdial_sip::sdp::{LocalMedia, SdpSession};
 use splitdial_sip::session_timer::{self, SessionExpires, UasTerms};
 use splitdial_sip::wire::has_tag;
 use std::net::IpAddr;
@@ -251,7 +251,7 @@ impl CallControl {
         });
 
         let (progress_tx, mut progress) = mpsc::unbounded_channel::<Progress>();
-        let hub = crate::media_glue::MediaHub::new(self.dialer.media.clone());
+        let hub = crate::media::hub::MediaHub::new(self.dialer.media.clone());
         let mut calls: Vec<referred_call::Handle> = Vec::new();
         let mut first_refer: Option<u32> = None;
         if let Some(target) = &dial_on_answer {
@@ -577,7 +577,7 @@ impl CallControl {
             let ports = media::AllocatedPorts::reserve(settings.local_ip, settings.video_capable())
                 .map_err(|e| (500u16, e.to_string()))?;
             let (answer, plan) = sdp
-                .answer(&offer, &crate::local_media::for_call(&settings, &ports))
+                .answer(&offer, &LocalMedia::for_call(&settings, &ports))
                 .map_err(|e| (e.sip_status(), e.to_string()))?;
             Ok::<_, (u16, String)>((answer, plan, ports))
         })
@@ -597,7 +597,7 @@ impl CallControl {
         }
         entry.set_state(CallState::Connected);
         let leg =
-            match crate::media_glue::start(&plan, &self.dialer.media, ports, entry.clone()).await {
+            match crate::media::hub::start(&plan, &self.dialer.media, ports, entry.clone()).await {
                 Ok(leg) => Some(leg),
                 Err(e) => {
                     warn!(error = %e, "no media; hanging up");
@@ -623,7 +623,7 @@ impl CallControl {
             }
         }
         if let Some(leg) = leg {
-            crate::media_glue::stop(leg).await;
+            crate::media::hub::stop(leg).await;
         }
         info!("incoming call ended");
     }

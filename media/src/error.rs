@@ -1,5 +1,6 @@
-//! Errors of the media module: device settings, and the media sessions that the media worker
-//! runs. (SDP's errors are `splitdial_sip::sdp::SdpError`.)
+//! Errors of the media contract: a source or sink string that cannot be understood, and why a
+//! media session could not start or run — in the worker (GStreamer, pipelines, passed sockets) or
+//! between the agent and the worker.
 
 use std::net::IpAddr;
 

@@ -1,13 +1,14 @@
-//! What an offer/answer exchange decides: the codec, payload type, peer addresses and
-//! direction of each stream ([`Negotiated`]), and what one side can carry before it
-//! starts ([`LocalMedia`]).
+//! The negotiated plan of a call leg: which codec each stream uses, in which direction, and
+//! where the peer listens. The agent's SDP offer/answer produces it; the media worker runs
+//! exactly what it says ([`crate::protocol::Operation::StartSession`]), so both sides read it
+//! the same way.
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// A codec splitdial can send and receive.
+/// A codec this talker can send and receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Codec {
     /// Opus at 48 kHz (RFC 7587), sent mono.
@@ -45,8 +46,9 @@ impl Codec {
         !matches!(self, Codec::Vp8)
     }
 
-    /// The value of this codec's `a=rtpmap` at payload type `pt`.
-    pub(crate) fn rtpmap(self, pt: u8) -> String {
+    /// The value of an `a=rtpmap` attribute for this codec at payload type `pt`
+    /// (`111 opus/48000/2`, `0 PCMU/8000`).
+    pub fn rtpmap(self, pt: u8) -> String {
         match self {
             Codec::Opus => format!("{pt} opus/48000/2"),
             Codec::Pcmu => format!("{pt} PCMU/8000"),
@@ -67,7 +69,7 @@ impl fmt::Display for Codec {
     }
 }
 
-/// Media direction of a stream (RFC 3264 §5.1), from this side's point of view.
+/// Media direction of a stream (RFC 3264 §5.1), from this talker's point of view in a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {
     /// Send and receive.
@@ -123,7 +125,7 @@ pub struct StreamPlan {
     pub remote_rtp: SocketAddr,
     /// The peer's RTCP address (`a=rtcp` or RTP port + 1).
     pub remote_rtcp: SocketAddr,
-    /// What this side does with the stream.
+    /// What this talker does with the stream.
     pub direction: Direction,
 }
 
@@ -144,23 +146,4 @@ impl Negotiated {
             .flatten()
             .any(|s| s.direction != Direction::Inactive)
     }
-}
-
-/// One medium this side can carry in a call: the RTP port it receives on (RTCP on the
-/// next one) and the directions its devices allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalStream {
-    /// The local RTP port written into the `m=` line (reserved before the SDP is written).
-    pub port: u16,
-    /// What this side can do: send when it has a source, receive when it has a sink.
-    pub direction: Direction,
-}
-
-/// What this side can carry in a call with media, as offers and answers need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalMedia {
-    /// Audio: always offered, and accepted when the peer offers a codec we know.
-    pub audio: LocalStream,
-    /// Video (VP8), when this side does video and ports were reserved for it.
-    pub video: Option<LocalStream>,
 }
