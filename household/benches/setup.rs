@@ -263,20 +263,18 @@ impl DirectCaller {
     async fn call(&self, home: &Household) -> SetUp {
         let mark = callee_log_len(home);
         let t0 = wall_clock();
-        let (progress, mut reports) = tokio::sync::mpsc::unbounded_channel();
-        let handle = self
-            .dialer
-            .clone()
-            .call(TARGET, None, progress, self.hub.clone());
+        let (progress, _reports) = tokio::sync::mpsc::unbounded_channel();
+        let hang_up = CancellationToken::new();
+        let call = tokio::spawn(self.dialer.clone().call(
+            TARGET.to_owned(),
+            None,
+            progress,
+            self.hub.clone(),
+            hang_up.clone(),
+        ));
         let set_up = tokio::task::block_in_place(|| wait_set_up(home, mark, t0));
-        handle.hang_up();
-        while let Ok(Some(report)) =
-            tokio::time::timeout(Duration::from_secs(10), reports.recv()).await
-        {
-            if handle.is_finished() && report.status >= 200 {
-                break;
-            }
-        }
+        hang_up.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
         tokio::task::block_in_place(|| home.wait_no_calls(CALLEE));
         set_up
     }

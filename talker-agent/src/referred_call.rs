@@ -1,26 +1,35 @@
-//! The call a talker places when its control leg is REFERred: with the device's
-//! own account and credentials on the target's server, its progress reported
-//! back (as NOTIFY sipfrag by the control leg), its media started on answer, and
-//! hung up (CANCEL or BYE) when the control leg ends.
+//! The call a talker places when its control leg asks for it (a REFER, or the party
+//! named in the control INVITE): with the device's own account and credentials on the
+//! target's server, its progress reported back (as NOTIFY sipfrag by the control leg),
+//! its media started on answer, and hung up (CANCEL or BYE) when the control leg asks.
+//!
+//! [`Dialer::call`] runs one call to its end and returns its [`Outcome`]; the control
+//! leg holds the calls in a `JoinSet`, so a call's end is an event it receives.
 
-use crate::calls::{CallKind, CallState, Calls};
+use crate::calls::{CallEntry, CallKind, CallState, Calls};
 use crate::media::hub::MediaHub;
-use crate::media::{self, AllocatedPorts, MediaSettings};
+use crate::media::{AllocatedPorts, MediaError, MediaSettings};
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::DialogState;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::sip::{Transport, Uri};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Response, Transport, Uri};
 use rsipstack::transport::SipAddr;
 use splitdial_sip::sdp::{self, LocalMedia, SdpSession};
 use splitdial_sip::tcp_flow::OutboundFlows;
 use splitdial_sip::uri_match::SipUri;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// How long a CANCEL may wait for its answer: one nobody answers must not hold the
+/// call open.
+const CANCEL_LIMIT: Duration = Duration::from_secs(5);
 
 /// One of the device's accounts, as the dialer uses it.
 #[derive(Debug, Clone)]
@@ -51,15 +60,24 @@ impl DialAccount {
     }
 }
 
-/// A progress report for the control leg to NOTIFY.
-#[derive(Debug, Clone)]
+/// A progress report of a call still under way, for the control leg to NOTIFY: 100 when
+/// dialling starts, 180/183 while the callee rings, 200 once it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// The sipfrag status: 100, 180/183, 200, or the failure code.
+    /// The sipfrag status.
     pub status: u16,
     /// The REFER's CSeq when it was not the first REFER (`Event: refer;id=`).
     pub event_id: Option<u32>,
-    /// The call was answered and has now ended (the callee hung up).
-    pub ended_after_answer: bool,
+}
+
+/// How a referred call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Never connected: the status to report (the callee's failure, 487 when hung up
+    /// while ringing, 4xx/5xx when the call could not be placed).
+    Failed(u16),
+    /// Connected, then ended (either side hung up).
+    Ended,
 }
 
 /// Places referred calls.
@@ -78,84 +96,41 @@ pub struct Dialer {
     pub calls: Calls,
 }
 
-/// A referred call in progress.
-pub struct Handle {
-    stop: CancellationToken,
-    finished: Arc<AtomicBool>,
+/// Where a referred call goes: the callee and the account that calls it.
+struct Route<'a> {
+    account: &'a DialAccount,
+    callee: Uri,
+    /// The callee as written in the Refer-To, without its angle brackets.
+    callee_text: String,
 }
 
-impl Handle {
-    /// Hangs up (CANCEL while ringing, BYE once answered).
-    pub fn hang_up(&self) {
-        self.stop.cancel();
-    }
-
-    /// Whether the call is over.
-    pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
-    }
+/// A referred call's INVITE in flight.
+struct Invitation {
+    dialog: InviteDialog,
+    invite: JoinHandle<InviteAsyncResult>,
+    states: DialogStateReceiver,
+    entry: Arc<CallEntry>,
 }
 
 impl Dialer {
-    /// Calls `refer_to` (a Refer-To value already checked against its token).
-    pub fn call(
+    /// Calls `refer_to` (a Refer-To value already checked against its token), reporting
+    /// its progress on `progress` (100 at once), until it ends by itself or `stop` is
+    /// cancelled (CANCEL while it rings, BYE once answered).
+    pub async fn call(
         self: Arc<Self>,
-        refer_to: &str,
+        refer_to: String,
         event_id: Option<u32>,
         progress: mpsc::UnboundedSender<Progress>,
         hub: Arc<MediaHub>,
-    ) -> Handle {
-        let stop = CancellationToken::new();
-        let finished = Arc::new(AtomicBool::new(false));
-        let handle = Handle {
-            stop: stop.clone(),
-            finished: finished.clone(),
-        };
-        let refer_to = refer_to.to_owned();
-        tokio::spawn(async move {
-            let report = |status: u16, ended_after_answer: bool| {
-                let _ = progress.send(Progress {
-                    status,
-                    event_id,
-                    ended_after_answer,
-                });
-            };
-            report(100, false);
-            let outcome = self.run(&refer_to, &stop, &report, &hub).await;
-            finished.store(true, Ordering::Release);
-            match outcome {
-                Outcome::Failed(status) => report(status, false),
-                Outcome::Ended => report(200, true),
-            }
-        });
-        handle
-    }
-
-    async fn run(
-        &self,
-        refer_to: &str,
-        stop: &CancellationToken,
-        report: &impl Fn(u16, bool),
-        hub: &MediaHub,
+        stop: CancellationToken,
     ) -> Outcome {
-        let Ok(target) = SipUri::parse(refer_to) else {
-            return Outcome::Failed(400);
+        let report = |status: u16| {
+            let _ = progress.send(Progress { status, event_id });
         };
-        let Some(account) = self
-            .accounts
-            .iter()
-            .find(|a| a.domain.eq_ignore_ascii_case(&target.host))
-        else {
-            warn!(%refer_to, "no account on the target's server");
-            return Outcome::Failed(404);
-        };
-        let inner = refer_to.trim();
-        let inner = inner
-            .strip_prefix('<')
-            .and_then(|s| s.split('>').next())
-            .unwrap_or(inner);
-        let Ok(callee) = Uri::try_from(inner) else {
-            return Outcome::Failed(400);
+        report(100);
+        let route = match self.route(&refer_to) {
+            Ok(route) => route,
+            Err(outcome) => return outcome,
         };
         let want_video = self.media.video_capable();
         let ports = match AllocatedPorts::reserve(self.media.local_ip, want_video) {
@@ -169,19 +144,90 @@ impl Dialer {
         let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let mut sdp = SdpSession::new(self.media.local_ip);
         let offer = sdp.offer(&LocalMedia::for_call(&self.media, &ports));
+        let mut invitation = match self.invite(&route, &offer).await {
+            Ok(invitation) => invitation,
+            Err(outcome) => return outcome,
+        };
+        let outcome = match ring(&mut invitation, &stop, &report).await {
+            Ok(answered) => {
+                report(200);
+                invitation.entry.set_state(CallState::Connected);
+                connected(&mut invitation, &offer, &answered, ports, &hub, &stop).await;
+                Outcome::Ended
+            }
+            Err(outcome) => outcome,
+        };
+        self.dialogs.remove_dialog(&invitation.dialog.id());
+        outcome
+    }
+
+    /// The account on the target's server, and the callee as a URI.
+    fn route(&self, refer_to: &str) -> Result<Route<'_>, Outcome> {
+        let target = SipUri::parse(refer_to).map_err(|_| Outcome::Failed(400))?;
+        let Some(account) = self
+            .accounts
+            .iter()
+            .find(|a| a.domain.eq_ignore_ascii_case(&target.host))
+        else {
+            warn!(%refer_to, "no account on the target's server");
+            return Err(Outcome::Failed(404));
+        };
+        let inner = refer_to.trim();
+        let inner = inner
+            .strip_prefix('<')
+            .and_then(|s| s.split('>').next())
+            .unwrap_or(inner);
+        let callee = Uri::try_from(inner).map_err(|_| Outcome::Failed(400))?;
+        Ok(Route {
+            account,
+            callee,
+            callee_text: inner.to_owned(),
+        })
+    }
+
+    /// Sends the INVITE with `offer`, with the account's own identity and credentials,
+    /// and registers the call (dialing).
+    async fn invite(&self, route: &Route<'_>, offer: &str) -> Result<Invitation, Outcome> {
+        let account = route.account;
+        let option = self.invite_option(route, offer)?;
+        if account.tcp {
+            self.flows.ensure(account.proxy).await;
+        }
+        let (state_tx, states) = self.dialogs.new_dialog_state_channel();
+        let entry = Arc::new(self.calls.add(
+            CallKind::Referred,
+            CallState::Dialing,
+            "",
+            &route.callee_text,
+            None,
+        ));
+        info!(callee = %route.callee_text, "referred call: sending INVITE");
+        match self.dialogs.do_invite_async(option, state_tx) {
+            Ok((dialog, invite)) => Ok(Invitation {
+                dialog,
+                invite,
+                states,
+                entry,
+            }),
+            Err(e) => {
+                warn!(error = %e, "cannot place the referred call");
+                Err(Outcome::Failed(500))
+            }
+        }
+    }
+
+    fn invite_option(&self, route: &Route<'_>, offer: &str) -> Result<InviteOption, Outcome> {
+        let account = route.account;
         let transport = if account.tcp { ";transport=tcp" } else { "" };
         let (Ok(caller), Ok(contact)) = (
             Uri::try_from(format!("sip:{}@{}", account.user, account.domain).as_str()),
             Uri::try_from(format!("sip:{}@{}{transport}", account.user, self.local).as_str()),
         ) else {
-            return Outcome::Failed(500);
+            return Err(Outcome::Failed(500));
         };
-        if account.tcp {
-            self.flows.ensure(account.proxy).await;
-        }
-        let option = InviteOption {
+        Ok(InviteOption {
             caller,
-            callee,
+            callee: route.callee.clone(),
             contact,
             destination: Some(SipAddr {
                 r#type: Some(if account.tcp {
@@ -192,7 +238,7 @@ impl Dialer {
                 addr: account.proxy.into(),
             }),
             content_type: Some("application/sdp".into()),
-            offer: Some(offer.clone().into_bytes()),
+            offer: Some(offer.as_bytes().to_vec()),
             credential: Some(Credential {
                 username: account.user.clone(),
                 password: account.password.clone(),
@@ -200,98 +246,86 @@ impl Dialer {
                 auth_username: None,
             }),
             ..Default::default()
-        };
-        let (state_tx, mut states) = self.dialogs.new_dialog_state_channel();
-        let entry =
-            Arc::new(
-                self.calls
-                    .add(CallKind::Referred, CallState::Dialing, "", inner, None),
-            );
-        info!(callee = %inner, "referred call: sending INVITE");
-        let (dialog, invite) = match self.dialogs.do_invite_async(option, state_tx) {
-            Ok(started) => started,
-            Err(e) => {
-                warn!(error = %e, "cannot place the referred call");
-                return Outcome::Failed(500);
-            }
-        };
-        let mut invite = invite;
-        // Ringing phase: provisional responses go up; the caller may give up.
-        let answered = loop {
-            tokio::select! {
-                result = &mut invite => {
-                    match result {
-                        Ok(Ok((_, Some(response)))) if response.status_code.code() < 300 => break response,
-                        Ok(Ok((_, Some(response)))) => return Outcome::Failed(response.status_code.code()),
-                        Ok(Ok((_, None))) => return Outcome::Failed(408),
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "referred INVITE failed");
-                            return Outcome::Failed(503);
-                        }
-                        Err(_) => return Outcome::Failed(500),
-                    }
-                }
-                state = states.recv() => {
-                    if let Some(DialogState::Early(_, response)) = state {
-                        let code = response.status_code.code();
-                        if (180..=183).contains(&code) {
-                            entry.set_state(CallState::Ringing);
-                            report(code, false);
-                        }
-                    }
-                }
-                () = stop.cancelled() => {
-                    info!("cancelling the referred call");
-                    // A CANCEL nobody answers must not hold the call open.
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dialog.hangup()).await;
-                    let _ = invite.await;
-                    return Outcome::Failed(487);
-                }
-            }
-        };
-        report(200, false);
-        entry.set_state(CallState::Connected);
-        let answer = String::from_utf8_lossy(&answered.body).into_owned();
-        let attached = match sdp::negotiated_from_answer(&offer, &answer) {
-            Ok(plan) => hub.attach(&plan, ports, entry.clone()).await,
-            Err(e) => Err(media::MediaError::Pipeline(e.to_string())),
-        };
-        match attached {
-            Ok(()) => {}
-            Err(e) => {
-                warn!(error = %e, "no media for the referred call; hanging up");
-                let _ = dialog.hangup().await;
-                return Outcome::Ended;
-            }
-        };
-        info!("referred call connected");
-        let id = dialog.id();
-        // Connected: until either side hangs up.
-        loop {
-            tokio::select! {
-                state = states.recv() => match state {
-                    Some(DialogState::Terminated(_, reason)) => {
-                        info!(?reason, "referred call ended");
-                        break;
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
-                () = stop.cancelled() => {
-                    let _ = dialog.hangup().await;
-                    break;
-                }
-            }
-        }
-        hub.detach(entry.id()).await;
-        self.dialogs.remove_dialog(&id);
-        Outcome::Ended
+        })
     }
 }
 
-enum Outcome {
-    /// Never connected: the status to report.
-    Failed(u16),
-    /// Connected, then ended.
-    Ended,
+/// The ringing phase: provisional responses are reported, the control leg may give up
+/// (CANCEL). The 2xx that answered it, or how the call ended without an answer.
+async fn ring(
+    invitation: &mut Invitation,
+    stop: &CancellationToken,
+    report: &impl Fn(u16),
+) -> Result<Response, Outcome> {
+    loop {
+        tokio::select! {
+            result = &mut invitation.invite => {
+                return match result {
+                    Ok(Ok((_, Some(response)))) if response.status_code.code() < 300 => Ok(response),
+                    Ok(Ok((_, Some(response)))) => Err(Outcome::Failed(response.status_code.code())),
+                    Ok(Ok((_, None))) => Err(Outcome::Failed(408)),
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "referred INVITE failed");
+                        Err(Outcome::Failed(503))
+                    }
+                    Err(_) => Err(Outcome::Failed(500)),
+                };
+            }
+            state = invitation.states.recv() => {
+                if let Some(DialogState::Early(_, response)) = state {
+                    let code = response.status_code.code();
+                    if (180..=183).contains(&code) {
+                        invitation.entry.set_state(CallState::Ringing);
+                        report(code);
+                    }
+                }
+            }
+            () = stop.cancelled() => {
+                info!("cancelling the referred call");
+                let _ = tokio::time::timeout(CANCEL_LIMIT, invitation.dialog.hangup()).await;
+                let _ = (&mut invitation.invite).await;
+                return Err(Outcome::Failed(487));
+            }
+        }
+    }
+}
+
+/// The answered call: its media joins the control leg's hub, and it runs until either
+/// side hangs up (a call whose media cannot start is hung up at once).
+async fn connected(
+    invitation: &mut Invitation,
+    offer: &str,
+    answered: &Response,
+    ports: AllocatedPorts,
+    hub: &MediaHub,
+    stop: &CancellationToken,
+) {
+    let answer = String::from_utf8_lossy(&answered.body);
+    let attached = match sdp::negotiated_from_answer(offer, &answer) {
+        Ok(plan) => hub.attach(&plan, ports, invitation.entry.clone()).await,
+        Err(e) => Err(MediaError::Pipeline(e.to_string())),
+    };
+    if let Err(e) = attached {
+        warn!(error = %e, "no media for the referred call; hanging up");
+        let _ = invitation.dialog.hangup().await;
+        return;
+    }
+    info!("referred call connected");
+    loop {
+        tokio::select! {
+            state = invitation.states.recv() => match state {
+                Some(DialogState::Terminated(_, reason)) => {
+                    info!(?reason, "referred call ended");
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            },
+            () = stop.cancelled() => {
+                let _ = invitation.dialog.hangup().await;
+                break;
+            }
+        }
+    }
+    hub.detach(invitation.entry.id()).await;
 }

@@ -1,0 +1,296 @@
+//! An INVITE without a token: an ordinary call under the answer policy. It is never
+//! auto-answered as a control leg: `auto` answers only a caller on the allow-list as
+//! asserted (P-Asserted-Identity) by one of our own servers, and `manual` rings until
+//! the owner answers through the status API. `reject` refuses with 486.
+
+use super::{CallControl, control_headers, reply};
+use crate::calls::{CallEntry, CallKind, CallState, OwnerAction};
+use crate::config::Policy;
+use crate::media::hub::{self, LegMedia};
+use crate::media::{AllocatedPorts, Negotiated};
+use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::StatusCode;
+use rsipstack::transaction::transaction::Transaction;
+use splitdial_sip::headers;
+use splitdial_sip::sdp::{LocalMedia, SdpSession};
+use splitdial_sip::uri_match::SipUri;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How long an ordinary call rings before we give up on it.
+const RING_LIMIT: Duration = Duration::from_secs(90);
+
+/// One ringing or answered ordinary call.
+struct OrdinaryCall {
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    actions: mpsc::UnboundedReceiver<OwnerAction>,
+    entry: Arc<CallEntry>,
+}
+
+/// Rings an ordinary call, answers it when the policy or the owner says so, and serves
+/// it until either side hangs up.
+pub(super) async fn ring_and_serve(control: Arc<CallControl>, mut tx: Transaction) {
+    if control.policy.policy == Policy::Reject {
+        // 486 rather than 603: another device of the account may answer.
+        reply(&mut tx, 486, "Busy Here").await;
+        return;
+    }
+    let auto = control.policy.policy == Policy::Auto && caller_allowed(&control, &tx);
+    let offer = tx.original.body.clone();
+    let Some(mut call) = ring(&control, tx, auto).await else {
+        return;
+    };
+    let id = call.dialog.id();
+    if wait_for_answer(&control, &mut call, auto).await
+        && let Some(media) = answer(&control, &call, &offer).await
+    {
+        serve(&mut call).await;
+        hub::stop(media).await;
+        info!("incoming call ended");
+    }
+    control.dialogs.remove_dialog(&id);
+}
+
+/// Creates the call's dialog, registers it (ringing, with owner actions) and sends 180.
+async fn ring(control: &CallControl, mut tx: Transaction, auto: bool) -> Option<OrdinaryCall> {
+    let call_id = headers::first(&tx.original.headers, "Call-ID").unwrap_or_default();
+    let peer = headers::first(&tx.original.headers, "From").unwrap_or_default();
+    let (state_tx, states) = control.dialogs.new_dialog_state_channel();
+    let dialog = match control.dialogs.get_or_create_server_invite(
+        &tx,
+        state_tx,
+        None,
+        Some(control.contact.clone()),
+    ) {
+        Ok(dialog) => dialog,
+        Err(e) => {
+            warn!(error = %e, "cannot create the dialog of an incoming call");
+            reply(&mut tx, 500, "Server Internal Error").await;
+            return None;
+        }
+    };
+    let (actions_tx, actions) = mpsc::unbounded_channel();
+    let entry = Arc::new(control.calls.add(
+        CallKind::Incoming,
+        CallState::Ringing,
+        call_id,
+        peer,
+        Some(actions_tx),
+    ));
+    let _ = dialog.ringing(None, None);
+    info!(%call_id, %peer, auto, "incoming call ringing");
+    let mut invite_dialog = Dialog::Invite(dialog.clone());
+    tokio::spawn(async move {
+        let _ = invite_dialog.handle(&mut tx).await;
+    });
+    Some(OrdinaryCall {
+        dialog,
+        states,
+        actions,
+        entry,
+    })
+}
+
+/// While it rings: `true` once it is to be answered (after `after_seconds` under `auto`,
+/// or the owner's answer); `false` when the owner declines, the caller gives up or
+/// [`RING_LIMIT`] passes (each refused as it should be).
+async fn wait_for_answer(control: &CallControl, call: &mut OrdinaryCall, auto: bool) -> bool {
+    let after = Duration::from_secs(u64::from(control.policy.after_seconds));
+    let auto_answer = async {
+        if auto {
+            tokio::time::sleep(after).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(auto_answer);
+    let ring_limit = tokio::time::sleep(RING_LIMIT);
+    tokio::pin!(ring_limit);
+    loop {
+        tokio::select! {
+            () = &mut auto_answer => return true,
+            action = call.actions.recv() => match action {
+                Some(OwnerAction::Answer) => return true,
+                Some(OwnerAction::Decline | OwnerAction::Hangup) | None => {
+                    let _ = call.dialog.reject(Some(StatusCode::Decline), None);
+                    return false;
+                }
+            },
+            state = call.states.recv() => {
+                if matches!(state, Some(DialogState::Terminated(..)) | None) {
+                    info!("caller gave up");
+                    return false;
+                }
+            }
+            () = &mut ring_limit => {
+                let _ = call.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                return false;
+            }
+        }
+    }
+}
+
+/// Answers the call's `offer` with our media and starts it; `None` when it could not be
+/// answered (rejected with the fitting status) or its media did not start (hung up).
+async fn answer(control: &CallControl, call: &OrdinaryCall, offer: &[u8]) -> Option<LegMedia> {
+    // GStreamer starts in the worker while the answer goes out.
+    let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
+    let (answer, plan, ports) = match negotiate(control, offer).await {
+        Ok(negotiated) => negotiated,
+        Err((status, why)) => {
+            warn!(%why, "cannot answer the offer");
+            let _ = call.dialog.reject(Some(StatusCode::from(status)), None);
+            return None;
+        }
+    };
+    if let Err(e) = call
+        .dialog
+        .accept(Some(control_headers()), Some(answer.into_bytes()))
+    {
+        warn!(error = %e, "cannot answer");
+        return None;
+    }
+    call.entry.set_state(CallState::Connected);
+    match hub::start(&plan, &control.dialer.media, ports, call.entry.clone()).await {
+        Ok(media) => Some(media),
+        Err(e) => {
+            warn!(error = %e, "no media; hanging up");
+            let _ = call.dialog.hangup().await;
+            info!("incoming call ended");
+            None
+        }
+    }
+}
+
+/// Reserves the call's ports and writes our answer (the dialog's first SDP); the status
+/// and why when the offer cannot be answered.
+async fn negotiate(
+    control: &CallControl,
+    offer: &[u8],
+) -> Result<(String, Negotiated, AllocatedPorts), (u16, String)> {
+    let settings = control.dialer.media.clone();
+    let offer = String::from_utf8_lossy(offer).into_owned();
+    let mut sdp = SdpSession::new(settings.local_ip);
+    tokio::task::spawn_blocking(move || {
+        let ports = AllocatedPorts::reserve(settings.local_ip, settings.video_capable())
+            .map_err(|e| (500u16, e.to_string()))?;
+        let (answer, plan) = sdp
+            .answer(&offer, &LocalMedia::for_call(&settings, &ports))
+            .map_err(|e| (e.sip_status(), e.to_string()))?;
+        Ok((answer, plan, ports))
+    })
+    .await
+    .unwrap_or_else(|e| Err((500, e.to_string())))
+}
+
+/// The answered call, until the caller hangs up or the owner does.
+async fn serve(call: &mut OrdinaryCall) {
+    loop {
+        tokio::select! {
+            state = call.states.recv() => {
+                if matches!(state, Some(DialogState::Terminated(..)) | None) {
+                    return;
+                }
+            }
+            action = call.actions.recv() => {
+                if matches!(action, Some(OwnerAction::Hangup) | None) {
+                    let _ = call.dialog.hangup().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the caller is on the allow-list, as asserted by one of our own
+/// servers (the request must come from an account's proxy address).
+fn caller_allowed(control: &CallControl, tx: &Transaction) -> bool {
+    let from_our_server = tx.connection.as_ref().is_some_and(|c| {
+        c.get_remote_addr()
+            .and_then(|a| a.get_socketaddr().ok())
+            .is_some_and(|source| {
+                let proxies = control.dialer.accounts.iter().map(|a| a.proxy);
+                sent_by_a_proxy(c.transport(), source, proxies)
+            })
+    });
+    let asserted = headers::first(&tx.original.headers, "P-Asserted-Identity")
+        .and_then(|v| SipUri::parse(v).ok());
+    let Some(asserted) = asserted.filter(|_| from_our_server) else {
+        debug!(
+            from_our_server,
+            asserted = headers::first(&tx.original.headers, "P-Asserted-Identity"),
+            "caller not asserted by one of our servers: no auto-answer"
+        );
+        return false;
+    };
+    let allowed = control
+        .policy
+        .allow
+        .iter()
+        .any(|allowed| SipUri::parse(allowed).is_ok_and(|a| a.equivalent(&asserted)));
+    if !allowed {
+        debug!(asserted = ?asserted, "caller not on the allow-list: no auto-answer");
+    }
+    allowed
+}
+
+/// Whether a request arriving from `source` over `transport` was sent by one
+/// of `proxies`. Over UDP a server sends from its listening address; over TCP
+/// it may open a new connection from an ephemeral port (RFC 3261 §18.1.1: a
+/// request too big for UDP goes over TCP even toward a UDP contact), so only
+/// the host must match.
+fn sent_by_a_proxy(
+    transport: rsipstack::sip::Transport,
+    source: std::net::SocketAddr,
+    mut proxies: impl Iterator<Item = std::net::SocketAddr>,
+) -> bool {
+    match transport {
+        rsipstack::sip::Transport::Udp => proxies.any(|proxy| proxy == source),
+        _ => proxies.any(|proxy| proxy.ip() == source.ip()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sent_by_a_proxy;
+    use rsipstack::sip::Transport;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn udp_must_come_from_the_proxy_address_and_tcp_from_its_host() {
+        let proxies = || [addr("10.0.0.1:5060"), addr("10.0.0.2:5061")].into_iter();
+        assert!(sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.1:5060"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.1:40000"),
+            proxies()
+        ));
+        assert!(sent_by_a_proxy(
+            Transport::Tcp,
+            addr("10.0.0.2:40000"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Tcp,
+            addr("10.0.0.9:5060"),
+            proxies()
+        ));
+        assert!(!sent_by_a_proxy(
+            Transport::Udp,
+            addr("10.0.0.9:5060"),
+            proxies()
+        ));
+    }
+}
