@@ -6,6 +6,7 @@ use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
 
 use sdp::description::common::{Attribute, ConnectionInformation};
+use sdp::description::media::MediaDescription;
 use sdp::description::session::SessionDescription;
 
 use super::error::SdpError;
@@ -231,54 +232,7 @@ pub(crate) fn parse(text: &str) -> Result<Description, SdpError> {
     let session_direction = parse_direction(|a| has_attribute(&msg.attributes, a));
     let mut sections = Vec::new();
     for (index, media) in msg.media_descriptions.iter().enumerate() {
-        let name = &media.media_name;
-        let kind = Some(name.media.as_str())
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| malformed("m= line without a media type"))?
-            .to_owned();
-        let port = u16::try_from(name.port.value)
-            .map_err(|_| malformed(format!("m={kind} port {} out of range", name.port.value)))?;
-        let proto = protos
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| name.protos.join("/"));
-        if proto.is_empty() {
-            return Err(malformed(format!("m={kind} without a transport protocol")));
-        }
-        let formats: Vec<String> = name
-            .formats
-            .iter()
-            .filter(|f| !f.trim().is_empty())
-            .cloned()
-            .collect();
-        if formats.is_empty() {
-            return Err(malformed(format!("m={kind} lists no formats")));
-        }
-        let rtpmaps = media
-            .attributes
-            .iter()
-            .filter(|a| a.key == "rtpmap")
-            .filter_map(|a| a.value.as_deref().and_then(parse_rtpmap))
-            .collect();
-        let direction = parse_direction(|a| has_attribute(&media.attributes, a))
-            .or(session_direction)
-            .unwrap_or(Direction::SendRecv);
-        let media_address = connection_ip(media.connection_information.as_ref())?;
-        let rtcp = match media.attribute("rtcp") {
-            Some(Some(v)) => Some(parse_rtcp(v)?),
-            Some(None) => return Err(malformed("a=rtcp without a port")),
-            None => None,
-        };
-        let section = Section {
-            kind,
-            port,
-            proto,
-            formats,
-            rtpmaps,
-            direction,
-            address: media_address,
-            rtcp,
-        };
+        let section = read_section(media, protos.get(index), session_direction)?;
         if section.port != 0 && section.is_rtp_avp() && section.address.or(address).is_none() {
             return Err(malformed(format!("m={} has no c= line", section.kind)));
         }
@@ -288,6 +242,59 @@ pub(crate) fn parse(text: &str) -> Result<Description, SdpError> {
         return Err(malformed("no m= line"));
     }
     Ok(Description { address, sections })
+}
+
+/// Reads one `m=` section; `proto` is its transport as written (see [`protos_apart`]),
+/// `session_direction` the session-level direction attribute, if any.
+fn read_section(
+    media: &MediaDescription,
+    proto: Option<&String>,
+    session_direction: Option<Direction>,
+) -> Result<Section, SdpError> {
+    let name = &media.media_name;
+    let kind = Some(name.media.as_str())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| malformed("m= line without a media type"))?
+        .to_owned();
+    let port = u16::try_from(name.port.value)
+        .map_err(|_| malformed(format!("m={kind} port {} out of range", name.port.value)))?;
+    let proto = proto.cloned().unwrap_or_else(|| name.protos.join("/"));
+    if proto.is_empty() {
+        return Err(malformed(format!("m={kind} without a transport protocol")));
+    }
+    let formats: Vec<String> = name
+        .formats
+        .iter()
+        .filter(|f| !f.trim().is_empty())
+        .cloned()
+        .collect();
+    if formats.is_empty() {
+        return Err(malformed(format!("m={kind} lists no formats")));
+    }
+    let rtpmaps = media
+        .attributes
+        .iter()
+        .filter(|a| a.key == "rtpmap")
+        .filter_map(|a| a.value.as_deref().and_then(parse_rtpmap))
+        .collect();
+    let direction = parse_direction(|a| has_attribute(&media.attributes, a))
+        .or(session_direction)
+        .unwrap_or(Direction::SendRecv);
+    let rtcp = match media.attribute("rtcp") {
+        Some(Some(v)) => Some(parse_rtcp(v)?),
+        Some(None) => return Err(malformed("a=rtcp without a port")),
+        None => None,
+    };
+    Ok(Section {
+        kind,
+        port,
+        proto,
+        formats,
+        rtpmaps,
+        direction,
+        address: connection_ip(media.connection_information.as_ref())?,
+        rtcp,
+    })
 }
 
 /// The address of a `c=` line, if there is one with an address.
