@@ -92,89 +92,55 @@ impl From<TalkerId> for String {
     }
 }
 
-/// Defines a small enum of TXT words with `as_str`, `FromStr`, `Display` and serde as those words.
-macro_rules! txt_words {
-    ($(#[$meta:meta])* $name:ident, $field:literal, { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $word)] $variant),+
-        }
+pub use splitdial_api::{Media, TalkerKind, TalkerState};
 
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The word used in the TXT record.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word),+ }
-            }
+/// A `kind=` or `state=` word that is not one of its set.
+impl From<splitdial_api::UnknownWord> for AdError {
+    fn from(e: splitdial_api::UnknownWord) -> Self {
+        AdError::BadWord {
+            field: e.field,
+            value: e.word,
+            expected: e.expected,
         }
-
-        impl FromStr for $name {
-            type Err = AdError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($word => Ok($name::$variant),)+
-                    _ => Err(AdError::BadWord {
-                        field: $field,
-                        value: s.to_owned(),
-                        expected: concat!($($word, " "),+),
-                    }),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
+    }
 }
 
-txt_words!(
-    /// What kind of device the talker is.
-    TalkerKind, "kind", {
-        /// A television.
-        Tv = "tv",
-        /// A desktop or laptop computer.
-        Pc = "pc",
-        /// A phone.
-        Phone = "phone",
-        /// A tablet.
-        Tablet = "tablet",
-        /// A speaker (audio only, typically).
-        Speaker = "speaker",
-        /// Anything else.
-        Other = "other",
+/// The `media=` word of the TXT record: `audio`, or `audio,video` for
+/// [`Media::Video`] (DNS-SD lists what a talker carries; the API names the
+/// richest).
+pub fn media_word(media: Media) -> &'static str {
+    match media {
+        Media::Audio => "audio",
+        Media::Video => "audio,video",
     }
-);
+}
 
-txt_words!(
-    /// Which media the talker can carry.
-    Media, "media", {
-        /// Voice only.
-        Audio = "audio",
-        /// Voice and video.
-        AudioVideo = "audio,video",
+/// Reads a `media=` word: `audio` or `audio,video`.
+pub fn parse_media_word(word: &str) -> Result<Media, AdError> {
+    match word {
+        "audio" => Ok(Media::Audio),
+        "audio,video" => Ok(Media::Video),
+        _ => Err(AdError::BadWord {
+            field: "media",
+            value: word.to_owned(),
+            expected: "audio audio,video",
+        }),
     }
-);
+}
 
-txt_words!(
-    /// Whether the talker is free to take a call.
-    TalkerState, "state", {
-        /// Free.
-        Idle = "idle",
-        /// In a call.
-        Busy = "busy",
+/// Serde of a [`Media`] as its TXT word (`discovery-browse` prints
+/// advertisements with the words the record carries).
+mod media_as_txt_word {
+    use super::{Media, media_word, parse_media_word};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(media: &Media, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(media_word(*media))
     }
-);
 
-impl Media {
-    /// Whether video is included.
-    pub fn has_video(self) -> bool {
-        self == Media::AudioVideo
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Media, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        parse_media_word(&word).map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,7 +186,8 @@ pub struct TalkerAd {
     pub instance: String,
     /// Device kind.
     pub kind: TalkerKind,
-    /// Media it can carry.
+    /// Media it can carry (`media=audio` or `audio,video`).
+    #[serde(with = "media_as_txt_word")]
     pub media: Media,
     /// SIP server domains it has accounts on (may be left out of the TXT record when
     /// it would not fit; the matcher's registry is authoritative).
@@ -281,9 +248,16 @@ mod tests {
         for k in TalkerKind::ALL {
             assert_eq!(k.as_str().parse::<TalkerKind>().unwrap(), *k);
         }
-        assert_eq!("audio,video".parse::<Media>().unwrap(), Media::AudioVideo);
-        assert!("video".parse::<Media>().is_err());
-        assert!("Idle".parse::<TalkerState>().is_err());
+        assert_eq!(parse_media_word("audio,video").unwrap(), Media::Video);
+        assert_eq!(
+            parse_media_word(media_word(Media::Audio)).unwrap(),
+            Media::Audio
+        );
+        assert!(parse_media_word("video").is_err());
+        assert!(matches!(
+            "Idle".parse::<TalkerState>().map_err(AdError::from),
+            Err(AdError::BadWord { field: "state", .. })
+        ));
     }
 
     #[test]

@@ -354,7 +354,7 @@ mod tests {
             id: TalkerId::new("Tv_1.home").unwrap(),
             instance: "Living room TV".into(),
             kind: TalkerKind::Tv,
-            media: Media::AudioVideo,
+            media: Media::Video,
             servers: vec!["pbx.example.com".into()],
             state: TalkerState::Idle,
             addresses: vec![],

@@ -7,7 +7,10 @@
 //! repairs a record (and says what it repaired, see [`Repair`]) or rejects it with
 //! a [`TxtError`] naming the reason.
 
-use crate::ad::{AdError, Media, TalkerAd, TalkerId, TalkerKind, TalkerState, check_server};
+use crate::ad::{
+    AdError, Media, TalkerAd, TalkerId, TalkerKind, TalkerState, check_server, media_word,
+    parse_media_word,
+};
 use std::collections::HashSet;
 use std::fmt;
 
@@ -174,7 +177,7 @@ pub fn encode(txt: &TalkerTxt, revision: u32) -> Result<Vec<TxtEntry>, TxtError>
         TxtEntry::new("txtvers", TXTVERS),
         TxtEntry::new("id", txt.id.as_str()),
         TxtEntry::new("kind", txt.kind.as_str()),
-        TxtEntry::new("media", txt.media.as_str()),
+        TxtEntry::new("media", media_word(txt.media)),
         TxtEntry::new("state", txt.state.as_str()),
     ];
     if revision > 0 {
@@ -355,8 +358,10 @@ fn decode_fitting(entries: &[TxtEntry]) -> Result<Decoded, TxtError> {
         repairs.push(Repair::UnknownKind(kind_word.to_owned()));
         TalkerKind::Other
     });
-    let media: Media = text(Known::Media, "media")?.parse()?;
-    let state: TalkerState = text(Known::State, "state")?.parse()?;
+    let media: Media = parse_media_word(text(Known::Media, "media")?)?;
+    let state: TalkerState = text(Known::State, "state")?
+        .parse()
+        .map_err(AdError::from)?;
 
     let mut servers = Vec::new();
     if let Some((_, _, value)) = lookup(Known::Servers) {
@@ -406,7 +411,7 @@ mod tests {
         TalkerTxt {
             id: TalkerId::new("tv-1").unwrap(),
             kind: TalkerKind::Tv,
-            media: Media::AudioVideo,
+            media: Media::Video,
             state: TalkerState::Idle,
             servers: vec!["pbx.example.com".into(), "family.example.net".into()],
         }

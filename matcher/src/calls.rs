@@ -9,8 +9,8 @@ use crate::controller::{
 };
 use crate::registry::{Media, TalkerSoftware, Transport};
 use crate::route::Route;
-use crate::storage::{CallEvent, CallRecord, FINAL_STATES, StorageError, Store};
-use serde_json::json;
+use crate::storage::{CallEvent, CallRecord, StorageError, Store};
+use splitdial_api::{CallState, EventDetail, PartyState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -92,12 +92,16 @@ impl CallService {
         let instance = instance.into();
         for call in store.unfinished_calls(&instance).await? {
             tracing::warn!(call, "call was live when the matcher stopped: lost control");
+            let detail = EventDetail {
+                reason: Some("matcher_restarted".into()),
+                ..EventDetail::default()
+            };
             store
                 .append_call_event(
                     &call,
-                    "lost_control",
+                    CallState::LostControl,
                     Some("matcher_restarted"),
-                    &json!({"reason": "matcher_restarted"}).to_string(),
+                    &detail_json(&detail),
                 )
                 .await?;
         }
@@ -148,8 +152,8 @@ impl CallService {
             caller,
             contact_id,
             route: route_json,
-            media: media.as_str().to_owned(),
-            state: "matching".into(),
+            media,
+            state: CallState::Matching,
             reason: None,
             owner_instance: self.inner.instance.clone(),
             created_at: crate::storage::now_secs(),
@@ -198,13 +202,13 @@ impl CallService {
             }
             (Err(error), stored) => {
                 stored?;
-                self.record(
-                    &id,
-                    "ended",
-                    Some("error"),
-                    json!({"reason": "error", "message": error.to_string()}),
-                )
-                .await?;
+                let detail = EventDetail {
+                    reason: Some("error".into()),
+                    message: Some(error.to_string()),
+                    ..EventDetail::default()
+                };
+                self.record(&id, CallState::Ended, Some("error"), detail)
+                    .await?;
                 return Err(error.into());
             }
         };
@@ -234,10 +238,15 @@ impl CallService {
             }
             // A controller that vanished without a final event lost the call.
             if let Ok(Some(record)) = service.inner.store.call(&call).await
-                && !FINAL_STATES.contains(&record.state.as_str())
+                && !record.state.is_final()
             {
                 let _ = service
-                    .record(&call, "lost_control", Some("controller_gone"), json!({}))
+                    .record(
+                        &call,
+                        CallState::LostControl,
+                        Some("controller_gone"),
+                        EventDetail::default(),
+                    )
                     .await;
             }
         });
@@ -249,70 +258,93 @@ impl CallService {
     /// Stores a new call and its first event, `matching` on `server`.
     async fn store_new_call(&self, record: &CallRecord, server: &str) -> Result<(), CallError> {
         self.inner.store.insert_call(record).await?;
-        self.record(&record.id, "matching", None, json!({"server": server}))
+        let detail = EventDetail {
+            server: Some(server.to_owned()),
+            ..EventDetail::default()
+        };
+        self.record(&record.id, CallState::Matching, None, detail)
             .await
     }
 
     async fn on_event(&self, call: &str, event: ControllerEvent) -> Result<(), CallError> {
+        let party = |party: PartyId| EventDetail {
+            party: Some(party.0),
+            ..EventDetail::default()
+        };
         let (state, reason, detail) = match event {
-            ControllerEvent::DialingTalker => ("dialing_talker", None, json!({})),
-            ControllerEvent::TalkerAnswered => ("talker_answered", None, json!({})),
-            ControllerEvent::CalleeRinging { party } => {
-                ("callee_ringing", None, json!({"party": party.0}))
+            ControllerEvent::DialingTalker => {
+                (CallState::DialingTalker, None, EventDetail::default())
             }
-            ControllerEvent::Connected { party } => ("connected", None, json!({"party": party.0})),
+            ControllerEvent::TalkerAnswered => {
+                (CallState::TalkerAnswered, None, EventDetail::default())
+            }
+            ControllerEvent::CalleeRinging { party: id } => {
+                (CallState::CalleeRinging, None, party(id))
+            }
+            ControllerEvent::Connected { party: id } => (CallState::Connected, None, party(id)),
             // A party change that does not move the call repeats its state.
-            ControllerEvent::PartyFailed { party, code } => {
+            ControllerEvent::PartyFailed { party: id, code } => {
                 let state = self.current_state(call).await?;
-                let detail = json!({"party": party.0, "party_state": "failed", "sip_code": code});
-                return self.record(call, &state, None, detail).await;
+                let detail = EventDetail {
+                    party_state: Some(PartyState::Failed),
+                    sip_code: Some(code),
+                    ..party(id)
+                };
+                return self.record(call, state, None, detail).await;
             }
-            ControllerEvent::PartyEnded { party } => {
+            ControllerEvent::PartyEnded { party: id } => {
                 let state = self.current_state(call).await?;
-                let detail = json!({"party": party.0, "party_state": "ended"});
-                return self.record(call, &state, None, detail).await;
+                let detail = EventDetail {
+                    party_state: Some(PartyState::Ended),
+                    ..party(id)
+                };
+                return self.record(call, state, None, detail).await;
             }
-            ControllerEvent::HandedOff => ("handed_off", None, json!({})),
+            ControllerEvent::HandedOff => (CallState::HandedOff, None, EventDetail::default()),
             ControllerEvent::LostControl => (
-                "lost_control",
+                CallState::LostControl,
                 Some("control_leg_lost"),
-                json!({"reason": "control_leg_lost"}),
+                EventDetail {
+                    reason: Some("control_leg_lost".into()),
+                    ..EventDetail::default()
+                },
             ),
             ControllerEvent::Ended { reason } => {
                 let code = reason.code();
-                let mut detail = json!({"reason": code});
-                if let Some(sip) = reason.sip_code() {
-                    detail["sip_code"] = json!(sip);
-                }
-                ("ended", Some(code), detail)
+                let detail = EventDetail {
+                    reason: Some(code.to_owned()),
+                    sip_code: reason.sip_code(),
+                    ..EventDetail::default()
+                };
+                (CallState::Ended, Some(code), detail)
             }
         };
         self.record(call, state, reason, detail).await
     }
 
-    async fn current_state(&self, call: &str) -> Result<String, CallError> {
+    async fn current_state(&self, call: &str) -> Result<CallState, CallError> {
         Ok(self
             .inner
             .store
             .call(call)
             .await?
-            .map(|c| c.state)
-            .unwrap_or_else(|| "connected".into()))
+            .map_or(CallState::Connected, |c| c.state))
     }
 
     async fn record(
         &self,
         call: &str,
-        state: &str,
+        state: CallState,
         reason: Option<&str>,
-        detail: serde_json::Value,
+        detail: EventDetail,
     ) -> Result<(), CallError> {
+        let detail = detail_json(&detail);
         let event = self
             .inner
             .store
-            .append_call_event(call, state, reason, &detail.to_string())
+            .append_call_event(call, state, reason, &detail)
             .await?;
-        tracing::info!(call, state, seq = event.seq, %detail, "call event");
+        tracing::info!(call, state = state.as_str(), seq = event.seq, %detail, "call event");
         // No subscriber is fine: the event is stored.
         let _ = self.inner.events.send(event);
         Ok(())
@@ -368,6 +400,11 @@ impl CallService {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// An event's detail as stored (JSON text; the event stream sends it as is).
+fn detail_json(detail: &EventDetail) -> String {
+    serde_json::to_string(detail).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// A new call id: `c_` and 16 random bytes, hex.

@@ -184,8 +184,8 @@ pub enum TalkerCommand {
         #[arg(long)]
         name: Option<String>,
         /// Device kind.
-        #[arg(long, default_value = "phone", value_parser = ["tv", "pc", "phone", "tablet", "speaker", "other"])]
-        kind: String,
+        #[arg(long, value_enum, default_value_t = TalkerKind::Phone)]
+        kind: TalkerKind,
         /// It carries video as well as audio.
         #[arg(long)]
         video: bool,
@@ -362,8 +362,8 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
                 name: name.unwrap_or_else(|| id.clone()),
                 id,
                 owner: owner.id,
-                kind: TalkerKind::parse(&kind).unwrap_or(TalkerKind::Phone),
-                media: if video { Media::Video } else { Media::Audio },
+                kind,
+                media: Media::with_video(video),
                 accounts: new_accounts,
             };
             let talker = store.add_sip_phone(&phone).await?;

@@ -1,9 +1,11 @@
 //! The registry's vocabulary: users, their talkers, each talker's SIP accounts,
 //! the SIP servers those accounts live on, and contacts. Plain data shared by
-//! storage, route ranking, the HTTP API and the call controller.
+//! storage, route ranking, the HTTP API and the call controller. The words a
+//! talker is described by (kind, media, software) are the wire contract's,
+//! from `splitdial-api`.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+pub use splitdial_api::{Media, TalkerKind, TalkerSoftware};
 
 /// A user's numeric id in the registry (stable, never reused).
 pub type UserId = i64;
@@ -17,125 +19,6 @@ pub struct User {
     pub name: String,
     /// Name shown to others (`Alice Example`).
     pub display_name: String,
-}
-
-/// What sort of device a talker is; mirrors the DNS-SD `kind` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TalkerKind {
-    /// A television.
-    Tv,
-    /// A desktop or laptop computer.
-    Pc,
-    /// A phone.
-    Phone,
-    /// A tablet.
-    Tablet,
-    /// A smart speaker (audio only).
-    Speaker,
-    /// Anything else.
-    Other,
-}
-
-impl TalkerKind {
-    /// The lower-case word used in JSON, the database and DNS-SD.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tv => "tv",
-            Self::Pc => "pc",
-            Self::Phone => "phone",
-            Self::Tablet => "tablet",
-            Self::Speaker => "speaker",
-            Self::Other => "other",
-        }
-    }
-
-    /// Parses the lower-case word; `None` for anything else.
-    pub fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "tv" => Self::Tv,
-            "pc" => Self::Pc,
-            "phone" => Self::Phone,
-            "tablet" => Self::Tablet,
-            "speaker" => Self::Speaker,
-            "other" => Self::Other,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for TalkerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What runs on a talker: splitdial's agent, or a third-party SIP phone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TalkerSoftware {
-    /// An enrolled `talker-agent`: it has a key, sends heartbeats, proves itself
-    /// to the dialer and keeps the control leg until every call is over.
-    #[default]
-    Agent,
-    /// A SIP phone an admin added (`matcher talker add`): no key and no
-    /// heartbeats (OPTIONS probes through its server stand in for them), and it
-    /// carries a call as a blind transfer (RFC 5589), after which the
-    /// controller lets go of it: the call is handed off.
-    SipPhone,
-}
-
-impl TalkerSoftware {
-    /// The word used in JSON and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agent => "agent",
-            Self::SipPhone => "sip_phone",
-        }
-    }
-
-    /// Parses the word; `None` for anything else.
-    pub fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "agent" => Self::Agent,
-            "sip_phone" => Self::SipPhone,
-            _ => return None,
-        })
-    }
-}
-
-/// The media a talker can carry, or a call asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Media {
-    /// Voice only.
-    Audio,
-    /// Voice and video.
-    Video,
-}
-
-impl Media {
-    /// `audio` or `video`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Audio => "audio",
-            Self::Video => "video",
-        }
-    }
-
-    /// Parses `audio` / `video`; `None` for anything else.
-    pub fn parse(word: &str) -> Option<Self> {
-        match word {
-            "audio" => Some(Self::Audio),
-            "video" => Some(Self::Video),
-            _ => None,
-        }
-    }
-
-    /// Whether a talker with these capabilities can carry `wanted`.
-    pub fn covers(self, wanted: Media) -> bool {
-        self >= wanted
-    }
 }
 
 /// A device that carries calls, enrolled by its owner.

@@ -5,21 +5,14 @@
 use crate::storage::{StorageError, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
 use splitdial_sip::call_token::{Issuer, key_id};
 use std::sync::Arc;
 
 /// How long a retired key stays published, so pinned sets roll over.
 pub const KEY_OVERLAP_SECS: i64 = 24 * 3600;
 
-/// A public key as talkers receive it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PublishedKey {
-    /// Key id.
-    pub kid: String,
-    /// Ed25519 public key, standard base64.
-    pub public_key: String,
-}
+/// A public key as talkers receive it: the contract's key entry.
+pub use splitdial_api::MatcherKey as PublishedKey;
 
 /// The signing side: the issuer of new tokens and the published key set.
 #[derive(Clone)]

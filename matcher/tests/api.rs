@@ -9,11 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use matcher::api::ApiSettings;
 use matcher::auth::{SecretKind, new_secret, secret_hash};
 use matcher::calls::CallTimeouts;
-use matcher::registry::{ContactTarget, ControllerTrust, Server, Transport};
+use matcher::registry::{ContactTarget, ControllerTrust, Media, Server, Transport};
 use matcher::server::{MatcherConfig, RunningMatcher};
 use matcher::storage::{CallRecord, Store, TokenSelector};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use splitdial_api::CallState;
 use std::time::Duration;
 
 struct World {
@@ -518,8 +519,8 @@ async fn call_in_progress(w: &World, id: &str) -> Store {
             caller: alice.id,
             contact_id: contact.contact.id,
             route: "{}".into(),
-            media: "audio".into(),
-            state: "matching".into(),
+            media: Media::Audio,
+            state: CallState::Matching,
             reason: None,
             owner_instance: "elsewhere".into(),
             created_at: matcher::storage::now_secs(),
@@ -528,7 +529,7 @@ async fn call_in_progress(w: &World, id: &str) -> Store {
         .await
         .unwrap();
     store
-        .append_call_event(id, "matching", None, "{}")
+        .append_call_event(id, CallState::Matching, None, "{}")
         .await
         .unwrap();
     store

@@ -10,6 +10,7 @@ use matcher::storage::{
     AccountReport, CallRecord, NewAccount, NewSipPhone, NewTalker, StorageError, Store,
     TokenSelector,
 };
+use splitdial_api::CallState;
 
 fn server(domain: &str, cost: u32) -> Server {
     Server {
@@ -394,17 +395,17 @@ async fn exercise(store: &Store) {
     second.id = "c2".into();
     store.insert_call(&second).await.unwrap();
     let e1 = store
-        .append_call_event("c1", "dialing_talker", None, "{}")
+        .append_call_event("c1", CallState::DialingTalker, None, "{}")
         .await
         .unwrap();
     let e2 = store
-        .append_call_event("c1", "connected", None, "{}")
+        .append_call_event("c1", CallState::Connected, None, "{}")
         .await
         .unwrap();
     assert_eq!((e1.seq, e2.seq), (1, 2));
     assert_eq!(store.unfinished_calls("m1").await.unwrap(), ["c1", "c2"]);
     store
-        .append_call_event("c1", "ended", Some("hung_up"), "{}")
+        .append_call_event("c1", CallState::Ended, Some("hung_up"), "{}")
         .await
         .unwrap();
     let c1 = store.call("c1").await.unwrap().unwrap();
@@ -435,8 +436,8 @@ fn new_call(id: &str, caller: i64, contact_id: i64) -> CallRecord {
         caller,
         contact_id,
         route: "{}".into(),
-        media: "audio".into(),
-        state: "matching".into(),
+        media: Media::Audio,
+        state: CallState::Matching,
         reason: None,
         owner_instance: "m1".into(),
         created_at: 1,
@@ -469,7 +470,7 @@ async fn concurrent_appends(store: &Store) {
             let call = if task % 2 == 0 { "busy-1" } else { "busy-2" };
             for _ in 0..25 {
                 store
-                    .append_call_event(call, "callee_ringing", None, "{}")
+                    .append_call_event(call, CallState::CalleeRinging, None, "{}")
                     .await
                     .unwrap_or_else(|e| panic!("append to {call}: {e}"));
             }
@@ -501,7 +502,10 @@ async fn sqlite_file_holds_the_registry_across_reopening() {
     // Reopening runs no migration twice and finds everything.
     let again = Store::open(&url).await.unwrap();
     assert_eq!(again.users().await.unwrap().len(), 2);
-    assert_eq!(again.call("c1").await.unwrap().unwrap().state, "ended");
+    assert_eq!(
+        again.call("c1").await.unwrap().unwrap().state,
+        CallState::Ended
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

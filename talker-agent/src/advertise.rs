@@ -3,11 +3,11 @@
 //! of its status API, and its state (idle or busy) kept current from the live
 //! calls. [`Advertising::shutdown`] withdraws it with goodbye packets.
 
-use crate::config::{Config, Kind, MediaKind};
+use crate::config::Config;
 use discovery::ad::check_server;
 use discovery::{
-    AdError, Advertiser, AdvertiserConfig, DiscoveryError, InterfaceSelection, Media, TalkerAd,
-    TalkerId, TalkerKind, TalkerState,
+    AdError, Advertiser, AdvertiserConfig, DiscoveryError, InterfaceSelection, TalkerAd, TalkerId,
+    TalkerState,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -149,18 +149,6 @@ async fn follow_busy(
     advertiser
 }
 
-/// The DNS-SD `kind` of a configured device kind.
-pub fn talker_kind(kind: Kind) -> TalkerKind {
-    match kind {
-        Kind::Tv => TalkerKind::Tv,
-        Kind::Pc => TalkerKind::Pc,
-        Kind::Phone => TalkerKind::Phone,
-        Kind::Tablet => TalkerKind::Tablet,
-        Kind::Speaker => TalkerKind::Speaker,
-        Kind::Other => TalkerKind::Other,
-    }
-}
-
 /// The advertisement for `config`: instance = the talker's name, its kind and
 /// media, the SIP server domains of its accounts (each once; a domain DNS-SD
 /// cannot carry is left out with a log line), idle or busy. The address is
@@ -195,12 +183,8 @@ pub fn talker_ad(
     let ad = TalkerAd {
         id: TalkerId::new(talker_id)?,
         instance: config.name.clone(),
-        kind: talker_kind(config.kind),
-        media: if config.media.contains(&MediaKind::Video) {
-            Media::AudioVideo
-        } else {
-            Media::Audio
-        },
+        kind: config.kind,
+        media: config.carried_media(),
         servers,
         state: if busy {
             TalkerState::Busy
@@ -217,6 +201,7 @@ pub fn talker_ad(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use discovery::{Media, TalkerKind};
     use std::path::Path;
 
     const CONFIG: &str = r#"
@@ -260,7 +245,7 @@ password = "pw"
         assert_eq!(ad.id.as_str(), "tv-1");
         assert_eq!(ad.instance, "Living room TV");
         assert_eq!(ad.kind, TalkerKind::Tv);
-        assert_eq!(ad.media, Media::AudioVideo);
+        assert_eq!(ad.media, Media::Video);
         assert_eq!(ad.servers, ["home.example", "pbx.example.com"]);
         assert_eq!(ad.state, TalkerState::Idle);
         assert_eq!(ad.port, 8480);

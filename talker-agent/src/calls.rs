@@ -2,52 +2,16 @@
 //! see them. Call handlers register here and keep their entry current.
 
 use crate::media::MediaStats;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
-/// What kind of leg a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallKind {
-    /// The matcher's control leg (never carries media).
-    Control,
-    /// A call this talker placed because of a REFER.
-    Referred,
-    /// An ordinary incoming call.
-    Incoming,
-}
+/// What kind of leg a call is, and where it stands: the status API's words.
+pub use splitdial_api::{TalkerCallKind as CallKind, TalkerCallState as CallState};
 
-/// Where a call stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallState {
-    /// Outgoing, no answer yet.
-    Dialing,
-    /// Ringing (either direction).
-    Ringing,
-    /// Answered; media may flow.
-    Connected,
-}
-
-/// One call as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallInfo {
-    /// The agent's id for the call.
-    pub id: u64,
-    /// Its kind.
-    pub kind: CallKind,
-    /// Its state.
-    pub state: CallState,
-    /// The SIP Call-ID.
-    pub sip_call_id: String,
-    /// The other party (URI).
-    pub peer: String,
-    /// Latest media statistics.
-    pub media: Option<MediaStats>,
-}
+/// One call as reported: the status API's call, with the media worker's statistics.
+pub type CallInfo = splitdial_api::TalkerCall<MediaStats>;
 
 /// An action the owner can take on an incoming call (through the status API,
 /// with an owner token).

@@ -3,6 +3,7 @@
 //! problem. `docs/config.md` documents every key with an example.
 
 use serde::Deserialize;
+pub use splitdial_api::{Media, TalkerKind};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -13,10 +14,10 @@ pub struct Config {
     /// Human name, shown in the dialer and used as the mDNS instance name.
     pub name: String,
     /// Device kind.
-    pub kind: Kind,
+    pub kind: TalkerKind,
     /// What the device can carry: `["audio"]` or `["audio", "video"]`.
     #[serde(default = "default_media")]
-    pub media: Vec<MediaKind>,
+    pub media: Vec<Media>,
     /// Talker id; derived from the talker's key when absent.
     #[serde(default)]
     pub id: Option<String>,
@@ -50,36 +51,8 @@ pub struct Config {
     pub status: StatusSection,
 }
 
-fn default_media() -> Vec<MediaKind> {
-    vec![MediaKind::Audio]
-}
-
-/// Device kinds (DNS-SD `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A television.
-    Tv,
-    /// A computer.
-    Pc,
-    /// A phone.
-    Phone,
-    /// A tablet.
-    Tablet,
-    /// A smart speaker.
-    Speaker,
-    /// Anything else.
-    Other,
-}
-
-/// A media kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    /// Voice.
-    Audio,
-    /// Video.
-    Video,
+fn default_media() -> Vec<Media> {
+    vec![Media::Audio]
 }
 
 /// The local SIP endpoint.
@@ -326,7 +299,7 @@ impl Config {
                 "must be 1 to 63 bytes (a DNS-SD instance name)".into(),
             ));
         }
-        if !self.media.contains(&MediaKind::Audio) {
+        if !self.media.contains(&Media::Audio) {
             return Err(("media".into(), "must include \"audio\"".into()));
         }
         if let Some(id) = &self.id
@@ -384,7 +357,13 @@ impl Config {
 
     /// Whether video is among the device's capabilities.
     pub fn has_video(&self) -> bool {
-        self.media.contains(&MediaKind::Video)
+        self.media.contains(&Media::Video)
+    }
+
+    /// What the device carries, in the registry's and DNS-SD's terms: video
+    /// when video is among its capabilities, else audio.
+    pub fn carried_media(&self) -> Media {
+        Media::with_video(self.has_video())
     }
 
     /// The IP address the local SIP endpoint uses.

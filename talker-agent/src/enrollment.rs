@@ -4,11 +4,12 @@
 //! `state_dir/enrollment.json` (0600, written atomically). The wire format is
 //! the matcher's HTTP contract (`docs/talker-agent.md`, "Enrollment").
 
-use crate::config::{Config, ConfigError, Kind};
+use crate::config::{Config, ConfigError};
 use crate::identity::{Identity, IdentityError};
 use crate::trust::decode_key;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+pub use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,15 +20,6 @@ use std::time::Duration;
 pub const ENROLLMENT_FILE: &str = "enrollment.json";
 /// How long one request to the matcher may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One matcher token key as the matcher announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MatcherKey {
-    /// The key id tokens name in their `kid`.
-    pub kid: String,
-    /// The Ed25519 public key, standard base64.
-    pub public_key: String,
-}
 
 /// Decodes a key list; any entry that is not an Ed25519 key fails the whole
 /// list (a matcher that sends one is not to be half-believed).
@@ -117,65 +109,6 @@ pub enum EnrollmentError {
     },
 }
 
-/// The body of `POST /v1/talkers`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EnrollRequest {
-    /// The talker id.
-    pub id: String,
-    /// The talker's Ed25519 public key, standard base64.
-    pub public_key: String,
-    /// Human name.
-    pub name: String,
-    /// Device kind (`tv`, `pc`, ...).
-    pub kind: String,
-    /// `video` when the device carries video, else `audio`.
-    pub media: String,
-    /// The device's `+sip.instance` URN.
-    pub instance: String,
-    /// The device's SIP accounts.
-    pub accounts: Vec<EnrollAccount>,
-}
-
-/// One account in an enrollment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EnrollAccount {
-    /// `sip:user@server`.
-    pub aor: String,
-    /// The server's domain.
-    pub server: String,
-}
-
-/// The matcher's 201 answer to `POST /v1/talkers`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct EnrollReply {
-    /// The talker id enrolled.
-    pub talker_id: String,
-    /// The user who owns the talker now.
-    pub owner: String,
-    /// The heartbeat credential.
-    pub credential: String,
-    /// The matcher's token keys.
-    pub keys: Vec<MatcherKey>,
-    /// The matcher's Unix time, seconds.
-    pub time: f64,
-}
-
-/// The matcher's error body.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiError {
-    /// The error.
-    pub error: ApiErrorDetail,
-}
-
-/// Code and message of a matcher error.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiErrorDetail {
-    /// Machine-readable code.
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
 /// What a successful enrollment reports.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
@@ -237,9 +170,9 @@ pub fn enroll_request(config: &Config, identity: &Identity) -> EnrollRequest {
         id: config.id.clone().unwrap_or_else(|| identity.derived_id()),
         public_key: identity.public_key_base64(),
         name: config.name.clone(),
-        kind: kind_name(config.kind).into(),
-        media: if config.has_video() { "video" } else { "audio" }.into(),
-        instance: identity.instance_urn(),
+        kind: config.kind,
+        media: config.carried_media(),
+        instance: Some(identity.instance_urn()),
         accounts: config
             .accounts
             .iter()
@@ -251,21 +184,10 @@ pub fn enroll_request(config: &Config, identity: &Identity) -> EnrollRequest {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Tv => "tv",
-        Kind::Pc => "pc",
-        Kind::Phone => "phone",
-        Kind::Tablet => "tablet",
-        Kind::Speaker => "speaker",
-        Kind::Other => "other",
-    }
-}
-
 /// A matcher error answer as one error: its code and message when the body
 /// follows the contract, else the status alone.
 pub fn refusal(url: &str, status: u16, body: &[u8]) -> EnrollmentError {
-    let (code, message) = match serde_json::from_slice::<ApiError>(body) {
+    let (code, message) = match serde_json::from_slice::<splitdial_api::ErrorBody>(body) {
         Ok(e) => (one_line(&e.error.code), one_line(&e.error.message)),
         Err(_) => ("-".to_owned(), "no error body".to_owned()),
     };

@@ -7,11 +7,11 @@
 //! doubling, at most the interval) and are logged once per change of state.
 
 use crate::enrollment::{
-    Enrollment, EnrollmentError, MatcherKey, decode_keys, error_chain, http_client, refusal,
+    Enrollment, EnrollmentError, decode_keys, error_chain, http_client, refusal,
 };
 use crate::registration::{AccountHandle, AccountState};
 use crate::trust::Trust;
-use serde::{Deserialize, Serialize};
+use splitdial_api::{Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,48 +31,6 @@ pub const MIN_SPACING: Duration = Duration::from_secs(1);
 /// The last beat at shutdown may take this long.
 const FINAL_BEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Idle or busy, as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TalkerState {
-    /// No call other than a bare control leg.
-    Idle,
-    /// In a call.
-    Busy,
-}
-
-/// One account in a heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountReport {
-    /// `sip:user@server`.
-    pub aor: String,
-    /// Whether the account is registered right now.
-    pub registered: bool,
-    /// The public GRUU the server handed out, if any.
-    pub gruu: Option<String>,
-}
-
-/// The body of `POST /v1/talkers/{id}/heartbeat`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeartbeatBody {
-    /// Idle or busy.
-    pub state: TalkerState,
-    /// Every account.
-    pub accounts: Vec<AccountReport>,
-}
-
-/// The matcher's 200 answer to a heartbeat.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HeartbeatReply {
-    /// The matcher's Unix time, seconds (fractional).
-    pub time: f64,
-    /// The matcher's current token keys.
-    pub keys: Vec<MatcherKey>,
-    /// Seconds until the next heartbeat.
-    #[serde(default)]
-    pub interval_s: Option<u64>,
-}
-
 /// What the heartbeat task needs.
 pub struct HeartbeatPlan {
     /// The enrollment (URL, id, credential, last known keys).
@@ -89,8 +47,8 @@ pub struct HeartbeatPlan {
 
 impl HeartbeatPlan {
     /// The heartbeat as it would be sent now.
-    pub fn body(&self) -> HeartbeatBody {
-        HeartbeatBody {
+    pub fn body(&self) -> Heartbeat {
+        Heartbeat {
             state: if *self.busy.borrow() {
                 TalkerState::Busy
             } else {
@@ -100,12 +58,12 @@ impl HeartbeatPlan {
                 .accounts
                 .iter()
                 .map(|a| match a.state() {
-                    AccountState::Registered { gruu, .. } => AccountReport {
+                    AccountState::Registered { gruu, .. } => HeartbeatAccount {
                         aor: a.aor.clone(),
                         registered: true,
                         gruu,
                     },
-                    _ => AccountReport {
+                    _ => HeartbeatAccount {
                         aor: a.aor.clone(),
                         registered: false,
                         gruu: None,
@@ -138,7 +96,7 @@ async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
     let mut interval = DEFAULT_INTERVAL;
     let mut backoff: Option<Duration> = None;
     let mut failing: Option<String> = None;
-    let mut last_sent: Option<HeartbeatBody> = None;
+    let mut last_sent: Option<Heartbeat> = None;
     let mut last_beat: Option<Instant> = None;
     let mut next = Instant::now();
     let mut watch_busy = true;
@@ -209,7 +167,7 @@ async fn beat(
     client: &reqwest::Client,
     url: &str,
     credential: &str,
-    body: &HeartbeatBody,
+    body: &Heartbeat,
 ) -> Result<(HeartbeatReply, f64), EnrollmentError> {
     let unreachable = |problem: String| EnrollmentError::Unreachable {
         url: url.to_owned(),

@@ -7,34 +7,14 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::registration::{RefreshOutcome, Registration};
 use rsipstack::sip::{Uri, typed};
 use rsipstack::transaction::endpoint::EndpointInner;
-use serde::Serialize;
 use splitdial_sip::headers;
 use splitdial_sip::tcp_flow::OutboundFlows;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// What an account looks like right now (shown by the status API).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum AccountState {
-    /// The first REGISTER is under way.
-    Registering,
-    /// Registered; `gruu` is the device's public GRUU when the server gave one.
-    Registered {
-        /// Seconds granted by the server.
-        expires: u32,
-        /// The public GRUU, if any.
-        gruu: Option<String>,
-    },
-    /// The server refused or could not be reached; retrying with back-off.
-    Failed {
-        /// Why, in a few words (a status line or a transport error).
-        reason: String,
-    },
-    /// Un-registered (shutdown).
-    Unregistered,
-}
+/// What an account looks like right now, in the status API's words.
+pub use splitdial_api::AccountState;
 
 /// One account's registration, as the rest of the agent sees it.
 #[derive(Debug, Clone)]

@@ -15,11 +15,10 @@
 //! cannot read answers or send JSON with an `Authorization` header. Errors are
 //! `{"error": {"code": "...", "message": "..."}}`.
 
-use crate::advertise::talker_kind;
 use crate::calls::{CallKind, CallState, Calls, OwnerAction};
-use crate::config::{Config, MediaKind};
+use crate::config::Config;
 use crate::identity::{Challenge, Identity};
-use crate::registration::{AccountHandle, AccountState};
+use crate::registration::AccountHandle;
 use crate::trust::Trust;
 use axum::Json;
 use axum::Router;
@@ -34,7 +33,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde::{Deserialize, Serialize};
+use splitdial_api::{
+    ChallengeAnswer, ChallengeRequest, ErrorBody, Media, OwnerActionAccepted, OwnerActionRequest,
+    StatusAccount, TalkerKind, TalkerStatus,
+};
 use splitdial_sip::call_token::Action;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -73,10 +75,10 @@ pub struct StatusState {
     pub talker_id: String,
     /// The talker's human name.
     pub name: String,
-    /// Device kind (`tv`, `pc`, ...).
-    pub kind: String,
+    /// Device kind.
+    pub kind: TalkerKind,
     /// Media it can carry (`audio`, `video`).
-    pub media: Vec<String>,
+    pub media: Vec<Media>,
     /// Its SIP accounts with their registration state.
     pub accounts: Vec<AccountHandle>,
     /// The live calls (owner actions are sent to them).
@@ -101,15 +103,8 @@ impl StatusState {
         Self {
             talker_id: talker_id.into(),
             name: config.name.clone(),
-            kind: talker_kind(config.kind).as_str().to_owned(),
-            media: config
-                .media
-                .iter()
-                .map(|m| match m {
-                    MediaKind::Audio => "audio".to_owned(),
-                    MediaKind::Video => "video".to_owned(),
-                })
-                .collect(),
+            kind: config.kind,
+            media: config.media.clone(),
             accounts,
             calls,
             trust,
@@ -277,25 +272,9 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-            },
-        };
+        let body = ErrorBody::new(self.code, self.message);
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -503,56 +482,24 @@ fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-#[derive(Serialize)]
-struct StatusBody<'a> {
-    id: &'a str,
-    name: &'a str,
-    kind: &'a str,
-    media: &'a [String],
-    accounts: Vec<AccountStatus<'a>>,
-    calls: Vec<crate::calls::CallInfo>,
-}
-
-#[derive(Serialize)]
-struct AccountStatus<'a> {
-    aor: &'a str,
-    #[serde(flatten)]
-    registration: AccountState,
-}
-
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let state = &shared.state;
-    let body = StatusBody {
-        id: &state.talker_id,
-        name: &state.name,
-        kind: &state.kind,
-        media: &state.media,
+    let body = TalkerStatus {
+        id: state.talker_id.clone(),
+        name: state.name.clone(),
+        kind: state.kind,
+        media: state.media.clone(),
         accounts: state
             .accounts
             .iter()
-            .map(|a| AccountStatus {
-                aor: &a.aor,
+            .map(|a| StatusAccount {
+                aor: a.aor.clone(),
                 registration: a.state(),
             })
             .collect(),
         calls: state.calls.list(),
     };
     Json(body).into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChallengeRequest {
-    nonce: String,
-    dialed: String,
-}
-
-#[derive(Serialize)]
-struct ChallengeResponse {
-    talker_id: String,
-    talker_nonce: String,
-    public_key: String,
-    signature: String,
 }
 
 async fn challenge(
@@ -596,7 +543,7 @@ async fn challenge(
         dialed: &request.dialed,
     });
     debug!(dialed = %request.dialed, "challenge signed");
-    Ok(Json(ChallengeResponse {
+    Ok(Json(ChallengeAnswer {
         talker_id: state.talker_id.clone(),
         talker_nonce,
         public_key: state.identity.public_key_base64(),
@@ -651,11 +598,6 @@ fn check_dialed(dialed: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The body of an owner action: an empty JSON object (fields may come later).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OwnerActionRequest {}
-
 async fn owner_action(
     State(shared): State<Arc<Shared>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -669,17 +611,17 @@ async fn owner_action(
             "no such endpoint",
         ));
     };
-    let (token_action, owner_action) = match action.as_str() {
-        "answer" => (Action::Answer, OwnerAction::Answer),
-        "decline" => (Action::Decline, OwnerAction::Decline),
-        "hangup" => (Action::Hangup, OwnerAction::Hangup),
-        _ => {
-            return Err(error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint",
-            ));
-        }
+    let Some(action) = splitdial_api::OwnerAction::parse(&action) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    };
+    let (token_action, owner_action) = match action {
+        splitdial_api::OwnerAction::Answer => (Action::Answer, OwnerAction::Answer),
+        splitdial_api::OwnerAction::Decline => (Action::Decline, OwnerAction::Decline),
+        splitdial_api::OwnerAction::Hangup => (Action::Hangup, OwnerAction::Hangup),
     };
     let OwnerActionRequest {} = json_body(&headers, body)?;
     let token = bearer(&headers)?;
@@ -722,7 +664,7 @@ async fn owner_action(
     info!(call = id, %action, "owner action accepted");
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "call": id, "action": action })),
+        Json(OwnerActionAccepted { call: id, action }),
     )
         .into_response())
 }
@@ -850,8 +792,8 @@ mod tests {
         );
         assert_eq!(state.talker_id, "pc-1");
         assert_eq!(state.name, "Study PC");
-        assert_eq!(state.kind, "pc");
-        assert_eq!(state.media, ["audio", "video"]);
+        assert_eq!(state.kind, TalkerKind::Pc);
+        assert_eq!(state.media, [Media::Audio, Media::Video]);
     }
 
     #[test]

@@ -176,7 +176,7 @@ listen = "0.0.0.0:8480"
     let ad = added.talker();
     assert_eq!(ad.instance, "Living room TV");
     assert_eq!(ad.kind, TalkerKind::Tv);
-    assert_eq!(ad.media, Media::AudioVideo);
+    assert_eq!(ad.media, Media::Video);
     assert_eq!(ad.servers, ["home.example", "pbx.example.com"]);
     assert_eq!(ad.state, TalkerState::Idle);
     assert_eq!(ad.port, PORT);

@@ -54,8 +54,8 @@ async fn rig(accounts: Vec<AccountHandle>) -> Rig {
     let state = StatusState {
         talker_id: TALKER.into(),
         name: "Living room TV".into(),
-        kind: "tv".into(),
-        media: vec!["audio".into(), "video".into()],
+        kind: splitdial_api::TalkerKind::Tv,
+        media: vec![splitdial_api::Media::Audio, splitdial_api::Media::Video],
         accounts,
         calls: calls.clone(),
         trust,

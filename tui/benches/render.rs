@@ -14,7 +14,9 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use splitdial_tui::app::{Action, App};
 use splitdial_tui::config::{Config, Secret, Theme};
-use splitdial_tui::model::{Contact, RegisteredAccount, RegisteredTalker, RouteView, Routes};
+use splitdial_tui::model::{
+    Contact, ContactKind, RegisteredAccount, RegisteredTalker, RouteView, Routes,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -69,8 +71,14 @@ fn registry() -> Vec<RegisteredTalker> {
         .map(|i| RegisteredTalker {
             id: format!("talker-{i}"),
             name: format!("Talker number {i}"),
-            kind: ["tv", "pc", "phone", "tablet", "speaker"][i % 5].into(),
-            media: if i % 2 == 0 { "video" } else { "audio" }.into(),
+            kind: [
+                TalkerKind::Tv,
+                TalkerKind::Pc,
+                TalkerKind::Phone,
+                TalkerKind::Tablet,
+                TalkerKind::Speaker,
+            ][i % 5],
+            media: Media::with_video(i % 2 == 0),
             public_key: format!("key-{i}"),
             software: Default::default(),
             online: i % 7 != 0,
@@ -93,7 +101,7 @@ fn contacts() -> Vec<Contact> {
     (0..CONTACTS)
         .map(|i| Contact {
             name: format!("Contact {i:04}"),
-            kind: "user".into(),
+            kind: ContactKind::User,
             accepted: i % 13 != 0,
             servers: vec![SERVERS[i % SERVERS.len()].into()],
         })
@@ -105,7 +113,7 @@ fn ad(i: usize) -> TalkerAd {
         id: TalkerId::new(format!("talker-{i}")).unwrap(),
         instance: format!("Talker number {i}"),
         kind: TalkerKind::Tv,
-        media: Media::AudioVideo,
+        media: Media::Video,
         servers: vec![],
         state: TalkerState::Idle,
         addresses: vec![IpAddr::V4(Ipv4Addr::new(
@@ -121,7 +129,7 @@ fn ad(i: usize) -> TalkerAd {
 fn routes() -> Routes {
     Routes {
         callee: "Contact 0000".into(),
-        media: "audio".into(),
+        media: Media::Audio,
         routes: (0..TALKERS)
             .filter(|i| i % 3 == 0)
             .enumerate()
@@ -132,7 +140,7 @@ fn routes() -> Routes {
                 account: format!("sip:t{i}@family.example"),
                 server: "family.example".into(),
                 cost: 1,
-                media: "audio".into(),
+                media: Media::Audio,
                 talker_online: true,
                 online: true,
                 reason: "online · cost 1".into(),

@@ -10,14 +10,17 @@
 
 use crate::app::OwnerAction;
 use crate::config::Secret;
-use crate::model::{CallEvent, CallInfo, Contact, Me, Problem, RegisteredTalker, Routes};
+use crate::model::{CallEvent, CallInfo, Contact, Me, Media, Problem, RegisteredTalker, Routes};
 use crate::sse::SseParser;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
+use splitdial_api::{
+    ContactList, ErrorBody, NewCall, NewParty, OwnerTokenRequest, PartyAdded, TalkerList,
+};
 use std::time::Duration;
 
 /// Time to open a connection.
@@ -58,22 +61,6 @@ impl std::fmt::Debug for MatcherClient {
             .field("base", &self.base.as_str())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorFields,
-}
-
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    caller_servers: Vec<String>,
-    #[serde(default)]
-    callee_servers: Vec<String>,
 }
 
 fn unreachable(error: &reqwest::Error) -> Problem {
@@ -129,8 +116,8 @@ pub fn refusal(status: u16, body: &[u8]) -> Problem {
             status,
             code: one_line(&e.error.code),
             message: one_line(&e.error.message),
-            caller_servers: e.error.caller_servers,
-            callee_servers: e.error.callee_servers,
+            caller_servers: e.error.caller_servers.unwrap_or_default(),
+            callee_servers: e.error.callee_servers.unwrap_or_default(),
         },
         Err(_) => Problem::Refused {
             status,
@@ -240,11 +227,7 @@ impl MatcherClient {
 
     /// `GET /v1/me/talkers`.
     pub async fn talkers(&self) -> Result<Vec<RegisteredTalker>, Problem> {
-        #[derive(Deserialize)]
-        struct List {
-            talkers: Vec<RegisteredTalker>,
-        }
-        let (_, list): (_, List) = self
+        let (_, list): (_, TalkerList) = self
             .request(Method::GET, self.url(&["v1", "me", "talkers"], &[]), None)
             .await?;
         Ok(list.talkers)
@@ -252,11 +235,7 @@ impl MatcherClient {
 
     /// `GET /v1/me/contacts`.
     pub async fn contacts(&self) -> Result<Vec<Contact>, Problem> {
-        #[derive(Deserialize)]
-        struct List {
-            contacts: Vec<Contact>,
-        }
-        let (_, list): (_, List) = self
+        let (_, list): (_, ContactList) = self
             .request(Method::GET, self.url(&["v1", "me", "contacts"], &[]), None)
             .await?;
         Ok(list.contacts)
@@ -271,7 +250,10 @@ impl MatcherClient {
         video: bool,
     ) -> Result<Routes, Problem> {
         let list = talkers.join(",");
-        let mut query = vec![("callee", callee), ("media", media_word(video))];
+        let mut query = vec![
+            ("callee", callee),
+            ("media", Media::with_video(video).as_str()),
+        ];
         if !talkers.is_empty() {
             query.push(("talkers", &list));
         }
@@ -289,7 +271,11 @@ impl MatcherClient {
         talkers: &[String],
         video: bool,
     ) -> Result<CallInfo, Problem> {
-        let body = json!({"callee": callee, "talkers": talkers, "media": media_word(video)});
+        let body = json_body(&NewCall {
+            callee: callee.to_owned(),
+            talkers: talkers.to_vec(),
+            media: Some(Media::with_video(video)),
+        })?;
         let (_, call) = self
             .request(Method::POST, self.url(&["v1", "calls"], &[]), Some(body))
             .await?;
@@ -315,15 +301,14 @@ impl MatcherClient {
 
     /// `POST /v1/calls/{id}/parties`: add `callee` to the call; the party number.
     pub async fn add_party(&self, call: &str, callee: &str) -> Result<u32, Problem> {
-        #[derive(Deserialize)]
-        struct Party {
-            party: u32,
-        }
-        let (_, party): (_, Party) = self
+        let body = json_body(&NewParty {
+            callee: callee.to_owned(),
+        })?;
+        let (_, party): (_, PartyAdded) = self
             .request(
                 Method::POST,
                 self.url(&["v1", "calls", call, "parties"], &[]),
-                Some(json!({"callee": callee})),
+                Some(body),
             )
             .await?;
         Ok(party.party)
@@ -337,17 +322,16 @@ impl MatcherClient {
         action: OwnerAction,
         sip_call_id: &str,
     ) -> Result<OwnerToken, Problem> {
-        #[derive(Deserialize)]
-        struct Answer {
-            token: String,
-            #[serde(default)]
-            expires_in: u64,
-        }
-        let (_, answer): (_, Answer) = self
+        let body = json_body(&OwnerTokenRequest {
+            action: wire_action(action),
+            sip_call_id: sip_call_id.to_owned(),
+            call: None,
+        })?;
+        let (_, answer): (_, splitdial_api::OwnerToken) = self
             .request(
                 Method::POST,
                 self.url(&["v1", "talkers", talker_id, "owner-tokens"], &[]),
-                Some(json!({"action": action.as_str(), "sip_call_id": sip_call_id})),
+                Some(body),
             )
             .await?;
         if answer.token.is_empty() {
@@ -405,8 +389,18 @@ impl MatcherClient {
     }
 }
 
-fn media_word(video: bool) -> &'static str {
-    if video { "video" } else { "audio" }
+/// A request body as JSON (the contract's types always serialize).
+fn json_body(body: &impl Serialize) -> Result<Value, Problem> {
+    serde_json::to_value(body).map_err(|e| protocol(format!("cannot write a request: {e}")))
+}
+
+/// The contract's word for an owner action.
+pub fn wire_action(action: OwnerAction) -> splitdial_api::OwnerAction {
+    match action {
+        OwnerAction::Answer => splitdial_api::OwnerAction::Answer,
+        OwnerAction::Decline => splitdial_api::OwnerAction::Decline,
+        OwnerAction::HangUp => splitdial_api::OwnerAction::Hangup,
+    }
 }
 
 /// Whether a refusal will not change by asking again (no reconnect).

@@ -1,14 +1,36 @@
-//! The "My talkers" list: the matcher's registry (the authority on which
-//! talkers are mine and with which key), what mDNS sees on the LAN, the
+//! The talker list: the matcher's registry (the authority on which talkers
+//! are mine and with which key), what mDNS sees on the LAN, the
 //! signed-challenge results, and the manual entries of the config, merged
-//! into one row per talker — with, for the selected contact, the mark of the
-//! server each talker shares with them or the reason it cannot reach them.
+//! into one row per talker — the one merge behind the TUI's "My talkers" and
+//! `splitdial talkers` — with, for the selected contact, the mark of the
+//! server each talker shares with them or the reason it cannot reach them
+//! ([`mark`]).
+//!
+//! The rule, in [`rows`]:
+//! - rows: my registry's talkers in its order, then the talkers seen (on the
+//!   LAN or entered by hand) whose id it does not hold, by id;
+//! - a talker's addresses ([`addresses_of`]): every address its LAN
+//!   advertisements carry (IPv4 first) when mDNS sees it at one, else its
+//!   manual entries in config order;
+//! - a SIP phone of my registry is never challenged (it has no key): a SIP
+//!   phone while the matcher reaches it, else offline;
+//! - an agent of my registry with addresses is verified, still being
+//!   verified, or unverified by the challenge made at one of them with the key
+//!   my registry holds now (none yet: being verified); without addresses it
+//!   is not on this LAN while its heartbeats are fresh, else offline;
+//! - a talker my registry does not hold is not mine (checking, before the
+//!   registry answered).
 //!
 //! Pure functions of plain data, so every rule is a unit test.
 
+pub mod mark;
+
+pub use mark::{RouteMark, RouteSource, unreachable_reason};
+
 use crate::config::ManualTalker;
 use crate::model::{
-    Contact, Problem, RegisteredTalker, RouteView, Routes, TalkerSoftware, TalkerStatus,
+    Media, RegisteredTalker, TalkerCallKind, TalkerCallState, TalkerKind, TalkerSoftware,
+    TalkerStatus,
 };
 use discovery::{TalkerAd, TalkerState};
 use std::collections::BTreeMap;
@@ -119,32 +141,23 @@ impl Activity {
     }
 }
 
-/// For the selected contact: whether this talker can reach them, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteMark {
-    /// No contact selected (or the talker is not mine): no mark.
-    None,
-    /// The routes are being asked for.
-    Loading,
-    /// It shares a server with the contact: the best route through it.
-    Shared {
-        /// The matcher's rank (1 is best).
-        rank: usize,
-        /// The shared server.
-        server: String,
-        /// Whether the route carries what was asked (video asked, audio-only route: false).
-        media_ok: bool,
-        /// Whether no end of the route is known offline.
-        online: bool,
-        /// The matcher's explanation.
-        reason: String,
-    },
-    /// Others are designated and this one is not: it takes no part.
-    NotDesignated,
-    /// It cannot reach the contact: why.
-    Unreachable(String),
-    /// The routes could not be read: why.
-    Unknown(String),
+/// Where the dialer found a talker's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// mDNS on the LAN.
+    Lan,
+    /// A manual entry of the config.
+    Manual,
+}
+
+impl Seen {
+    /// `lan` or `manual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lan => "lan",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 /// One line of the talkers list.
@@ -152,17 +165,25 @@ pub enum RouteMark {
 pub struct RosterRow {
     /// Talker id.
     pub id: String,
-    /// Human name.
+    /// Human name (the registry's; the advertised instance name, or the id of
+    /// a manual entry, for a talker not in it).
     pub name: String,
-    /// Device kind (`tv`, `pc`, ...).
-    pub kind: String,
+    /// Device kind.
+    pub kind: TalkerKind,
     /// Whether it carries video.
     pub video: bool,
     /// Verified, unverified, not on LAN, offline, not mine.
     pub presence: Presence,
     /// Idle, busy, ringing...
     pub activity: Activity,
-    /// Where its local API answers (LAN or manual), when known.
+    /// Whether my registry sees its heartbeats (`None`: not in my registry).
+    pub online: Option<bool>,
+    /// Where its addresses came from (`None`: not seen).
+    pub seen: Option<Seen>,
+    /// What its advertisement says, when mDNS sees it.
+    pub advertised: Option<TalkerState>,
+    /// Where its local API answers: the address its challenge was made at,
+    /// else its first address.
     pub address: Option<SocketAddr>,
     /// The SIP server domains of its accounts.
     pub servers: Vec<String>,
@@ -211,44 +232,43 @@ pub struct Sources<'a> {
     pub designated: &'a [String],
 }
 
-/// The routes answer the marks are drawn from.
-#[derive(Debug, Clone, Copy)]
-pub enum RouteSource<'a> {
-    /// No contact selected.
-    NoContact,
-    /// A contact is selected, its routes are on their way.
-    Loading(&'a Contact),
-    /// The routes of the selected contact.
-    Loaded(&'a Contact, &'a Routes),
-    /// The routes could not be read.
-    Failed(&'a Contact, &'a Problem),
+/// Every address the dialer may reach a talker's local API at, best first,
+/// and where they came from: the addresses of its LAN advertisements (IPv4
+/// first, advertisements in instance order) when mDNS sees it at one, else its
+/// manual entries in config order.
+pub fn addresses_of(id: &str, sources: &Sources<'_>) -> Option<(Seen, Vec<SocketAddr>)> {
+    let mut lan: Vec<SocketAddr> = Vec::new();
+    for ad in sources.sightings.values().filter(|ad| ad.id.as_str() == id) {
+        for address in ad.socket_addrs() {
+            if !lan.contains(&address) {
+                lan.push(address);
+            }
+        }
+    }
+    if !lan.is_empty() {
+        return Some((Seen::Lan, lan));
+    }
+    let manual: Vec<SocketAddr> = sources
+        .manual
+        .iter()
+        .filter(|m| m.id == id)
+        .map(|m| m.address)
+        .collect();
+    (!manual.is_empty()).then_some((Seen::Manual, manual))
 }
 
-/// The address the dialer should verify (and poll) a talker at: its LAN
-/// address when mDNS sees it, else its manual entry.
+/// The address the dialer challenges (and polls) a talker at: the first of
+/// [`addresses_of`].
 pub fn address_of(id: &str, sources: &Sources<'_>) -> Option<SocketAddr> {
-    lan_address(id, sources.sightings).or_else(|| {
-        sources
-            .manual
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.address)
-    })
-}
-
-fn lan_address(id: &str, sightings: &BTreeMap<String, TalkerAd>) -> Option<SocketAddr> {
-    sightings
-        .values()
-        .filter(|ad| ad.id.as_str() == id)
-        .find_map(|ad| ad.socket_addrs().into_iter().next())
+    addresses_of(id, sources).and_then(|(_, addresses)| addresses.first().copied())
 }
 
 fn seen_on_lan<'a>(id: &str, sightings: &'a BTreeMap<String, TalkerAd>) -> Option<&'a TalkerAd> {
     sightings.values().find(|ad| ad.id.as_str() == id)
 }
 
-/// Builds the rows: my registry's talkers in its order, then talkers that
-/// are seen (LAN or manual) but not in it.
+/// Builds the rows by the rule of this module: my registry's talkers in its
+/// order, then talkers that are seen (LAN or manual) but not in it, by id.
 pub fn rows(sources: &Sources<'_>, route: RouteSource<'_>) -> Vec<RosterRow> {
     let mut rows = Vec::new();
     let registry = sources.registry.unwrap_or_default();
@@ -269,20 +289,18 @@ pub fn rows(sources: &Sources<'_>, route: RouteSource<'_>) -> Vec<RosterRow> {
         if known(&manual.id) || strangers.contains_key(&manual.id) {
             continue;
         }
-        let presence = if sources.registry.is_some() {
-            Presence::NotMine
-        } else {
-            Presence::AwaitingRegistry
-        };
         strangers.insert(
             manual.id.clone(),
             RosterRow {
                 id: manual.id.clone(),
                 name: manual.id.clone(),
-                kind: "other".to_owned(),
+                kind: TalkerKind::Other,
                 video: false,
-                presence,
+                presence: stranger(sources),
                 activity: Activity::Unknown,
+                online: None,
+                seen: Some(Seen::Manual),
+                advertised: None,
                 address: Some(manual.address),
                 servers: Vec::new(),
                 designation: None,
@@ -297,35 +315,40 @@ pub fn rows(sources: &Sources<'_>, route: RouteSource<'_>) -> Vec<RosterRow> {
             .iter()
             .position(|id| *id == row.id)
             .map(|i| i + 1);
-        row.mark = mark(row, sources, route);
+        row.mark = mark::mark(row, sources, route);
     }
     rows
 }
 
+/// A talker my registry does not hold: not mine, once it answered.
+fn stranger(sources: &Sources<'_>) -> Presence {
+    if sources.registry.is_some() {
+        Presence::NotMine
+    } else {
+        Presence::AwaitingRegistry
+    }
+}
+
 fn registered_row(talker: &RegisteredTalker, sources: &Sources<'_>) -> RosterRow {
     let ad = seen_on_lan(&talker.id, sources.sightings);
-    let manual = sources.manual.iter().find(|m| m.id == talker.id);
-    let address = address_of(&talker.id, sources);
-    // A SIP phone has no key, so no LAN sighting or verification applies to it.
-    let presence = match (address, sources.verifications.get(&talker.id)) {
+    // A SIP phone has no key and no local API: no address or challenge applies to it.
+    let reach = if talker.software == TalkerSoftware::SipPhone {
+        None
+    } else {
+        addresses_of(&talker.id, sources)
+    };
+    let (presence, address) = match &reach {
         _ if talker.software == TalkerSoftware::SipPhone => {
-            if talker.online {
+            let presence = if talker.online {
                 Presence::SipPhone
             } else {
                 Presence::Offline
-            }
+            };
+            (presence, None)
         }
-        (Some(address), Some(v)) if v.dialed == address => match &v.state {
-            VerifyState::Verified => Presence::Verified {
-                manual: ad.is_none() && manual.is_some(),
-            },
-            VerifyState::Pending => Presence::Verifying,
-            VerifyState::Failed(why) => Presence::Unverified(why.clone()),
-        },
-        // Seen at an address not (yet) challenged there.
-        (Some(_), _) => Presence::Verifying,
-        (None, _) if talker.online => Presence::NotOnLan,
-        (None, _) => Presence::Offline,
+        Some((seen, addresses)) => challenged(talker, *seen, addresses, sources),
+        None if talker.online => (Presence::NotOnLan, None),
+        None => (Presence::Offline, None),
     };
     let mut servers: Vec<String> = Vec::new();
     for account in &talker.accounts {
@@ -341,10 +364,13 @@ fn registered_row(talker: &RegisteredTalker, sources: &Sources<'_>) -> RosterRow
     RosterRow {
         id: talker.id.clone(),
         name: talker.name.clone(),
-        kind: talker.kind.clone(),
-        video: talker.media.contains("video"),
+        kind: talker.kind,
+        video: talker.media == Media::Video,
         presence,
         activity,
+        online: Some(talker.online),
+        seen: reach.map(|(seen, _)| seen),
+        advertised: ad.map(|ad| ad.state),
         address,
         servers,
         designation: None,
@@ -352,19 +378,44 @@ fn registered_row(talker: &RegisteredTalker, sources: &Sources<'_>) -> RosterRow
     }
 }
 
-fn lan_only_row(ad: &TalkerAd, sources: &Sources<'_>) -> RosterRow {
-    let presence = if sources.registry.is_some() {
-        Presence::NotMine
-    } else {
-        Presence::AwaitingRegistry
+/// An agent of my registry seen at `addresses`: what its challenge says, and
+/// the address it speaks for. Only a challenge made at one of its addresses
+/// with the key my registry holds now counts.
+fn challenged(
+    talker: &RegisteredTalker,
+    seen: Seen,
+    addresses: &[SocketAddr],
+    sources: &Sources<'_>,
+) -> (Presence, Option<SocketAddr>) {
+    let current = sources
+        .verifications
+        .get(&talker.id)
+        .filter(|v| addresses.contains(&v.dialed) && v.public_key == talker.public_key);
+    let Some(verification) = current else {
+        // Seen at addresses not (yet) challenged there.
+        return (Presence::Verifying, addresses.first().copied());
     };
+    let presence = match &verification.state {
+        VerifyState::Verified => Presence::Verified {
+            manual: seen == Seen::Manual,
+        },
+        VerifyState::Pending => Presence::Verifying,
+        VerifyState::Failed(why) => Presence::Unverified(why.clone()),
+    };
+    (presence, Some(verification.dialed))
+}
+
+fn lan_only_row(ad: &TalkerAd, sources: &Sources<'_>) -> RosterRow {
     RosterRow {
         id: ad.id.as_str().to_owned(),
         name: ad.instance.clone(),
-        kind: ad.kind.as_str().to_owned(),
-        video: ad.media.has_video(),
-        presence,
+        kind: ad.kind,
+        video: ad.media == Media::Video,
+        presence: stranger(sources),
         activity: activity(None, Some(ad.state), true),
+        online: None,
+        seen: Some(Seen::Lan),
+        advertised: Some(ad.state),
         address: ad.socket_addrs().into_iter().next(),
         servers: ad.servers.clone(),
         designation: None,
@@ -381,11 +432,15 @@ fn activity(
         if status
             .calls
             .iter()
-            .any(|c| c.kind == "incoming" && c.state == "ringing")
+            .any(|c| c.kind == TalkerCallKind::Incoming && c.state == TalkerCallState::Ringing)
         {
             return Activity::Ringing;
         }
-        if status.calls.iter().any(|c| c.state == "connected") {
+        if status
+            .calls
+            .iter()
+            .any(|c| c.state == TalkerCallState::Connected)
+        {
             return Activity::InCall;
         }
         if !status.calls.is_empty() {
@@ -401,109 +456,22 @@ fn activity(
     }
 }
 
-fn mark(row: &RosterRow, sources: &Sources<'_>, route: RouteSource<'_>) -> RouteMark {
-    if matches!(row.presence, Presence::NotMine | Presence::AwaitingRegistry) {
-        return RouteMark::None;
-    }
-    let designated_elsewhere = !sources.designated.is_empty() && row.designation.is_none();
-    match route {
-        RouteSource::NoContact => RouteMark::None,
-        RouteSource::Loading(_) if designated_elsewhere => RouteMark::NotDesignated,
-        RouteSource::Loading(_) => RouteMark::Loading,
-        RouteSource::Loaded(contact, routes) => {
-            if let Some(best) = best_route(&row.id, &routes.routes) {
-                shared_mark(best, &routes.media)
-            } else if designated_elsewhere {
-                RouteMark::NotDesignated
-            } else {
-                RouteMark::Unreachable(unreachable_reason(row, contact))
-            }
-        }
-        RouteSource::Failed(contact, problem) => match problem {
-            Problem::Refused { code, .. } if code == "no_shared_server" => {
-                if designated_elsewhere {
-                    RouteMark::NotDesignated
-                } else {
-                    RouteMark::Unreachable(unreachable_reason(row, contact))
-                }
-            }
-            other => RouteMark::Unknown(other.to_string()),
-        },
-    }
-}
-
-/// The best (lowest rank) route of one talker.
-fn best_route<'r>(talker: &str, routes: &'r [RouteView]) -> Option<&'r RouteView> {
-    routes
-        .iter()
-        .filter(|r| r.talker == talker)
-        .min_by_key(|r| r.rank)
-}
-
-fn shared_mark(route: &RouteView, asked: &str) -> RouteMark {
-    RouteMark::Shared {
-        rank: route.rank,
-        server: route.server.clone(),
-        media_ok: asked != "video" || route.media == "video",
-        online: route.online,
-        reason: route.reason.clone(),
-    }
-}
-
-/// Why a talker has no route to a contact, from the servers on both sides
-/// (the contract's "no shared server: TV on a, b; Bob on c").
-pub fn unreachable_reason(row: &RosterRow, contact: &Contact) -> String {
-    let shared: Vec<&String> = row
-        .servers
-        .iter()
-        .filter(|s| contact.servers.contains(s))
-        .collect();
-    if contact.servers.is_empty() {
-        return format!("no shared server: {} has no known server", contact.name);
-    }
-    if row.servers.is_empty() {
-        return format!("no shared server: {} has no account", row.name);
-    }
-    if shared.is_empty() {
-        return format!(
-            "no shared server: {} on {}; {} on {}",
-            row.name,
-            row.servers.join(", "),
-            contact.name,
-            contact.servers.join(", ")
-        );
-    }
-    if matches!(row.presence, Presence::Offline) {
-        return format!("offline (shares {})", join_refs(&shared));
-    }
-    format!(
-        "shares {} but the server takes no calls from the matcher",
-        join_refs(&shared)
-    )
-}
-
-fn join_refs(items: &[&String]) -> String {
-    items
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::model::RegisteredAccount;
-    use discovery::{Media, TalkerId, TalkerKind};
+    use crate::model::{
+        AgentCall, Contact, ContactKind, Problem, RegisteredAccount, RouteView, Routes,
+    };
+    use discovery::TalkerId;
     use std::net::{IpAddr, Ipv4Addr};
 
     fn talker(id: &str, name: &str, online: bool, servers: &[&str]) -> RegisteredTalker {
         RegisteredTalker {
             id: id.to_owned(),
             name: name.to_owned(),
-            kind: "tv".to_owned(),
-            media: "video".to_owned(),
+            kind: TalkerKind::Tv,
+            media: Media::Video,
             public_key: format!("key-{id}"),
             software: Default::default(),
             online,
@@ -539,7 +507,7 @@ mod tests {
     fn contact(name: &str, servers: &[&str]) -> Contact {
         Contact {
             name: name.to_owned(),
-            kind: "user".to_owned(),
+            kind: ContactKind::User,
             accepted: true,
             servers: servers.iter().map(|s| (*s).to_owned()).collect(),
         }
@@ -674,7 +642,7 @@ mod tests {
         let bob = contact("Bob", &["home.example"]);
         let routes = Routes {
             callee: "Bob".into(),
-            media: "video".into(),
+            media: Media::Video,
             routes: vec![RouteView {
                 rank: 1,
                 talker: "pc".into(),
@@ -682,7 +650,7 @@ mod tests {
                 account: "sip:pc@home.example".into(),
                 server: "home.example".into(),
                 cost: 1,
-                media: "audio".into(),
+                media: Media::Audio,
                 talker_online: true,
                 online: true,
                 reason: "online · cost 1".into(),
@@ -740,7 +708,6 @@ mod tests {
 
     #[test]
     fn activity_prefers_the_status_api() {
-        use crate::model::AgentCall;
         let mut world = World::new(Some(vec![talker("tv", "TV", true, &["a.example"])]));
         world.see(ad("tv", "TV", 20));
         world.verify("tv", addr(20), VerifyState::Verified);
@@ -753,15 +720,15 @@ mod tests {
             TalkerStatus {
                 id: "tv".into(),
                 name: "TV".into(),
-                kind: "tv".into(),
+                kind: TalkerKind::Tv,
                 media: vec![],
                 accounts: vec![],
                 calls: vec![AgentCall {
                     id: 3,
-                    kind: "incoming".into(),
-                    state: "ringing".into(),
+                    kind: TalkerCallKind::Incoming,
+                    state: TalkerCallState::Ringing,
                     sip_call_id: "x".into(),
-                    peer: None,
+                    peer: String::new(),
                     media: None,
                 }],
             },
@@ -770,5 +737,63 @@ mod tests {
             world.rows(RouteSource::NoContact)[0].activity,
             Activity::Ringing
         );
+    }
+
+    #[test]
+    fn a_challenge_counts_at_any_of_the_talkers_addresses_with_the_current_key() {
+        let mut world = World::new(Some(vec![talker("tv", "TV", true, &["a.example"])]));
+        let mut tv = ad("tv", "TV", 20);
+        tv.addresses
+            .push(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 21)));
+        world.see(tv);
+        // The second address answered (the first did not): that is where it speaks.
+        world.verify("tv", addr(21), VerifyState::Verified);
+        let row = &world.rows(RouteSource::NoContact)[0];
+        assert_eq!(row.presence, Presence::Verified { manual: false });
+        assert_eq!((row.address, row.seen), (Some(addr(21)), Some(Seen::Lan)));
+        assert_eq!(address_of("tv", &world.sources()), Some(addr(20)));
+        // A challenge checked with a key the registry no longer holds proves nothing.
+        world.registry.as_mut().unwrap()[0].public_key = "key-new".into();
+        let row = &world.rows(RouteSource::NoContact)[0];
+        assert_eq!(row.presence, Presence::Verifying);
+        assert_eq!(row.address, Some(addr(20)));
+    }
+
+    #[test]
+    fn lan_addresses_come_before_manual_ones_and_sip_phones_have_none() {
+        let mut world = World::new(Some(vec![
+            talker("tv", "TV", true, &["a.example"]),
+            talker("desk", "Desk phone", true, &["a.example"]),
+        ]));
+        world.registry.as_mut().unwrap()[1].software = TalkerSoftware::SipPhone;
+        for (id, octet) in [("tv", 50), ("tv", 51), ("desk", 52), ("fridge", 53)] {
+            world.manual.push(ManualTalker {
+                id: id.into(),
+                address: addr(octet),
+            });
+        }
+        assert_eq!(
+            addresses_of("tv", &world.sources()),
+            Some((Seen::Manual, vec![addr(50), addr(51)]))
+        );
+        world.see(ad("tv", "TV", 20));
+        assert_eq!(
+            addresses_of("tv", &world.sources()),
+            Some((Seen::Lan, vec![addr(20)]))
+        );
+        world.see(ad("desk", "Desk phone", 22));
+        let rows = world.rows(RouteSource::NoContact);
+        let by_id = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(by_id("desk").presence, Presence::SipPhone);
+        assert_eq!((by_id("desk").address, by_id("desk").seen), (None, None));
+        // A manual entry my registry does not hold is listed, as not mine.
+        let fridge = by_id("fridge");
+        assert_eq!(fridge.presence, Presence::NotMine);
+        assert_eq!(
+            (fridge.seen, fridge.address, fridge.online),
+            (Some(Seen::Manual), Some(addr(53)), None)
+        );
+        assert_eq!(by_id("tv").online, Some(true));
+        assert_eq!(by_id("tv").advertised, Some(TalkerState::Idle));
     }
 }

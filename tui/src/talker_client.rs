@@ -11,11 +11,13 @@
 
 use crate::app::OwnerAction;
 use crate::config::Secret;
+use crate::matcher_client::wire_action;
 use crate::model::{Problem, TalkerStatus};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use discovery::challenge::Challenge;
-use serde::Deserialize;
+pub use splitdial_api::ChallengeAnswer;
+use splitdial_api::{ChallengeRequest, OwnerActionAccepted, OwnerActionRequest};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,20 +28,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 256 * 1024;
 /// Longest talker nonce accepted in an answer.
 const MAX_TALKER_NONCE: usize = 256;
-
-/// The talker's answer to `POST /v1/challenge`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ChallengeAnswer {
-    /// The id the talker claims.
-    pub talker_id: String,
-    /// Its fresh nonce.
-    pub talker_nonce: String,
-    /// The key it claims (a convenience; never used to verify).
-    #[serde(default)]
-    pub public_key: String,
-    /// Standard base64 Ed25519 signature.
-    pub signature: String,
-}
 
 /// Why a talker is not verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,7 +181,10 @@ impl TalkerClient {
         let response = self
             .http
             .post(url(dialed, "/v1/challenge")?)
-            .json(&serde_json::json!({"nonce": nonce, "dialed": dialed_text}))
+            .json(&ChallengeRequest {
+                nonce: nonce.clone(),
+                dialed: dialed_text.clone(),
+            })
             .send()
             .await
             .map_err(|e| unreachable(&what, &e))?;
@@ -222,19 +213,16 @@ impl TalkerClient {
         token: &Secret,
     ) -> Result<(), Problem> {
         let what = format!("talker at {dialed}");
+        let action = wire_action(action);
         let response = self
             .http
-            .post(url(
-                dialed,
-                &format!("/v1/calls/{call_id}/{}", action.as_str()),
-            )?)
+            .post(url(dialed, &format!("/v1/calls/{call_id}/{action}"))?)
             .bearer_auth(token.expose())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body("{}")
+            .json(&OwnerActionRequest {})
             .send()
             .await
             .map_err(|e| unreachable(&what, &e))?;
-        let _: serde_json::Value = Self::read(&what, response, 202).await?;
+        let _: OwnerActionAccepted = Self::read(&what, response, 202).await?;
         Ok(())
     }
 }

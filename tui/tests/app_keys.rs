@@ -12,7 +12,7 @@ use splitdial_tui::app::{
     Action, App, Connection, Effect, ErrorPane, OwnerAction, Pane, REGISTRY_POLL_MS,
 };
 use splitdial_tui::config::{Config, ManualTalker};
-use splitdial_tui::model::{AgentCall, CallState, Problem};
+use splitdial_tui::model::{AgentCall, CallState, Problem, TalkerCallKind, TalkerCallState};
 use splitdial_tui::roster::{Presence, RouteMark};
 
 fn loads_routes(effects: &[Effect]) -> Vec<(String, Vec<String>, bool)> {
@@ -386,7 +386,7 @@ fn enter_places_the_call_and_follows_it() {
         seq: 6,
         state: CallState::Ended,
         at: at(5000),
-        detail: json!({"reason": "hung_up"}),
+        detail: serde_json::from_value(json!({"reason": "hung_up"})).unwrap(),
     })]);
     assert!(scene.app.call_is_live());
     let effects = scene.apply([ch('h')]);
@@ -523,10 +523,10 @@ fn incoming_calls_are_answered_and_declined_on_their_talker() {
     let mut scene = Scene::household();
     let ringing = AgentCall {
         id: 3,
-        kind: "incoming".into(),
-        state: "ringing".into(),
+        kind: TalkerCallKind::Incoming,
+        state: TalkerCallState::Ringing,
         sip_call_id: "a84b4c76e66710".into(),
-        peer: Some("sip:carol@family.example".into()),
+        peer: "sip:carol@family.example".into(),
         media: None,
     };
     // Nothing rings yet.

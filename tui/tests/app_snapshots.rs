@@ -12,7 +12,7 @@ use scenes::*;
 use serde_json::json;
 use splitdial_tui::app::{Action, Effect};
 use splitdial_tui::config::{Config, Theme};
-use splitdial_tui::model::{AgentCall, CallState, Problem};
+use splitdial_tui::model::{AgentCall, CallState, Problem, TalkerCallKind, TalkerCallState};
 
 /// Snapshots one scene at both sizes.
 fn snap(name: &str, scene: &Scene) {
@@ -76,7 +76,7 @@ fn no_shared_server_marks() {
         callee: "Carol".to_owned(),
         result: Ok(splitdial_tui::model::Routes {
             callee: "Carol".to_owned(),
-            media: "audio".to_owned(),
+            media: splitdial_tui::model::Media::Audio,
             routes: vec![
                 route(
                     1,
@@ -132,8 +132,8 @@ fn sip_phone_talker() {
     let mut desk = registry[0].clone();
     desk.id = "desk".to_owned();
     desk.name = "Desk phone".to_owned();
-    desk.kind = "phone".to_owned();
-    desk.media = "audio".to_owned();
+    desk.kind = splitdial_tui::model::TalkerKind::Phone;
+    desk.media = splitdial_tui::model::Media::Audio;
     desk.public_key = String::new();
     desk.software = splitdial_tui::model::TalkerSoftware::SipPhone;
     registry.push(desk);
@@ -228,10 +228,10 @@ fn call_statistics() {
             "Living room TV",
             vec![AgentCall {
                 id: 7,
-                kind: "referred".to_owned(),
-                state: "connected".to_owned(),
+                kind: TalkerCallKind::Referred,
+                state: TalkerCallState::Connected,
                 sip_call_id: "abc@tv".to_owned(),
-                peer: Some("sip:bob@home.example".to_owned()),
+                peer: "sip:bob@home.example".into(),
                 media: Some(media_stats()),
             }],
         )),
@@ -275,10 +275,10 @@ fn incoming_call_on_my_talker() {
             "Living room TV",
             vec![AgentCall {
                 id: 3,
-                kind: "incoming".to_owned(),
-                state: "ringing".to_owned(),
+                kind: TalkerCallKind::Incoming,
+                state: TalkerCallState::Ringing,
                 sip_call_id: "a84b4c76e66710".to_owned(),
-                peer: Some("sip:carol@family.example".to_owned()),
+                peer: "sip:carol@family.example".into(),
                 media: None,
             }],
         )),

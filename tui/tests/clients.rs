@@ -221,7 +221,7 @@ async fn matcher_client_reads_the_registry_and_maps_errors() {
         .routes("bob", &["alice-tv".into()], true)
         .await
         .unwrap();
-    assert_eq!(routes.media, "video");
+    assert_eq!(routes.media, Media::Video);
 
     // No shared server: 409 with both sides' servers, for routes and calls alike.
     for problem in [
@@ -329,7 +329,7 @@ async fn a_call_is_followed_to_its_end_over_sse() {
         "{:?}",
         call.state
     );
-    assert_eq!(call.media, "audio");
+    assert_eq!(call.media, Media::Audio);
 
     // The talker's proxy does not answer: the call ends soon, and the stream
     // stops after the final state.
@@ -804,8 +804,8 @@ async fn the_talkers_listing_verifies_lan_and_manual_addresses_with_the_registry
     let registered = |id: &str, key: &SigningKey, online: bool| RegisteredTalker {
         id: id.into(),
         name: format!("{id} device"),
-        kind: "tv".into(),
-        media: "audio".into(),
+        kind: TalkerKind::Tv,
+        media: Media::Audio,
         public_key: STANDARD.encode(key.verifying_key().as_bytes()),
         software: Default::default(),
         online,

@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, default_value = "other")]
     kind: TalkerKind,
     /// Media: `audio` or `audio,video`.
-    #[arg(long, default_value = "audio")]
+    #[arg(long, default_value = "audio", value_parser = discovery::ad::parse_media_word)]
     media: Media,
     /// SIP server domains, comma-separated.
     #[arg(long, value_delimiter = ',')]

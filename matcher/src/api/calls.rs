@@ -1,48 +1,34 @@
 //! Calls: place one on the best route, follow it as Server-Sent Events, hang
 //! it up, add a party.
 
-use super::routes::{parse_media, ranked};
+use super::routes::ranked;
 use super::{ApiError, AppState, CurrentUser, UserTokenHash};
-use crate::registry::ContactTarget;
+use crate::registry::{ContactTarget, Media};
 use crate::route::{RouteView, account_online};
-use crate::storage::{CallRecord, FINAL_STATES};
+use crate::storage::CallRecord;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use splitdial_api::{Call, CallEvent, EventDetail, NewCall, NewParty, PartyAdded};
 use std::convert::Infallible;
 use std::time::Duration;
 
-/// Body of `POST /v1/calls`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewCall {
-    /// The contact's name.
-    callee: String,
-    /// Designated talkers, in preference order (all of the user's when empty).
-    #[serde(default)]
-    talkers: Vec<String>,
-    /// `audio` (default) or `video`.
-    #[serde(default)]
-    media: Option<String>,
-}
-
-fn call_json(record: &CallRecord) -> Value {
-    let route: Value = serde_json::from_str(&record.route).unwrap_or(Value::Null);
-    json!({
-        "call": record.id,
-        "state": record.state,
-        "reason": record.reason,
-        "media": record.media,
-        "route": route,
-        "created_at": record.created_at,
-        "ended_at": record.ended_at,
-        "events": format!("/v1/calls/{}/events", record.id),
-    })
+/// The call as the API shows it. The stored route is the [`RouteView`] the
+/// call was placed on; one that does not read back is shown as `null`.
+fn call_json(record: &CallRecord) -> Call {
+    Call {
+        call: record.id.clone(),
+        state: record.state,
+        reason: record.reason.clone(),
+        media: record.media,
+        route: serde_json::from_str(&record.route).ok(),
+        created_at: record.created_at,
+        ended_at: record.ended_at,
+        events: format!("/v1/calls/{}/events", record.id),
+    }
 }
 
 /// `POST /v1/calls`: finds the best route and has the controller place the call.
@@ -50,14 +36,14 @@ pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     body: Result<Json<NewCall>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Call>), ApiError> {
     let Json(body) = body?;
-    let media = parse_media(body.media.as_deref())?;
+    let media = body.media.unwrap_or(Media::Audio);
     let (contact, routes) = ranked(&state, &user, &body.talkers, &body.callee, media).await?;
     let best = routes
         .first()
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_route", "no route"))?;
-    let view = serde_json::to_string(&RouteView::of(best)).unwrap_or_default();
+    let view = serde_json::to_string(&RouteView::from(best)).unwrap_or_default();
     let record = state
         .calls
         .place(user.id, contact.contact.id, best, media, view)
@@ -80,7 +66,7 @@ pub async fn show(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Call>, ApiError> {
     let record = own_call(&state, user.id, &id).await?;
     Ok(Json(call_json(&record)))
 }
@@ -90,28 +76,20 @@ pub async fn hang_up(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Call>), ApiError> {
     let record = own_call(&state, user.id, &id).await?;
-    if FINAL_STATES.contains(&record.state.as_str()) {
+    if record.state.is_final() {
         return Ok((StatusCode::OK, Json(call_json(&record))));
     }
     if let Err(error) = state.calls.hang_up(&id) {
         // It may have ended between the read above and now.
         let record = own_call(&state, user.id, &id).await?;
-        if FINAL_STATES.contains(&record.state.as_str()) {
+        if record.state.is_final() {
             return Ok((StatusCode::OK, Json(call_json(&record))));
         }
         return Err(error.into());
     }
     Ok((StatusCode::ACCEPTED, Json(call_json(&record))))
-}
-
-/// Body of `POST /v1/calls/{id}/parties`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewParty {
-    /// The contact's name.
-    callee: String,
 }
 
 /// `POST /v1/calls/{id}/parties`: another REFER in the same control dialog,
@@ -121,7 +99,7 @@ pub async fn add_party(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
     body: Result<Json<NewParty>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PartyAdded>), ApiError> {
     let Json(body) = body?;
     own_call(&state, user.id, &id).await?;
     let server = state.calls.live_server(&id).ok_or_else(|| {
@@ -182,7 +160,10 @@ pub async fn add_party(
     let party = state.calls.add_party(&id, &target).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"call": id, "party": party.0})),
+        Json(PartyAdded {
+            call: id,
+            party: party.0,
+        }),
     ))
 }
 
@@ -278,7 +259,7 @@ impl SentUpTo {
                 continue;
             }
             self.0 = event.seq;
-            let final_state = FINAL_STATES.contains(&event.state.as_str());
+            let final_state = event.state.is_final();
             if tx.send(sse_event(&event)).await.is_err() || final_state {
                 return false;
             }
@@ -287,22 +268,21 @@ impl SentUpTo {
     }
 }
 
+/// One stored event as a Server-Sent Event: `id: seq`, `event: state`, the
+/// contract's [`CallEvent`] as data. A stored detail that does not read back
+/// is sent as `{}`.
 fn sse_event(event: &crate::storage::CallEvent) -> Result<Event, Infallible> {
-    let detail: Value = serde_json::from_str(&event.detail).unwrap_or(Value::Null);
-    let at = chrono_free_rfc3339(event.at_ms);
+    let data = CallEvent {
+        call: event.call.clone(),
+        seq: event.seq,
+        state: event.state,
+        at: chrono_free_rfc3339(event.at_ms),
+        detail: serde_json::from_str::<EventDetail>(&event.detail).unwrap_or_default(),
+    };
     Ok(Event::default()
         .id(event.seq.to_string())
         .event("state")
-        .data(
-            json!({
-                "call": event.call,
-                "seq": event.seq,
-                "state": event.state,
-                "at": at,
-                "detail": detail,
-            })
-            .to_string(),
-        ))
+        .data(serde_json::to_string(&data).unwrap_or_default()))
 }
 
 /// RFC 3339 UTC time of Unix milliseconds, without a date crate.

@@ -1,5 +1,6 @@
-//! API errors: a status and a stable code, sent as
-//! `{"error": {"code": "...", "message": "..."}}` (plus details where useful).
+//! API errors: a status and a stable code, sent as the contract's
+//! [`ErrorBody`], `{"error": {"code": "...", "message": "..."}}` (plus each
+//! side's servers on route errors).
 
 use crate::calls::CallError;
 use crate::route::RouteError;
@@ -8,29 +9,24 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use splitdial_api::ErrorBody;
 
 /// An error answer of the API.
 #[derive(Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// Human-readable message.
-    pub message: String,
-    /// Extra fields inside `error` (e.g. the servers of each side).
-    pub details: Option<Value>,
+    /// What the client reads: the code, the message, the servers of a route
+    /// error (boxed: handlers return it in every `Result`).
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
-    /// An error with no details.
+    /// An error with a code and a message and nothing else.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
-            message: message.into(),
-            details: None,
+            body: Box::new(ErrorBody::new(code, message)),
         }
     }
 
@@ -79,15 +75,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let (Some(Value::Object(details)), Some(map)) = (self.details, error.as_object_mut()) {
-            for (k, v) in details {
-                if k != "code" {
-                    map.insert(k, v);
-                }
-            }
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        (self.status, Json(*self.body)).into_response()
     }
 }
 
@@ -120,12 +108,22 @@ impl From<RouteError> for ApiError {
                 StatusCode::CONFLICT
             }
         };
-        Self {
-            status,
-            code: e.code(),
-            message: e.to_string(),
-            details: serde_json::to_value(&e).ok(),
+        let mut error = Self::new(status, e.code(), e.to_string());
+        let detail = &mut error.body.error;
+        match e {
+            RouteError::NoDesignatedTalker => {}
+            RouteError::NoSharedServer {
+                caller_servers,
+                callee_servers,
+            } => {
+                detail.caller_servers = Some(caller_servers);
+                detail.callee_servers = Some(callee_servers);
+            }
+            RouteError::NoUsableServer { shared_servers } => {
+                detail.shared_servers = Some(shared_servers);
+            }
         }
+        error
     }
 }
 

@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use splitdial_api::Health;
 
 /// `GET /healthz`: 200 when the registry answers.
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store.servers().await?;
-    Ok(Json(json!({"status": "ok"})))
+    Ok(Json(Health::ok()))
 }
 
 /// `GET /metrics`: Prometheus text.

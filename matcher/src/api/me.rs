@@ -4,45 +4,54 @@ use super::{ApiError, AppState, CurrentUser};
 use crate::registry::ContactTarget;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use splitdial_api::{
+    Contact, ContactKind, ContactList, Me, RegisteredAccount, RegisteredTalker, TalkerList,
+};
 
 /// `GET /v1/me`.
-pub async fn me(CurrentUser(user): CurrentUser) -> Json<Value> {
-    Json(json!({"id": user.id, "name": user.name, "display_name": user.display_name}))
+pub async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
+    Json(Me {
+        id: user.id,
+        name: user.name,
+        display_name: Some(user.display_name),
+    })
 }
 
 /// `GET /v1/me/talkers`: the user's talkers with their accounts and online state.
 pub async fn talkers(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TalkerList>, ApiError> {
     let now = crate::storage::now_secs();
     let max_age = i64::try_from(state.settings.max_heartbeat_age.as_secs()).unwrap_or(i64::MAX);
-    let talkers: Vec<Value> = state
+    let talkers = state
         .store
         .talkers_with_accounts(user.id)
         .await?
         .into_iter()
         .map(|(talker, accounts)| {
             let online = crate::route::heartbeat_fresh(&talker, now, max_age);
-            json!({
-                "id": talker.id,
-                "name": talker.name,
-                "kind": talker.kind,
-                "media": talker.media,
-                "public_key": talker.public_key,
-                "software": talker.software,
-                "online": online,
-                "last_seen": talker.last_seen,
-                "accounts": accounts.iter().map(|a| json!({
-                    "aor": a.aor,
-                    "server": a.server,
-                    "registered": a.registered && online,
-                })).collect::<Vec<_>>(),
-            })
+            RegisteredTalker {
+                accounts: accounts
+                    .into_iter()
+                    .map(|a| RegisteredAccount {
+                        aor: a.aor,
+                        server: a.server,
+                        registered: a.registered && online,
+                    })
+                    .collect(),
+                id: talker.id,
+                name: talker.name,
+                kind: talker.kind,
+                media: talker.media,
+                public_key: talker.public_key,
+                software: talker.software,
+                online,
+                last_seen: talker.last_seen,
+            }
         })
         .collect();
-    Ok(Json(json!({ "talkers": talkers })))
+    Ok(Json(TalkerList { talkers }))
 }
 
 /// `GET /v1/me/contacts`: each contact with the server domains where it can be
@@ -50,11 +59,11 @@ pub async fn talkers(
 pub async fn contacts(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+) -> Result<Json<ContactList>, ApiError> {
+    let mut contacts = Vec::new();
     for view in state.store.contacts_of(user.id).await? {
         let (kind, servers) = match &view.contact.target {
-            ContactTarget::Address { server, .. } => ("address", vec![server.clone()]),
+            ContactTarget::Address { server, .. } => (ContactKind::Address, vec![server.clone()]),
             ContactTarget::User { user: other } if view.accepted => {
                 let mut servers: Vec<String> = state
                     .store
@@ -65,16 +74,16 @@ pub async fn contacts(
                     .collect();
                 servers.sort();
                 servers.dedup();
-                ("user", servers)
+                (ContactKind::User, servers)
             }
-            ContactTarget::User { .. } => ("user", Vec::new()),
+            ContactTarget::User { .. } => (ContactKind::User, Vec::new()),
         };
-        out.push(json!({
-            "name": view.contact.name,
-            "kind": kind,
-            "accepted": view.accepted,
-            "servers": servers,
-        }));
+        contacts.push(Contact {
+            name: view.contact.name,
+            kind,
+            accepted: view.accepted,
+            servers,
+        });
     }
-    Ok(Json(json!({ "contacts": out })))
+    Ok(Json(ContactList { contacts }))
 }

@@ -11,7 +11,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use splitdial_api::Routes;
 
 /// Query of `GET /v1/routes`.
 #[derive(Debug, Deserialize)]
@@ -22,13 +22,14 @@ pub struct RoutesQuery {
     talkers: Option<String>,
     /// The contact's name.
     callee: String,
-    /// `audio` (default) or `video`.
+    /// `audio` (default) or `video`: a word, not a [`Media`], so that another
+    /// word is a 422 naming both, like every other bad value.
     #[serde(default)]
     media: Option<String>,
 }
 
 /// Parses `audio` / `video` (absent: audio).
-pub(super) fn parse_media(word: Option<&str>) -> Result<Media, ApiError> {
+fn parse_media(word: Option<&str>) -> Result<Media, ApiError> {
     match word {
         None => Ok(Media::Audio),
         Some(w) => Media::parse(w)
@@ -84,14 +85,14 @@ pub async fn routes(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     query: Result<Query<RoutesQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Routes>, ApiError> {
     let Query(query) = query?;
     let media = parse_media(query.media.as_deref())?;
     let designated = talker_list(query.talkers.as_deref());
     let (_, routes) = ranked(&state, &user, &designated, &query.callee, media).await?;
-    Ok(Json(json!({
-        "callee": query.callee,
-        "media": media,
-        "routes": dialer_views(&routes),
-    })))
+    Ok(Json(Routes {
+        callee: query.callee,
+        media,
+        routes: dialer_views(&routes),
+    }))
 }

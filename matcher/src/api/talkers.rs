@@ -3,7 +3,7 @@
 
 use super::{ApiError, AppState, BearerToken, CurrentTalker, CurrentUser, unix_time_f64};
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::registry::{MAX_FIELD, Media, TalkerKind, aor_domain, printable_field};
+use crate::registry::{MAX_FIELD, aor_domain, printable_field};
 use crate::storage::{AccountReport, NewAccount, NewTalker};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -11,37 +11,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use splitdial_api::{
+    EnrollReply, EnrollRequest, Heartbeat, HeartbeatReply, OwnerAction, OwnerToken,
+    OwnerTokenRequest,
+};
 use splitdial_sip::call_token::{Action, Claims, TokenKind, unix_now};
 
-/// Longest talker id, name, AOR or URN accepted.
 /// Most accounts one talker may enroll.
 const MAX_ACCOUNTS: usize = 32;
 /// Owner tokens live this long.
 const OWNER_TOKEN_SECS: u64 = 20;
-
-/// Body of `POST /v1/talkers`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Enrollment {
-    id: String,
-    public_key: String,
-    name: String,
-    kind: String,
-    media: String,
-    #[serde(default)]
-    instance: Option<String>,
-    accounts: Vec<EnrolledAccount>,
-}
-
-/// One account in an enrollment.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrolledAccount {
-    aor: String,
-    server: String,
-}
 
 fn field(name: &str, value: &str) -> Result<(), ApiError> {
     if !printable_field(value) {
@@ -56,15 +35,11 @@ fn field(name: &str, value: &str) -> Result<(), ApiError> {
 pub async fn enroll(
     State(state): State<AppState>,
     BearerToken(token): BearerToken,
-    body: Result<Json<Enrollment>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<EnrollReply>), ApiError> {
     let Json(body) = body?;
     field("id", &body.id)?;
     field("name", &body.name)?;
-    let kind = TalkerKind::parse(&body.kind)
-        .ok_or_else(|| ApiError::invalid(format!("unknown kind {:?}", body.kind)))?;
-    let media = Media::parse(&body.media)
-        .ok_or_else(|| ApiError::invalid(format!("unknown media {:?}", body.media)))?;
     let key_ok = STANDARD
         .decode(&body.public_key)
         .ok()
@@ -111,8 +86,8 @@ pub async fn enroll(
         id: body.id,
         owner,
         name: body.name,
-        kind,
-        media,
+        kind: body.kind,
+        media: body.media,
         public_key: body.public_key,
         instance: body.instance,
         credential_hash,
@@ -147,33 +122,14 @@ pub async fn enroll(
     tracing::info!(talker = talker.id, owner = owner_name, "talker enrolled");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "talker_id": talker.id,
-            "owner": owner_name,
-            "credential": credential,
-            "keys": state.keys.published(),
-            "time": unix_time_f64(),
-        })),
+        Json(EnrollReply {
+            talker_id: talker.id,
+            owner: owner_name,
+            credential,
+            keys: state.keys.published().to_vec(),
+            time: unix_time_f64(),
+        }),
     ))
-}
-
-/// Body of a heartbeat.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    state: String,
-    #[serde(default)]
-    accounts: Vec<HeartbeatAccount>,
-}
-
-/// One account's registration in a heartbeat.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeartbeatAccount {
-    aor: String,
-    registered: bool,
-    #[serde(default)]
-    gruu: Option<String>,
 }
 
 /// `POST /v1/talkers/{id}/heartbeat`: the talker is alive; its registrations.
@@ -182,14 +138,11 @@ pub async fn heartbeat(
     Path(id): Path<String>,
     CurrentTalker(talker): CurrentTalker,
     body: Result<Json<Heartbeat>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HeartbeatReply>, ApiError> {
     if talker.id != id {
         return Err(ApiError::forbidden("a talker may only report for itself"));
     }
     let Json(body) = body?;
-    if !matches!(body.state.as_str(), "idle" | "busy") {
-        return Err(ApiError::invalid("state must be idle or busy"));
-    }
     if body.accounts.len() > MAX_ACCOUNTS {
         return Err(ApiError::invalid("too many accounts"));
     }
@@ -210,24 +163,14 @@ pub async fn heartbeat(
     }
     state
         .store
-        .record_heartbeat(&talker.id, &body.state, &reports)
+        .record_heartbeat(&talker.id, body.state.as_str(), &reports)
         .await?;
     state.metrics.heartbeat();
-    Ok(Json(json!({
-        "time": unix_time_f64(),
-        "keys": state.keys.published(),
-        "interval_s": state.settings.heartbeat_interval.as_secs(),
-    })))
-}
-
-/// Body of `POST /v1/talkers/{id}/owner-tokens`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OwnerTokenRequest {
-    action: Action,
-    sip_call_id: String,
-    #[serde(default)]
-    call: Option<String>,
+    Ok(Json(HeartbeatReply {
+        time: unix_time_f64(),
+        keys: state.keys.published().to_vec(),
+        interval_s: Some(state.settings.heartbeat_interval.as_secs()),
+    }))
 }
 
 /// `POST /v1/talkers/{id}/owner-tokens`: a token for one owner action on one
@@ -237,7 +180,7 @@ pub async fn owner_token(
     Path(id): Path<String>,
     CurrentUser(user): CurrentUser,
     body: Result<Json<OwnerTokenRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<OwnerToken>), ApiError> {
     let Json(body) = body?;
     let talker = state
         .store
@@ -245,14 +188,6 @@ pub async fn owner_token(
         .await?
         .filter(|t| t.owner == user.id)
         .ok_or_else(|| ApiError::not_found("no such talker of yours"))?;
-    if !matches!(
-        body.action,
-        Action::Answer | Action::Decline | Action::Hangup
-    ) {
-        return Err(ApiError::invalid(
-            "action must be answer, decline or hangup",
-        ));
-    }
     field("sip_call_id", &body.sip_call_id)?;
     let now = unix_now();
     let jti: [u8; 12] = rand::random();
@@ -265,12 +200,20 @@ pub async fn owner_token(
             exp: now + OWNER_TOKEN_SECS,
             call: body.call.unwrap_or_default(),
             dlg: body.sip_call_id,
-            act: body.action,
+            act: match body.action {
+                OwnerAction::Answer => Action::Answer,
+                OwnerAction::Decline => Action::Decline,
+                OwnerAction::Hangup => Action::Hangup,
+            },
             target: None,
         },
     );
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": token, "expires_in": OWNER_TOKEN_SECS, "talker": talker.id})),
+        Json(OwnerToken {
+            token,
+            expires_in: OWNER_TOKEN_SECS,
+            talker: talker.id,
+        }),
     ))
 }

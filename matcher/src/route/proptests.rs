@@ -487,7 +487,7 @@ proptest! {
                         && r.caller_account.aor == view.account
                         && r.server.domain == view.server
                 })
-                .map(|route| RouteView { rank: view.rank, ..RouteView::of(route) });
+                .map(|route| RouteView { rank: view.rank, ..RouteView::from(route) });
             prop_assert_eq!(Some(view.clone()), best);
         }
     }

@@ -728,7 +728,7 @@ fn the_dialer_sees_one_view_per_talker_account_and_server_and_nothing_of_the_cal
     for secret in ["desk", "mobile", "tablet", "bob"] {
         assert!(!text.contains(secret), "{secret} leaked in {text}");
     }
-    assert_eq!(RouteView::of(&routes[3]).rank, 4);
+    assert_eq!(RouteView::from(&routes[3]).rank, 4);
 }
 
 #[test]

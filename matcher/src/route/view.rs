@@ -2,37 +2,11 @@
 //! server, the rank and the reason — nothing of the callee's devices.
 
 use super::ranking::Route;
-use crate::registry::Media;
-use serde::Serialize;
+pub use splitdial_api::RouteView;
 
-/// A route as the API serializes it for the dialer (`GET /v1/routes`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RouteView {
-    /// 1-based rank among the views, 1 is best.
-    pub rank: usize,
-    /// The caller's talker id.
-    pub talker: String,
-    /// The caller's talker's human name.
-    pub talker_name: String,
-    /// The caller's account (AOR) that dials.
-    pub account: String,
-    /// The shared server's domain.
-    pub server: String,
-    /// The server's cost.
-    pub cost: u32,
-    /// What the route can carry.
-    pub media: Media,
-    /// Whether the caller's talker is online on that account.
-    pub talker_online: bool,
-    /// Whether no end of the route is known to be offline.
-    pub online: bool,
-    /// Why it ranks where it does.
-    pub reason: String,
-}
-
-impl RouteView {
+impl From<&Route> for RouteView {
     /// The dialer's view of one route, keeping its rank.
-    pub fn of(route: &Route) -> Self {
+    fn from(route: &Route) -> Self {
         Self {
             rank: route.rank,
             talker: route.caller_talker.id.clone(),
@@ -62,7 +36,7 @@ pub fn dialer_views(routes: &[Route]) -> Vec<RouteView> {
                 && view.server == route.server.domain
         });
         if !seen {
-            let mut view = RouteView::of(route);
+            let mut view = RouteView::from(route);
             view.rank = views.len() + 1;
             views.push(view);
         }

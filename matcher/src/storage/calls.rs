@@ -1,9 +1,14 @@
 //! Call records and their event log: who called whom, through which route, how
 //! it went. Written as the call goes, so a restart loses nothing that matters.
+//!
+//! The database keeps states and media as their words; they become
+//! [`CallState`] and [`Media`] here, and a word the code does not know is a
+//! [`StorageError::Corrupt`] naming it.
 
 use super::{Result, StorageError, Store, conflict_or, now_secs};
-use crate::registry::UserId;
+use crate::registry::{Media, UserId};
 use serde::Serialize;
+use splitdial_api::CallState;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -16,12 +21,12 @@ pub struct CallRecord {
     pub caller: UserId,
     /// The contact called.
     pub contact_id: i64,
-    /// The chosen route, as JSON.
+    /// The chosen route, as JSON (a `RouteView`).
     pub route: String,
-    /// `audio` or `video`.
-    pub media: String,
-    /// Latest state (an SSE state word).
-    pub state: String,
+    /// The media asked for.
+    pub media: Media,
+    /// Latest state.
+    pub state: CallState,
     /// End reason code, once ended.
     pub reason: Option<String>,
     /// The matcher instance that owns the control leg.
@@ -39,25 +44,30 @@ pub struct CallEvent {
     pub call: String,
     /// 1, 2, 3... per call.
     pub seq: i64,
-    /// State word.
-    pub state: String,
+    /// The state reached.
+    pub state: CallState,
     /// Unix milliseconds.
     pub at_ms: i64,
     /// Details (JSON text).
     pub detail: String,
 }
 
-/// States after which nothing more happens to a call.
-pub const FINAL_STATES: [&str; 3] = ["ended", "handed_off", "lost_control"];
+/// A stored call state.
+fn call_state(word: &str) -> Result<CallState> {
+    CallState::parse(word).ok_or_else(|| StorageError::Corrupt(format!("call state {word:?}")))
+}
 
 fn call_from(row: &AnyRow) -> Result<CallRecord> {
+    let media: String = row.try_get("media")?;
+    let state: String = row.try_get("state")?;
     Ok(CallRecord {
         id: row.try_get("id")?,
         caller: row.try_get("caller")?,
         contact_id: row.try_get("contact_id")?,
         route: row.try_get("route")?,
-        media: row.try_get("media")?,
-        state: row.try_get("state")?,
+        media: Media::parse(&media)
+            .ok_or_else(|| StorageError::Corrupt(format!("call media {media:?}")))?,
+        state: call_state(&state)?,
         reason: row.try_get("reason")?,
         owner_instance: row.try_get("owner_instance")?,
         created_at: row.try_get("created_at")?,
@@ -78,8 +88,8 @@ impl Store {
         .bind(call.caller)
         .bind(call.contact_id)
         .bind(&call.route)
-        .bind(&call.media)
-        .bind(&call.state)
+        .bind(call.media.as_str())
+        .bind(call.state.as_str())
         .bind(call.reason.as_deref())
         .bind(&call.owner_instance)
         .bind(call.created_at)
@@ -112,11 +122,11 @@ impl Store {
     pub async fn append_call_event(
         &self,
         call: &str,
-        state: &str,
+        state: CallState,
         reason: Option<&str>,
         detail: &str,
     ) -> Result<CallEvent> {
-        let ended_at = FINAL_STATES.contains(&state).then(now_secs);
+        let ended_at = state.is_final().then(now_secs);
         let at_ms = i64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -129,7 +139,7 @@ impl Store {
              ended_at = COALESCE($3, ended_at), last_at_ms = $4, last_detail = $5 \
              WHERE id = $6 RETURNING last_seq",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(reason)
         .bind(ended_at)
         .bind(at_ms)
@@ -144,7 +154,7 @@ impl Store {
         Ok(CallEvent {
             call: call.to_owned(),
             seq: row.try_get("last_seq")?,
-            state: state.to_owned(),
+            state,
             at_ms,
             detail: detail.to_owned(),
         })
@@ -162,10 +172,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let state: String = r.try_get("state")?;
                 Ok(CallEvent {
                     call: r.try_get("call_id")?,
                     seq: r.try_get("seq")?,
-                    state: r.try_get("state")?,
+                    state: call_state(&state)?,
                     at_ms: r.try_get("at_ms")?,
                     detail: r.try_get("detail")?,
                 })
@@ -184,5 +195,62 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A state word the code does not know (a newer matcher's, or a broken
+    /// row) is an error naming it, never a default.
+    #[tokio::test]
+    async fn an_unknown_stored_state_is_a_corrupt_row_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("m.db").display()))
+            .await
+            .unwrap();
+        let alice = store.add_user("alice", "Alice").await.unwrap();
+        let call = CallRecord {
+            id: "c1".into(),
+            caller: alice.id,
+            contact_id: 1,
+            route: "{}".into(),
+            media: Media::Video,
+            state: CallState::Matching,
+            reason: None,
+            owner_instance: "m1".into(),
+            created_at: 1,
+            ended_at: None,
+        };
+        store.insert_call(&call).await.unwrap();
+        store
+            .append_call_event("c1", CallState::CalleeRinging, None, "{}")
+            .await
+            .unwrap();
+        let stored = store.call("c1").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.media),
+            (CallState::CalleeRinging, Media::Video)
+        );
+        sqlx::query("UPDATE calls SET state = 'ringing'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let error = store.call("c1").await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt(what) if what == "call state \"ringing\""),
+            "{error}"
+        );
+        sqlx::query("UPDATE call_events SET state = 'ringing'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.call_events("c1", 0).await,
+            Err(StorageError::Corrupt(_))
+        ));
+        store.close().await;
     }
 }

@@ -15,7 +15,7 @@ mod talkers;
 mod tokens;
 mod users;
 
-pub use calls::{CallEvent, CallRecord, FINAL_STATES};
+pub use calls::{CallEvent, CallRecord};
 pub use contacts::ContactView;
 pub use keys::SigningKey;
 pub use route_inputs::RouteInputs;

@@ -4,7 +4,7 @@ use super::clock::UnixMillis;
 use crate::config::{Bindings, ManualTalker};
 use crate::model::{
     AgentCall, CallInfo, CallState, Contact, Me, MediaStats, Problem, RegisteredTalker, Routes,
-    TalkerStatus,
+    TalkerCallKind, TalkerStatus,
 };
 use crate::roster::{self, RosterRow, RouteSource, Sources, Verification};
 use discovery::TalkerAd;
@@ -175,16 +175,16 @@ impl CurrentCall {
     pub fn talker_id(&self) -> Option<&str> {
         self.info
             .as_ref()
-            .and_then(|info| info.route.get("talker"))
-            .and_then(serde_json::Value::as_str)
+            .and_then(|info| info.route.as_ref())
+            .map(|route| route.talker.as_str())
     }
 
     /// The shared server the call goes through.
     pub fn server(&self) -> Option<&str> {
         self.info
             .as_ref()
-            .and_then(|info| info.route.get("server"))
-            .and_then(serde_json::Value::as_str)
+            .and_then(|info| info.route.as_ref())
+            .map(|route| route.server.as_str())
     }
 
     /// Milliseconds connected: up to `now` while live, up to the end once over.
@@ -371,7 +371,11 @@ impl App {
     pub fn incoming_calls(&self) -> Vec<IncomingCall<'_>> {
         let mut calls = Vec::new();
         for (id, status) in &self.statuses {
-            for call in status.calls.iter().filter(|c| c.kind == "incoming") {
+            for call in status
+                .calls
+                .iter()
+                .filter(|c| c.kind == TalkerCallKind::Incoming)
+            {
                 calls.push(IncomingCall {
                     talker_id: id,
                     talker_name: &status.name,
@@ -391,7 +395,7 @@ impl App {
         status
             .calls
             .iter()
-            .filter(|c| c.kind == "referred")
+            .filter(|c| c.kind == TalkerCallKind::Referred)
             .find_map(|c| c.media.as_ref())
             .map(|media| (status.name.as_str(), media))
     }

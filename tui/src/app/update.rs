@@ -7,7 +7,7 @@ use super::state::{
 };
 use super::{Action, Command, Effect, OwnerAction};
 use crate::config::Config;
-use crate::model::{CallEvent, CallInfo, Problem, RegisteredTalker};
+use crate::model::{CallEvent, CallInfo, Problem, RegisteredTalker, TalkerCallState};
 use crate::roster::{self, Verification, VerifyState};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use discovery::TalkerAd;
@@ -438,7 +438,7 @@ impl App {
         if self
             .incoming_calls()
             .iter()
-            .any(|c| c.call.state == "connected")
+            .any(|c| c.call.state == TalkerCallState::Connected)
         {
             self.owner_action(OwnerAction::HangUp, effects);
         } else {
@@ -475,8 +475,8 @@ impl App {
 
     fn owner_action(&mut self, action: OwnerAction, effects: &mut Vec<Effect>) {
         let wanted_state = match action {
-            OwnerAction::Answer | OwnerAction::Decline => "ringing",
-            OwnerAction::HangUp => "connected",
+            OwnerAction::Answer | OwnerAction::Decline => TalkerCallState::Ringing,
+            OwnerAction::HangUp => TalkerCallState::Connected,
         };
         let selected = self.selected_talker().map(|r| r.id.clone());
         let candidates: Vec<(String, u64, String)> = self
@@ -811,11 +811,7 @@ impl App {
             return;
         }
         call.stream_lost = None;
-        let sip_code = event
-            .detail
-            .get("sip_code")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok());
+        let sip_code = event.detail.sip_code;
         call.timeline.push(TimelineEntry {
             seq: event.seq,
             state: event.state,

@@ -58,17 +58,13 @@ pub fn progress_line(event: &CallEvent, elapsed: Duration) -> String {
     if event.party() != 1 {
         line.push_str(&format!(" party={}", event.party()));
     }
-    if let Some(party_state) = event.detail.get("party_state").and_then(|v| v.as_str()) {
+    if let Some(party_state) = event.detail.party_state {
         line.push_str(&format!(" party_state={party_state}"));
     }
     if let Some(reason) = event.reason() {
         line.push_str(&format!(" reason={reason}"));
     }
-    if let Some(code) = event
-        .detail
-        .get("sip_code")
-        .and_then(serde_json::Value::as_u64)
-    {
+    if let Some(code) = event.detail.sip_code {
         line.push_str(&format!(" sip={code}"));
     }
     line
@@ -181,7 +177,7 @@ mod tests {
             seq: 1,
             state,
             at: "2026-01-01T00:00:00.000Z".into(),
-            detail,
+            detail: serde_json::from_value(detail).unwrap(),
         }
     }
 
@@ -208,11 +204,11 @@ mod tests {
             progress_line(
                 &event(
                     CallState::Connected,
-                    json!({"party": 2, "party_state": "connected"})
+                    json!({"party": 2, "party_state": "ended"})
                 ),
                 Duration::from_secs(3)
             ),
-            "   +3.00s connected party=2 party_state=connected"
+            "   +3.00s connected party=2 party_state=ended"
         );
     }
 

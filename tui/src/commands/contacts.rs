@@ -16,7 +16,7 @@ pub async fn run(config: &Config, json: bool) -> Result<(), Exit> {
         .map(|c| {
             vec![
                 c.name.clone(),
-                c.kind.clone(),
+                c.kind.as_str().to_owned(),
                 if c.accepted { "yes" } else { "no" }.to_owned(),
                 if c.servers.is_empty() {
                     "-".to_owned()

@@ -1,19 +1,21 @@
 //! `splitdial talkers [--json] [--wait-lan SECONDS]`: my talkers as the
 //! registry holds them, merged with what the LAN shows during a short browse
-//! and with the configured manual entries, each LAN or manual address verified
-//! with the signed challenge against the registry's key.
+//! and with the configured manual entries — by the TUI's own merge,
+//! [`crate::roster::rows`] — each LAN or manual address challenged with the
+//! registry's key until one verifies.
 //!
 //! Each row's `status`: `verified` (it signed the challenge at `address`),
-//! `unverified` (seen at an address that did not prove it), `not_on_lan`
+//! `unverified` (seen at addresses none of which proved it), `not_on_lan`
 //! (registry online, not seen here), `sip_phone` (a third-party SIP phone the
 //! matcher reaches; never challenged: it has no key), `offline` (registry
-//! heartbeats or probes stopped), `not_mine` (advertised on the LAN with an id
-//! my registry does not hold).
+//! heartbeats or probes stopped), `not_mine` (seen on the LAN or entered by
+//! hand with an id my registry does not hold).
 
 use super::{matcher, print_json, print_table};
 use crate::cli::Exit;
-use crate::config::Config;
+use crate::config::{Config, ManualTalker};
 use crate::model::{RegisteredAccount, RegisteredTalker, TalkerSoftware};
+use crate::roster::{self, Presence, RosterRow, RouteSource, Sources, Verification, VerifyState};
 use crate::talker_client::TalkerClient;
 use discovery::{Browser, BrowserConfig, TalkerAd, TalkerEvent};
 use futures_util::future::join_all;
@@ -30,7 +32,8 @@ const MAX_WAIT_LAN: f64 = 30.0;
 pub struct TalkerRow {
     /// Talker id.
     pub id: String,
-    /// Human name (the registry's; the mDNS instance name for `not_mine`).
+    /// Human name (the registry's; the mDNS instance name, or the id of a
+    /// manual entry, for `not_mine`).
     pub name: String,
     /// Device kind.
     pub kind: String,
@@ -51,6 +54,47 @@ pub struct TalkerRow {
     pub reason: Option<String>,
     /// Its SIP accounts (registry).
     pub accounts: Vec<RegisteredAccount>,
+}
+
+impl TalkerRow {
+    /// The row of one merged talker; `registry` gives its accounts.
+    pub fn of(row: &RosterRow, registry: &[RegisteredTalker]) -> Self {
+        Self {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            kind: row.kind.as_str().to_owned(),
+            media: if row.video { "video" } else { "audio" }.to_owned(),
+            status: status_word(&row.presence),
+            online: row.online,
+            seen: row.seen.map(roster::Seen::as_str),
+            address: row.address,
+            state: row.advertised.map(|s| s.as_str().to_owned()),
+            reason: match &row.presence {
+                Presence::Unverified(why) => Some(why.clone()),
+                _ => None,
+            },
+            accounts: registry
+                .iter()
+                .find(|t| t.id == row.id)
+                .map(|t| t.accounts.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The `status` word of a presence. (`verifying` and `checking` do not occur
+/// here: every challenge has its answer, and the registry has answered.)
+pub fn status_word(presence: &Presence) -> &'static str {
+    match presence {
+        Presence::Verified { .. } => "verified",
+        Presence::Verifying => "verifying",
+        Presence::Unverified(_) => "unverified",
+        Presence::AwaitingRegistry => "checking",
+        Presence::NotOnLan => "not_on_lan",
+        Presence::SipPhone => "sip_phone",
+        Presence::Offline => "offline",
+        Presence::NotMine => "not_mine",
+    }
 }
 
 /// Lists my talkers.
@@ -139,105 +183,89 @@ async fn browse(config: &Config, wait: Duration) -> Vec<TalkerAd> {
     seen.into_values().collect()
 }
 
-/// Tries each address in turn; the first that verifies wins.
+/// Challenges the talker at each address in turn; the first that verifies
+/// wins, else the verification fails at the first with the last reason.
 async fn verify_any(
     client: &TalkerClient,
-    id: &str,
-    key: &str,
+    talker: &RegisteredTalker,
     addresses: &[SocketAddr],
-) -> (Option<SocketAddr>, Result<(), String>) {
-    let mut last = Err("no address".to_owned());
+) -> Option<Verification> {
+    let mut failed = "no address".to_owned();
     for address in addresses {
-        match client.verify(id, *address, key).await {
-            Ok(()) => return (Some(*address), Ok(())),
-            Err(e) => last = Err(e.to_string()),
+        match client
+            .verify(&talker.id, *address, &talker.public_key)
+            .await
+        {
+            Ok(()) => {
+                return Some(Verification {
+                    dialed: *address,
+                    public_key: talker.public_key.clone(),
+                    state: VerifyState::Verified,
+                });
+            }
+            Err(e) => failed = e.to_string(),
         }
     }
-    (addresses.first().copied(), last)
+    Some(Verification {
+        dialed: *addresses.first()?,
+        public_key: talker.public_key.clone(),
+        state: VerifyState::Failed(failed),
+    })
 }
 
-/// Merges the registry, the LAN and the manual entries into rows, verifying
-/// every address concurrently.
+/// The rows of the registry, the sightings and the manual entries, given the
+/// challenges' results: the TUI's talker list, in `--json`'s words.
+pub fn rows(
+    registry: &[RegisteredTalker],
+    sightings: &BTreeMap<String, TalkerAd>,
+    manual: &[ManualTalker],
+    verifications: &BTreeMap<String, Verification>,
+) -> Vec<TalkerRow> {
+    let sources = Sources {
+        registry: Some(registry),
+        sightings,
+        manual,
+        verifications,
+        statuses: &BTreeMap::new(),
+        designated: &[],
+    };
+    roster::rows(&sources, RouteSource::NoContact)
+        .iter()
+        .map(|row| TalkerRow::of(row, registry))
+        .collect()
+}
+
+/// Merges the registry, the LAN and the manual entries into rows, challenging
+/// every agent of the registry at its addresses (the talkers concurrently).
 pub async fn merge(
     client: &TalkerClient,
     registry: &[RegisteredTalker],
     lan: &[TalkerAd],
     config: &Config,
 ) -> Vec<TalkerRow> {
-    let checks = registry.iter().map(|talker| async move {
-        let ad = lan.iter().find(|ad| ad.id.as_str() == talker.id);
-        let manual: Vec<SocketAddr> = config
-            .talkers
-            .iter()
-            .filter(|m| m.id == talker.id)
-            .map(|m| m.address)
-            .collect();
-        let mut row = TalkerRow {
-            id: talker.id.clone(),
-            name: talker.name.clone(),
-            kind: talker.kind.clone(),
-            media: talker.media.clone(),
-            status: if talker.online {
-                "not_on_lan"
-            } else {
-                "offline"
-            },
-            online: Some(talker.online),
-            seen: None,
-            address: None,
-            state: ad.map(|ad| ad.state.as_str().to_owned()),
-            reason: None,
-            accounts: talker.accounts.clone(),
-        };
-        if talker.software == TalkerSoftware::SipPhone {
-            // No key to challenge: the matcher's probes are all there is.
-            row.status = if talker.online {
-                "sip_phone"
-            } else {
-                "offline"
-            };
-            return row;
-        }
-        let (seen, addresses) = match ad {
-            Some(ad) => ("lan", ad.socket_addrs()),
-            None if !manual.is_empty() => ("manual", manual),
-            None => return row,
-        };
-        row.seen = Some(seen);
-        let (address, verified) =
-            verify_any(client, &talker.id, &talker.public_key, &addresses).await;
-        row.address = address;
-        match verified {
-            Ok(()) => row.status = "verified",
-            Err(reason) => {
-                row.status = "unverified";
-                row.reason = Some(reason);
-            }
-        }
-        row
-    });
-    let mut rows = join_all(checks).await;
-    for ad in lan {
-        if registry.iter().all(|t| t.id != ad.id.as_str()) {
-            rows.push(TalkerRow {
-                id: ad.id.as_str().to_owned(),
-                name: ad.instance.clone(),
-                kind: ad.kind.as_str().to_owned(),
-                media: if ad.media.has_video() {
-                    "video"
-                } else {
-                    "audio"
-                }
-                .to_owned(),
-                status: "not_mine",
-                online: None,
-                seen: Some("lan"),
-                address: ad.socket_addrs().first().copied(),
-                state: Some(ad.state.as_str().to_owned()),
-                reason: None,
-                accounts: Vec::new(),
-            });
-        }
-    }
-    rows
+    let sightings: BTreeMap<String, TalkerAd> = lan
+        .iter()
+        .map(|ad| (ad.instance.clone(), ad.clone()))
+        .collect();
+    let unverified = BTreeMap::new();
+    let sources = Sources {
+        registry: Some(registry),
+        sightings: &sightings,
+        manual: &config.talkers,
+        verifications: &unverified,
+        statuses: &BTreeMap::new(),
+        designated: &[],
+    };
+    // A SIP phone has no key to challenge: the matcher's probes are all there is.
+    let checks = registry
+        .iter()
+        .filter(|talker| talker.software != TalkerSoftware::SipPhone)
+        .filter_map(|talker| Some((talker, roster::addresses_of(&talker.id, &sources)?.1)))
+        .map(|(talker, addresses)| async move {
+            let verification = verify_any(client, talker, &addresses).await;
+            verification.map(|v| (talker.id.clone(), v))
+        });
+    let verifications: BTreeMap<String, Verification> =
+        join_all(checks).await.into_iter().flatten().collect();
+    rows(registry, &sightings, &config.talkers, &verifications)
 }

@@ -6,7 +6,7 @@ use super::cells::fit;
 use crate::app::clock::{format_elapsed, format_offset};
 use crate::app::{App, CurrentCall};
 use crate::config::Theme;
-use crate::model::{CallState, MediaStats, RtpStats};
+use crate::model::{CallState, MediaStats, RtpStats, TalkerCallState};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -88,12 +88,11 @@ fn incoming_lines<'a>(app: &App, theme: &Theme) -> Vec<Line<'a>> {
         .iter()
         .take(2)
         .map(|incoming| {
-            let peer = incoming
-                .call
-                .peer
-                .as_deref()
-                .map_or_else(|| "unknown caller".to_owned(), caller_address);
-            if incoming.call.state == "ringing" {
+            let peer = match incoming.call.peer.as_str() {
+                "" => "unknown caller".to_owned(),
+                peer => caller_address(peer),
+            };
+            if incoming.call.state == TalkerCallState::Ringing {
                 Line::from(vec![
                     Span::styled(" ☎ ", theme.warn()),
                     Span::styled(

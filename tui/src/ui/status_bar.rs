@@ -73,7 +73,7 @@ pub fn hint_commands(app: &App) -> Vec<Command> {
     if app
         .incoming_calls()
         .iter()
-        .any(|c| c.call.state == "ringing")
+        .any(|c| c.call.state == crate::model::TalkerCallState::Ringing)
     {
         hints.extend([Command::Answer, Command::Decline]);
     }

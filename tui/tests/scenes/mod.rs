@@ -41,8 +41,8 @@ fn talker(
     RegisteredTalker {
         id: id.to_owned(),
         name: name.to_owned(),
-        kind: kind.to_owned(),
-        media: media.to_owned(),
+        kind: kind.parse().unwrap(),
+        media: media.parse().unwrap(),
         public_key: format!("key-of-{id}"),
         software: Default::default(),
         online,
@@ -102,13 +102,7 @@ pub fn ad(id: &str, instance: &str, kind: TalkerKind, media: Media, last_octet: 
 }
 
 pub fn tv_ad() -> TalkerAd {
-    ad(
-        "tv",
-        "Living room TV",
-        TalkerKind::Tv,
-        Media::AudioVideo,
-        20,
-    )
+    ad("tv", "Living room TV", TalkerKind::Tv, Media::Video, 20)
 }
 
 pub fn kitchen_ad() -> TalkerAd {
@@ -122,19 +116,13 @@ pub fn kitchen_ad() -> TalkerAd {
 }
 
 pub fn stranger_ad() -> TalkerAd {
-    ad(
-        "nb-tv",
-        "Neighbour's TV",
-        TalkerKind::Tv,
-        Media::AudioVideo,
-        30,
-    )
+    ad("nb-tv", "Neighbour's TV", TalkerKind::Tv, Media::Video, 30)
 }
 
 pub fn contact(name: &str, kind: &str, accepted: bool, servers: &[&str]) -> Contact {
     Contact {
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind: kind.parse().unwrap(),
         accepted,
         servers: servers.iter().map(|s| (*s).to_owned()).collect(),
     }
@@ -164,7 +152,7 @@ pub fn route(
         account: format!("sip:alice-{talker}@{server}"),
         server: server.to_owned(),
         cost: 1,
-        media: media.to_owned(),
+        media: media.parse().unwrap(),
         talker_online: true,
         online: true,
         reason: reason.to_owned(),
@@ -174,7 +162,7 @@ pub fn route(
 pub fn bob_routes(video: bool) -> Routes {
     Routes {
         callee: "Bob".to_owned(),
-        media: if video { "video" } else { "audio" }.to_owned(),
+        media: Media::with_video(video),
         routes: vec![
             route(
                 1,
@@ -222,7 +210,7 @@ pub fn event(seq: i64, state: CallState, offset_ms: i64, detail: serde_json::Val
         seq,
         state,
         at: at(offset_ms),
-        detail,
+        detail: serde_json::from_value(detail).unwrap(),
     })
 }
 
@@ -231,18 +219,18 @@ pub fn call_info() -> CallInfo {
         call: "c-1".to_owned(),
         state: CallState::Matching,
         reason: None,
-        media: "audio".to_owned(),
-        route: serde_json::to_value(route(
+        media: Media::Audio,
+        route: Some(route(
             1,
             "tv",
             "Living room TV",
             "home.example",
             "video",
             "online",
-        ))
-        .unwrap(),
+        )),
         created_at: T0 / 1000,
         ended_at: None,
+        events: "/v1/calls/c-1/events".to_owned(),
     }
 }
 
@@ -257,8 +245,8 @@ pub fn status(id: &str, name: &str, calls: Vec<AgentCall>) -> TalkerStatus {
     TalkerStatus {
         id: id.to_owned(),
         name: name.to_owned(),
-        kind: "tv".to_owned(),
-        media: vec!["audio".to_owned(), "video".to_owned()],
+        kind: TalkerKind::Tv,
+        media: vec![Media::Audio, Media::Video],
         accounts: vec![],
         calls,
     }

@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! cargo build --release --bins
-//! unshare --net -- sh -c 'ip link set lo up && cargo bench -p household --bench setup'
+//! unshare --net -- sh -c 'ip link set lo up && cargo bench -p splitdial-e2e --bench setup'
 //! ```
 //!
 //! `SETUP_BENCH_ROUNDS=N` sets the calls of each kind (15); `SETUP_BENCH_LOGS=FILE` prints each
