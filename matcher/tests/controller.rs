@@ -563,31 +563,11 @@ async fn a_talker_that_refuses_the_token_is_reported_as_talker_rejected() {
 /// challenges, so its account gets an MD5 H(A1) only.
 const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
 
-/// A port on 127.0.0.1 free for UDP and TCP, such that the next one is free too
-/// (baresip binds TLS on its SIP port + 1).
-fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if port >= u16::MAX - 1 {
-            continue;
-        }
-        drop(udp);
-        let free = |p: u16| {
-            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        };
-        if free(port) && free(port + 1) {
-            return port;
-        }
-    }
-    panic!("no free port pair on 127.0.0.1");
-}
-
 /// baresip 1.0 as a third-party talker: registered as eve at the server,
 /// auto-answering, and acting on a REFER as a blind transfer.
 fn start_baresip(dir: &Path, proxy: SocketAddr, tone: u32) -> Process {
-    let sip_port = free_port_pair();
+    // baresip binds TLS on its SIP port + 1.
+    let sip_port = testbed::free_port_pair().unwrap();
     // ausrc at 48 kHz stereo: with other source formats baresip 1.0 never
     // answers. aubridge as player: no sound card needed.
     let config = format!(
@@ -618,7 +598,11 @@ fn start_baresip(dir: &Path, proxy: SocketAddr, tone: u32) -> Process {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn a_third_party_phone_serves_as_the_talker() {
+    // baresip is a SIP server of its own: never in the machine's own network namespace.
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("baresip", "baresip-core");
     let users =
         format!("[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.bob]\npassword = \"bob-pw\"\n");
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);

@@ -6,7 +6,6 @@ mod observe;
 mod startup;
 
 pub use observe::call_of_kind;
-pub use startup::sibling_binary;
 
 use crate::Error;
 use crate::http::{self, Response};

@@ -36,59 +36,19 @@ struct Binaries {
 }
 
 impl Binaries {
-    /// The three programs, next to the running executable (the target
-    /// directory they were built into; a test executable's `deps/` counts as
-    /// its parent), and the agent's media worker beside them. A missing one is
-    /// an error naming it and how to build it.
+    /// The three programs of this build ([`testbed::find_binary`]: next to
+    /// the running executable), and the agent's media worker beside them. A
+    /// missing one is an error naming it and how to build it.
     fn find() -> Result<Self, Error> {
-        let dir = build_dir()?;
         // The agent starts its media worker from its own directory: check it is there
         // now rather than fail at the first call.
-        binary_in(&dir, "talker-media")?;
+        testbed::find_binary("talker-media")?;
         Ok(Self {
-            sip_server: binary_in(&dir, "sip-server")?,
-            matcher: binary_in(&dir, "matcher")?,
-            talker_agent: binary_in(&dir, "talker-agent")?,
+            sip_server: testbed::find_binary("sip-server")?,
+            matcher: testbed::find_binary("matcher")?,
+            talker_agent: testbed::find_binary("talker-agent")?,
         })
     }
-}
-
-/// The directory the running executable was built into (a test executable's
-/// `deps/` counts as its parent).
-fn build_dir() -> Result<PathBuf, Error> {
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    Ok(dir)
-}
-
-/// Program `name` of this build (e.g. `splitdial`), next to the running
-/// executable, or [`Error::MissingBinary`] saying how to build it.
-///
-/// # Errors
-/// When it is not built.
-pub fn sibling_binary(name: &str) -> Result<PathBuf, Error> {
-    binary_in(&build_dir()?, name)
-}
-
-/// `dir/name` if it exists, else [`Error::MissingBinary`] with the build
-/// command for that directory's profile.
-fn binary_in(dir: &Path, name: &str) -> Result<PathBuf, Error> {
-    let path = dir.join(name);
-    if path.is_file() {
-        return Ok(path);
-    }
-    let release = if dir.ends_with("release") {
-        " --release"
-    } else {
-        ""
-    };
-    Err(Error::MissingBinary {
-        path,
-        build: format!("cargo build{release} -p {name}"),
-    })
 }
 
 /// `RUST_LOG` for the household's programs (`HOUSEHOLD_LOG` overrides it).
@@ -102,7 +62,8 @@ impl Household {
     /// (and every plain SIP phone reports its accounts registered).
     ///
     /// `sip-server`, `matcher` and `talker-agent` are looked up next to the
-    /// running executable ([`Error::MissingBinary`] when one is not built).
+    /// running executable ([`testbed::Error::MissingBinary`] when one is not
+    /// built).
     pub fn start(spec: HouseholdSpec, placement: Placement) -> Result<Self, Error> {
         spec.validate().map_err(Error::Spec)?;
         let binaries = Binaries::find()?;
@@ -761,23 +722,6 @@ fn json_string(value: &Value, field: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_missing_binary_is_named_with_its_build_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let release = dir.path().join("release");
-        std::fs::create_dir(&release).unwrap();
-        let err = binary_in(&release, "matcher").unwrap_err().to_string();
-        assert!(err.contains("release/matcher is not built"), "{err}");
-        assert!(err.contains("`cargo build --release -p matcher`"), "{err}");
-        let err = binary_in(dir.path(), "sip-server").unwrap_err().to_string();
-        assert!(err.contains("`cargo build -p sip-server`"), "{err}");
-        std::fs::write(release.join("matcher"), "").unwrap();
-        assert_eq!(
-            binary_in(&release, "matcher").unwrap(),
-            release.join("matcher")
-        );
-    }
 
     #[test]
     fn reads_ready_lines_and_online_listings() {
