@@ -102,6 +102,45 @@ fn heard(list: &[f64], tone: f64) -> bool {
     list.iter().any(|f| (f - tone).abs() < tone * 0.03)
 }
 
+/// An agent's `GET /v1/status`, at the address its ready line names.
+async fn agent_status(agent: &Process) -> serde_json::Value {
+    let log = agent.log();
+    let addr = log
+        .lines()
+        .find(|l| l.starts_with("talker-agent ready"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "status").nth(1))
+        .unwrap_or_else(|| panic!("no status address in the ready line:\n{log}"))
+        .to_owned();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The calls an agent's status lists.
+fn calls_in(status: &serde_json::Value) -> Vec<serde_json::Value> {
+    status["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// The call of `kind` in an agent's status, if any.
+fn call_of_kind(status: &serde_json::Value, kind: &str) -> Option<serde_json::Value> {
+    calls_in(status).into_iter().find(|c| c["kind"] == kind)
+}
+
+/// The audio packets a call received so far.
+fn audio_received(call: &serde_json::Value) -> u64 {
+    call["media"]["audio"]["packets_received"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 /// The sip-server, the agents and a controller that signs with the key the
 /// agents pinned.
 struct Rig {
@@ -386,7 +425,35 @@ async fn a_callee_that_never_answers_ends_the_call_and_stops_ringing() {
             ControllerEvent::CalleeRinging { party: PartyId(1) }
         ]
     );
-    let end = next_event(&mut call, Duration::from_secs(30), &rig).await;
+    // While B rings, up to the controller giving up, no call of either talker
+    // has media, and B's call is seen ringing.
+    let mut seen_ringing = false;
+    let end = loop {
+        for (i, agent) in rig.agents.iter().enumerate() {
+            let status = agent_status(agent).await;
+            assert!(
+                calls_in(&status).iter().all(|c| c["media"].is_null()),
+                "agent {i} has media on an unanswered call: {status}\n{}",
+                rig.logs()
+            );
+            seen_ringing |= i == 1
+                && call_of_kind(&status, "incoming").is_some_and(|c| c["state"] == "ringing");
+        }
+        match tokio::time::timeout(Duration::from_millis(250), call.events.recv()).await {
+            Ok(Some(event)) => break event,
+            Ok(None) => panic!("event channel closed\n{}", rig.logs()),
+            Err(_) => assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no end within 30 s\n{}",
+                rig.logs()
+            ),
+        }
+    };
+    assert!(
+        seen_ringing,
+        "B's call never showed ringing\n{}",
+        rig.logs()
+    );
     assert_eq!(
         end,
         ControllerEvent::Ended {
@@ -401,7 +468,15 @@ async fn a_callee_that_never_answers_ends_the_call_and_stops_ringing() {
     rig.agents[1]
         .wait_for_output("caller gave up", Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
-    assert!(!rig.logs().contains("media summary"), "{}", rig.logs());
+    for agent in &rig.agents {
+        testbed::wait_until_async("no calls left", Duration::from_secs(15), || async {
+            calls_in(&agent_status(agent).await)
+                .is_empty()
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    }
     rig.shutdown().await;
 }
 
@@ -555,7 +630,20 @@ async fn a_talker_that_refuses_the_token_is_reported_as_talker_rejected() {
         }
     );
     assert!(rig.agents[0].log().contains("control INVITE refused"));
-    assert!(!rig.agents[1].log().contains("incoming call"));
+    // A refused the call, so it dials nobody: for two seconds neither talker
+    // holds any call (B would ring at once, and answer, were it called).
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(2) {
+        for (i, agent) in rig.agents.iter().enumerate() {
+            let status = agent_status(agent).await;
+            assert!(
+                calls_in(&status).is_empty(),
+                "agent {i} holds a call after the token was refused: {status}\n{}",
+                rig.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     rig.shutdown().await;
 }
 
@@ -676,8 +764,21 @@ async fn a_third_party_phone_serves_as_the_talker() {
     // hearing eve's 1000 Hz tone until he hangs up (here: shuts down).
     bob.wait_for_output("receiving media", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(&eve, &bob)));
+    let before = agent_status(&bob).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!bob.log().contains("media summary"), "{}", logs(&eve, &bob));
+    let after = agent_status(&bob).await;
+    let call_then = call_of_kind(&before, "incoming");
+    let call_now = call_of_kind(&after, "incoming");
+    assert!(
+        call_now.as_ref().is_some_and(|c| c["state"] == "connected"
+            && c["sip_call_id"]
+                == call_then
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |t| t["sip_call_id"].clone())
+            && audio_received(c) > call_then.as_ref().map_or(0, audio_received)),
+        "bob's call did not go on receiving: {before} then {after}\n{}",
+        logs(&eve, &bob)
+    );
     eve.wait_for_output("session closed", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("the control leg stayed up: {e}\n{}", logs(&eve, &bob)));
     bob.stop(Duration::from_secs(10)).unwrap();
@@ -1192,6 +1293,8 @@ async fn a_long_call_keeps_its_control_leg_by_refreshing_it() {
             .any(|l| l.contains("control leg answered") && l.contains("Some(90)")),
         "the talker agreed to a 90 s session\n{answered}"
     );
+    let a_before = agent_status(&rig.agents[0]).await;
+    let b_before = agent_status(&rig.agents[1]).await;
 
     // Past the session interval: no event at all (no hand-off, no end).
     match tokio::time::timeout(Duration::from_secs(95), call.events.recv()).await {
@@ -1200,12 +1303,30 @@ async fn a_long_call_keeps_its_control_leg_by_refreshing_it() {
     }
     let refreshes = rig.agents[0].log().matches("control leg refreshed").count();
     assert!(refreshes >= 2, "{refreshes} refreshes\n{}", rig.logs());
+    // A still holds the same control leg and referred call, and B's call still
+    // receives: neither the session timer nor anything else ended them.
+    let a_after = agent_status(&rig.agents[0]).await;
+    let b_after = agent_status(&rig.agents[1]).await;
+    for kind in ["control", "referred"] {
+        let (then, now) = (call_of_kind(&a_before, kind), call_of_kind(&a_after, kind));
+        assert!(
+            now.as_ref().is_some_and(|c| c["state"] == "connected"
+                && Some(&c["sip_call_id"]) == then.as_ref().map(|t| &t["sip_call_id"])),
+            "A's {kind} call did not last: {a_before} then {a_after}\n{}",
+            rig.logs()
+        );
+    }
+    let (then, now) = (
+        call_of_kind(&b_before, "incoming"),
+        call_of_kind(&b_after, "incoming"),
+    );
     assert!(
-        !rig.agents[0].log().contains("session timer expired"),
-        "{}",
+        now.as_ref().is_some_and(|c| c["state"] == "connected"
+            && Some(&c["sip_call_id"]) == then.as_ref().map(|t| &t["sip_call_id"])
+            && audio_received(c) > then.as_ref().map_or(0, audio_received)),
+        "B's call did not go on receiving: {b_before} then {b_after}\n{}",
         rig.logs()
     );
-    assert!(!rig.logs().contains("media summary"), "{}", rig.logs());
 
     call.hang_up().unwrap();
     let end = next_event(&mut call, Duration::from_secs(20), &rig).await;
