@@ -848,20 +848,8 @@ impl ScriptedPhone {
             self.stream = Some(stream);
         }
         loop {
-            if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (n, v) = l.split_once(':')?;
-                        (n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                if self.pending.len() >= end + 4 + len {
-                    let frame: Vec<u8> = self.pending.drain(..end + 4 + len).collect();
-                    return rsipstack::sip::SipMessage::try_from(frame.as_slice()).unwrap();
-                }
+            if let Some(message) = self.take_message() {
+                return message;
             }
             let mut buf = [0u8; 8192];
             let n = tokio::time::timeout(within, self.stream.as_mut().unwrap().read(&mut buf))
@@ -870,6 +858,50 @@ impl ScriptedPhone {
                 .unwrap();
             assert!(n > 0, "the controller closed the connection");
             self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// The first whole message read so far (framed by Content-Length), if any.
+    fn take_message(&mut self) -> Option<rsipstack::sip::SipMessage> {
+        let end = self.pending.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&self.pending[..end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                (n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        if self.pending.len() < end + 4 + len {
+            return None;
+        }
+        let frame: Vec<u8> = self.pending.drain(..end + 4 + len).collect();
+        Some(rsipstack::sip::SipMessage::try_from(frame.as_slice()).unwrap())
+    }
+
+    /// The next message if one comes within `wall` of wall-clock time: on a
+    /// paused clock held still ([`hold_the_clock_still`]) no tokio timer can
+    /// bound a wait. The connection must be open already.
+    async fn next_by_wall_clock(&mut self, wall: Duration) -> Option<rsipstack::sip::SipMessage> {
+        let started = Instant::now();
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(message) = self.take_message() {
+                return Some(message);
+            }
+            if started.elapsed() >= wall {
+                return None;
+            }
+            let stream = self.stream.as_ref().expect("an open connection");
+            match stream.try_read(&mut buf) {
+                Ok(0) => panic!("the controller closed the connection"),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("reading from the controller: {e}"),
+            }
         }
     }
 
@@ -1364,12 +1396,12 @@ async fn a_long_call_keeps_its_control_leg_by_refreshing_it() {
 /// between the talkers); the controller sends no BYE.
 ///
 /// On paused time: the controller and the scripted phone share this runtime
-/// and talk over loopback, so tokio's clock jumps the 45 s to the refresh (it
-/// advances only while every task waits on a timer, never while a message is
-/// on its way).
+/// and talk over loopback; the clock is held still ([`hold_the_clock_still`])
+/// and moved by hand, a second at a time, to the refresh 45 s after the answer.
 #[tokio::test(start_paused = true)]
 async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
-    tokio::time::timeout(Duration::from_secs(90), async {
+    let held = tokio::spawn(hold_the_clock_still(Duration::from_secs(60)));
+    let scenario = async {
         let mut phone = ScriptedPhone::bind().await;
         let controller = Controller::start(ControllerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -1420,14 +1452,32 @@ async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
         phone.notify(200, "terminated;reason=noresource").await;
         assert_eq!(phone.response().await.status_code.code(), 200);
 
-        // Half the interval after the answer: an UPDATE without SDP that
-        // names the interval and its refresher.
-        let update = match phone.next_within(Duration::from_secs(60)).await {
-            rsipstack::sip::SipMessage::Request(r) if r.method.to_string() == "UPDATE" => r,
-            other => panic!("expected UPDATE, got {other}"),
+        // Half the interval after the answer, not sooner: nothing by 44 s, then
+        // the clock moves a second at a time until an UPDATE comes, without
+        // SDP, naming the interval and its refresher.
+        tokio::time::advance(Duration::from_secs(44)).await;
+        let early = phone.next_by_wall_clock(Duration::from_millis(200)).await;
+        assert!(early.is_none(), "before 44 s: {early:?}");
+        let update = loop {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if let Some(message) = phone.next_by_wall_clock(Duration::from_millis(200)).await {
+                match message {
+                    rsipstack::sip::SipMessage::Request(r) if r.method.to_string() == "UPDATE" => {
+                        break r;
+                    }
+                    other => panic!("expected UPDATE, got {other}"),
+                }
+            }
+            assert!(
+                answered_at.elapsed() < Duration::from_secs(60),
+                "no refresh 60 s after the answer"
+            );
         };
         let waited = answered_at.elapsed();
-        assert!(waited >= Duration::from_secs(44), "refreshed after {waited:?}");
+        assert!(
+            (Duration::from_secs(44)..=Duration::from_secs(46)).contains(&waited),
+            "refreshed after {waited:?}"
+        );
         assert!(update.body.is_empty(), "{update}");
         assert_eq!(
             splitdial_sip::headers::first(&update.headers, "Session-Expires"),
@@ -1448,10 +1498,27 @@ async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
         );
         assert!(call.events.recv().await.is_none());
         // No BYE follows the lost leg.
-        let more = tokio::time::timeout(Duration::from_secs(2), phone.next()).await;
-        assert!(more.is_err(), "{more:?}");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let more = phone.next_by_wall_clock(Duration::from_millis(300)).await;
+        assert!(more.is_none(), "{more:?}");
         controller.shutdown().await;
-    })
-    .await
-    .unwrap();
+    };
+    tokio::select! {
+        () = scenario => {}
+        _ = held => panic!("not done within 60 s of wall-clock time"),
+    }
+}
+
+/// Keeps a paused clock still, for tests with real sockets: tokio advances a
+/// paused clock whenever its runtime would sleep, even with a message already
+/// on its way through the kernel, so a timer (a test's or a SIP
+/// transaction's) could fire before that message is read. A task that always
+/// yields keeps the runtime from sleeping (it still polls its sockets), so the
+/// clock moves only by `tokio::time::advance`. Ends after `wall` of
+/// wall-clock time, which bounds the test.
+async fn hold_the_clock_still(wall: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < wall {
+        tokio::task::yield_now().await;
+    }
 }
