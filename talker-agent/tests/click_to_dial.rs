@@ -379,24 +379,29 @@ async fn click_to_dial(scenario: Scenario) {
     );
 
     if scenario == Scenario::HangUpWhileRinging {
-        // B rings: its call and A's referred call carry no media before an answer.
+        // B rings: for longer than the agents take to report media statistics
+        // (0.5 s), its call and A's referred call carry no media.
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let (status_a, status_b) = (status_addr(&a), status_addr(&b));
-        let ringing_a = status_calls(&client, status_a).await;
-        let ringing_b = status_calls(&client, status_b).await;
-        assert!(
-            ringing_b
-                .iter()
-                .any(|c| c["kind"] == "incoming" && c["state"] == "ringing"),
-            "B: {ringing_b:?}"
-        );
-        assert!(
-            ringing_a
-                .iter()
-                .chain(&ringing_b)
-                .all(|c| c["media"].is_null()),
-            "media before an answer: A {ringing_a:?}, B {ringing_b:?}"
-        );
+        let ringing = Instant::now();
+        while ringing.elapsed() < Duration::from_millis(1500) {
+            let ringing_a = status_calls(&client, status_a).await;
+            let ringing_b = status_calls(&client, status_b).await;
+            assert!(
+                ringing_b
+                    .iter()
+                    .any(|c| c["kind"] == "incoming" && c["state"] == "ringing"),
+                "B: {ringing_b:?}"
+            );
+            assert!(
+                ringing_a
+                    .iter()
+                    .chain(&ringing_b)
+                    .all(|c| c["media"].is_null()),
+                "media before an answer: A {ringing_a:?}, B {ringing_b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         ctl.send(&in_dialog("BYE", 3, "")).await;
         let bye_ok = ctl.final_response("3 BYE", &mut notifies).await;
         assert_eq!(bye_ok.status_code.code(), 200);
