@@ -98,7 +98,7 @@ impl Household {
         home.mark("sip servers ready", step);
 
         let step = Instant::now();
-        let db = format!("sqlite:{}", home.dir.path().join("matcher.db").display());
+        let db = home.matcher_db();
         let enroll_tokens = home.fill_registry(&binaries, &db)?;
         home.mark("registry filled", step);
 
@@ -330,11 +330,44 @@ impl Household {
             Placement::Loopback => 0,
             Placement::Lan => LAN_MATCHER_PORT,
         };
+        self.spawn_matcher(binaries, db, SocketAddr::new(self.cloud_ip(), port))
+    }
+
+    /// The registry's database URL (a SQLite file in the household's directory).
+    fn matcher_db(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("matcher.db").display())
+    }
+
+    /// Kills the matcher at once (SIGKILL, as a crash would) and starts it
+    /// again on the same database and HTTP address, which the enrolled agents
+    /// know; returns once it is ready, with everything the crashed one wrote.
+    ///
+    /// # Errors
+    /// When the new matcher does not start or print its ready line.
+    pub fn restart_matcher_after_crash(&mut self) -> Result<String, Error> {
+        let binaries = Binaries::find()?;
+        let mut old_log = String::new();
+        if let Some(mut crashed) = self.matcher.take() {
+            crashed.kill()?;
+            old_log = crashed.log();
+        }
+        let db = self.matcher_db();
+        self.spawn_matcher(&binaries, &db, self.matcher_addr)?;
+        Ok(old_log)
+    }
+
+    /// Starts the matcher listening on `listen` and waits for its ready line.
+    fn spawn_matcher(
+        &mut self,
+        binaries: &Binaries,
+        db: &str,
+        listen: SocketAddr,
+    ) -> Result<(), Error> {
         let mut spawn = Spawn::new(&binaries.matcher)
             .arg("--db")
             .arg(db)
             .arg("--listen")
-            .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
+            .arg(listen.to_string())
             .arg("--sip-listen")
             .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
             .arg("--heartbeat-interval")
