@@ -1,4 +1,9 @@
 //! Counters the matcher exposes at `GET /metrics` in Prometheus text format.
+//!
+//! Written here rather than with `prometheus-client`, whose OpenMetrics text
+//! renames the `# TYPE` lines and would change the content type, for a fixed
+//! set of counters and gauges with nothing to escape (docs/matcher.md, "The
+//! rate limiter and `/metrics` are our own, on purpose").
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,5 +123,59 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE matcher_event_streams gauge");
         let _ = writeln!(out, "matcher_event_streams {}", gauges.event_streams);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_names_types_and_labels_every_series() {
+        let metrics = Metrics::default();
+        metrics.count_status(201);
+        metrics.count_status(429);
+        metrics.count_status(404);
+        metrics.enrollment();
+        let text = metrics.render(Gauges {
+            live_calls: 2,
+            event_streams: 1,
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        for (name, kind) in [
+            ("matcher_http_responses_total", "counter"),
+            ("matcher_calls_placed_total", "counter"),
+            ("matcher_route_queries_total", "counter"),
+            ("matcher_heartbeats_total", "counter"),
+            ("matcher_enrollments_total", "counter"),
+            ("matcher_live_calls", "gauge"),
+            ("matcher_event_streams", "gauge"),
+        ] {
+            assert!(
+                lines.contains(&format!("# TYPE {name} {kind}").as_str()),
+                "{name}: {text}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("# HELP {name} "))),
+                "{name}: {text}"
+            );
+        }
+        // Every class is there from the start, counted apart (429 is not in 4xx).
+        for sample in [
+            "matcher_http_responses_total{class=\"2xx\"} 1",
+            "matcher_http_responses_total{class=\"4xx\"} 1",
+            "matcher_http_responses_total{class=\"429\"} 1",
+            "matcher_http_responses_total{class=\"5xx\"} 0",
+            "matcher_enrollments_total 1",
+            "matcher_calls_placed_total 0",
+            "matcher_live_calls 2",
+            "matcher_event_streams 1",
+        ] {
+            assert!(lines.contains(&sample), "{sample}: {text}");
+        }
+        let samples = lines.iter().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, 10, "{text}");
     }
 }

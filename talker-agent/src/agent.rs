@@ -133,7 +133,7 @@ impl Agent {
         if let Some(enrollment) = &enrollment {
             trust.set_matcher_keys(&enrollment.decoded_keys());
         }
-        let media = crate::media_settings::from_config(&config, config_path)?;
+        let media = crate::media::settings::from_config(&config, config_path)?;
         let calls = Calls::default();
         let hang_up = CancellationToken::new();
         let dialer = Arc::new(Dialer {

@@ -249,7 +249,7 @@ impl CallControl {
         });
 
         let (progress_tx, mut progress) = mpsc::unbounded_channel::<Progress>();
-        let hub = crate::media_glue::MediaHub::new(self.dialer.media.clone());
+        let hub = crate::media::hub::MediaHub::new(self.dialer.media.clone());
         let mut calls: Vec<referred_call::Handle> = Vec::new();
         let mut first_refer: Option<u32> = None;
         if let Some(target) = &dial_on_answer {
@@ -591,7 +591,7 @@ impl CallControl {
         }
         entry.set_state(CallState::Connected);
         let leg =
-            match crate::media_glue::start(&plan, &self.dialer.media, ports, entry.clone()).await {
+            match crate::media::hub::start(&plan, &self.dialer.media, ports, entry.clone()).await {
                 Ok(leg) => Some(leg),
                 Err(e) => {
                     warn!(error = %e, "no media; hanging up");
@@ -617,7 +617,7 @@ impl CallControl {
             }
         }
         if let Some(leg) = leg {
-            crate::media_glue::stop(leg).await;
+            crate::media::hub::stop(leg).await;
         }
         info!("incoming call ended");
     }

@@ -10,10 +10,11 @@
 //! * [`control`] serves incoming requests: the control leg, its REFERs,
 //!   ordinary calls; [`trust`] checks every call token first.
 //! * [`referred_call`] places the call a REFER asks for, with the device's own
-//!   account; [`media_glue`] starts its media.
-//! * [`media_settings`] maps the configuration onto media settings.
-//! * [`media`] negotiates SDP and drives the media worker process (`talker-media`),
-//!   which runs the GStreamer sessions: the agent itself links no GStreamer.
+//!   account; [`media::hub`] starts its media.
+//! * [`media`] is the agent's media side: SDP, the settings made from the
+//!   configuration, and the media worker process (`talker-media`) that runs the
+//!   GStreamer sessions, through the `splitdial-media` contract: the agent itself
+//!   links no GStreamer.
 //! * [`status_api`] serves the local HTTP API (status, challenge, owner actions).
 //! * [`advertise`] announces the talker over mDNS, idle or busy.
 //! * [`enrollment`] enrolls the talker with the matcher (`talker-agent enroll`);
@@ -28,8 +29,6 @@ pub mod enrollment;
 pub mod heartbeat;
 pub mod identity;
 pub mod media;
-pub mod media_glue;
-pub mod media_settings;
 pub mod referred_call;
 pub mod registration;
 pub mod status_api;

@@ -4,8 +4,8 @@
 //! hung up (CANCEL or BYE) when the control leg ends.
 
 use crate::calls::{CallKind, CallState, Calls};
+use crate::media::hub::MediaHub;
 use crate::media::{self, AllocatedPorts, MediaSettings};
-use crate::media_glue::MediaHub;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::dialog_layer::DialogLayer;

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use splitdial_media::{AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats};
 use talker_agent::media::worker::{MediaWorker, worker_binary};
-use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats, RemoteConference,
-    RemoteSession, answer, negotiated_from_answer, offer,
-};
+use talker_agent::media::{RemoteConference, RemoteSession, answer, negotiated_from_answer, offer};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

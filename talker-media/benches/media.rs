@@ -19,10 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use talker_agent::media::{
-    AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource, answer,
-    negotiated_from_answer, offer,
+use splitdial_media::{
+    AllocatedPorts, AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource,
 };
+use talker_agent::media::{answer, negotiated_from_answer, offer};
 use talker_media::MediaSession;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

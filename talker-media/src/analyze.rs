@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
-use talker_agent::media::{PictureStats, SoundStats};
+use splitdial_media::{PictureStats, SoundStats};
 
 /// Below this level (dBFS) the signal counts as silence: no frequency is reported.
 const SILENCE_DBFS: f64 = -55.0;

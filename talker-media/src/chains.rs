@@ -11,7 +11,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
 
-use talker_agent::media::{
+use splitdial_media::{
     AudioSink, AudioSource, BEEP_MS, Codec, MediaSettings, SocketPair, StreamPlan, VideoSink,
     VideoSource,
 };

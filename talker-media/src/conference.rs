@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use talker_agent::media::{
+use splitdial_media::{
     AllocatedPorts, AudioSink, AudioSource, ConferenceStats, Direction, LegId, MediaSettings,
     MediaStats, Negotiated, RtpStats,
 };

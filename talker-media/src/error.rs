@@ -1,8 +1,9 @@
-//! Errors of the worker's GStreamer sessions. The agent's [`talker_agent::media::MediaError`]
-//! is the shared vocabulary; this wrapper only adds the conversions from GStreamer's own
-//! error types (the orphan rule keeps them out of the agent, which links no GStreamer).
+//! Errors of the worker's GStreamer sessions. The contract's [`splitdial_media::MediaError`]
+//! is the vocabulary shared with the agent; this wrapper only adds the conversions from
+//! GStreamer's own error types (the orphan rule keeps them out of the contract, which links no
+//! GStreamer).
 
-pub use talker_agent::media::MediaError;
+pub use splitdial_media::MediaError;
 
 /// Turns GStreamer results into [`MediaError`] with `?`.
 pub(crate) trait PipelineResult<T> {

@@ -1,5 +1,5 @@
 //! `talker-media`: the media worker that `talker-agent` starts next to itself. It reads
-//! requests on stdin (a packet socket, or a stream of lines) and answers on stdout (see `talker_agent::media::protocol`); its logs go
+//! requests on stdin (a packet socket, or a stream of lines) and answers on stdout (see `splitdial_media::protocol`); its logs go
 //! to stderr, which it shares with the agent. Not meant to be started by hand.
 
 use std::os::fd::AsFd;

@@ -1,17 +1,13 @@
 //! Where the worker's requests come from. The agent makes stdin a Unix packet socket: one
 //! request per packet, with the UDP sockets a request starts media on passed beside it
-//! (`SCM_RIGHTS`). A worker started by hand reads newline-delimited requests from a plain
-//! stream and gets no sockets (see [`talker_agent::media::protocol`]).
+//! ([`splitdial_media::passing`]). A worker started by hand reads newline-delimited requests
+//! from a plain stream and gets no sockets ([`splitdial_media::lines`]).
 
-use std::io::{self, BufRead, IoSliceMut};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, BufRead};
+use std::os::fd::OwnedFd;
 
-use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SocketType};
-use talker_agent::media::protocol::{
-    Line, LineBuffer, MAX_LINE_BYTES, MAX_PASSED_SOCKETS, read_line,
-};
+use splitdial_media::lines::{Line, LineBuffer, MAX_LINE_BYTES, read_line};
+use splitdial_media::passing::{is_packet_socket, receive_with_sockets};
 use tracing::warn;
 
 /// One request as it arrived.
@@ -65,9 +61,7 @@ pub struct PacketRequests {
 impl PacketRequests {
     /// Requests from `socket`, if it is a packet socket (`None` for anything else).
     pub fn from_socket(socket: OwnedFd) -> Option<Self> {
-        let packets = rustix::net::sockopt::socket_type(&socket)
-            .is_ok_and(|kind| kind == SocketType::SEQPACKET);
-        packets.then(|| Self {
+        is_packet_socket(&socket).then(|| Self {
             socket,
             // One byte more than a request may have, so an overlong one shows as truncated.
             buffer: vec![0; MAX_LINE_BYTES + 2],
@@ -77,51 +71,33 @@ impl PacketRequests {
 
 impl Requests for PacketRequests {
     fn next_request(&mut self) -> io::Result<Option<Incoming>> {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_SOCKETS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = loop {
-            let mut data = [IoSliceMut::new(&mut self.buffer)];
-            match rustix::net::recvmsg(
-                self.socket.as_fd(),
-                &mut data,
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            ) {
-                Err(Errno::INTR) => {}
-                other => break other?,
-            }
-        };
-        let mut sockets = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(passed) = message {
-                sockets.extend(passed);
-            }
-        }
-        if received.flags.contains(ReturnFlags::CTRUNC) {
-            // The agent never passes more than MAX_PASSED_SOCKETS; the kernel closed the rest.
+        let packet = receive_with_sockets(&self.socket, &mut self.buffer)?;
+        if packet.sockets_dropped {
+            // The agent never passes more than the contract allows; the kernel closed the rest.
             warn!("a request passed more sockets than allowed: they are ignored");
-            sockets.clear();
         }
-        if received.bytes == 0 && sockets.is_empty() {
+        if packet.is_end() {
             return Ok(None);
         }
-        let text = &self.buffer[..received.bytes.min(self.buffer.len())];
+        let text = &self.buffer[..packet.len];
         let text = text.strip_suffix(b"\n").unwrap_or(text);
-        let line = if received.flags.contains(ReturnFlags::TRUNC) || text.len() > MAX_LINE_BYTES {
+        let line = if packet.truncated || text.len() > MAX_LINE_BYTES {
             Line::TooLong
         } else {
             Line::Complete(text.to_vec())
         };
-        Ok(Some(Incoming { line, sockets }))
+        Ok(Some(Incoming {
+            line,
+            sockets: packet.sockets,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::net::{AddressFamily, SocketFlags};
+    use splitdial_media::passing::{request_socket_pair, send_with_sockets};
     use std::net::UdpSocket;
-    use talker_agent::media::protocol::send_with_sockets;
 
     fn send(socket: &OwnedFd, packet: &[u8], sockets: &[&UdpSocket]) {
         send_with_sockets(socket, packet, sockets).expect("the packet is sent whole");
@@ -129,13 +105,7 @@ mod tests {
 
     #[test]
     fn each_packet_is_one_request_with_the_sockets_passed_beside_it() {
-        let (agent, worker) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .expect("a socket pair");
+        let (agent, worker) = request_socket_pair().expect("a socket pair");
         let mut requests = PacketRequests::from_socket(worker).expect("a packet socket");
         let rtp = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
         let rtcp = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");

@@ -8,10 +8,9 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 
 use anyhow::Context;
-use talker_agent::media::protocol::{
-    LegPorts, Line, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
-};
-use talker_agent::media::{AllocatedPorts, PortNumbers};
+use splitdial_media::lines::{Line, MAX_LINE_BYTES, encode_line};
+use splitdial_media::protocol::{LegPorts, Operation, Outcome, Reply, Request};
+use splitdial_media::{AllocatedPorts, PortNumbers};
 use tracing::{info, warn};
 
 use crate::conference::Conference;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use talker_agent::media::{
+use splitdial_media::{
     AllocatedPorts, AudioSink, Direction, MediaSettings, MediaStats, Negotiated, RtpStats,
     SocketPair, StreamPlan, VideoSink, VideoSource,
 };

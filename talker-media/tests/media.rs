@@ -9,10 +9,11 @@ use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use talker_agent::media::{
+use splitdial_media::{
     AllocatedPorts, AudioSink, AudioSource, Codec, Direction, MediaSettings, MediaStats,
-    Negotiated, VideoSink, VideoSource, answer, negotiated_from_answer, offer,
+    Negotiated, VideoSink, VideoSource,
 };
+use talker_agent::media::{answer, negotiated_from_answer, offer};
 use talker_media::{Conference, MediaSession};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

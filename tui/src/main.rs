@@ -42,25 +42,21 @@ fn main() -> std::process::ExitCode {
                 }
             };
         }
+        // The demo brings its own configuration: the user's (maybe broken,
+        // maybe pointing elsewhere) must not stop it. It replaces this
+        // process; coming back means it could not.
+        Some(Command::Demo { no_tui, timings }) => {
+            let e =
+                splitdial_tui::commands::demo::exec(splitdial_tui::commands::demo::DemoOptions {
+                    no_tui: *no_tui,
+                    timings: *timings,
+                });
+            eprintln!("splitdial: {e}");
+            return exit(e.code);
+        }
         _ => {}
     }
     init_tracing(cli.command.is_none());
-    // The demo brings its own configuration: the user's (maybe broken, maybe
-    // pointing elsewhere) must not stop it.
-    if let Some(Command::Demo { no_tui, timings }) = &cli.command {
-        let options = splitdial_tui::commands::demo::DemoOptions {
-            no_tui: *no_tui,
-            timings: *timings,
-        };
-        return match runtime().map(|r| r.block_on(splitdial_tui::commands::demo::run(options))) {
-            Ok(Ok(())) => exit(ExitCode::Ok),
-            Ok(Err(e)) => {
-                eprintln!("splitdial: {e}");
-                exit(e.code)
-            }
-            Err(code) => code,
-        };
-    }
     let loaded = match Config::load(&cli.global.overrides(), &process_env) {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -7,6 +7,9 @@
 //! longer than `max_line` bytes, or an event whose data grows past `max_event`
 //! bytes, is an error and the caller drops the connection (and resumes with
 //! `Last-Event-ID`), so a misbehaving server cannot grow our memory.
+//!
+//! Our own rather than a crate's because the maintained ones bound nothing
+//! and misread some of these cases (docs/dialer.md, "Network manners").
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +302,15 @@ mod tests {
             p.feed(b"data: 0123456\ndata: 0123456\ndata: 0123456\n"),
             Err(SseError::EventTooLarge(20))
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_the_stream_goes_on() {
+        let mut p = SseParser::new(1024, 4096);
+        let frames = p.feed(b"data: a\xFFb\n\ndata: next\n\n").unwrap();
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(frames[0].data, "a\u{FFFD}b");
+        assert_eq!(frames[1].data, "next");
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! exited 0 and left nothing behind: every PID it reported with `--timings`
 //! gone, its namespaces removed, its scratch directory deleted, and no
 //! process naming that directory on its command line. A second test checks
-//! the one-line message and exit code 2 for a non-root user.
+//! the one-line message and exit code 2 for a non-root user; a third, that a
+//! `splitdial` without `splitdial-demo` beside it names the program and the
+//! command that builds it (exit 1).
 //!
-//! Needs root (network namespaces), tmux, and the workspace built
-//! (`cargo build --workspace`); run inside a private network namespace:
+//! `splitdial demo` runs the `splitdial-demo` next to `splitdial`. Needs
+//! root (network namespaces), tmux, and the workspace built
+//! (`cargo build --workspace --bins`); run inside a private network namespace:
 //! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-tui --offline --test demo'`.
 //! Without root they are ignored (`scripts/test` runs them, as root); without
 //! tmux or setpriv they fail saying so.
@@ -221,5 +224,31 @@ fn a_non_root_user_is_told_what_is_needed() {
     assert_eq!(done.code(), Some(2), "{done:?}");
     assert_eq!(done.stderr.lines().count(), 1, "{done:?}");
     assert!(done.stderr.contains("sudo splitdial demo"), "{done:?}");
+    assert!(done.stdout.is_empty(), "{done:?}");
+}
+
+#[test]
+fn a_splitdial_without_the_demo_beside_it_names_what_to_build() {
+    // A copy of the dialer alone in a directory: no `splitdial-demo` there.
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("splitdial");
+    std::fs::copy(env!("CARGO_BIN_EXE_splitdial"), &alone).unwrap();
+    let mut command = std::process::Command::new(&alone);
+    command.args(["demo", "--no-tui"]);
+    let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
+    assert_eq!(done.code(), Some(1), "{done:?}");
+    assert_eq!(done.stderr.lines().count(), 1, "{done:?}");
+    let missing = dir.path().join("splitdial-demo");
+    assert!(
+        done.stderr.starts_with(&format!(
+            "splitdial: demo: cannot run {}",
+            missing.display()
+        )),
+        "{done:?}"
+    );
+    assert!(
+        done.stderr.contains("`cargo build -p splitdial-demo`"),
+        "{done:?}"
+    );
     assert!(done.stdout.is_empty(), "{done:?}");
 }

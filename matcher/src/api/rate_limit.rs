@@ -1,5 +1,10 @@
 //! A per-client token bucket: each client (a bearer token, else an address)
 //! may send `rate` requests per second with bursts of twice that.
+//!
+//! Our own rather than `governor`'s keyed limiter, which cannot look at a
+//! budget without spending it ([`RateLimiter::has_room`]) and keeps every key
+//! until told to forget (docs/matcher.md, "The rate limiter and `/metrics`
+//! are our own, on purpose").
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +18,8 @@ const MAX_CLIENTS: usize = 100_000;
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
+    /// Clients past which the idle ones are forgotten ([`MAX_CLIENTS`]).
+    max_clients: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
@@ -23,6 +30,7 @@ impl RateLimiter {
         Self {
             rate,
             burst: rate * 2.0,
+            max_clients: MAX_CLIENTS,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -43,7 +51,7 @@ impl RateLimiter {
             return true;
         };
         let now = Instant::now();
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(client) {
+        if buckets.len() >= self.max_clients && !buckets.contains_key(client) {
             let burst = self.burst;
             let rate = self.rate;
             buckets.retain(|_, (tokens, at)| {
@@ -68,6 +76,19 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    impl RateLimiter {
+        fn with_max_clients(per_second: u32, max_clients: usize) -> Self {
+            Self {
+                max_clients,
+                ..Self::new(per_second)
+            }
+        }
+
+        fn clients(&self) -> usize {
+            self.buckets.lock().map_or(0, |b| b.len())
+        }
+    }
+
     #[test]
     fn a_burst_passes_then_the_client_is_held_back_alone() {
         let limiter = RateLimiter::new(5);
@@ -85,5 +106,40 @@ mod tests {
         }
         assert!(limiter.allow("a") && limiter.allow("a"));
         assert!(!limiter.has_room("a"), "a burst of 2 is spent");
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_past_the_cap() {
+        // At this rate a spent request is back within a microsecond, so every
+        // bucket but the newest is idle (full) when the cap is reached.
+        let limiter = RateLimiter::with_max_clients(u32::MAX, 100);
+        for i in 0..=100 {
+            assert!(limiter.allow(&format!("t:{i}")));
+        }
+        assert!(
+            limiter.clients() < 100,
+            "{} clients held",
+            limiter.clients()
+        );
+    }
+
+    #[test]
+    fn forgetting_idle_clients_gives_no_one_a_fresh_budget() {
+        let limiter = RateLimiter::with_max_clients(1, 100);
+        assert!(limiter.allow("a") && limiter.allow("a"));
+        assert!(!limiter.allow("a"), "a burst of 2 is spent");
+        // Enough made-up clients to reach the cap and trigger a clean-up
+        // (well within the second that gives a a request back).
+        for i in 0..100 {
+            limiter.allow(&format!("t:{i}"));
+        }
+        assert!(
+            limiter.clients() > 100,
+            "the clean-up ran and kept the busy ones"
+        );
+        assert!(
+            !limiter.has_room("a"),
+            "a's spent budget survived the clean-up"
+        );
     }
 }

@@ -1,32 +1,34 @@
-//! Media for the talker's calls: SDP offer/answer here in the agent, and the media worker
-//! process (`talker-media`) that runs the GStreamer sessions. The agent links no GStreamer:
-//! it stays small while idle, and a crash in a media pipeline cannot take it down.
+//! The agent's side of its calls' media. The agent negotiates SDP and links no GStreamer:
+//! every pipeline runs in the media worker process (`talker-media`), so the agent stays small
+//! while idle and a crash in a media pipeline cannot take it down. What the two agree on —
+//! requests and replies, settings, negotiated plans, statistics, reserved ports, errors — is
+//! the `splitdial-media` crate, re-exported here.
 //!
 //! * [`sdp`] writes offers and answers (Opus preferred, G.711 for plain phones, VP8 video).
-//! * [`settings`] holds sources, sinks and latency knobs parsed from the configuration.
-//! * [`ports`] reserves the RTP/RTCP ports that go into `m=` lines.
-//! * [`stats`] is what a running session reports (RTP counters, what was heard and seen).
-//! * [`protocol`] is the agent ↔ worker exchange: one JSON request or reply per line.
-//! * [`worker`] starts the worker when media is first needed, talks to it, and lets it exit
-//!   when no media is left; [`worker::RemoteSession`] and [`worker::RemoteConference`] are
-//!   the agent's handles on a call leg and a local mix.
+//! * [`settings`] makes the media settings from the configuration.
+//! * [`hub`] connects call legs to the worker: a leg's media, and one control leg's parties
+//!   mixed as soon as there are two ([`hub::MediaHub`]); statistics into the call registry.
+//! * [`remote`] holds the handles on what runs in the worker: [`RemoteSession`] (a call leg)
+//!   and [`RemoteConference`] (a local mix).
+//! * [`worker`] starts the worker process when media is first needed, carries its requests
+//!   and replies, and lets it exit when no media is left.
 
 pub mod error;
-pub mod ports;
-pub mod protocol;
+pub mod hub;
+pub mod remote;
 pub mod sdp;
 pub mod settings;
-pub mod stats;
 pub mod worker;
 
-pub use error::{MediaError, SdpError, SettingsError};
-pub use ports::{AllocatedPorts, PortNumbers, SocketPair};
+pub use error::SdpError;
+pub use remote::{RemoteConference, RemoteSession};
 pub use sdp::{
-    Codec, Direction, Negotiated, StreamPlan, answer, inactive_answer, inactive_offer,
-    negotiated_from_answer, offer, offers_active_media,
+    answer, inactive_answer, inactive_offer, negotiated_from_answer, offer, offers_active_media,
 };
 pub use settings::{
     AudioSink, AudioSource, BEEP_MS, MediaSettings, VideoFormat, VideoSink, VideoSource,
 };
-pub use stats::{ConferenceStats, LegId, MediaStats, PictureStats, RtpStats, SoundStats};
-pub use worker::{RemoteConference, RemoteSession};
+pub use splitdial_media::{
+    AllocatedPorts, Codec, ConferenceStats, Direction, LegId, MediaError, MediaStats, Negotiated,
+    PictureStats, PortNumbers, RtpStats, SettingsError, SocketPair, SoundStats, StreamPlan,
+};

@@ -1,7 +1,9 @@
-//! The agent's side of the media worker: the `talker-media` process that runs every GStreamer
+//! The media worker process as the agent runs it: `talker-media`, which runs every GStreamer
 //! pipeline. It is started when a call first needs media and told to exit (its stdin closed)
 //! as soon as no session or conference is left, so an idle agent holds no media memory. One
-//! worker serves the whole agent process; requests from several calls are in flight at once.
+//! worker serves the whole agent process; requests from several calls are in flight at once
+//! (what they say is the `splitdial-media` contract; the handles that send them are in
+//! [`super::remote`]).
 //!
 //! If the worker dies, the requests waiting on it fail, the sessions it ran are gone (their
 //! calls keep their signalling and end normally), and the next call starts a new worker.
@@ -14,22 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use super::error::MediaError;
-use super::ports::AllocatedPorts;
-use super::protocol::{
-    LegPorts, Line, LineBuffer, MAX_LINE_BYTES, Operation, Outcome, Reply, Request, encode_line,
-    send_with_sockets,
-};
-use super::sdp::Negotiated;
-use super::settings::MediaSettings;
-use super::stats::{ConferenceStats, LegId, MediaStats};
+use splitdial_media::MediaError;
+use splitdial_media::lines::{Line, LineBuffer, MAX_LINE_BYTES, encode_line};
+use splitdial_media::passing::{request_socket_pair, send_with_sockets};
+use splitdial_media::protocol::{Operation, Outcome, Reply, Request};
 
 /// The worker's file name, installed next to `talker-agent`.
 pub const WORKER_BINARY: &str = "talker-media";
@@ -38,9 +34,9 @@ pub const WORKER_PATH_ENV: &str = "TALKER_MEDIA_WORKER";
 
 /// How long a request that builds or tears down pipelines may take (a first start scans the
 /// GStreamer registry; a stop drains for up to 2 s).
-const SLOW_REQUEST: Duration = Duration::from_secs(30);
+pub(super) const SLOW_REQUEST: Duration = Duration::from_secs(30);
 /// How long a statistics request may take.
-const STATS_REQUEST: Duration = Duration::from_secs(5);
+pub(super) const STATS_REQUEST: Duration = Duration::from_secs(5);
 /// How long [`MediaWorker::shut_down`] waits for the worker to exit once told to.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -78,9 +74,9 @@ struct Connection {
     generation: u64,
     /// The worker's process id.
     pid: Option<u32>,
-    /// Our end of the worker's stdin, a packet socket (see [`super::protocol`]). Tokio has no
-    /// packet-socket type; its stream type only waits for readiness here, the packets are
-    /// sent with `sendmsg` ourselves.
+    /// Our end of the worker's stdin, a packet socket (see [`splitdial_media::passing`]).
+    /// Tokio has no packet-socket type; its stream type only waits for readiness here, the
+    /// packets are sent with `sendmsg` ourselves.
     stdin: tokio::sync::Mutex<Option<UnixStream>>,
     pending: Arc<Pending>,
     /// Set when the worker's stdout closed: it is gone, or going.
@@ -199,9 +195,11 @@ pub struct MediaWorker {
 
 /// A session or conference in some worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Handle {
-    generation: u64,
-    object: u64,
+pub(super) struct Handle {
+    /// Which worker process runs it (see `Lifecycle::generation`).
+    pub(super) generation: u64,
+    /// The agent's number for it, named in every request about it.
+    pub(super) object: u64,
 }
 
 impl MediaWorker {
@@ -269,7 +267,7 @@ impl MediaWorker {
 
     /// Ends one hold on the worker of `generation`: a [`WarmWorker`]'s, or a
     /// session's that the worker ended by itself (one that became a conference leg).
-    async fn release(&self, generation: u64) {
+    pub(super) async fn release(&self, generation: u64) {
         let mut lifecycle = self.lifecycle.lock().await;
         if lifecycle
             .current
@@ -290,7 +288,7 @@ impl MediaWorker {
     }
 
     /// Runs a request that creates a session or conference, starting a worker if needed.
-    async fn create(
+    pub(super) async fn create(
         &self,
         build: impl FnOnce(u64) -> Operation,
         sockets: Vec<OwnedFd>,
@@ -318,7 +316,7 @@ impl MediaWorker {
     }
 
     /// Runs a request that ends a session or conference; the worker exits when it was the last.
-    async fn destroy(&self, handle: Handle, op: Operation) {
+    pub(super) async fn destroy(&self, handle: Handle, op: Operation) {
         let mut lifecycle = self.lifecycle.lock().await;
         let Some(connection) = lifecycle
             .current
@@ -348,7 +346,7 @@ impl MediaWorker {
     }
 
     /// A request on an existing session or conference.
-    async fn ask(
+    pub(super) async fn ask(
         &self,
         handle: Handle,
         op: Operation,
@@ -358,7 +356,7 @@ impl MediaWorker {
     }
 
     /// [`MediaWorker::ask`] with sockets passed beside the request.
-    async fn ask_with(
+    pub(super) async fn ask_with(
         &self,
         handle: Handle,
         op: Operation,
@@ -415,13 +413,8 @@ impl Drop for WarmWorker {
 /// Starts a worker process and the task that reads its replies.
 fn spawn(generation: u64) -> Result<Connection, MediaError> {
     let binary = worker_binary()?;
-    let (ours, theirs) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| MediaError::Worker(format!("cannot make the worker's request socket: {e}")))?;
+    let (ours, theirs) = request_socket_pair()
+        .map_err(|e| MediaError::Worker(format!("cannot make the worker's request socket: {e}")))?;
     let ours = std::os::unix::net::UnixStream::from(ours);
     let stdin = ours
         .set_nonblocking(true)
@@ -511,243 +504,4 @@ async fn read_replies(
         Err(e) => warn!(error = %e, "cannot reap the media worker"),
     }
     let _ = exited.send(());
-}
-
-/// The agent's handle on one two-party session running in the worker.
-pub struct RemoteSession {
-    plan: Negotiated,
-    /// `None` for a plan that carries no media: nothing runs, so no worker is needed.
-    handle: Option<Handle>,
-    stopped: AtomicBool,
-}
-
-impl RemoteSession {
-    /// Starts a session for a negotiated plan on the reserved ports (their sockets go to the
-    /// worker). A plan with only inactive streams starts nothing.
-    pub async fn start(
-        plan: &Negotiated,
-        settings: &MediaSettings,
-        ports: AllocatedPorts,
-    ) -> Result<Self, MediaError> {
-        let handle = if plan.carries_media() {
-            let (ports, sockets) = ports.into_passed();
-            let (handle, _) = MediaWorker::shared()
-                .create(
-                    |session| Operation::StartSession {
-                        session,
-                        plan: plan.clone(),
-                        settings: settings.clone(),
-                        ports,
-                    },
-                    sockets,
-                )
-                .await?;
-            Some(handle)
-        } else {
-            None
-        };
-        Ok(Self {
-            plan: plan.clone(),
-            handle,
-            stopped: AtomicBool::new(false),
-        })
-    }
-
-    /// The plan this session runs.
-    pub fn plan(&self) -> &Negotiated {
-        &self.plan
-    }
-
-    /// Current counters and measurements (zeros when nothing runs or the worker is gone).
-    pub async fn stats(&self) -> Result<MediaStats, MediaError> {
-        let Some(handle) = self
-            .handle
-            .filter(|_| !self.stopped.load(Ordering::Acquire))
-        else {
-            return Ok(MediaStats::unused(&self.plan));
-        };
-        let op = Operation::SessionStats {
-            session: handle.object,
-        };
-        match MediaWorker::shared().ask(handle, op, STATS_REQUEST).await? {
-            Outcome::Stats(stats) => Ok(stats),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Marks the session as ended by the worker itself (it becomes a conference leg), and
-    /// gives its handle when it was running.
-    fn hand_over(&self) -> Option<Handle> {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        self.handle
-    }
-
-    /// Ends the session cleanly (EOS, teardown); later calls do nothing.
-    pub async fn stop(&self) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Some(handle) = self.handle {
-            let op = Operation::StopSession {
-                session: handle.object,
-            };
-            MediaWorker::shared().destroy(handle, op).await;
-        }
-    }
-}
-
-/// The agent's handle on an audio mix running in the worker: the local source and sink plus
-/// any number of legs.
-pub struct RemoteConference {
-    handle: Handle,
-    stopped: AtomicBool,
-}
-
-impl RemoteConference {
-    /// Starts a mix with no legs yet.
-    pub async fn start(settings: &MediaSettings) -> Result<Self, MediaError> {
-        let (handle, _) = MediaWorker::shared()
-            .create(
-                |conference| Operation::StartConference {
-                    conference,
-                    settings: settings.clone(),
-                },
-                Vec::new(),
-            )
-            .await?;
-        Ok(Self {
-            handle,
-            stopped: AtomicBool::new(false),
-        })
-    }
-
-    /// Adds a party (its audio stream) on its reserved ports.
-    pub async fn add_leg(
-        &self,
-        plan: &Negotiated,
-        ports: AllocatedPorts,
-    ) -> Result<LegId, MediaError> {
-        let (ports, sockets) = ports.into_passed();
-        let op = Operation::AddLeg {
-            conference: self.handle.object,
-            plan: plan.clone(),
-            ports: LegPorts::Reserved(ports),
-        };
-        self.leg_added(op, sockets).await
-    }
-
-    /// Moves the party of a running session in: the worker stops the session and the leg
-    /// takes over its audio sockets, so the party's RTP keeps arriving on bound ports.
-    /// The session is over afterwards, whether or not the leg was added.
-    pub async fn add_leg_from_session(
-        &self,
-        plan: &Negotiated,
-        session: &RemoteSession,
-    ) -> Result<LegId, MediaError> {
-        let handle = session.hand_over().ok_or_else(|| {
-            MediaError::Plan("the session has no running media to move into the mix".into())
-        })?;
-        if handle.generation != self.handle.generation {
-            // Its worker died, and the session with it.
-            return Err(MediaError::Worker(
-                "the session's media worker has exited".into(),
-            ));
-        }
-        let op = Operation::AddLeg {
-            conference: self.handle.object,
-            plan: plan.clone(),
-            ports: LegPorts::FromSession(handle.object),
-        };
-        let added = self.leg_added(op, Vec::new()).await;
-        // The worker ended that session itself; it no longer keeps the worker running.
-        MediaWorker::shared().release(handle.generation).await;
-        added
-    }
-
-    async fn leg_added(&self, op: Operation, sockets: Vec<OwnedFd>) -> Result<LegId, MediaError> {
-        match MediaWorker::shared()
-            .ask_with(self.handle, op, sockets, SLOW_REQUEST)
-            .await?
-        {
-            Outcome::Leg(id) => Ok(id),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Removes a party.
-    pub async fn remove_leg(&self, leg: LegId) -> Result<(), MediaError> {
-        let op = Operation::RemoveLeg {
-            conference: self.handle.object,
-            leg,
-        };
-        MediaWorker::shared()
-            .ask(self.handle, op, SLOW_REQUEST)
-            .await
-            .map(|_| ())
-    }
-
-    /// Current statistics of the mix and every leg.
-    pub async fn stats(&self) -> Result<ConferenceStats, MediaError> {
-        let op = Operation::ConferenceStats {
-            conference: self.handle.object,
-        };
-        match MediaWorker::shared()
-            .ask(self.handle, op, STATS_REQUEST)
-            .await?
-        {
-            Outcome::ConferenceStats(stats) => Ok(stats),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Ends the mix cleanly; later calls do nothing.
-    pub async fn stop(&self) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let op = Operation::StopConference {
-            conference: self.handle.object,
-        };
-        MediaWorker::shared().destroy(self.handle, op).await;
-    }
-}
-
-impl Drop for RemoteSession {
-    /// A session dropped without [`RemoteSession::stop`] is stopped in the background, so
-    /// the worker can still exit when nothing is left.
-    fn drop(&mut self) {
-        if let Some(handle) = self
-            .handle
-            .filter(|_| !self.stopped.load(Ordering::Acquire))
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let op = Operation::StopSession {
-                session: handle.object,
-            };
-            runtime.spawn(async move { MediaWorker::shared().destroy(handle, op).await });
-        }
-    }
-}
-
-impl Drop for RemoteConference {
-    /// See [`RemoteSession`]'s `Drop`.
-    fn drop(&mut self) {
-        if !self.stopped.load(Ordering::Acquire)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (handle, op) = (
-                self.handle,
-                Operation::StopConference {
-                    conference: self.handle.object,
-                },
-            );
-            runtime.spawn(async move { MediaWorker::shared().destroy(handle, op).await });
-        }
-    }
-}
-
-fn unexpected(outcome: &Outcome) -> MediaError {
-    MediaError::Worker(format!("unexpected reply {outcome:?}"))
 }

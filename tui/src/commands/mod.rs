@@ -48,7 +48,7 @@ pub async fn run(command: Command, loaded: Loaded) -> Result<(), Exit> {
             Ok(())
         }
         Command::Man => man::run(),
-        Command::Demo { no_tui, timings } => demo::run(demo::DemoOptions { no_tui, timings }).await,
+        Command::Demo { no_tui, timings } => Err(demo::exec(demo::DemoOptions { no_tui, timings })),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sdp::{Codec, Direction, Negotiated, StreamPlan};
+use crate::plan::{Codec, Direction, Negotiated, StreamPlan};
 
 /// Identifies one leg of a conference.
 pub type LegId = u64;

@@ -1,18 +1,16 @@
 //! Where negotiated call legs meet the media worker (the `talker-media` process
-//! that runs GStreamer, see [`crate::media::worker`]); live statistics are
-//! copied into the call registry while a leg lives, and each leg ends with one
-//! `media summary` log line.
+//! that runs GStreamer, see [`super::worker`]): a leg's media starts on its
+//! reserved ports, its live statistics are copied into the call registry while
+//! it lives, and it ends with one `media summary` log line.
 //!
 //! A control leg's referred calls share a [`MediaHub`]: the first party gets a
 //! plain session (audio and video); when a second party joins, both move into
-//! an audio [`Conference`] (each party hears the others and the local voice),
+//! an audio [`RemoteConference`] (each party hears the others and the local voice),
 //! on the same ports, so nothing needs renegotiating.
 
+use super::remote::{RemoteConference, RemoteSession};
 use crate::calls::CallEntry;
-use crate::media::{
-    AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated, RemoteConference,
-    RemoteSession,
-};
+use splitdial_media::{AllocatedPorts, LegId, MediaError, MediaSettings, MediaStats, Negotiated};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,14 +1,14 @@
-//! UDP ports for one call leg, reserved (bound) by the media module before the SDP is written,
+//! UDP ports for one call leg, reserved (bound) by the agent before the SDP is written,
 //! so the port in `m=` is really ours and nothing else can take it before the call starts.
 //! The bound sockets themselves go to the media worker with the request that starts the
-//! call's media (see [`super::protocol`]), so the ports are never free in between.
+//! call's media (see [`crate::passing`]), so the ports are never free in between.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::MediaError;
+use crate::error::MediaError;
 
 /// How many random even ports are tried before giving up.
 const ATTEMPTS: usize = 64;

@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! cargo build --release --bins
-//! unshare --net -- sh -c 'ip link set lo up && cargo bench -p household --bench setup'
+//! unshare --net -- sh -c 'ip link set lo up && cargo bench -p splitdial-e2e --bench setup'
 //! ```
 //!
 //! `SETUP_BENCH_ROUNDS=N` sets the calls of each kind (15); `SETUP_BENCH_LOGS=FILE` prints each
@@ -34,7 +34,7 @@ use splitdial_tui::config::Secret;
 use splitdial_tui::matcher_client::MatcherClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use talker_agent::media_glue::MediaHub;
+use talker_agent::media::hub::MediaHub;
 use talker_agent::referred_call::{DialAccount, Dialer};
 use tokio_util::sync::CancellationToken;
 
@@ -244,7 +244,7 @@ impl DirectCaller {
                 }
             }
         });
-        let media = talker_agent::media_settings::from_config(&config, &path).unwrap();
+        let media = talker_agent::media::settings::from_config(&config, &path).unwrap();
         Self {
             dialer: Arc::new(Dialer {
                 dialogs,
