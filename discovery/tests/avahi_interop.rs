@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use testbed::{AvahiStack, Lan, Spawn};
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn avahi_and_our_discovery_see_each_other() {
+    testbed::require_root();
+    testbed::require_program("avahi-daemon", "avahi-daemon");
     let _guard = heavy_lock();
     let lan = Lan::with_hosts(["avahi", "tv", "dialer"]).expect("build LAN (needs root)");
     let avahi = AvahiStack::start(lan.host("avahi")).expect("Avahi on the LAN");

@@ -12,7 +12,9 @@ use std::time::Duration;
 use testbed::{Lan, Spawn};
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn browser_survives_hostile_packets_and_keeps_resolving() {
+    testbed::require_root();
     let _guard = heavy_lock();
     let lan = Lan::with_hosts(["noise", "tv", "dialer"]).expect("build LAN (needs root)");
     let mut browser = BrowseLog::start(lan.host("dialer"), &[]);

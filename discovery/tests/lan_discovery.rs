@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use testbed::Lan;
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn talkers_appear_update_leave_and_crashed_ones_are_verified_away() {
+    testbed::require_root();
     let _guard = heavy_lock();
     let lan = Lan::with_hosts(["tv", "pc", "phone", "dialer"]).expect("build LAN (needs root)");
 

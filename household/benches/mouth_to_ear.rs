@@ -46,7 +46,7 @@ fn main() {
     let home = Household::start(spec, Placement::Lan)
         .expect("start the demo household (binaries built with `cargo build --release --bins`?)");
     eprintln!("household up in {:?}", started.elapsed());
-    let splitdial = household::sibling_binary("splitdial").expect("the splitdial binary");
+    let splitdial = testbed::workspace_binary("splitdial");
     let alice = Dialer::as_user(&home, splitdial, "alice");
 
     let (mut to_callee, mut to_caller) = (Vec::new(), Vec::new());

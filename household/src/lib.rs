@@ -30,9 +30,10 @@
 //! ```
 //!
 //! `sip-server`, `matcher` and `talker-agent` are found next to the running
-//! executable (the same target directory; a test's `deps/` counts as its
-//! parent): build them first (`cargo build --workspace --bins`). A missing one
-//! is [`Error::MissingBinary`], which names it and the command that builds it.
+//! executable ([`testbed::find_binary`]: the same target directory; a test's
+//! `deps/` counts as its parent): build them first (`cargo build --workspace
+//! --bins`). A missing one is [`testbed::Error::MissingBinary`] (inside
+//! [`Error::Testbed`]), which names it and the command that builds it.
 
 pub mod baresip;
 pub mod config_files;
@@ -43,9 +44,7 @@ pub mod oneshot;
 pub mod running;
 pub mod spec;
 
-pub use running::{
-    Household, Placement, RunningServer, RunningTalker, call_of_kind, sibling_binary,
-};
+pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
     AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec,
     TalkerSoftware, TalkerSpec, UserSpec,
@@ -60,15 +59,6 @@ pub enum Error {
     /// Starting a process or building the LAN failed.
     #[error(transparent)]
     Testbed(#[from] testbed::Error),
-    /// A program the household runs is not built next to the running
-    /// executable.
-    #[error("{} is not built: run `{build}` (or `cargo build --workspace --bins`)", path.display())]
-    MissingBinary {
-        /// Where it was looked for.
-        path: std::path::PathBuf,
-        /// The command that builds it there.
-        build: String,
-    },
     /// A file or socket operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -2,15 +2,16 @@
 //! online, a call placed through the matcher API connects alice's TV to bob's
 //! phone with tones both ways, and everything ends by PID.
 //!
-//! Run inside a private network namespace (scripts/test does):
-//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p household --offline --test demo_household'`.
+//! Needs root (ignored without it); run inside a private network namespace
+//! (scripts/test does):
+//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p household --offline --test demo_household -- --include-ignored'`.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use household::{Household, HouseholdSpec, Placement};
 use serde_json::json;
 use std::time::Duration;
-use testbed::is_root;
+use testbed::require_root;
 
 fn call_through_the_matcher(home: &Household) {
     let placed = home
@@ -97,11 +98,9 @@ fn the_demo_household_on_loopback_calls_bob() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn the_demo_household_on_a_lan_is_reached_from_the_dialer_host() {
-    if !is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return;
-    }
+    require_root();
     let home = Household::start(HouseholdSpec::demo(), Placement::Lan).unwrap();
     eprintln!("start-up: {:?}", home.timings());
     let lan = home.lan().unwrap();

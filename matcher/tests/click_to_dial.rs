@@ -1,239 +1,84 @@
-//! The matcher end to end with real parts: the `matcher` binary (its admin
-//! commands fill the registry, then it serves HTTP and runs the call
-//! controller), two embedded sip-servers (family.example and work.example,
-//! each trusting the controller's address), and real talker agents enrolled
-//! with `talker-agent enroll` that heartbeat to the matcher and carry GStreamer
-//! media (tones drawn at random here, analysed on the other side). Calls are
-//! placed, followed (Server-Sent Events), extended and hung up through the
-//! HTTP API only, as the dialer does.
+//! The matcher end to end with real parts, as a [`household`] starts them:
+//! the `matcher` binary (its admin commands fill the registry, then it serves
+//! HTTP and runs the call controller), two `sip-server`s (family.example and
+//! work.example, each trusting the controller's address), and real talker
+//! agents enrolled with `talker-agent enroll` that heartbeat to the matcher
+//! and carry GStreamer media (tones drawn at random here, analysed on the
+//! other side). Calls are placed, followed (Server-Sent Events), extended and
+//! hung up through the HTTP API only, as the dialer does.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use futures_util::StreamExt;
+use household::{
+    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, Placement, RunningTalker, ServerSoftware,
+    ServerSpec, TalkerSoftware, TalkerSpec, UserSpec,
+};
 use serde_json::{Value, json};
-use sip_server::users::UserDirectory;
-use sip_server::{RunningServer, ServerConfig};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
-use testbed::{Process, Spawn};
 
 const FAMILY: &str = "family.example";
 const WORK: &str = "work.example";
 /// States after which a call's event stream ends.
 const FINAL: [&str; 3] = ["ended", "handed_off", "lost_control"];
 
-/// One talker agent of the household.
-struct TalkerSpec {
-    /// Talker id (also the agent's name).
+/// One talker agent of the household: id, owner, kind, video, accounts
+/// (server domain, SIP user) and whether it answers alice at once.
+struct Device {
     id: &'static str,
-    /// The matcher user who owns it.
     owner: &'static str,
-    /// Device kind.
     kind: &'static str,
-    /// Whether it carries video too.
     video: bool,
-    /// Its SIP accounts: (server domain, SIP user).
     accounts: &'static [(&'static str, &'static str)],
-    /// Its answer policy section.
-    answer: &'static str,
+    answers_alice: bool,
 }
 
-/// Auto-answer for the tv's family.example account, as asserted by the server.
-const AUTO_FROM_ALICE_TV: &str =
-    "[answer]\npolicy = \"auto\"\nafter_seconds = 0\nallow = [\"sip:alice-tv@family.example\"]\n";
-
 /// alice's living-room TV: accounts on both servers, audio and video.
-const TV: TalkerSpec = TalkerSpec {
+const TV: Device = Device {
     id: "tv",
     owner: "alice",
     kind: "tv",
     video: true,
     accounts: &[(FAMILY, "alice-tv"), (WORK, "alice-tv")],
-    answer: "",
+    answers_alice: false,
 };
 /// alice's PC, on work.example only.
-const PC: TalkerSpec = TalkerSpec {
+const PC: Device = Device {
     id: "pc",
     owner: "alice",
     kind: "pc",
     video: false,
     accounts: &[(WORK, "alice-pc")],
-    answer: "",
+    answers_alice: false,
 };
 /// A second alice device sharing the tv's family.example account.
-const TV2: TalkerSpec = TalkerSpec {
+const TV2: Device = Device {
     id: "tv2",
     owner: "alice",
     kind: "tv",
     video: false,
     accounts: &[(FAMILY, "alice-tv")],
-    answer: "",
+    answers_alice: false,
 };
 /// bob's phone, on family.example only.
-const PHONE: TalkerSpec = TalkerSpec {
+const PHONE: Device = Device {
     id: "phone",
     owner: "bob",
     kind: "phone",
     video: false,
     accounts: &[(FAMILY, "bob-phone")],
-    answer: AUTO_FROM_ALICE_TV,
+    answers_alice: true,
 };
 /// carol's tablet, on family.example only.
-const PAD: TalkerSpec = TalkerSpec {
+const PAD: Device = Device {
     id: "pad",
     owner: "carol",
     kind: "tablet",
     video: false,
     accounts: &[(FAMILY, "carol-pad")],
-    answer: AUTO_FROM_ALICE_TV,
+    answers_alice: true,
 };
-
-/// A running talker agent.
-struct Agent {
-    process: Process,
-    tone: f64,
-    status: SocketAddr,
-}
-
-/// The whole household: servers, matcher, agents, and each user's API token.
-struct Household {
-    dir: tempfile::TempDir,
-    db: String,
-    http_addr: SocketAddr,
-    url: String,
-    matcher: Process,
-    family: RunningServer,
-    work: RunningServer,
-    agents: BTreeMap<&'static str, Agent>,
-    tokens: BTreeMap<&'static str, String>,
-    http: reqwest::Client,
-}
-
-/// Runs one admin command of the `matcher` binary (with `--json`).
-async fn admin(db: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(testbed::workspace_binary("matcher"))
-        .arg("--db")
-        .arg(db)
-        .arg("--json")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "matcher {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
-}
-
-/// Starts the matcher with its HTTP API on `listen` (port 0: any) and waits
-/// for its ready line; returns it and the HTTP address it bound.
-fn start_matcher(db: &str, listen: SocketAddr) -> (Process, SocketAddr) {
-    let listen = listen.to_string();
-    let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
-        .args([
-            "--db",
-            db,
-            "--listen",
-            &listen,
-            "--sip-listen",
-            "127.0.0.1:0",
-            "--talker-timeout",
-            "10",
-            "--callee-timeout",
-            "20",
-            "--heartbeat-interval",
-            "2",
-        ])
-        .env(
-            "RUST_LOG",
-            std::env::var("MATCHER_LOG").unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn".into()),
-        )
-        .label("matcher")
-        .start()
-        .unwrap();
-    tokio::task::block_in_place(|| {
-        matcher
-            .wait_for_output("matcher ready", Duration::from_secs(30))
-            .unwrap();
-    });
-    let ready = matcher
-        .log()
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .unwrap()
-        .to_owned();
-    let words: Vec<&str> = ready.split_whitespace().collect();
-    assert_eq!(words[2], "http", "{ready}");
-    assert_eq!(words[4], "sip", "{ready}");
-    let http: SocketAddr = words[3].parse().unwrap();
-    assert!(
-        listen.ends_with(":0") || http.to_string() == listen,
-        "{ready}"
-    );
-    (matcher, http)
-}
-
-fn sip_server_config(domain: &str, specs: &[&TalkerSpec]) -> ServerConfig {
-    let mut users: Vec<&str> = specs
-        .iter()
-        .flat_map(|s| s.accounts.iter())
-        .filter(|(d, _)| *d == domain)
-        .map(|(_, u)| *u)
-        .collect();
-    users.sort_unstable();
-    users.dedup();
-    let text: String = users
-        .iter()
-        .map(|u| format!("[users.{u}]\npassword = \"{u}-pw\"\n"))
-        .collect();
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), domain);
-    config.users = Some(UserDirectory::parse(&text, domain).unwrap());
-    // The matcher's controller connects from 127.0.0.1.
-    config.trusted = vec!["127.0.0.1".parse().unwrap()];
-    config
-}
-
-fn agent_config(
-    dir: &Path,
-    spec: &TalkerSpec,
-    proxies: &BTreeMap<&str, SocketAddr>,
-    matcher_url: &str,
-    tone: f64,
-) -> PathBuf {
-    let mut text = format!(
-        "name = \"{id}\"\nkind = \"{kind}\"\nmedia = {media}\nid = \"{id}\"\nstate_dir = \"{state}\"\nmatcher_url = \"{matcher_url}\"\n",
-        id = spec.id,
-        kind = spec.kind,
-        media = if spec.video {
-            r#"["audio", "video"]"#
-        } else {
-            r#"["audio"]"#
-        },
-        state = dir.join(format!("{}-state", spec.id)).display(),
-    );
-    for (domain, user) in spec.accounts {
-        text.push_str(&format!(
-            "\n[[accounts]]\nserver = \"{domain}\"\nproxy = \"{}\"\nuser = \"{user}\"\npassword = \"{user}-pw\"\n",
-            proxies[domain]
-        ));
-    }
-    text.push_str(&format!(
-        "\n[audio]\nsource = \"tone:{tone}\"\nsink = \"analyze\"\njitter_ms = 20\n\n[discovery]\nenabled = false\n"
-    ));
-    if spec.video {
-        text.push_str("\n[video]\nsource = \"pattern\"\nsink = \"analyze\"\n");
-    }
-    text.push('\n');
-    text.push_str(spec.answer);
-    let path = dir.join(format!("{}.toml", spec.id));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Tones far enough apart to be told apart in a mix, drawn now; nobody tells
 /// the analysers.
@@ -246,174 +91,97 @@ fn draw_tones(n: usize) -> Vec<f64> {
     tones
 }
 
+/// The household of these devices: both servers (family.example the cheaper),
+/// alice, bob and carol, alice a contact of bob's and carol's and they of hers.
+fn household_of(devices: &[&Device]) -> HouseholdSpec {
+    let contact = |name: &str| ContactSpec::User {
+        name: name.into(),
+        user: name.into(),
+    };
+    let user = |name: &str, contacts: Vec<ContactSpec>| UserSpec {
+        name: name.into(),
+        display_name: name.into(),
+        contacts,
+    };
+    let server = |domain: &str, cost| ServerSpec {
+        domain: domain.into(),
+        cost,
+        software: ServerSoftware::Embedded,
+    };
+    let talkers = devices
+        .iter()
+        .zip(draw_tones(devices.len()))
+        .map(|(device, tone_hz)| TalkerSpec {
+            id: device.id.into(),
+            name: device.id.into(),
+            owner: Some(device.owner.into()),
+            kind: device.kind.into(),
+            video: device.video,
+            accounts: device
+                .accounts
+                .iter()
+                .map(|(server, user)| AccountSpec {
+                    server: (*server).into(),
+                    user: (*user).into(),
+                })
+                .collect(),
+            answer: if device.answers_alice {
+                AnswerSpec::AutoFromUsers(vec!["alice".into()])
+            } else {
+                AnswerSpec::Manual
+            },
+            tone_hz,
+            beeps: false,
+            at_home: false,
+            software: TalkerSoftware::Agent,
+        })
+        .collect();
+    HouseholdSpec {
+        servers: vec![server(FAMILY, 1), server(WORK, 5)],
+        users: vec![
+            user("alice", vec![contact("bob"), contact("carol")]),
+            user("bob", vec![contact("alice")]),
+            user("carol", vec![contact("alice")]),
+        ],
+        talkers,
+        heartbeat_interval_s: 2,
+    }
+}
+
+/// The running household and an HTTP client for its APIs.
+struct Household {
+    home: household::Household,
+    http: reqwest::Client,
+}
+
 impl Household {
     /// Servers, registry, matcher, then the agents enrolled and started; returns
     /// once the matcher sees every talker online with every account registered.
-    async fn start(specs: &[&TalkerSpec]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite:{}", dir.path().join("m.db").display());
-        let family = sip_server::start(sip_server_config(FAMILY, specs))
-            .await
-            .unwrap();
-        let work = sip_server::start(sip_server_config(WORK, specs))
-            .await
-            .unwrap();
-        let proxies: BTreeMap<&str, SocketAddr> =
-            [(FAMILY, family.local_addr()), (WORK, work.local_addr())].into();
-
-        // The registry, through the admin commands.
-        let users = ["alice", "bob", "carol"];
-        for user in users {
-            admin(&db, &["user", "add", user]).await;
-        }
-        let family_proxy = family.local_addr().to_string();
-        let work_proxy = work.local_addr().to_string();
-        admin(
-            &db,
-            &[
-                "server",
-                "add",
-                FAMILY,
-                "--proxy",
-                &family_proxy,
-                "--cost",
-                "1",
-            ],
-        )
-        .await;
-        admin(
-            &db,
-            &["server", "add", WORK, "--proxy", &work_proxy, "--cost", "5"],
-        )
-        .await;
-        for (a, b) in [
-            ("alice", "bob"),
-            ("bob", "alice"),
-            ("alice", "carol"),
-            ("carol", "alice"),
-        ] {
-            admin(&db, &["contact", "add", a, b, "--user", b]).await;
-        }
-        let mut tokens = BTreeMap::new();
-        for user in users {
-            let token = admin(&db, &["user", "token", user]).await["token"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            tokens.insert(user, token);
-        }
-        let mut enroll_tokens = Vec::new();
-        for spec in specs {
-            let token = admin(&db, &["enroll-token", spec.owner]).await["token"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            enroll_tokens.push(token);
-        }
-
-        let (matcher, http_addr) = start_matcher(&db, "127.0.0.1:0".parse().unwrap());
-        let url = format!("http://{http_addr}");
-
-        // Enroll every agent (no matcher_key in the configs: the key comes
-        // from enrollment), then start them all and wait for their ready lines.
-        let tones = draw_tones(specs.len());
-        let mut started = Vec::new();
-        for ((spec, token), tone) in specs.iter().zip(&enroll_tokens).zip(&tones) {
-            let config = agent_config(dir.path(), spec, &proxies, &url, *tone);
-            let out = tokio::process::Command::new(testbed::workspace_binary("talker-agent"))
-                .arg("enroll")
-                .arg("--config")
-                .arg(&config)
-                .arg("--token")
-                .arg(token)
-                .env_remove("SPLITDIAL_ENROLL_TOKEN")
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "enrolling {}: {}\n{}",
-                spec.id,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let process = Spawn::new(testbed::workspace_binary("talker-agent"))
-                .arg("--config")
-                .arg(&config)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("AGENT_LOG").unwrap_or_else(|_| "info,rsipstack=warn".into()),
-                )
-                .label(spec.id)
-                .start()
-                .unwrap();
-            started.push((spec.id, process, *tone));
-        }
-        let mut agents = BTreeMap::new();
-        for (id, mut process, tone) in started {
-            tokio::task::block_in_place(|| {
-                process
-                    .wait_for_output("talker-agent ready", Duration::from_secs(40))
-                    .unwrap();
-            });
-            let line = process
-                .log()
-                .lines()
-                .find(|l| l.starts_with("talker-agent ready"))
-                .unwrap()
-                .to_owned();
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let at = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1];
-            assert_eq!(at("id"), id, "{line}");
-            let status: SocketAddr = at("status").parse().unwrap();
-            agents.insert(
-                id,
-                Agent {
-                    process,
-                    tone,
-                    status,
-                },
-            );
-        }
-        let household = Self {
-            dir,
-            db,
-            http_addr,
-            url,
-            matcher,
-            family,
-            work,
-            agents,
-            tokens,
+    async fn start(devices: &[&Device]) -> Self {
+        let spec = household_of(devices);
+        let home =
+            tokio::task::block_in_place(|| household::Household::start(spec, Placement::Loopback))
+                .unwrap_or_else(|e| panic!("the household starts: {e}"));
+        Self {
+            home,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        };
-        let mut owners: Vec<&str> = specs.iter().map(|s| s.owner).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        for owner in owners {
-            let ids: Vec<&str> = specs
-                .iter()
-                .filter(|s| s.owner == owner)
-                .map(|s| s.id)
-                .collect();
-            household
-                .wait_online(owner, &ids, Duration::from_secs(40))
-                .await;
         }
-        household
     }
 
     /// Everything the matcher and the agents logged, for failure reports.
     fn logs(&self) -> String {
-        let mut out = format!("--- matcher:\n{}", self.matcher.log());
-        for (id, agent) in &self.agents {
-            out.push_str(&format!("--- {id}:\n{}", agent.process.log()));
-        }
-        out
+        self.home.logs()
     }
 
-    fn agent(&self, id: &str) -> &Agent {
-        &self.agents[id]
+    fn agent(&self, id: &str) -> &RunningTalker {
+        self.home
+            .talker(id)
+            .unwrap_or_else(|| panic!("no talker {id}"))
+    }
+
+    /// The tone talker `id` sends, in Hz.
+    fn tone(&self, id: &str) -> f64 {
+        self.agent(id).spec.tone_hz
     }
 
     /// One API request as `user`; the status and the JSON body (Null if none).
@@ -426,8 +194,8 @@ impl Household {
     ) -> (u16, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.tokens[user]);
+            .request(method, format!("{}{path}", self.home.matcher_url()))
+            .bearer_auth(self.home.token(user).unwrap());
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -453,8 +221,9 @@ impl Household {
     /// Waits until the matcher lists each of `ids` among `owner`'s talkers as
     /// online with every account registered.
     async fn wait_online(&self, owner: &str, ids: &[&str], within: Duration) -> Value {
-        let start = Instant::now();
-        loop {
+        // The last answer, for the failure report.
+        let last = std::cell::RefCell::new(Value::Null);
+        let online = testbed::wait_until_async("the talkers online", within, || async {
             let (status, talkers) = self.get(owner, "/v1/me/talkers").await;
             let ready = status == 200
                 && ids.iter().all(|id| {
@@ -469,22 +238,24 @@ impl Household {
                         })
                     })
                 });
-            if ready {
-                return talkers;
-            }
-            assert!(
-                start.elapsed() < within,
-                "{owner}'s talkers {ids:?} never all online: {status} {talkers}\n{}",
+            *last.borrow_mut() = talkers.clone();
+            ready.then_some(talkers)
+        })
+        .await;
+        online.unwrap_or_else(|e| {
+            panic!(
+                "{e}: {owner}'s talkers {ids:?} never all online: {}\n{}",
+                last.borrow(),
                 self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            )
+        })
     }
 
     /// An agent's `GET /v1/status`.
     async fn status(&self, id: &str) -> Value {
+        let addr = self.agent(id).status_addr.unwrap();
         self.http
-            .get(format!("http://{}/v1/status", self.agent(id).status))
+            .get(format!("http://{addr}/v1/status"))
             .send()
             .await
             .unwrap()
@@ -497,8 +268,11 @@ impl Household {
     async fn events(&self, call: &str) -> Sse {
         let response = self
             .http
-            .get(format!("{}/v1/calls/{call}/events", self.url))
-            .bearer_auth(&self.tokens["alice"])
+            .get(format!(
+                "{}/v1/calls/{call}/events",
+                self.home.matcher_url()
+            ))
+            .bearer_auth(self.home.token("alice").unwrap())
             .send()
             .await
             .unwrap();
@@ -564,58 +338,37 @@ impl Household {
 
     /// Waits until an agent has logged at least `count` `media summary` lines.
     async fn wait_summaries(&self, id: &str, count: usize) {
-        let start = Instant::now();
-        while self
-            .agent(id)
-            .process
-            .log()
-            .matches("media summary")
-            .count()
-            < count
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{id} logged fewer than {count} media summaries\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("{count} media summaries from {id}");
+        testbed::wait_until_async(&what, Duration::from_secs(20), || async {
+            let logged = self
+                .agent(id)
+                .process
+                .log()
+                .matches("media summary")
+                .count();
+            (logged >= count).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
     }
 
     /// Waits until an agent reports no call at all.
     async fn wait_no_calls(&self, id: &str) {
-        let start = Instant::now();
-        loop {
+        let what = format!("{id} without calls");
+        testbed::wait_until_async(&what, Duration::from_secs(20), || async {
             let status = self.status(id).await;
-            if status["calls"].as_array().is_some_and(Vec::is_empty) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{id} still has calls: {status}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            status["calls"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
     }
 
     /// Ends everything in order: agents, matcher, servers.
-    async fn shutdown(self) {
-        let Self {
-            dir,
-            mut matcher,
-            family,
-            work,
-            agents,
-            ..
-        } = self;
-        tokio::task::block_in_place(|| {
-            drop(agents);
-            let _ = matcher.stop(Duration::from_secs(10));
-        });
-        family.shutdown().await;
-        work.shutdown().await;
-        drop(dir);
+    fn shutdown(self) {
+        tokio::task::block_in_place(|| self.home.shutdown());
     }
 }
 
@@ -740,12 +493,24 @@ fn audio_received(call: &Value) -> u64 {
 async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     let h = Household::start(&[&TV, &PC, &TV2, &PHONE]).await;
 
-    // tv and tv2 share one family.example account, each with its own
-    // +sip.instance: the account alone would fork a request to both.
-    let bindings = h.family.context().location.lookup("alice-tv");
-    assert_eq!(bindings.len(), 2, "{bindings:?}");
-    assert!(bindings.iter().all(|b| b.instance.is_some()));
-    assert_ne!(bindings[0].instance, bindings[1].instance);
+    // tv and tv2 share one family.example account, each registered with its
+    // own +sip.instance, so each has its own GRUU: the account alone would
+    // fork a request to both.
+    let mut gruus = Vec::new();
+    for id in ["tv", "tv2"] {
+        let status = h.status(id).await;
+        let account = status["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["aor"] == json!(format!("sip:alice-tv@{FAMILY}")))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} has no alice-tv account: {status}"));
+        let gruu = account["gruu"].as_str().unwrap_or_default().to_owned();
+        assert!(gruu.contains(";gr="), "{id}: {account}");
+        gruus.push(gruu);
+    }
+    assert_ne!(gruus[0], gruus[1]);
 
     // The candidates, explained without bob's devices.
     let (status, routes) = h.get("alice", "/v1/routes?callee=bob&talkers=tv,pc").await;
@@ -800,8 +565,32 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     let (_, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
     assert_eq!(shown["state"], json!("connected"), "{shown}");
 
-    // Let the tones flow, then hang up from the dialer.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The control leg went to the tv's own instance (its GRUU): the tv holds
+    // it, and while the tones flow for 3 s neither tv2 on the same account
+    // nor the pc ever holds a call.
+    let tv_calls = h.status("tv").await;
+    assert!(
+        tv_calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == json!("control") && c["state"] == json!("connected")),
+        "{tv_calls}"
+    );
+    let flowing = Instant::now();
+    while flowing.elapsed() < Duration::from_secs(3) {
+        for other in ["tv2", "pc"] {
+            let status = h.status(other).await;
+            assert!(
+                status["calls"].as_array().is_some_and(Vec::is_empty),
+                "{other} holds a call: {status}\n{}",
+                h.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Then hang up from the dialer.
     h.hang_up(&id).await;
     let rest = h
         .events_until(
@@ -839,32 +628,29 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     let heard_by_tv = summary_heard_hz(&tv.process.log());
     let heard_by_phone = summary_heard_hz(&phone.process.log());
     assert!(
-        near(heard_by_tv, phone.tone),
+        near(heard_by_tv, h.tone("phone")),
         "the tv heard {heard_by_tv} Hz, the phone sent {}\n{}",
-        phone.tone,
+        h.tone("phone"),
         h.logs()
     );
     assert!(
-        near(heard_by_phone, tv.tone),
+        near(heard_by_phone, h.tone("tv")),
         "the phone heard {heard_by_phone} Hz, the tv sent {}\n{}",
-        tv.tone,
+        h.tone("tv"),
         h.logs()
     );
-
-    // The control leg went to the tv's own instance (its GRUU): the tv answered
-    // it, tv2 on the same account never saw a control INVITE, and the pc none.
     assert!(tv.process.log().contains("control leg answered"));
-    for other in ["tv2", "pc"] {
-        let log = h.agent(other).process.log();
-        for needle in [
-            "control leg answered",
-            "control INVITE refused",
-            "incoming call",
-        ] {
-            assert!(!log.contains(needle), "{other} logged {needle:?}:\n{log}");
-        }
-    }
-    h.shutdown().await;
+    // Nor did tv2 refuse one: a refused INVITE leaves no state anywhere (the
+    // proxy passes on the tv's 200 only), so this one check stays on the log.
+    // The message is pinned by controller.rs's
+    // `a_talker_that_refuses_the_token_is_reported_as_talker_rejected`, whose
+    // positive match fails if it is renamed.
+    let tv2_log = h.agent("tv2").process.log();
+    assert!(
+        !tv2_log.contains("control INVITE refused"),
+        "the control INVITE forked to tv2 too:\n{tv2_log}"
+    );
+    h.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -948,7 +734,7 @@ async fn carol_joins_the_call_and_the_tv_mixes_all_three() {
     for listener in ids {
         let list = summary_heard_all(&h.agent(listener).process.log());
         for speaker in ids.iter().filter(|s| **s != listener) {
-            let tone = h.agent(speaker).tone;
+            let tone = h.tone(speaker);
             assert!(
                 heard(&list, tone),
                 "{listener} heard {list:?}, {speaker} sent {tone}\n{}",
@@ -956,7 +742,7 @@ async fn carol_joins_the_call_and_the_tv_mixes_all_three() {
             );
         }
     }
-    h.shutdown().await;
+    h.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -985,9 +771,8 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
     // The matcher dies as in a crash, and comes back on the same database
     // (and the same HTTP port: the agents know it from their enrollment).
     drop(sse);
-    tokio::task::block_in_place(|| h.matcher.kill().unwrap());
-    let old_log = h.matcher.log();
-    h.matcher = start_matcher(&h.db, h.http_addr).0;
+    let old_log = tokio::task::block_in_place(|| h.home.restart_matcher_after_crash())
+        .unwrap_or_else(|e| panic!("the matcher comes back: {e}"));
     let restarted = Instant::now();
 
     let (status, shown) = h.get("alice", &format!("/v1/calls/{id}")).await;
@@ -1092,10 +877,8 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
 
     // Nobody can hang the lost call up from the dialer any more: bob does, by
     // stopping his agent; both sides then report what they heard all along.
-    tokio::task::block_in_place(|| {
-        let phone = &mut h.agents.get_mut("phone").unwrap().process;
-        assert!(phone.stop(Duration::from_secs(15)).unwrap().success());
-    });
+    let stopped = tokio::task::block_in_place(|| h.home.stop_talker("phone")).unwrap();
+    assert!(stopped.success(), "{stopped}");
     // One summary each for the second call, one for the first.
     h.wait_summaries("tv", 2).await;
     h.wait_summaries("phone", 2).await;
@@ -1103,16 +886,16 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
     let heard_by_tv = summary_heard_hz(&tv.process.log());
     let heard_by_phone = summary_heard_hz(&phone.process.log());
     assert!(
-        near(heard_by_tv, phone.tone),
+        near(heard_by_tv, h.tone("phone")),
         "the tv heard {heard_by_tv} Hz, the phone sent {}\n{}",
-        phone.tone,
+        h.tone("phone"),
         h.logs()
     );
     assert!(
-        near(heard_by_phone, tv.tone),
+        near(heard_by_phone, h.tone("tv")),
         "the phone heard {heard_by_phone} Hz, the tv sent {}\n{}",
-        tv.tone,
+        h.tone("tv"),
         h.logs()
     );
-    h.shutdown().await;
+    h.shutdown();
 }

@@ -15,7 +15,7 @@ use matcher::storage::Store;
 use rsipstack::sip::SipMessage;
 use serde_json::{Value, json};
 use sip_server::ServerConfig;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 
 const DOMAIN: &str = "family.example";
@@ -68,14 +68,12 @@ async fn routes_online(base: &str, token: &str) -> Option<bool> {
 }
 
 async fn wait_for(base: &str, token: &str, wanted: bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if routes_online(base, token).await == Some(wanted) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("route never became online={wanted}");
+    let what = format!("the route online={wanted}");
+    testbed::wait_until_async(&what, Duration::from_secs(20), || async move {
+        (routes_online(base, token).await == Some(wanted)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -509,7 +509,15 @@ async fn sqlite_file_holds_the_registry_across_reopening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn postgres_holds_the_same_registry() {
+    // The server runs as the package's `postgres` user, which takes root to become.
+    testbed::require_root();
+    assert!(
+        testbed::postgres_available(),
+        "PostgreSQL is not installed: this test needs it (Debian package postgresql; \
+         scripts/install-deps installs every test prerequisite)"
+    );
     let pg = testbed::Postgres::start().unwrap();
     let url = pg.create_database("matcher_test").unwrap();
     let store = Store::open(&url).await.unwrap();

@@ -9,7 +9,7 @@
 // Each including target uses a different part of the rig.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testbed::{Process, Spawn};
@@ -155,19 +155,6 @@ impl Proxy {
     pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
         Ok(self.process.stop(Duration::from_secs(10))?)
     }
-}
-
-/// A free UDP port on 127.0.0.1 (also free for TCP), for runs that share the
-/// host's or the suite's loopback with other programs.
-pub fn free_port() -> Result<u16> {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no free port on 127.0.0.1".into())
 }
 
 /// One sipp invocation: scenario, local port, proxy, and the run's options.

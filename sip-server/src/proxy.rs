@@ -9,6 +9,7 @@ use crate::routing::{self, Refusal};
 use rsipstack::sip::{
     Header, Method, Request, Response, SipMessage, StatusCode, Transport, Uri, typed,
 };
+use rsipstack::transaction::endpoint::EndpointInner;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::SipAddr;
@@ -323,69 +324,7 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
     let call_id = headers::first(&server_tx.original.headers, "Call-ID")
         .unwrap_or_default()
         .to_owned();
-    let (events_tx, mut events) = mpsc::unbounded_channel::<BranchEvent>();
-    let mut branches = Vec::new();
-
-    for (index, (mut request, mut dest)) in plan.branches.into_iter().enumerate() {
-        let size = request.to_bytes().len() + 400; // room for our Via and Record-Route
-        if dest.r#type == Some(Transport::Udp) && size > UDP_SIZE_LIMIT {
-            dest.r#type = Some(Transport::Tcp);
-        }
-        let outbound = dest.r#type.unwrap_or_default();
-        if plan.record_route {
-            let mut ours = vec![context.routes.record_route(outbound, &call_id)];
-            if outbound != inbound {
-                // RFC 5658: one entry per side when the dialog crosses transports.
-                ours.push(context.routes.record_route(inbound, &call_id));
-            }
-            routing::push_record_routes(&mut request, &ours);
-        }
-        let via = match endpoint.get_via(Some(context.local_addr(outbound)), None) {
-            Ok(via) => via,
-            Err(e) => {
-                debug!(error = %e, "no Via");
-                continue;
-            }
-        };
-        request.headers.push_front(Header::Via(via.into()));
-        let Ok(key) = TransactionKey::from_request(&request, TransactionRole::Client) else {
-            continue;
-        };
-        let mut client = Transaction::new_client(key, request.clone(), endpoint.clone(), None);
-        client.destination = Some(dest.clone());
-        branches.push(Branch {
-            request,
-            dest,
-            provisional: false,
-            finished: false,
-            cancel_pending: false,
-        });
-        let events_tx = events_tx.clone();
-        // Each branch sends in its own task: one toward a contact that must first be connected
-        // to does not hold up the others.
-        tokio::spawn(async move {
-            if let Err(e) = client.send().await {
-                debug!(error = %e, "branch send failed");
-            }
-            let mut finished = false;
-            while let Some(message) = client.receive().await {
-                if let SipMessage::Response(response) = message {
-                    finished |= response.status_code.code() >= 200;
-                    let _ = events_tx.send(BranchEvent {
-                        index,
-                        response: Some(response),
-                    });
-                }
-            }
-            if !finished {
-                let _ = events_tx.send(BranchEvent {
-                    index,
-                    response: None,
-                });
-            }
-        });
-    }
-    drop(events_tx);
+    let (mut branches, mut events) = start_branches(&context, &endpoint, plan, inbound, &call_id);
     if branches.is_empty() {
         let response = wire::response_to(&server_tx.original, 500, "No Route", vec![]);
         respond(&mut server_tx, response).await;
@@ -492,6 +431,84 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
     drain(&mut server_tx).await;
 }
 
+/// Sends one copy of the request per planned branch, each from its own task; returns the
+/// branches and the channel their responses arrive on, each tagged with its branch's index in
+/// the returned list. A branch that cannot be sent (no transaction key) is left out.
+fn start_branches(
+    context: &Arc<Context>,
+    endpoint: &Arc<EndpointInner>,
+    plan: Plan,
+    inbound: Transport,
+    call_id: &str,
+) -> (Vec<Branch>, mpsc::UnboundedReceiver<BranchEvent>) {
+    let (events_tx, events) = mpsc::unbounded_channel::<BranchEvent>();
+    let mut branches = Vec::new();
+
+    for (mut request, mut dest) in plan.branches {
+        let size = request.to_bytes().len() + 400; // room for our Via and Record-Route
+        if dest.r#type == Some(Transport::Udp) && size > UDP_SIZE_LIMIT {
+            dest.r#type = Some(Transport::Tcp);
+        }
+        let outbound = dest.r#type.unwrap_or_default();
+        if plan.record_route {
+            let mut ours = vec![context.routes.record_route(outbound, call_id)];
+            if outbound != inbound {
+                // RFC 5658: one entry per side when the dialog crosses transports.
+                ours.push(context.routes.record_route(inbound, call_id));
+            }
+            routing::push_record_routes(&mut request, &ours);
+        }
+        let via = match endpoint.get_via(Some(context.local_addr(outbound)), None) {
+            Ok(via) => via,
+            Err(e) => {
+                debug!(error = %e, "no Via");
+                continue;
+            }
+        };
+        request.headers.push_front(Header::Via(via.into()));
+        let Ok(key) = TransactionKey::from_request(&request, TransactionRole::Client) else {
+            continue;
+        };
+        let mut client = Transaction::new_client(key, request.clone(), endpoint.clone(), None);
+        client.destination = Some(dest.clone());
+        // The branch's place in this list, which is what its events name: a branch left out
+        // above has none, so the plan's own order would point past or at another branch.
+        let index = branches.len();
+        branches.push(Branch {
+            request,
+            dest,
+            provisional: false,
+            finished: false,
+            cancel_pending: false,
+        });
+        let events_tx = events_tx.clone();
+        // Each branch sends in its own task: one toward a contact that must first be connected
+        // to does not hold up the others.
+        tokio::spawn(async move {
+            if let Err(e) = client.send().await {
+                debug!(error = %e, "branch send failed");
+            }
+            let mut finished = false;
+            while let Some(message) = client.receive().await {
+                if let SipMessage::Response(response) = message {
+                    finished |= response.status_code.code() >= 200;
+                    let _ = events_tx.send(BranchEvent {
+                        index,
+                        response: Some(response),
+                    });
+                }
+            }
+            if !finished {
+                let _ = events_tx.send(BranchEvent {
+                    index,
+                    response: None,
+                });
+            }
+        });
+    }
+    (branches, events)
+}
+
 /// A second 2xx is sent statelessly: give it back the Via we popped so the
 /// stateless path can pop it again.
 fn with_our_via(mut response: Response, branch: &Branch) -> Response {
@@ -593,5 +610,109 @@ async fn drain(tx: &mut Transaction) {
             while tx.receive().await.is_some() {}
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+mod tests {
+    use super::*;
+    use crate::context::ServerConfig;
+    use tokio::net::UdpSocket;
+
+    /// An OPTIONS toward `target`; without a From tag no client transaction can
+    /// be keyed for it, so its branch is left out.
+    fn options(target: &str, from_tag: bool) -> Request {
+        let tag = if from_tag { ";tag=caller" } else { "" };
+        let text = format!(
+            "OPTIONS {target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKcaller1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@home.example>{tag}\r\nTo: <sip:bob@home.example>\r\n\
+             Call-ID: branch-index@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        match SipMessage::try_from(text.as_str()).unwrap() {
+            SipMessage::Request(request) => request,
+            SipMessage::Response(_) => unreachable!("an OPTIONS request"),
+        }
+    }
+
+    fn udp(addr: std::net::SocketAddr) -> SipAddr {
+        SipAddr {
+            r#type: Some(Transport::Udp),
+            addr: addr.into(),
+        }
+    }
+
+    /// Three contacts, the first left out: each answer must be filed under the
+    /// branch that went to the contact that sent it (the index is the branch's
+    /// place in the started list, not in the plan).
+    #[tokio::test]
+    async fn answers_go_to_their_own_branch_when_an_earlier_one_is_left_out() {
+        let server = crate::start(ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "home.example",
+        ))
+        .await
+        .unwrap();
+        let context = server.context().clone();
+        let endpoint = context.endpoint().unwrap();
+        let phones = [
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        ];
+        let addrs: Vec<std::net::SocketAddr> =
+            phones.iter().map(|p| p.local_addr().unwrap()).collect();
+        let plan = Plan {
+            branches: vec![
+                (
+                    options(&format!("sip:bob@{}", addrs[0]), false),
+                    udp(addrs[0]),
+                ),
+                (
+                    options(&format!("sip:bob@{}", addrs[0]), true),
+                    udp(addrs[0]),
+                ),
+                (
+                    options(&format!("sip:bob@{}", addrs[1]), true),
+                    udp(addrs[1]),
+                ),
+            ],
+            record_route: false,
+        };
+        let (branches, mut events) = start_branches(
+            &context,
+            &endpoint,
+            plan,
+            Transport::Udp,
+            "branch-index@test",
+        );
+        assert_eq!(branches.len(), 2, "the untagged branch is left out");
+
+        // The second phone answers first, then the first one.
+        for phone in [1, 0] {
+            let mut buf = vec![0u8; 65536];
+            let (n, proxy) =
+                tokio::time::timeout(Duration::from_secs(5), phones[phone].recv_from(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let SipMessage::Request(request) = SipMessage::try_from(&buf[..n]).unwrap() else {
+                panic!("phone {phone} got a response");
+            };
+            let ok = wire::response_to(&request, 200, "OK", vec![]);
+            phones[phone].send_to(&ok.to_bytes(), proxy).await.unwrap();
+            let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(event.response.map(|r| r.status_code.code()), Some(200));
+            let filed_under = branches.get(event.index).map(|b| b.dest.addr.to_string());
+            assert_eq!(
+                filed_under,
+                Some(addrs[phone].to_string()),
+                "phone {phone}'s answer filed under branch {}",
+                event.index
+            );
+        }
+        server.shutdown().await;
     }
 }

@@ -65,6 +65,8 @@ impl Server {
     }
 
     /// Fails if any task of the server panicked (tokio keeps the process up).
+    /// A log match, because a panicked task leaves no other trace; the text is
+    /// Rust's own panic message, which no rename of ours can disarm.
     fn assert_no_panic(&self) {
         let log = self.log();
         assert!(

@@ -46,7 +46,12 @@ struct Rig {
 
 impl Rig {
     fn start(kind: ProxyKind, auth: Auth) -> Self {
-        let ns = Namespace::create("sdsipp").expect("create a network namespace (needs root)");
+        testbed::require_root();
+        testbed::require_program("sipp", "sip-tester");
+        if kind == ProxyKind::Kamailio {
+            testbed::require_program("kamailio", "kamailio");
+        }
+        let ns = Namespace::create("sdsipp").expect("create a network namespace");
         let proxy = Proxy::start(kind, auth, PROXY_PORT, Some(ns.name()), &sip_server_bin())
             .unwrap_or_else(|e| panic!("start {}: {e}", kind.name()));
         Self { proxy, ns }
@@ -209,31 +214,37 @@ fn authenticated_calls(kind: ProxyKind) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sip_server_registers_sipp_with_and_without_digest() {
     registration(ProxyKind::SipServer);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sip_server_completes_1000_sipp_calls_at_100_per_second() {
     calls(ProxyKind::SipServer);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sip_server_completes_sipp_calls_with_proxy_authentication() {
     authenticated_calls(ProxyKind::SipServer);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn kamailio_registers_sipp_with_and_without_digest() {
     registration(ProxyKind::Kamailio);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn kamailio_completes_1000_sipp_calls_at_100_per_second() {
     calls(ProxyKind::Kamailio);
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn kamailio_completes_sipp_calls_with_proxy_authentication() {
     authenticated_calls(ProxyKind::Kamailio);
 }

@@ -388,15 +388,11 @@ fn start_agent(config: &Path) -> (Process, SocketAddr, String) {
 }
 
 async fn wait_until(what: &str, log: impl Fn() -> String, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}; agent log:\n{}",
-            log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(what, Duration::from_secs(30), || {
+        std::future::ready(check().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; agent log:\n{}", log()));
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! Interop of the talker agent with third-party SIP parts, all real programs on
-//! 127.0.0.x (run inside a loopback-only namespace, serially:
-//! `cargo test -p talker-agent --test interop -- --test-threads=1`):
+//! 127.0.0.x. They run only inside a loopback-only network namespace, so a
+//! plain `cargo test` ignores them; `scripts/test` runs them there, or by hand
+//! as root: `unshare --net -- sh -c 'ip link set lo up &&
+//! cargo test -p talker-agent --test interop -- --include-ignored'`:
 //!
 //! * baresip 1.0 as the referred party: the agent's referred call (a control
 //!   leg and its REFER, as in `click_to_dial.rs`) reaches a baresip account registered at
@@ -39,7 +41,10 @@ fn agent_binary() -> &'static Path {
 const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn a_referred_call_to_baresip_carries_g711_both_ways() {
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("baresip", "baresip-core");
     let users = format!(
         "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
     );
@@ -212,7 +217,10 @@ impl KamailioPair {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn click_to_dial_through_kamailio_each_talker_hears_the_other() {
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("kamailio", "kamailio");
     let mut pair = KamailioPair::start().await;
     let mut leg = pair.connect().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -254,7 +262,10 @@ async fn click_to_dial_through_kamailio_each_talker_hears_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn sigterm_during_a_call_sends_bye_before_unregistering() {
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("kamailio", "kamailio");
     let mut pair = KamailioPair::start().await;
     let mut leg = pair.connect().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -311,7 +322,10 @@ async fn sigterm_during_a_call_sends_bye_before_unregistering() {
 /// call (B gets BYE) and the agent must exit 0, un-registering after the BYEs,
 /// within a bounded time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
 async fn sigterm_ends_the_referred_call_when_the_controller_never_answers_bye() {
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("kamailio", "kamailio");
     let mut pair = KamailioPair::start().await;
     let mut leg = pair.connect().await;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -11,14 +11,11 @@ use testbed::Spawn;
 const DOMAIN: &str = "home.example";
 
 async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(what, Duration::from_secs(20), || {
+        std::future::ready(check().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,17 +96,8 @@ fn hears(stats: &MediaStats, hz: f64) -> bool {
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool, describe: impl Fn() -> String) {
-    let deadline = Instant::now() + DETECT_WITHIN;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{what} not reached within {DETECT_WITHIN:?}: {}",
-        describe()
-    );
+    testbed::wait_until(what, DETECT_WITHIN, || check().then_some(()))
+        .unwrap_or_else(|e| panic!("{e}: {}", describe()));
 }
 
 #[test]

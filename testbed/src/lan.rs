@@ -405,7 +405,7 @@ fn sweep_stale() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::is_root;
+    use crate::require_root;
     use std::net::{SocketAddr, UdpSocket};
 
     /// Sends one datagram from `from` to `to` and reports whether it arrived.
@@ -428,11 +428,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: run scripts/test"]
     fn hosts_reach_each_other_and_everything_is_removed() {
-        if !is_root() {
-            eprintln!("skipped: needs root for network namespaces");
-            return;
-        }
+        require_root();
         let lan = Lan::with_hosts(["a", "b"]).unwrap();
         let a = lan.host("a");
         let b = lan.host("b");
@@ -462,11 +460,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: run scripts/test"]
     fn loss_and_unplugging_apply() {
-        if !is_root() {
-            eprintln!("skipped: needs root for network namespaces");
-            return;
-        }
+        require_root();
         let lan = Lan::builder()
             .host("a")
             .host("b")

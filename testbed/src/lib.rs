@@ -8,25 +8,54 @@
 //! * [`name`] makes per-run unique names so parallel runs never collide.
 //! * [`lan`] builds a simulated home LAN (a bridge namespace plus one namespace
 //!   per host) and tears it down on drop.
+//! * [`avahi`] runs the reference mDNS stack inside one LAN host; [`postgres`] a
+//!   throw-away PostgreSQL server; [`media_summary`] reads an agent's `media
+//!   summary` log line.
+//!
+//! Test support that every crate's tests share (one home each, not a copy per
+//! test file):
+//!
+//! * [`wait`]: [`wait_until`] polls a condition within a bound, blocking its
+//!   thread; [`wait_until_async`] does the same on tokio's clock (paused time
+//!   included).
+//! * [`ports`]: [`free_port`] and [`free_port_pair`] on 127.0.0.1, for programs
+//!   that must be told their port before they start.
+//! * [`binary`]: [`workspace_binary`] (and [`find_binary`], which returns the
+//!   error) finds a program of this build, or says how to build it.
+//! * [`prerequisites`]: root-only tests carry
+//!   `#[ignore = "needs root: run scripts/test"]` and begin with
+//!   [`require_root`] and [`require_program`], so inside `scripts/test` (which
+//!   runs them) a missing prerequisite fails with a clear message.
 //!
 //! Why child processes and not `setns`: `setns` moves only the calling thread, so a
 //! tokio runtime's workers would stay behind in the old namespace.
 
 pub mod avahi;
+pub mod binary;
 pub mod lan;
 pub mod media_summary;
 pub mod name;
 pub mod netns;
+pub mod ports;
 pub mod postgres;
+pub mod prerequisites;
 pub mod process;
+pub mod wait;
 
 pub use avahi::{AvahiStack, avahi_resolved};
+pub use binary::{find_binary, workspace_binary};
 pub use lan::{Lan, LanBuilder, LanHost};
 pub use media_summary::MediaSummary;
 pub use name::unique_name;
 pub use netns::Namespace;
+pub use ports::{free_port, free_port_pair};
 pub use postgres::{Postgres, postgres_available};
-pub use process::{Process, Spawn, workspace_binary};
+pub use prerequisites::{
+    NEEDS_ROOT, find_program, is_root, only_loopback, require_loopback_only_namespace,
+    require_program, require_root,
+};
+pub use process::{Process, Spawn};
+pub use wait::{wait_until, wait_until_async};
 
 /// Errors from the test rig.
 #[derive(Debug, thiserror::Error)]
@@ -55,23 +84,18 @@ pub enum Error {
         /// How long we waited.
         after: std::time::Duration,
     },
+    /// A program of this workspace is not built next to the running
+    /// executable.
+    #[error("{} is not built: run `{build}` (or `cargo build --workspace --bins`)", path.display())]
+    MissingBinary {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+        /// The command that builds it there.
+        build: String,
+    },
     /// Any other I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// Whether this process runs as root (effective UID 0): network namespaces
-/// need it, so tests that build a LAN skip themselves otherwise.
-pub fn is_root() -> bool {
-    // The effective UID is the second field of the `Uid:` line.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Result type of the test rig.

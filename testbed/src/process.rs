@@ -265,25 +265,6 @@ pub fn terminate_pid(pid: i32, grace: Duration) {
     let _ = kill(pid, Signal::SIGKILL);
 }
 
-/// Path of binary `name` built in this workspace, for tests of one package
-/// that run another package's program (`cargo build --workspace` puts them all
-/// in the target directory above the test executable's `deps/`). Panics with a
-/// hint when it is missing: a test cannot run without it.
-pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

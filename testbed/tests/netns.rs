@@ -5,7 +5,9 @@ use std::time::Duration;
 use testbed::{Namespace, Spawn};
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_namespace_hosts_processes_and_is_removed_with_them() {
+    testbed::require_root();
     let ns = Namespace::create("tbns").expect("create namespace");
     let name = ns.name().to_owned();
     let links = ns.exec(&["ip", "-o", "link"]).unwrap();

@@ -6,8 +6,8 @@
 //! The tests live in `tests/tests/`. They need root (network namespaces) and
 //! the whole workspace built (`cargo build --workspace`), and they run inside
 //! a private network namespace like the rest of the suite:
-//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-e2e'`.
-//! Without root each test says it is skipped and passes.
+//! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-e2e -- --include-ignored'`.
+//! Without root they are ignored (`scripts/test` runs them, as root).
 
 use household::dialer::Dialer;
 use household::{ContactSpec, Household, HouseholdSpec, Placement, TalkerSpec};
@@ -19,19 +19,16 @@ use std::time::Instant;
 /// # Panics
 /// When it is not built, saying how to build it.
 pub fn splitdial() -> PathBuf {
-    household::sibling_binary("splitdial").unwrap_or_else(|e| panic!("{e}"))
+    testbed::workspace_binary("splitdial")
 }
 
-/// `spec` started on a fresh simulated LAN, or `None` (after saying so) when
-/// this process is not root.
+/// `spec` started on a fresh simulated LAN.
 ///
 /// # Panics
-/// When the household does not come up.
-pub fn start_on_lan(spec: HouseholdSpec) -> Option<Household> {
-    if !testbed::is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return None;
-    }
+/// Without root ([`testbed::NEEDS_ROOT`]), or when the household does not
+/// come up.
+pub fn start_on_lan(spec: HouseholdSpec) -> Household {
+    testbed::require_root();
     let started = Instant::now();
     let home = Household::start(spec, Placement::Lan).expect("the household starts");
     eprintln!(
@@ -39,7 +36,7 @@ pub fn start_on_lan(spec: HouseholdSpec) -> Option<Household> {
         started.elapsed(),
         home.timings()
     );
-    Some(home)
+    home
 }
 
 /// A dialer of `home` logged in as `user`.

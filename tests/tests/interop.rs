@@ -11,14 +11,14 @@ use household::{
 use splitdial_e2e::{dialer, start_on_lan};
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn the_main_call_goes_through_kamailio_with_tones_both_ways() {
+    testbed::require_program("kamailio", "kamailio");
     let mut spec = HouseholdSpec::demo();
     for server in &mut spec.servers {
         server.software = ServerSoftware::Kamailio;
     }
-    let Some(home) = start_on_lan(spec) else {
-        return;
-    };
+    let home = start_on_lan(spec);
     let alice = dialer(&home, "alice");
     alice.talkers_verified(&["tv", "pc", "phone"]);
     alice.expect(&["call", "bob", "--on", "tv"], 0);
@@ -58,12 +58,12 @@ fn the_main_call_goes_through_kamailio_with_tones_both_ways() {
 /// digest): alice calls him as a plain SIP contact, her PC and the phone hear
 /// each other, and her hang-up ends the phone's call.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn alices_pc_calls_a_baresip_phone_and_hears_it() {
+    testbed::require_program("baresip", "baresip-core");
     let mut spec = HouseholdSpec::demo();
     spec.talker_mut("dave-phone").unwrap().software = TalkerSoftware::Baresip;
-    let Some(home) = start_on_lan(spec) else {
-        return;
-    };
+    let home = start_on_lan(spec);
     let alice = dialer(&home, "alice");
     alice.expect(&["call", "dave", "--on", "pc"], 0);
     home.wait_hears("pc", "referred", "dave-phone", 25);
@@ -88,7 +88,9 @@ fn alices_pc_calls_a_baresip_phone_and_hears_it() {
 /// (RFC 5589: baresip waits for the transferor's BYE) and the call is
 /// `handed_off`, while bob's phone and the desk phone go on hearing each other.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_baresip_desk_phone_carries_alices_call_and_it_is_handed_off() {
+    testbed::require_program("baresip", "baresip-core");
     let mut spec = HouseholdSpec::demo();
     spec.talkers.push(TalkerSpec {
         id: "desk".into(),
@@ -106,9 +108,7 @@ fn a_baresip_desk_phone_carries_alices_call_and_it_is_handed_off() {
         at_home: false,
         software: TalkerSoftware::Baresip,
     });
-    let Some(home) = start_on_lan(spec) else {
-        return;
-    };
+    let home = start_on_lan(spec);
     let alice = dialer(&home, "alice");
     let listed = alice.json(&["talkers", "--json", "--no-discovery"]);
     let desk = household::dialer::row_of(&listed, "desk");

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use testbed::AvahiStack;
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_talker_that_leaves_the_lan_is_shown_not_seen_then_offline() {
-    let Some(home) = start_on_lan(HouseholdSpec::demo()) else {
-        return;
-    };
+    let home = start_on_lan(HouseholdSpec::demo());
     let alice = dialer(&home, "alice");
     alice.talkers_verified(&["tv", "pc", "phone"]);
 
@@ -52,10 +51,10 @@ fn a_talker_that_leaves_the_lan_is_shown_not_seen_then_offline() {
 /// Avahi, the reference mDNS stack, on the dialer's host sees every one of the
 /// demo's talkers at home, under its name and with its TXT record.
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn avahi_sees_the_demo_talkers() {
-    let Some(home) = start_on_lan(HouseholdSpec::demo()) else {
-        return;
-    };
+    testbed::require_program("avahi-daemon", "avahi-daemon");
+    let home = start_on_lan(HouseholdSpec::demo());
     let host = home.lan().unwrap().host(household::spec::DIALER_HOST);
     let avahi = AvahiStack::start(host).unwrap();
     let at_home: Vec<_> = home

@@ -10,7 +10,7 @@
 //! Needs root (network namespaces) and the workspace built
 //! (`cargo build --workspace`); run inside a private network namespace:
 //! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-tui --offline --test cli'`.
-//! Without root every test says it is skipped and passes.
+//! Without root they are ignored (`scripts/test` runs them, as root).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -20,7 +20,7 @@ use household::{Household, HouseholdSpec, Placement};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use testbed::is_root;
+use testbed::require_root;
 
 /// The demo household on a fresh simulated LAN, with bob's phone at alice's
 /// home too (so the LAN shows a talker that is not hers).
@@ -66,11 +66,9 @@ fn assert_reason(done: &Finished, needles: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn talkers_and_contacts_print_their_documented_shapes() {
-    if !is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return;
-    }
+    require_root();
     let home = start_household();
     let lan = home.lan().unwrap();
     let alice = dialer(&home, "alice");
@@ -201,11 +199,9 @@ fn talkers_and_contacts_print_their_documented_shapes() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn failures_exit_with_their_documented_codes_and_reasons() {
-    if !is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return;
-    }
+    require_root();
     let home = start_household();
     let alice = dialer(&home, "alice");
 
@@ -247,11 +243,9 @@ fn failures_exit_with_their_documented_codes_and_reasons() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
-    if !is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return;
-    }
+    require_root();
     let home = start_household();
     let alice = dialer(&home, "alice");
 
@@ -318,11 +312,9 @@ fn a_call_is_answered_by_the_callee_agent_with_tones_both_ways_then_hung_up() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn call_wait_follows_a_call_to_a_plain_sip_phone_until_it_is_hung_up() {
-    if !is_root() {
-        eprintln!("skipped: the simulated LAN needs root");
-        return;
-    }
+    require_root();
     let home = start_household();
     let alice = dialer(&home, "alice");
 

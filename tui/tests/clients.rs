@@ -292,7 +292,7 @@ async fn matcher_client_reads_the_registry_and_maps_errors() {
     );
 
     // Nothing listening: unreachable, not a refusal.
-    let nowhere = free_port().await;
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], testbed::free_port().unwrap()));
     let dead = MatcherClient::new(&format!("http://{nowhere}"), Secret::new("t")).unwrap();
     assert!(matches!(
         dead.me().await.unwrap_err(),
@@ -307,11 +307,6 @@ fn problem_message(problem: &Problem) -> String {
         Problem::Refused { message, .. } => message.clone(),
         _ => String::new(),
     }
-}
-
-async fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +553,7 @@ async fn only_the_registry_key_for_the_asked_id_at_the_dialed_address_verifies()
     assert!(client.verify("tv-1", addr, &registry_key).await.is_err());
 
     // Nothing there: unreachable.
-    let nowhere = free_port().await;
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], testbed::free_port().unwrap()));
     assert!(matches!(
         client.verify("tv-1", nowhere, &registry_key).await,
         Err(VerifyError::Request(Problem::Unreachable { .. }))

@@ -10,7 +10,8 @@
 //! Needs root (network namespaces), tmux, and the workspace built
 //! (`cargo build --workspace`); run inside a private network namespace:
 //! `unshare --net -- sh -c 'ip link set lo up && cargo test -p splitdial-tui --offline --test terminal'`.
-//! Without root or tmux the test says it is skipped and passes.
+//! Without root they are ignored (`scripts/test` runs them, as root); without
+//! tmux they fail saying so.
 //!
 //! Two more tests: SIGTERM sent to the full-screen dialer (run directly as
 //! the pane's command, so the pane's pid is splitdial's) ends it with exit
@@ -27,8 +28,8 @@ mod support;
 use household::{AnswerSpec, Household, HouseholdSpec, Placement};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{Tmux, pane_env, tmux_available};
-use testbed::is_root;
+use support::{Tmux, pane_env, require_tmux};
+use testbed::require_root;
 
 /// The terminal's size.
 const COLUMNS: u16 = 100;
@@ -159,11 +160,10 @@ fn tone_on_screen(screen: &str) -> Option<f64> {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
-    if !is_root() || !tmux_available() {
-        eprintln!("skipped: needs root (simulated LAN) and tmux");
-        return;
-    }
+    require_root();
+    require_tmux();
     let started = Instant::now();
     let home = Household::start(HouseholdSpec::demo(), Placement::Lan).unwrap();
     eprintln!("household up in {:?}", started.elapsed());
@@ -291,7 +291,7 @@ fn the_dialer_in_tmux_calls_bob_on_the_tv_and_hangs_up() {
     home.shutdown();
 }
 
-/// Polls `f` every 200 ms until it gives `Some`, or panics with `context()`.
+/// Polls `f` until it gives `Some`, or panics with `context()`.
 fn poll<T>(
     what: &str,
     within: Duration,
@@ -299,26 +299,17 @@ fn poll<T>(
     f: impl Fn() -> Option<T>,
 ) -> T {
     let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            eprintln!("{what} after {:?}", start.elapsed());
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "no {what} within {within:?}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let found =
+        testbed::wait_until(what, within, f).unwrap_or_else(|e| panic!("{e}\n{}", context()));
+    eprintln!("{what} after {:?}", start.elapsed());
+    found
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn sigterm_ends_the_dialer_and_restores_the_terminal() {
-    if !is_root() || !tmux_available() {
-        eprintln!("skipped: needs root (private network namespace) and tmux");
-        return;
-    }
+    require_root();
+    require_tmux();
     // No household: a dialer without mDNS whose matcher cannot be reached
     // (nothing listens on port 9 of this namespace's loopback) is a full
     // screen all the same.
@@ -430,11 +421,10 @@ fn sigterm_ends_the_dialer_and_restores_the_terminal() {
 }
 
 #[test]
+#[ignore = "needs root: run scripts/test"]
 fn an_ordinary_call_ringing_on_alices_talker_is_answered_from_the_dialer() {
-    if !is_root() || !tmux_available() {
-        eprintln!("skipped: needs root (simulated LAN) and tmux");
-        return;
-    }
+    require_root();
+    require_tmux();
     let started = Instant::now();
     // The demo household as it is: alice's talkers answer `manual`, bob's
     // phone is on family.example, and alice and bob are mutual contacts.

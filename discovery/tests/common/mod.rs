@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testbed::{LanHost, Process, Spawn};
 
 /// The advertiser tool.
@@ -101,25 +101,20 @@ impl BrowseLog {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Result<(usize, Value), String> {
-        let start = Instant::now();
-        loop {
+        let found = testbed::wait_until("the event", timeout, || {
             let events = self.events();
             if let Some((i, e)) = events.iter().enumerate().skip(from).find(|(_, e)| pred(e)) {
-                return Ok((i, e.clone()));
+                return Some(Ok((i, e.clone())));
             }
-            if let Ok(Some(status)) = self.process.try_wait() {
-                return Err(format!(
-                    "browser exited ({status}):\n{}",
-                    self.process.log()
-                ));
-            }
-            if start.elapsed() > timeout {
-                return Err(format!(
-                    "no such event within {timeout:?}; browser output:\n{}",
-                    self.process.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            self.process.try_wait().ok().flatten().map(Err)
+        });
+        match found {
+            Ok(Ok(event)) => Ok(event),
+            Ok(Err(status)) => Err(format!(
+                "browser exited ({status}):\n{}",
+                self.process.log()
+            )),
+            Err(e) => Err(format!("{e}; browser output:\n{}", self.process.log())),
         }
     }
 }

@@ -6,7 +6,6 @@ mod observe;
 mod startup;
 
 pub use observe::call_of_kind;
-pub use startup::sibling_binary;
 
 use crate::Error;
 use crate::http::{self, Response};
@@ -272,6 +271,21 @@ impl Household {
             });
         }
         Ok(response.json())
+    }
+
+    /// Stops talker `id` as its owner would (SIGTERM: it hangs up its calls
+    /// and un-registers) and returns its exit status; it stays listed, with
+    /// its log.
+    ///
+    /// # Errors
+    /// When there is no such talker, or waiting for it fails.
+    pub fn stop_talker(&mut self, id: &str) -> Result<std::process::ExitStatus, Error> {
+        let talker = self
+            .talkers
+            .iter_mut()
+            .find(|t| t.spec.id == id)
+            .ok_or_else(|| Error::Spec(format!("no talker {id:?}")))?;
+        Ok(talker.process.stop(AGENT_STOP_GRACE)?)
     }
 
     /// Ends every process (agents first, with SIGTERM so they hang up,

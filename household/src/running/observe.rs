@@ -5,7 +5,7 @@
 
 use super::Household;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The first call of `kind` (`incoming`, `referred` or `control`) in a
 /// talker's `GET /v1/status` answer.
@@ -18,23 +18,12 @@ pub fn call_of_kind(status: &Value, kind: &str) -> Option<Value> {
 }
 
 impl Household {
-    /// Polls `f` every 300 ms until it gives `Some`.
+    /// Polls `f` until it gives `Some` ([`testbed::wait_until`]).
     ///
     /// # Panics
     /// When `within` passes first, with the household's logs.
     pub fn wait_for<T>(&self, what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                start.elapsed() < within,
-                "no {what} within {within:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        testbed::wait_until(what, within, f).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// Waits until `listener`'s call of `kind` is connected, has received at

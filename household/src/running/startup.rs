@@ -36,59 +36,19 @@ struct Binaries {
 }
 
 impl Binaries {
-    /// The three programs, next to the running executable (the target
-    /// directory they were built into; a test executable's `deps/` counts as
-    /// its parent), and the agent's media worker beside them. A missing one is
-    /// an error naming it and how to build it.
+    /// The three programs of this build ([`testbed::find_binary`]: next to
+    /// the running executable), and the agent's media worker beside them. A
+    /// missing one is an error naming it and how to build it.
     fn find() -> Result<Self, Error> {
-        let dir = build_dir()?;
         // The agent starts its media worker from its own directory: check it is there
         // now rather than fail at the first call.
-        binary_in(&dir, "talker-media")?;
+        testbed::find_binary("talker-media")?;
         Ok(Self {
-            sip_server: binary_in(&dir, "sip-server")?,
-            matcher: binary_in(&dir, "matcher")?,
-            talker_agent: binary_in(&dir, "talker-agent")?,
+            sip_server: testbed::find_binary("sip-server")?,
+            matcher: testbed::find_binary("matcher")?,
+            talker_agent: testbed::find_binary("talker-agent")?,
         })
     }
-}
-
-/// The directory the running executable was built into (a test executable's
-/// `deps/` counts as its parent).
-fn build_dir() -> Result<PathBuf, Error> {
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    Ok(dir)
-}
-
-/// Program `name` of this build (e.g. `splitdial`), next to the running
-/// executable, or [`Error::MissingBinary`] saying how to build it.
-///
-/// # Errors
-/// When it is not built.
-pub fn sibling_binary(name: &str) -> Result<PathBuf, Error> {
-    binary_in(&build_dir()?, name)
-}
-
-/// `dir/name` if it exists, else [`Error::MissingBinary`] with the build
-/// command for that directory's profile.
-fn binary_in(dir: &Path, name: &str) -> Result<PathBuf, Error> {
-    let path = dir.join(name);
-    if path.is_file() {
-        return Ok(path);
-    }
-    let release = if dir.ends_with("release") {
-        " --release"
-    } else {
-        ""
-    };
-    Err(Error::MissingBinary {
-        path,
-        build: format!("cargo build{release} -p {name}"),
-    })
 }
 
 /// `RUST_LOG` for the household's programs (`HOUSEHOLD_LOG` overrides it).
@@ -102,7 +62,8 @@ impl Household {
     /// (and every plain SIP phone reports its accounts registered).
     ///
     /// `sip-server`, `matcher` and `talker-agent` are looked up next to the
-    /// running executable ([`Error::MissingBinary`] when one is not built).
+    /// running executable ([`testbed::Error::MissingBinary`] when one is not
+    /// built).
     pub fn start(spec: HouseholdSpec, placement: Placement) -> Result<Self, Error> {
         spec.validate().map_err(Error::Spec)?;
         let binaries = Binaries::find()?;
@@ -137,7 +98,7 @@ impl Household {
         home.mark("sip servers ready", step);
 
         let step = Instant::now();
-        let db = format!("sqlite:{}", home.dir.path().join("matcher.db").display());
+        let db = home.matcher_db();
         let enroll_tokens = home.fill_registry(&binaries, &db)?;
         home.mark("registry filled", step);
 
@@ -369,11 +330,44 @@ impl Household {
             Placement::Loopback => 0,
             Placement::Lan => LAN_MATCHER_PORT,
         };
+        self.spawn_matcher(binaries, db, SocketAddr::new(self.cloud_ip(), port))
+    }
+
+    /// The registry's database URL (a SQLite file in the household's directory).
+    fn matcher_db(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("matcher.db").display())
+    }
+
+    /// Kills the matcher at once (SIGKILL, as a crash would) and starts it
+    /// again on the same database and HTTP address, which the enrolled agents
+    /// know; returns once it is ready, with everything the crashed one wrote.
+    ///
+    /// # Errors
+    /// When the new matcher does not start or print its ready line.
+    pub fn restart_matcher_after_crash(&mut self) -> Result<String, Error> {
+        let binaries = Binaries::find()?;
+        let mut old_log = String::new();
+        if let Some(mut crashed) = self.matcher.take() {
+            crashed.kill()?;
+            old_log = crashed.log();
+        }
+        let db = self.matcher_db();
+        self.spawn_matcher(&binaries, &db, self.matcher_addr)?;
+        Ok(old_log)
+    }
+
+    /// Starts the matcher listening on `listen` and waits for its ready line.
+    fn spawn_matcher(
+        &mut self,
+        binaries: &Binaries,
+        db: &str,
+        listen: SocketAddr,
+    ) -> Result<(), Error> {
         let mut spawn = Spawn::new(&binaries.matcher)
             .arg("--db")
             .arg(db)
             .arg("--listen")
-            .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
+            .arg(listen.to_string())
             .arg("--sip-listen")
             .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
             .arg("--heartbeat-interval")
@@ -761,23 +755,6 @@ fn json_string(value: &Value, field: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_missing_binary_is_named_with_its_build_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let release = dir.path().join("release");
-        std::fs::create_dir(&release).unwrap();
-        let err = binary_in(&release, "matcher").unwrap_err().to_string();
-        assert!(err.contains("release/matcher is not built"), "{err}");
-        assert!(err.contains("`cargo build --release -p matcher`"), "{err}");
-        let err = binary_in(dir.path(), "sip-server").unwrap_err().to_string();
-        assert!(err.contains("`cargo build -p sip-server`"), "{err}");
-        std::fs::write(release.join("matcher"), "").unwrap();
-        assert_eq!(
-            binary_in(&release, "matcher").unwrap(),
-            release.join("matcher")
-        );
-    }
 
     #[test]
     fn reads_ready_lines_and_online_listings() {

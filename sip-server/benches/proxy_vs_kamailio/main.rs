@@ -57,14 +57,14 @@ fn run() -> Result<ExitCode> {
     let mut kamailio = Proxy::start(
         ProxyKind::Kamailio,
         Auth::Open,
-        harness::free_port()?,
+        testbed::free_port()?,
         None,
         &sip_server,
     )?;
     let mut ours = Proxy::start(
         ProxyKind::SipServer,
         Auth::Open,
-        harness::free_port()?,
+        testbed::free_port()?,
         None,
         &sip_server,
     )?;
@@ -249,7 +249,7 @@ fn measure_throughput(config: &Config, sip_server: &Path) -> Result<Vec<Throughp
                 // A fresh proxy per run: no transactions or timers left from the
                 // previous run, and nothing else running beside it.
                 let mut proxy =
-                    Proxy::start(kind, Auth::Open, harness::free_port()?, None, sip_server)?;
+                    Proxy::start(kind, Auth::Open, testbed::free_port()?, None, sip_server)?;
                 let mut row = throughput_run(config, &mut proxy, rate)?;
                 row.survived = proxy.is_running();
                 if !row.survived {
@@ -280,8 +280,8 @@ fn throughput_run(config: &Config, proxy: &mut Proxy, rate: u64) -> Result<Throu
     let cpu_before = cpu_seconds(proxy.pid());
     let run = harness::run_calls(
         proxy.addr,
-        harness::free_port()?,
-        harness::free_port()?,
+        testbed::free_port()?,
+        testbed::free_port()?,
         &load,
         None,
     )?;

@@ -31,27 +31,6 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
-/// A port on 127.0.0.1 free for UDP and TCP, such that the next one is free too
-/// (baresip binds TLS on its SIP port + 1).
-pub fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if port >= u16::MAX - 1 {
-            continue;
-        }
-        let free = |p: u16| {
-            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        };
-        drop(udp);
-        if free(port) && free(port + 1) {
-            return port;
-        }
-    }
-    panic!("no free port pair on 127.0.0.1");
-}
-
 /// The matcher's signing key, as the agents pin it.
 pub struct Matcher {
     /// Signs call tokens.
@@ -182,13 +161,11 @@ pub fn terminate(process: &Process) {
     assert!(status.success(), "kill -TERM {}", process.pid());
 }
 
-/// Waits (bounded) until `what` holds, polling every 50 ms.
+/// Waits (bounded) until `what` holds ([`testbed::wait_until_async`]).
 pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(what, within, || std::future::ready(check().then_some(())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A SIP controller on one TCP connection to the server.
@@ -495,9 +472,9 @@ impl Baresip {
             .prefix("splitdial-baresip-")
             .tempdir()
             .unwrap();
-        let sip_port = free_port_pair();
+        let sip_port = testbed::free_port_pair().unwrap();
         let ctrl_port = loop {
-            let p = free_port_pair();
+            let p = testbed::free_port_pair().unwrap();
             if p.abs_diff(sip_port) > 1 {
                 break p;
             }
@@ -643,7 +620,7 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio on a free port of 127.0.0.1 and waits until it is ready.
     pub fn start() -> Self {
-        let port = free_port_pair();
+        let port = testbed::free_port_pair().unwrap();
         let rundir = tempfile::Builder::new()
             .prefix("splitdial-kamailio-")
             .tempdir()

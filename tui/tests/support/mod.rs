@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Whether tmux can run here.
-pub fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Fails the calling test unless tmux is installed.
+///
+/// # Panics
+/// Without tmux, saying how to install it.
+pub fn require_tmux() {
+    testbed::require_program("tmux", "tmux");
 }
 
 /// Gives `command` the clean environment a pane should start with: only
@@ -126,18 +126,17 @@ impl Tmux {
         ready: impl Fn(&str) -> bool,
     ) -> String {
         let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
+        let mut screen = String::new();
+        let shown = testbed::wait_until(&format!("the screen showing {what}"), within, || {
+            screen = self.screen();
+            ready(&screen).then(|| screen.clone())
+        });
+        match shown {
+            Ok(shown) => {
                 eprintln!("screen shows {what} after {:?}", start.elapsed());
-                return screen;
+                shown
             }
-            assert!(
-                start.elapsed() < within,
-                "the screen never showed {what} within {within:?}:\n{screen}\n{}",
-                context()
-            );
-            std::thread::sleep(Duration::from_millis(250));
+            Err(e) => panic!("{e}:\n{screen}\n{}", context()),
         }
     }
 }
