@@ -6,12 +6,16 @@
 //! The media statistics of a call are the media worker's own contract and
 //! live with it: [`TalkerStatus`] and [`TalkerCall`] take their type as a
 //! parameter (`M`), so the agent sends its statistics and the dialer reads
-//! them into what it shows.
+//! them with the same type. Statistics a reader cannot read (a codec word a
+//! newer agent negotiates, a field an agent of another version lacks that
+//! the type requires) read as no statistics: the call, and the status
+//! around it, still read, as a talker with a software word the reader does
+//! not know still lists ([`crate::TalkerSoftware::Unknown`]).
 
 use crate::owner_tokens::OwnerAction;
 use crate::talker::{Media, TalkerKind};
 use crate::word::wire_words;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `GET /v1/status`: who the talker is and what it is doing. Never a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +33,8 @@ pub struct TalkerStatus<M> {
     #[serde(default)]
     pub accounts: Vec<StatusAccount>,
     /// Its calls right now.
-    #[serde(default)]
+    // A default by path: plain `default` would ask `M: Default`.
+    #[serde(default = "Vec::new")]
     pub calls: Vec<TalkerCall<M>>,
 }
 
@@ -79,9 +84,37 @@ pub struct TalkerCall<M> {
     /// The other end (a SIP URI).
     #[serde(default)]
     pub peer: String,
-    /// Live media statistics, once media runs (`null` before).
-    #[serde(default)]
+    /// Live media statistics, once media runs (`null` before); statistics
+    /// this reader cannot read as `M` read as `None` (see the module).
+    // A default by path: plain `default` would ask `M: Default`.
+    #[serde(
+        default = "Option::default",
+        deserialize_with = "readable_or_none",
+        bound(deserialize = "M: Deserialize<'de>")
+    )]
     pub media: Option<M>,
+}
+
+/// Reads `M`, or `None` for `null` and for whatever does not read as `M`.
+/// The statistics are the media worker's own contract, whose words (codecs,
+/// directions) grow with it; one unreadable report must not cost the reader
+/// the status around it (for the dialer: the calls it could answer or hang up).
+fn readable_or_none<'de, D, M>(deserializer: D) -> Result<Option<M>, D::Error>
+where
+    D: Deserializer<'de>,
+    M: Deserialize<'de>,
+{
+    /// The statistics as `M` (or `null`), or any other JSON value, skipped.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Report<M> {
+        Readable(Option<M>),
+        Unreadable(serde::de::IgnoredAny),
+    }
+    Ok(match Report::deserialize(deserializer)? {
+        Report::Readable(media) => media,
+        Report::Unreadable(_) => None,
+    })
 }
 
 wire_words! {

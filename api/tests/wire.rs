@@ -564,6 +564,75 @@ fn a_talkers_status_challenge_and_owner_actions() {
     );
 }
 
+/// Statistics in the shape a reader knows: a closed set of codec words, as
+/// the media worker's contract has.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Counters {
+    codec: CounterCodec,
+    packets: u64,
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+enum CounterCodec {
+    Opus,
+}
+
+/// A status with one call whose `media` is `media` (`None`: no `media` field).
+fn status_with_media(media: Option<&str>) -> String {
+    let media = media.map_or(String::new(), |m| format!(r#","media":{m}"#));
+    format!(
+        r#"{{"id":"tv-1","name":"TV","kind":"tv","media":["audio"],"accounts":[],"calls":[{{"id":1,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example"{media}}},{{"id":2,"kind":"control","state":"connected","sip_call_id":"ctl","peer":"sip:m@home.example","media":null}}]}}"#
+    )
+}
+
+#[test]
+fn call_statistics_a_reader_cannot_read_cost_the_statistics_not_the_status() {
+    let read = |media| {
+        let status: TalkerStatus<Counters> =
+            serde_json::from_str(&status_with_media(media)).unwrap();
+        assert_eq!(status.calls.len(), 2, "every call still lists");
+        assert_eq!(status.calls[0].state, TalkerCallState::Connected);
+        assert_eq!(status.calls[1].media, None);
+        status.calls.into_iter().next().unwrap().media
+    };
+    assert_eq!(
+        read(Some(r#"{"codec":"Opus","packets":12,"added_later":true}"#)),
+        Some(Counters {
+            codec: CounterCodec::Opus,
+            packets: 12
+        }),
+        "a field the reader does not know is skipped"
+    );
+    assert_eq!(read(Some("null")), None);
+    assert_eq!(read(None), None);
+    for unreadable in [
+        r#"{"codec":"G722","packets":12}"#,
+        r#"{"codec":"Opus"}"#,
+        r#"{"codec":"Opus","packets":-1}"#,
+        r#""opus""#,
+        "[1,2]",
+        "7",
+    ] {
+        assert_eq!(read(Some(unreadable)), None, "{unreadable}");
+    }
+    // Only the statistics are read leniently: the call's own words stay a
+    // closed set.
+    let bad_state = status_with_media(Some("null")).replace("\"connected\"", "\"on_hold\"");
+    assert!(serde_json::from_str::<TalkerStatus<Counters>>(&bad_state).is_err());
+    // And what is sent does not change: statistics are written as they are.
+    wire(
+        &TalkerCall {
+            id: 1,
+            kind: TalkerCallKind::Referred,
+            state: TalkerCallState::Connected,
+            sip_call_id: "x".into(),
+            peer: "sip:bob@home.example".into(),
+            media: Some(serde_json::json!({"codec": "Opus", "packets": 12})),
+        },
+        r#"{"id":1,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example","media":{"codec":"Opus","packets":12}}"#,
+    );
+}
+
 #[test]
 fn kinds_and_media_are_their_words() {
     let kinds: Vec<&str> = TalkerKind::ALL.iter().map(|k| k.as_str()).collect();

@@ -1,6 +1,13 @@
 //! Live statistics of a call's media as the media worker reports them: RTP counters per
 //! stream, what an `analyze` sink measured, and a conference's view per leg. They reach the
 //! status API and the `media summary` log line.
+//!
+//! A dialer reads them from a talker's status API, and the agent there may be older or newer
+//! than the dialer: a field it adds is ignored (none of these types denies unknown fields),
+//! and a count or measurement it lacks reads as zero or empty (`#[serde(default)]`), which the
+//! worker, built with its agent, never relies on. What says what a report is has no neutral
+//! value and stays required: a stream's `codec` and `direction`, a sound's `level_dbfs`
+//! (0 dBFS would be full scale, not silence). docs/dialer.md, "Media statistics".
 
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +24,16 @@ pub struct RtpStats {
     /// What this side does with the stream.
     pub direction: Direction,
     /// RTP packets sent.
+    #[serde(default)]
     pub packets_sent: u64,
     /// RTP packets received.
+    #[serde(default)]
     pub packets_received: u64,
     /// Packets lost on the way in (from sequence numbers, RFC 3550 A.3).
+    #[serde(default)]
     pub packets_lost: u64,
     /// Interarrival jitter of what arrives, in milliseconds (RFC 3550 A.8).
+    #[serde(default)]
     pub jitter_ms: f64,
 }
 
@@ -52,6 +63,7 @@ pub struct MediaStats {
     /// What an `analyze` video sink counted.
     pub picture: Option<PictureStats>,
     /// Errors the pipeline reported so far (the session keeps what still works running).
+    #[serde(default)]
     pub errors: Vec<String>,
 }
 
@@ -95,10 +107,13 @@ pub struct SoundStats {
     /// The strongest frequency of the last ~0.3 s, in Hz (none in silence).
     pub dominant_frequency_hz: Option<f64>,
     /// The distinct strong frequencies (within 26 dB of the strongest), strongest first.
+    #[serde(default)]
     pub frequencies_hz: Vec<f64>,
     /// Samples received so far.
+    #[serde(default)]
     pub samples: u64,
     /// Sample rate of what arrives, in Hz.
+    #[serde(default)]
     pub sample_rate: u32,
     /// How far past its whole wall-clock second each recent sound onset was played, in ms,
     /// oldest first (at most [`SoundStats::MAX_ONSETS`]). From a `beeps:` sender on a clock
@@ -116,10 +131,13 @@ impl SoundStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PictureStats {
     /// Decoded frames received.
+    #[serde(default)]
     pub frames: u64,
     /// Width of the last frame in pixels.
+    #[serde(default)]
     pub width: u32,
     /// Height of the last frame in pixels.
+    #[serde(default)]
     pub height: u32,
 }
 

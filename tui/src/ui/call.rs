@@ -359,18 +359,6 @@ pub fn end_text(
     }
 }
 
-fn codec_name(stats: &RtpStats) -> String {
-    match &stats.codec {
-        serde_json::Value::String(name) => name.clone(),
-        serde_json::Value::Object(map) => map
-            .get("name")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        _ => String::new(),
-    }
-}
-
 fn rtp_lines<'a>(kind: &str, stats: &RtpStats, theme: &Theme) -> [Line<'a>; 2] {
     let expected = stats.packets_received + stats.packets_lost;
     let loss = if expected == 0 {
@@ -388,7 +376,8 @@ fn rtp_lines<'a>(kind: &str, stats: &RtpStats, theme: &Theme) -> [Line<'a>; 2] {
     [
         Line::from(vec![
             Span::styled(format!(" {kind:<5} "), theme.title(false)),
-            Span::styled(fit(&codec_name(stats), 6), theme.text()),
+            // The codec's own name (opus, PCMU, VP8), not its word in the JSON.
+            Span::styled(fit(&stats.codec.to_string(), 6), theme.text()),
             Span::styled(
                 format!(" ↑{} ↓{} pkts", stats.packets_sent, stats.packets_received),
                 theme.text(),

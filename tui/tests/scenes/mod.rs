@@ -6,12 +6,12 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use discovery::{Media, TalkerAd, TalkerId, TalkerKind, TalkerState};
-use serde_json::json;
 use splitdial_tui::app::{Action, App, Effect};
 use splitdial_tui::config::{Config, Theme};
 use splitdial_tui::model::{
-    AgentCall, CallEvent, CallInfo, CallState, Contact, Me, MediaStats, PictureStats, Problem,
-    RegisteredAccount, RegisteredTalker, RouteView, Routes, RtpStats, SoundStats, TalkerStatus,
+    AgentCall, CallEvent, CallInfo, CallState, Codec, Contact, Direction, Me, MediaStats,
+    PictureStats, Problem, RegisteredAccount, RegisteredTalker, RouteView, Routes, RtpStats,
+    SoundStats, TalkerStatus,
 };
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -255,14 +255,16 @@ pub fn status(id: &str, name: &str, calls: Vec<AgentCall>) -> TalkerStatus {
 pub fn media_stats() -> MediaStats {
     MediaStats {
         audio: Some(RtpStats {
-            codec: json!("opus"),
+            codec: Codec::Opus,
+            direction: Direction::SendRecv,
             packets_sent: 2100,
             packets_received: 2096,
             packets_lost: 4,
             jitter_ms: 2.4,
         }),
         video: Some(RtpStats {
-            codec: json!("VP8"),
+            codec: Codec::Vp8,
+            direction: Direction::SendRecv,
             packets_sent: 3150,
             packets_received: 3149,
             packets_lost: 1,
@@ -271,12 +273,17 @@ pub fn media_stats() -> MediaStats {
         sound: Some(SoundStats {
             level_dbfs: -23.5,
             dominant_frequency_hz: Some(440.0),
+            frequencies_hz: vec![440.0],
+            samples: 2_016_000,
+            sample_rate: 48_000,
+            onsets_past_second_ms: vec![],
         }),
         picture: Some(PictureStats {
             frames: 1259,
             width: 640,
             height: 480,
         }),
+        errors: vec![],
     }
 }
 
