@@ -9,9 +9,9 @@
 use crate::enrollment::{
     Enrollment, EnrollmentError, decode_keys, error_chain, http_client, refusal,
 };
-use crate::registration::{AccountHandle, AccountState};
+use crate::registration::AccountHandle;
 use crate::trust::Trust;
-use splitdial_api::{Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
+use splitdial_api::{AccountState, Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

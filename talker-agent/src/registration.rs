@@ -7,14 +7,12 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::registration::{RefreshOutcome, Registration};
 use rsipstack::sip::{Uri, typed};
 use rsipstack::transaction::endpoint::EndpointInner;
+use splitdial_api::AccountState;
 use splitdial_sip::headers;
 use splitdial_sip::tcp_flow::OutboundFlows;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-
-/// What an account looks like right now, in the status API's words.
-pub use splitdial_api::AccountState;
 
 /// One account's registration, as the rest of the agent sees it.
 #[derive(Debug, Clone)]

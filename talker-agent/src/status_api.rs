@@ -15,7 +15,7 @@
 //! cannot read answers or send JSON with an `Authorization` header. Errors are
 //! `{"error": {"code": "...", "message": "..."}}`.
 
-use crate::calls::{CallKind, CallState, Calls, OwnerAction};
+use crate::calls::{Calls, OwnerAction};
 use crate::config::Config;
 use crate::identity::{Challenge, Identity};
 use crate::registration::AccountHandle;
@@ -35,7 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use splitdial_api::{
     ChallengeAnswer, ChallengeRequest, ErrorBody, Media, OwnerActionAccepted, OwnerActionRequest,
-    StatusAccount, TalkerKind, TalkerStatus,
+    StatusAccount, TalkerCallKind, TalkerCallState, TalkerKind, TalkerStatus,
 };
 use splitdial_sip::call_token::Action;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -646,9 +646,9 @@ async fn owner_action(
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(no_call)?;
-    let applies = info.kind == CallKind::Incoming
+    let applies = info.kind == TalkerCallKind::Incoming
         && match owner_action {
-            OwnerAction::Answer | OwnerAction::Decline => info.state == CallState::Ringing,
+            OwnerAction::Answer | OwnerAction::Decline => info.state == TalkerCallState::Ringing,
             OwnerAction::Hangup => true,
         };
     if !applies || !calls.act(id, owner_action) {

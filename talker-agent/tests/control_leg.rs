@@ -648,11 +648,10 @@ async fn the_control_legs_sdp_keeps_its_origin_and_answers_a_refused_stream_refu
 /// The plan an inactive answer makes starts no media at all: not even the media worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_plan_starts_no_media_worker() {
+    use splitdial_media::{AllocatedPorts, AudioSink, AudioSource, MediaSettings};
     use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
+    use talker_agent::media::RemoteSession;
     use talker_agent::media::worker::MediaWorker;
-    use talker_agent::media::{
-        AllocatedPorts, AudioSink, AudioSource, MediaSettings, RemoteSession,
-    };
 
     let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
     let mut settings = MediaSettings::new(localhost);

@@ -10,13 +10,14 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use splitdial_api::{AccountState, TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use talker_agent::calls::{CallEntry, CallKind, CallState, Calls, OwnerAction};
+use talker_agent::calls::{CallEntry, Calls, OwnerAction};
 use talker_agent::identity::{Challenge, Identity};
-use talker_agent::registration::{AccountHandle, AccountState};
+use talker_agent::registration::AccountHandle;
 use talker_agent::status_api::{self, CHALLENGE_BURST, MAX_BODY_BYTES, StatusState};
 use talker_agent::trust::Trust;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -230,8 +231,8 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
     let rig = rig(vec![account]).await;
     let (tx, _rx) = mpsc::unbounded_channel();
     let call = rig.calls.add(
-        CallKind::Incoming,
-        CallState::Connected,
+        TalkerCallKind::Incoming,
+        TalkerCallState::Connected,
         "sip-call-1@x",
         "sip:bob@home.example",
         Some(tx),
@@ -427,8 +428,8 @@ async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address(
 fn ringing(rig: &Rig, sip_call_id: &str) -> (CallEntry, mpsc::UnboundedReceiver<OwnerAction>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let entry = rig.calls.add(
-        CallKind::Incoming,
-        CallState::Ringing,
+        TalkerCallKind::Incoming,
+        TalkerCallState::Ringing,
         sip_call_id,
         "sip:bob@home.example",
         Some(tx),
@@ -535,7 +536,7 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
     assert!(actions.try_recv().is_err());
 
     // Answered: answering again is a conflict; hanging up works.
-    call.set_state(CallState::Connected);
+    call.set_state(TalkerCallState::Connected);
     let (code, body) = rig
         .act(
             id,
@@ -571,8 +572,8 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
 
     // A control leg takes no owner actions, even with a valid token: 409.
     let control = rig.calls.add(
-        CallKind::Control,
-        CallState::Connected,
+        TalkerCallKind::Control,
+        TalkerCallState::Connected,
         "ctl-1@x",
         "sip:ctl@x",
         None,

@@ -21,13 +21,14 @@ use super::refer_notify::{self, ReferSubscriptions};
 use super::{
     CallControl, SHUTDOWN_BYE_LIMIT, ack_arrived, control_headers, reply, sleep_until_or_never,
 };
-use crate::calls::{CallEntry, CallKind, CallState};
+use crate::calls::CallEntry;
 use crate::media::hub::MediaHub;
 use crate::referred_call::{Outcome, Progress};
 use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
+use splitdial_api::{TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token;
 use splitdial_sip::headers;
 use splitdial_sip::sdp::SdpSession;
@@ -166,8 +167,8 @@ impl ControlLeg {
         info!(%call_id, session_expires = ?timer.as_ref().map(LegTimer::secs), "control leg answered");
         let peer = headers::first(&tx.original.headers, "From").unwrap_or_default();
         let entry = control.calls.add(
-            CallKind::Control,
-            CallState::Connected,
+            TalkerCallKind::Control,
+            TalkerCallState::Connected,
             &call_id,
             peer,
             None,
