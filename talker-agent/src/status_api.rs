@@ -17,7 +17,7 @@
 
 use crate::calls::{Calls, OwnerAction};
 use crate::config::Config;
-use crate::identity::{Challenge, Identity};
+use crate::identity::Identity;
 use crate::registration::AccountHandle;
 use crate::trust::Trust;
 use axum::Json;
@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use discovery::challenge::Challenge;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use splitdial_api::{

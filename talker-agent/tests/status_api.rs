@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use talker_agent::calls::{CallEntry, Calls, OwnerAction};
-use talker_agent::identity::{Challenge, Identity};
+use talker_agent::identity::Identity;
 use talker_agent::registration::AccountHandle;
 use talker_agent::status_api::{self, CHALLENGE_BURST, MAX_BODY_BYTES, StatusState};
 use talker_agent::trust::Trust;
