@@ -3,7 +3,7 @@
 
 use crate::calls::Calls;
 use crate::config::Config;
-use crate::control::CallControl;
+use crate::control::{AckWatch, CallControl};
 use crate::identity::Identity;
 use crate::referred_call::{DialAccount, Dialer};
 use crate::registration::{self, AccountHandle, RegistrationPlan};
@@ -160,6 +160,7 @@ impl Agent {
             policy: config.answer.clone(),
             dialer,
             shutdown: hang_up.clone(),
+            acks: AckWatch::default(),
         });
         let mut incoming = endpoint
             .incoming_transactions()

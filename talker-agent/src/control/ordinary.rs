@@ -7,7 +7,7 @@ use super::{CallControl, control_headers, reply};
 use crate::calls::{CallEntry, OwnerAction};
 use crate::config::Policy;
 use crate::media::hub::{self, LegMedia};
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::StatusCode;
 use rsipstack::transaction::transaction::Transaction;
@@ -84,10 +84,7 @@ async fn ring(control: &CallControl, mut tx: Transaction, auto: bool) -> Option<
     ));
     let _ = dialog.ringing(None, None);
     info!(%call_id, %peer, auto, "incoming call ringing");
-    let mut invite_dialog = Dialog::Invite(dialog.clone());
-    tokio::spawn(async move {
-        let _ = invite_dialog.handle(&mut tx).await;
-    });
+    control.acks.serve_invite(&dialog, tx);
     Some(OrdinaryCall {
         dialog,
         states,
