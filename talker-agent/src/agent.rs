@@ -266,12 +266,8 @@ impl Agent {
         self.calls.hang_up_all();
         // Every call's BYE is bounded by SHUTDOWN_BYE_LIMIT (a dead peer cannot
         // hold shutdown); wait for them to finish before un-registering.
-        let deadline = tokio::time::Instant::now()
-            + crate::control::SHUTDOWN_BYE_LIMIT
-            + Duration::from_secs(1);
-        while !self.calls.list().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let calls_limit = crate::control::SHUTDOWN_BYE_LIMIT + Duration::from_secs(1);
+        let _ = tokio::time::timeout(calls_limit, self.calls.all_ended()).await;
         // The calls' media stopped with them; this ends the worker even if one did not.
         crate::media::worker::MediaWorker::shared()
             .shut_down()

@@ -31,6 +31,8 @@ pub struct Calls {
     inner: Arc<Mutex<BTreeMap<u64, Entry>>>,
     next: Arc<AtomicU64>,
     busy: watch::Sender<bool>,
+    /// How many calls are live (shutdown waits for none).
+    live: watch::Sender<usize>,
 }
 
 impl Default for Calls {
@@ -39,6 +41,7 @@ impl Default for Calls {
             inner: Arc::default(),
             next: Arc::new(AtomicU64::new(1)),
             busy: watch::channel(false).0,
+            live: watch::channel(0).0,
         }
     }
 }
@@ -60,6 +63,9 @@ impl Calls {
         let busy = map.values().any(|e| e.info.kind != TalkerCallKind::Control);
         self.busy
             .send_if_modified(|b| std::mem::replace(b, busy) != busy);
+        let live = map.len();
+        self.live
+            .send_if_modified(|n| std::mem::replace(n, live) != live);
         r
     }
 
@@ -123,6 +129,12 @@ impl Calls {
     pub fn busy(&self) -> watch::Receiver<bool> {
         self.busy.subscribe()
     }
+
+    /// Returns once no call is live (at once when none is).
+    pub async fn all_ended(&self) {
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = self.live.subscribe().wait_for(|live| *live == 0).await;
+    }
 }
 
 impl CallEntry {
@@ -160,6 +172,7 @@ impl Drop for CallEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn calls_come_and_go_and_drive_busy() {
@@ -191,5 +204,40 @@ mod tests {
         assert!(!*busy.borrow());
         drop(control);
         assert!(calls.list().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_ended_returns_when_the_last_call_goes() {
+        let calls = Calls::default();
+        tokio::time::timeout(Duration::from_secs(1), calls.all_ended())
+            .await
+            .expect("no call: at once");
+        let first = calls.add(
+            TalkerCallKind::Control,
+            TalkerCallState::Connected,
+            "c1",
+            "sip:ctl@x",
+            None,
+        );
+        let second = calls.add(
+            TalkerCallKind::Referred,
+            TalkerCallState::Dialing,
+            "c2",
+            "sip:bob@x",
+            None,
+        );
+        let waiting = tokio::spawn({
+            let calls = calls.clone();
+            async move { calls.all_ended().await }
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiting.is_finished(), "one call is still live");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the last call ended")
+            .unwrap();
     }
 }
