@@ -99,26 +99,22 @@ async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
     let mut last_sent: Option<Heartbeat> = None;
     let mut last_beat: Option<Instant> = None;
     let mut next = Instant::now();
-    let mut watch_busy = true;
+    let mut changes = StateChanges::new(&plan);
     info!(%url, "heartbeats start");
     loop {
-        // Wait for the next beat: its time, or an earlier change of state
-        // (not while backing off after a failure).
-        while Instant::now() < next {
-            let poll = (Instant::now() + MIN_SPACING).min(next);
+        // Wait for the next beat: its time, or an earlier change of state, at most one
+        // beat per MIN_SPACING (not while backing off after a failure).
+        loop {
+            let news = backoff.is_none() && last_sent.as_ref() != Some(&plan.body());
+            let early = last_beat.map_or_else(Instant::now, |t| t + MIN_SPACING);
+            let due = if news { early.min(next) } else { next };
             tokio::select! {
                 () = stop.cancelled() => {
                     final_beat(&client, &url, &plan).await;
                     return;
                 }
-                () = tokio::time::sleep_until(poll) => {}
-                changed = plan.busy.changed(), if watch_busy => {
-                    watch_busy = changed.is_ok();
-                }
-            }
-            let spaced = last_beat.is_none_or(|t| t.elapsed() >= MIN_SPACING);
-            if backoff.is_none() && spaced && last_sent.as_ref() != Some(&plan.body()) {
-                break;
+                () = tokio::time::sleep_until(due) => break,
+                () = changes.next() => {}
             }
         }
         if stop.is_cancelled() {
@@ -160,6 +156,53 @@ async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// What a heartbeat reports, watched: busy or idle, and each account's registration.
+struct StateChanges {
+    /// `None` once the call registry is gone.
+    busy: Option<watch::Receiver<bool>>,
+    /// Their senders are the plan's account handles, alive as long as the task.
+    accounts: Vec<watch::Receiver<AccountState>>,
+}
+
+impl StateChanges {
+    fn new(plan: &HeartbeatPlan) -> Self {
+        Self {
+            busy: Some(plan.busy.clone()),
+            accounts: plan.accounts.iter().map(AccountHandle::watch).collect(),
+        }
+    }
+
+    /// Returns at the next change of state.
+    async fn next(&mut self) {
+        let Self { busy, accounts } = self;
+        let busy_gone = tokio::select! {
+            changed = async {
+                match busy.as_mut() {
+                    Some(busy) => busy.changed().await.is_err(),
+                    None => std::future::pending().await,
+                }
+            } => changed,
+            () = any_changed(accounts) => false,
+        };
+        if busy_gone {
+            *busy = None;
+        }
+    }
+}
+
+/// Returns when any of `accounts` changes state (never when there is none).
+async fn any_changed(accounts: &mut [watch::Receiver<AccountState>]) {
+    let mut changes: Vec<_> = accounts.iter_mut().map(|a| Box::pin(a.changed())).collect();
+    std::future::poll_fn(|cx| {
+        if changes.iter_mut().any(|c| c.as_mut().poll(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// One heartbeat: the reply and our clock (Unix seconds) halfway through.

@@ -10,7 +10,8 @@ use rsipstack::transaction::endpoint::EndpointInner;
 use splitdial_api::AccountState;
 use splitdial_sip::headers;
 use splitdial_sip::tcp_flow::OutboundFlows;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,22 +20,27 @@ use tracing::{info, warn};
 pub struct AccountHandle {
     /// `sip:user@server`.
     pub aor: String,
-    state: Arc<Mutex<AccountState>>,
+    state: watch::Sender<AccountState>,
 }
 
 impl AccountHandle {
     /// The current state.
     pub fn state(&self) -> AccountState {
-        self.state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(AccountState::Registering)
+        self.state.borrow().clone()
+    }
+
+    /// Watches the state: the receiver learns of every change (a refresh that leaves
+    /// the state as it was is none).
+    pub fn watch(&self) -> watch::Receiver<AccountState> {
+        self.state.subscribe()
     }
 
     fn set(&self, state: AccountState) {
-        if let Ok(mut s) = self.state.lock() {
-            *s = state;
-        }
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 }
 
@@ -69,7 +75,7 @@ pub fn spawn(
 ) -> (AccountHandle, tokio::task::JoinHandle<()>) {
     let handle = AccountHandle {
         aor: format!("sip:{}@{}", plan.user, plan.domain),
-        state: Arc::new(Mutex::new(AccountState::Registering)),
+        state: watch::Sender::new(AccountState::Registering),
     };
     let task_handle = handle.clone();
     let task = tokio::spawn(async move {
