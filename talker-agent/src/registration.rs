@@ -24,6 +24,14 @@ pub struct AccountHandle {
 }
 
 impl AccountHandle {
+    /// The handle of account `aor`, registering.
+    pub(crate) fn new(aor: String) -> Self {
+        Self {
+            aor,
+            state: watch::Sender::new(AccountState::Registering),
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> AccountState {
         self.state.borrow().clone()
@@ -35,7 +43,8 @@ impl AccountHandle {
         self.state.subscribe()
     }
 
-    fn set(&self, state: AccountState) {
+    /// Records a new state (the registration task does).
+    pub(crate) fn set(&self, state: AccountState) {
         self.state.send_if_modified(|current| {
             let changed = *current != state;
             *current = state;
@@ -73,10 +82,7 @@ pub fn spawn(
     plan: RegistrationPlan,
     stop: CancellationToken,
 ) -> (AccountHandle, tokio::task::JoinHandle<()>) {
-    let handle = AccountHandle {
-        aor: format!("sip:{}@{}", plan.user, plan.domain),
-        state: watch::Sender::new(AccountState::Registering),
-    };
+    let handle = AccountHandle::new(format!("sip:{}@{}", plan.user, plan.domain));
     let task_handle = handle.clone();
     let task = tokio::spawn(async move {
         if plan.tcp {
