@@ -219,15 +219,12 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
         },
         stop_registration.clone(),
     );
-    let start = Instant::now();
-    while !matches!(account.state(), AccountState::Registered { .. }) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "not registered: {:?}",
-            account.state()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async("alice registered", Duration::from_secs(20), || {
+        let registered = matches!(account.state(), AccountState::Registered { .. });
+        std::future::ready(registered.then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", account.state()));
 
     let rig = rig(vec![account]).await;
     let (tx, _rx) = mpsc::unbounded_channel();
