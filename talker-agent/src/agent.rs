@@ -1,22 +1,32 @@
 //! The running agent: the SIP endpoint, the registrations, and the dispatch of
 //! incoming SIP transactions; shutdown in the right order.
 
+use crate::advertise::Advertising;
 use crate::calls::Calls;
-use crate::config::Config;
-use crate::control::CallControl;
+use crate::config::{Config, ConfigError, Transport};
+use crate::control::{AckWatch, CallControl};
+use crate::enrollment::{ENROLLMENT_FILE, Enrollment, EnrollmentError};
+use crate::heartbeat::HeartbeatPlan;
 use crate::identity::Identity;
 use crate::referred_call::{DialAccount, Dialer};
 use crate::registration::{self, AccountHandle, RegistrationPlan};
+use crate::status_api::StatusState;
 use crate::trust::Trust;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::Uri;
-use splitdial_sip::endpoint::{self, EndpointConfig};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::endpoint::{Endpoint, EndpointInner};
+use splitdial_media::MediaSettings;
+use splitdial_sip::endpoint::{self, BoundEndpoint, EndpointConfig};
+use splitdial_sip::tcp_flow::OutboundFlows;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// A started agent.
 pub struct Agent {
@@ -34,15 +44,52 @@ pub struct Agent {
     pub identity: Arc<Identity>,
     /// The local status API's address (advertised over mDNS).
     pub status_addr: SocketAddr,
-    stop: CancellationToken,
+    /// Cancelled at shutdown: every call hangs up.
     hang_up: CancellationToken,
-    status_stop: CancellationToken,
-    status_task: tokio::task::JoinHandle<()>,
-    advertising: crate::advertise::Advertising,
-    registrations: Vec<tokio::task::JoinHandle<()>>,
-    heartbeat: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
-    endpoint_task: tokio::task::JoinHandle<()>,
-    endpoint_cancel: CancellationToken,
+    status: StoppableTask,
+    advertising: Advertising,
+    registrations: Registrations,
+    heartbeat: Option<StoppableTask>,
+    /// The SIP endpoint serving incoming transactions (its token also stops the transport).
+    endpoint: StoppableTask,
+}
+
+/// A background task and the token that asks it to stop.
+struct StoppableTask {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl StoppableTask {
+    /// Starts the task `start` makes, handing it the token that will ask it to stop.
+    fn spawn(start: impl FnOnce(CancellationToken) -> JoinHandle<()>) -> Self {
+        let stop = CancellationToken::new();
+        let task = start(stop.clone());
+        Self { stop, task }
+    }
+
+    /// Asks the task to stop and waits for it to end, at most `limit`.
+    async fn stop(self, limit: Duration) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(limit, self.task).await;
+    }
+}
+
+/// The tasks that keep the accounts registered.
+struct Registrations {
+    /// Each task holds a child of it.
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Registrations {
+    /// Un-registers every account, waiting at most `limit` for each.
+    async fn stop(self, limit: Duration) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(limit, task).await;
+        }
+    }
 }
 
 /// Errors starting the agent.
@@ -50,13 +97,14 @@ pub struct Agent {
 pub enum StartError {
     /// The configuration (including secret files) is unusable.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     /// The key or state directory is unusable.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
-    /// The SIP endpoint could not start.
+    /// The SIP endpoint could not start (boxed: the SIP layer's errors are large, and
+    /// the start's steps pass this one along).
     #[error("SIP endpoint: {0}")]
-    Sip(#[from] splitdial_sip::Error),
+    Sip(Box<splitdial_sip::Error>),
     /// The status API could not listen.
     #[error("status API on {addr}: {source}")]
     Status {
@@ -70,7 +118,13 @@ pub enum StartError {
     Advertise(#[from] crate::advertise::AdvertiseError),
     /// The enrollment file is unusable.
     #[error(transparent)]
-    Enrollment(#[from] crate::enrollment::EnrollmentError),
+    Enrollment(#[from] EnrollmentError),
+}
+
+impl From<splitdial_sip::Error> for StartError {
+    fn from(e: splitdial_sip::Error) -> Self {
+        Self::Sip(Box::new(e))
+    }
 }
 
 impl Agent {
@@ -78,147 +132,35 @@ impl Agent {
     pub async fn start(config: Config, config_path: &Path) -> Result<Self, StartError> {
         let identity = Arc::new(Identity::load_or_create(&config.state_dir)?);
         let id = config.id.clone().unwrap_or_else(|| identity.derived_id());
-        let enrollment = crate::enrollment::Enrollment::load(&config.state_dir)?;
-        match &enrollment {
-            Some(enrollment) if enrollment.talker_id != id => {
-                return Err(crate::enrollment::EnrollmentError::File {
-                    path: config.state_dir.join(crate::enrollment::ENROLLMENT_FILE),
-                    problem: format!(
-                        "enrolled as {:?} but this talker's id is {id:?}; enroll again",
-                        enrollment.talker_id
-                    ),
-                }
-                .into());
-            }
-            Some(_) => {}
-            None if config.matcher_url.is_some() => {
-                info!("not enrolled with the matcher (talker-agent enroll): no heartbeats");
-            }
-            None => {}
-        }
-        let mut passwords = Vec::new();
-        for (i, account) in config.accounts.iter().enumerate() {
-            passwords.push(account.load_password(config_path, i)?);
-        }
-        let endpoint_cancel = CancellationToken::new();
-        let bound = endpoint::bind(EndpointConfig {
-            listen: config.sip.listen,
-            user_agent: format!("splitdial-talker-agent/{}", env!("CARGO_PKG_VERSION")),
-            proxy: false,
-            inspector: None,
-            cancel: endpoint_cancel.clone(),
-            known_domains: config
-                .accounts
-                .iter()
-                .map(|a| (a.server.clone(), a.proxy))
-                .collect(),
-        })
-        .await?;
-        let sip_addr = bound.local;
-        let flows = bound.flows;
-        let endpoint = bound.endpoint;
-        let inner = endpoint.inner.clone();
-        let dialogs = Arc::new(DialogLayer::new(inner.clone()));
-        let trust = Arc::new(Trust::new(id.clone()));
-        if let Some(key) = &config.matcher_key {
-            trust
-                .pin_base64(key)
-                .map_err(|e| crate::config::ConfigError {
-                    path: config_path.display().to_string(),
-                    field: "matcher_key".into(),
-                    problem: e.to_string(),
-                })?;
-        }
-        // The matcher keys learnt at enrollment (and from later heartbeats).
-        if let Some(enrollment) = &enrollment {
-            trust.set_matcher_keys(&enrollment.decoded_keys());
-        }
-        let media = crate::media::settings::from_config(&config, config_path)?;
+        let enrollment = checked_enrollment(&config, &id)?;
+        let passwords = passwords(&config, config_path)?;
+        let endpoint_stop = CancellationToken::new();
+        let bound = endpoint::bind(endpoint_config(&config, endpoint_stop.clone())).await?;
+        let trust = trust(&config, config_path, &id, enrollment.as_ref())?;
         let calls = Calls::default();
         let hang_up = CancellationToken::new();
-        let dialer = Arc::new(Dialer {
-            calls: calls.clone(),
-            dialogs: dialogs.clone(),
-            accounts: config
-                .accounts
-                .iter()
-                .zip(&passwords)
-                .map(|(a, password)| DialAccount::new(a, password.clone()))
-                .collect(),
-            local: sip_addr,
-            flows: flows.clone(),
-            media,
-        });
-        let contact = Uri::try_from(format!("sip:talker@{sip_addr}").as_str())
-            .map_err(|e| splitdial_sip::Error::Parse(e.to_string()))?;
-        let control = Arc::new(CallControl {
-            dialogs,
-            trust: trust.clone(),
-            calls: calls.clone(),
-            contact,
-            local_ip: sip_addr.ip(),
-            policy: config.answer.clone(),
-            dialer,
-            shutdown: hang_up.clone(),
-        });
-        let mut incoming = endpoint
-            .incoming_transactions()
-            .map_err(splitdial_sip::Error::from)?;
-        let endpoint_task = tokio::spawn(async move {
-            let serve = endpoint.serve();
-            tokio::pin!(serve);
-            loop {
-                tokio::select! {
-                    () = &mut serve => break,
-                    tx = incoming.recv() => {
-                        let Some(tx) = tx else { break };
-                        tokio::spawn(control.clone().dispatch(tx));
-                    }
-                }
-            }
-        });
-
-        let stop = CancellationToken::new();
-        let mut accounts = Vec::new();
-        let mut registrations = Vec::new();
-        for (account, password) in config.accounts.iter().zip(passwords.clone()) {
-            let plan = RegistrationPlan {
-                domain: account.server.clone(),
-                proxy: account.proxy,
-                tcp: account.transport == crate::config::Transport::Tcp,
-                user: account.user.clone(),
-                password,
-                expires: account.expires,
-                contact_addr: sip_addr,
-                instance: identity.instance_urn(),
-            };
-            let (handle, task) =
-                registration::spawn(inner.clone(), flows.clone(), plan, stop.child_token());
-            accounts.push(handle);
-            registrations.push(task);
+        let sip = CallPlan {
+            config: &config,
+            config_path,
+            passwords: &passwords,
+            trust: &trust,
+            calls: &calls,
+            hang_up: &hang_up,
         }
+        .serve(bound, endpoint_stop)?;
+        let plans = registration_plans(&config, passwords, sip.addr, &identity);
+        let (accounts, registrations) = register(plans, &sip.endpoint, &sip.flows);
         let heartbeat = enrollment.map(|enrollment| {
-            let stop = CancellationToken::new();
-            let plan = crate::heartbeat::HeartbeatPlan {
+            let plan = HeartbeatPlan {
                 enrollment,
                 state_dir: config.state_dir.clone(),
                 accounts: accounts.clone(),
                 busy: calls.busy(),
                 trust: trust.clone(),
             };
-            (stop.clone(), crate::heartbeat::spawn(plan, stop))
+            StoppableTask::spawn(|stop| crate::heartbeat::spawn(plan, stop))
         });
-        let listener = tokio::net::TcpListener::bind(config.status.listen)
-            .await
-            .map_err(|source| StartError::Status {
-                addr: config.status.listen,
-                source,
-            })?;
-        let status_addr = listener.local_addr().map_err(|source| StartError::Status {
-            addr: config.status.listen,
-            source,
-        })?;
-        let status_state = crate::status_api::StatusState::new(
+        let status = StatusState::new(
             &config,
             id.clone(),
             accounts.clone(),
@@ -226,33 +168,23 @@ impl Agent {
             trust.clone(),
             identity.clone(),
         );
-        let status_stop = CancellationToken::new();
-        let status_cancel = status_stop.clone();
-        let status_task = tokio::spawn(async move {
-            if let Err(e) = crate::status_api::serve(listener, status_state, status_cancel).await {
-                tracing::warn!(error = %e, "status API stopped");
-            }
-        });
-        let advertising =
-            crate::advertise::Advertising::start(&config, &id, status_addr.port(), calls.busy())?;
-        info!(%id, name = %config.name, %sip_addr, %status_addr, "talker agent started");
+        let (status_addr, status) = serve_status(&config, status).await?;
+        let advertising = Advertising::start(&config, &id, status_addr.port(), calls.busy())?;
+        info!(%id, name = %config.name, sip_addr = %sip.addr, %status_addr, "talker agent started");
         Ok(Self {
             id,
-            sip_addr,
+            sip_addr: sip.addr,
             accounts,
             calls,
             trust,
             identity,
             status_addr,
             hang_up,
-            status_stop,
-            status_task,
+            status,
             advertising,
-            stop,
             registrations,
             heartbeat,
-            endpoint_task,
-            endpoint_cancel,
+            endpoint: sip.task,
         })
     }
 
@@ -265,29 +197,252 @@ impl Agent {
         self.calls.hang_up_all();
         // Every call's BYE is bounded by SHUTDOWN_BYE_LIMIT (a dead peer cannot
         // hold shutdown); wait for them to finish before un-registering.
-        let deadline = tokio::time::Instant::now()
-            + crate::control::SHUTDOWN_BYE_LIMIT
-            + Duration::from_secs(1);
-        while !self.calls.list().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let calls_limit = crate::control::SHUTDOWN_BYE_LIMIT + Duration::from_secs(1);
+        let _ = tokio::time::timeout(calls_limit, self.calls.all_ended()).await;
         // The calls' media stopped with them; this ends the worker even if one did not.
         crate::media::worker::MediaWorker::shared()
             .shut_down()
             .await;
-        self.stop.cancel();
-        for task in self.registrations {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-        if let Some((stop, task)) = self.heartbeat {
-            stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(4), task).await;
+        self.registrations.stop(Duration::from_secs(5)).await;
+        if let Some(heartbeat) = self.heartbeat {
+            heartbeat.stop(Duration::from_secs(4)).await;
         }
         self.advertising.shutdown().await;
-        self.status_stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(4), self.status_task).await;
-        self.endpoint_cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint_task).await;
+        self.status.stop(Duration::from_secs(4)).await;
+        self.endpoint.stop(Duration::from_secs(2)).await;
         info!("talker agent stopped");
     }
+}
+
+/// Each account's password, in the configuration's order.
+fn passwords(config: &Config, config_path: &Path) -> Result<Vec<String>, ConfigError> {
+    config
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, account)| account.load_password(config_path, i))
+        .collect()
+}
+
+/// The enrollment in the state directory, if any; refused when it names another talker.
+fn checked_enrollment(config: &Config, id: &str) -> Result<Option<Enrollment>, EnrollmentError> {
+    let enrollment = Enrollment::load(&config.state_dir)?;
+    match &enrollment {
+        Some(enrollment) if enrollment.talker_id != id => {
+            return Err(EnrollmentError::File {
+                path: config.state_dir.join(ENROLLMENT_FILE),
+                problem: format!(
+                    "enrolled as {:?} but this talker's id is {id:?}; enroll again",
+                    enrollment.talker_id
+                ),
+            });
+        }
+        Some(_) => {}
+        None if config.matcher_url.is_some() => {
+            info!("not enrolled with the matcher (talker-agent enroll): no heartbeats");
+        }
+        None => {}
+    }
+    Ok(enrollment)
+}
+
+/// The SIP endpoint the configuration asks for; `stop` ends its transport.
+fn endpoint_config(config: &Config, stop: CancellationToken) -> EndpointConfig {
+    EndpointConfig {
+        listen: config.sip.listen,
+        user_agent: format!("splitdial-talker-agent/{}", env!("CARGO_PKG_VERSION")),
+        proxy: false,
+        inspector: None,
+        cancel: stop,
+        known_domains: config
+            .accounts
+            .iter()
+            .map(|a| (a.server.clone(), a.proxy))
+            .collect(),
+    }
+}
+
+/// The token checks: the key pinned in the configuration and the matcher keys learnt at
+/// enrollment (later heartbeats bring newer ones).
+fn trust(
+    config: &Config,
+    config_path: &Path,
+    id: &str,
+    enrollment: Option<&Enrollment>,
+) -> Result<Arc<Trust>, ConfigError> {
+    let trust = Arc::new(Trust::new(id.to_owned()));
+    if let Some(key) = &config.matcher_key {
+        trust.pin_base64(key).map_err(|e| ConfigError {
+            path: config_path.display().to_string(),
+            field: "matcher_key".into(),
+            problem: e.to_string(),
+        })?;
+    }
+    if let Some(enrollment) = enrollment {
+        trust.set_matcher_keys(&enrollment.decoded_keys());
+    }
+    Ok(trust)
+}
+
+/// What the call handlers are made of.
+struct CallPlan<'a> {
+    config: &'a Config,
+    config_path: &'a Path,
+    passwords: &'a [String],
+    trust: &'a Arc<Trust>,
+    calls: &'a Calls,
+    /// Cancelled at shutdown: every call hangs up.
+    hang_up: &'a CancellationToken,
+}
+
+/// The SIP endpoint serving the call handlers.
+struct Sip {
+    /// The local SIP address.
+    addr: SocketAddr,
+    /// What the registrations send through.
+    endpoint: Arc<EndpointInner>,
+    flows: OutboundFlows,
+    /// The endpoint's task; its token also ends the transport.
+    task: StoppableTask,
+}
+
+impl CallPlan<'_> {
+    /// Serves the endpoint `bound` until `stop`: each incoming transaction goes to the
+    /// call handlers on a task of its own.
+    fn serve(self, bound: BoundEndpoint, stop: CancellationToken) -> Result<Sip, StartError> {
+        let media = crate::media::settings::from_config(self.config, self.config_path)?;
+        let contact = Uri::try_from(format!("sip:talker@{}", bound.local).as_str())
+            .map_err(|e| splitdial_sip::Error::Parse(e.to_string()))?;
+        let control = self.call_control(&bound, contact, media);
+        let incoming = bound
+            .endpoint
+            .incoming_transactions()
+            .map_err(splitdial_sip::Error::from)?;
+        let endpoint = bound.endpoint.inner.clone();
+        let task = StoppableTask {
+            task: tokio::spawn(dispatch(bound.endpoint, incoming, control)),
+            stop,
+        };
+        Ok(Sip {
+            addr: bound.local,
+            endpoint,
+            flows: bound.flows,
+            task,
+        })
+    }
+
+    /// The handlers of incoming requests, with the dialer that places referred calls
+    /// with the device's own accounts.
+    fn call_control(
+        &self,
+        bound: &BoundEndpoint,
+        contact: Uri,
+        media: MediaSettings,
+    ) -> Arc<CallControl> {
+        let dialogs = Arc::new(DialogLayer::new(bound.endpoint.inner.clone()));
+        let accounts = self.config.accounts.iter().zip(self.passwords);
+        let dialer = Arc::new(Dialer {
+            calls: self.calls.clone(),
+            dialogs: dialogs.clone(),
+            accounts: accounts
+                .map(|(account, password)| DialAccount::new(account, password.clone()))
+                .collect(),
+            local: bound.local,
+            flows: bound.flows.clone(),
+            media,
+        });
+        Arc::new(CallControl {
+            dialogs,
+            trust: self.trust.clone(),
+            calls: self.calls.clone(),
+            contact,
+            local_ip: bound.local.ip(),
+            policy: self.config.answer.clone(),
+            dialer,
+            shutdown: self.hang_up.clone(),
+            acks: AckWatch::default(),
+        })
+    }
+}
+
+/// Runs the SIP endpoint and hands each `incoming` transaction to `control` on a task
+/// of its own, until the endpoint stops.
+async fn dispatch(
+    endpoint: Endpoint,
+    mut incoming: TransactionReceiver,
+    control: Arc<CallControl>,
+) {
+    let serve = endpoint.serve();
+    tokio::pin!(serve);
+    loop {
+        tokio::select! {
+            () = &mut serve => break,
+            tx = incoming.recv() => {
+                let Some(tx) = tx else { break };
+                tokio::spawn(control.clone().dispatch(tx));
+            }
+        }
+    }
+}
+
+/// What each account's registration needs: the account, its password, our contact
+/// address and the device's `+sip.instance`.
+fn registration_plans(
+    config: &Config,
+    passwords: Vec<String>,
+    contact_addr: SocketAddr,
+    identity: &Identity,
+) -> Vec<RegistrationPlan> {
+    config
+        .accounts
+        .iter()
+        .zip(passwords)
+        .map(|(account, password)| RegistrationPlan {
+            domain: account.server.clone(),
+            proxy: account.proxy,
+            tcp: account.transport == Transport::Tcp,
+            user: account.user.clone(),
+            password,
+            expires: account.expires,
+            contact_addr,
+            instance: identity.instance_urn(),
+        })
+        .collect()
+}
+
+/// Starts keeping every account registered.
+fn register(
+    plans: Vec<RegistrationPlan>,
+    endpoint: &Arc<EndpointInner>,
+    flows: &OutboundFlows,
+) -> (Vec<AccountHandle>, Registrations) {
+    let stop = CancellationToken::new();
+    let (accounts, tasks) = plans
+        .into_iter()
+        .map(|plan| registration::spawn(endpoint.clone(), flows.clone(), plan, stop.child_token()))
+        .unzip();
+    (accounts, Registrations { stop, tasks })
+}
+
+/// Serves the status API on the configured address until stopped; the address it got.
+async fn serve_status(
+    config: &Config,
+    state: StatusState,
+) -> Result<(SocketAddr, StoppableTask), StartError> {
+    let status_error = |source| StartError::Status {
+        addr: config.status.listen,
+        source,
+    };
+    let listener = TcpListener::bind(config.status.listen)
+        .await
+        .map_err(status_error)?;
+    let addr = listener.local_addr().map_err(status_error)?;
+    let task = StoppableTask::spawn(|stop| {
+        tokio::spawn(async move {
+            if let Err(e) = crate::status_api::serve(listener, state, stop).await {
+                warn!(error = %e, "status API stopped");
+            }
+        })
+    });
+    Ok((addr, task))
 }

@@ -1,17 +1,12 @@
 //! The agent's live calls, as the status API and the mDNS `state` (idle/busy)
 //! see them. Call handlers register here and keep their entry current.
 
-use crate::media::MediaStats;
+use splitdial_api::{TalkerCall, TalkerCallKind, TalkerCallState};
+use splitdial_media::MediaStats;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
-
-/// What kind of leg a call is, and where it stands: the status API's words.
-pub use splitdial_api::{TalkerCallKind as CallKind, TalkerCallState as CallState};
-
-/// One call as reported: the status API's call, with the media worker's statistics.
-pub type CallInfo = splitdial_api::TalkerCall<MediaStats>;
 
 /// An action the owner can take on an incoming call (through the status API,
 /// with an owner token).
@@ -26,7 +21,7 @@ pub enum OwnerAction {
 }
 
 struct Entry {
-    info: CallInfo,
+    info: TalkerCall<MediaStats>,
     actions: Option<mpsc::UnboundedSender<OwnerAction>>,
 }
 
@@ -36,6 +31,8 @@ pub struct Calls {
     inner: Arc<Mutex<BTreeMap<u64, Entry>>>,
     next: Arc<AtomicU64>,
     busy: watch::Sender<bool>,
+    /// How many calls are live (shutdown waits for none).
+    live: watch::Sender<usize>,
 }
 
 impl Default for Calls {
@@ -44,6 +41,7 @@ impl Default for Calls {
             inner: Arc::default(),
             next: Arc::new(AtomicU64::new(1)),
             busy: watch::channel(false).0,
+            live: watch::channel(0).0,
         }
     }
 }
@@ -62,23 +60,26 @@ impl Calls {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let r = f(&mut map);
         // Busy while any call other than a bare control leg is up.
-        let busy = map.values().any(|e| e.info.kind != CallKind::Control);
+        let busy = map.values().any(|e| e.info.kind != TalkerCallKind::Control);
         self.busy
             .send_if_modified(|b| std::mem::replace(b, busy) != busy);
+        let live = map.len();
+        self.live
+            .send_if_modified(|n| std::mem::replace(n, live) != live);
         r
     }
 
     /// Registers a call; `actions` receives owner actions (incoming calls).
     pub fn add(
         &self,
-        kind: CallKind,
-        state: CallState,
+        kind: TalkerCallKind,
+        state: TalkerCallState,
         sip_call_id: &str,
         peer: &str,
         actions: Option<mpsc::UnboundedSender<OwnerAction>>,
     ) -> CallEntry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let info = CallInfo {
+        let info = TalkerCall {
             id,
             kind,
             state,
@@ -94,7 +95,7 @@ impl Calls {
     }
 
     /// Every live call.
-    pub fn list(&self) -> Vec<CallInfo> {
+    pub fn list(&self) -> Vec<TalkerCall<MediaStats>> {
         self.with(|m| m.values().map(|e| e.info.clone()).collect())
     }
 
@@ -128,6 +129,12 @@ impl Calls {
     pub fn busy(&self) -> watch::Receiver<bool> {
         self.busy.subscribe()
     }
+
+    /// Returns once no call is live (at once when none is).
+    pub async fn all_ended(&self) {
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = self.live.subscribe().wait_for(|live| *live == 0).await;
+    }
 }
 
 impl CallEntry {
@@ -137,7 +144,7 @@ impl CallEntry {
     }
 
     /// Updates the state.
-    pub fn set_state(&self, state: CallState) {
+    pub fn set_state(&self, state: TalkerCallState) {
         self.calls.with(|m| {
             if let Some(e) = m.get_mut(&self.id) {
                 e.info.state = state;
@@ -165,14 +172,15 @@ impl Drop for CallEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn calls_come_and_go_and_drive_busy() {
         let calls = Calls::default();
         let busy = calls.busy();
         let control = calls.add(
-            CallKind::Control,
-            CallState::Connected,
+            TalkerCallKind::Control,
+            TalkerCallState::Connected,
             "c1",
             "sip:ctl@x",
             None,
@@ -180,8 +188,8 @@ mod tests {
         assert!(!*busy.borrow(), "a bare control leg is not busy");
         let (tx, mut rx) = mpsc::unbounded_channel();
         let incoming = calls.add(
-            CallKind::Incoming,
-            CallState::Ringing,
+            TalkerCallKind::Incoming,
+            TalkerCallState::Ringing,
             "c2",
             "sip:bob@x",
             Some(tx),
@@ -190,11 +198,46 @@ mod tests {
         assert!(calls.act(incoming.id(), OwnerAction::Answer));
         assert_eq!(rx.try_recv().unwrap(), OwnerAction::Answer);
         assert!(!calls.act(control.id(), OwnerAction::Hangup));
-        incoming.set_state(CallState::Connected);
+        incoming.set_state(TalkerCallState::Connected);
         assert_eq!(calls.list().len(), 2);
         drop(incoming);
         assert!(!*busy.borrow());
         drop(control);
         assert!(calls.list().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_ended_returns_when_the_last_call_goes() {
+        let calls = Calls::default();
+        tokio::time::timeout(Duration::from_secs(1), calls.all_ended())
+            .await
+            .expect("no call: at once");
+        let first = calls.add(
+            TalkerCallKind::Control,
+            TalkerCallState::Connected,
+            "c1",
+            "sip:ctl@x",
+            None,
+        );
+        let second = calls.add(
+            TalkerCallKind::Referred,
+            TalkerCallState::Dialing,
+            "c2",
+            "sip:bob@x",
+            None,
+        );
+        let waiting = tokio::spawn({
+            let calls = calls.clone();
+            async move { calls.all_ended().await }
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiting.is_finished(), "one call is still live");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the last call ended")
+            .unwrap();
     }
 }

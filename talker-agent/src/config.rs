@@ -3,7 +3,7 @@
 //! problem. `docs/config.md` documents every key with an example.
 
 use serde::Deserialize;
-pub use splitdial_api::{Media, TalkerKind};
+use splitdial_api::{Media, TalkerKind};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 

@@ -9,7 +9,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::trust::decode_key;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
-pub use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
+use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -9,9 +9,9 @@
 use crate::enrollment::{
     Enrollment, EnrollmentError, decode_keys, error_chain, http_client, refusal,
 };
-use crate::registration::{AccountHandle, AccountState};
+use crate::registration::AccountHandle;
 use crate::trust::Trust;
-use splitdial_api::{Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
+use splitdial_api::{AccountState, Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,7 +81,7 @@ pub fn spawn(plan: HeartbeatPlan, stop: CancellationToken) -> tokio::task::JoinH
     tokio::spawn(run(plan, stop))
 }
 
-async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
+async fn run(plan: HeartbeatPlan, stop: CancellationToken) {
     let client = match http_client() {
         Ok(client) => client,
         Err(e) => {
@@ -93,73 +93,202 @@ async fn run(mut plan: HeartbeatPlan, stop: CancellationToken) {
         "{}/v1/talkers/{}/heartbeat",
         plan.enrollment.matcher_url, plan.enrollment.talker_id
     );
-    let mut interval = DEFAULT_INTERVAL;
-    let mut backoff: Option<Duration> = None;
-    let mut failing: Option<String> = None;
-    let mut last_sent: Option<Heartbeat> = None;
-    let mut last_beat: Option<Instant> = None;
-    let mut next = Instant::now();
-    let mut watch_busy = true;
     info!(%url, "heartbeats start");
-    loop {
-        // Wait for the next beat: its time, or an earlier change of state
-        // (not while backing off after a failure).
-        while Instant::now() < next {
-            let poll = (Instant::now() + MIN_SPACING).min(next);
+    let mut heartbeats = Heartbeats {
+        changes: StateChanges::new(&plan),
+        plan,
+        client,
+        url,
+        schedule: Schedule::new(),
+        last_answered: None,
+        failing: None,
+    };
+    while heartbeats.wait_for_beat(&stop).await && heartbeats.send(&stop).await {}
+    final_beat(&heartbeats.client, &heartbeats.url, &heartbeats.plan).await;
+}
+
+/// The heartbeat task's state between beats.
+struct Heartbeats {
+    plan: HeartbeatPlan,
+    client: reqwest::Client,
+    url: String,
+    schedule: Schedule,
+    changes: StateChanges,
+    /// The last body the matcher answered; a different one is news.
+    last_answered: Option<Heartbeat>,
+    /// The kind of failure being retried (each kind is logged once).
+    failing: Option<String>,
+}
+
+impl Heartbeats {
+    /// Waits until the next beat is due: its time, or news (see [`Schedule::due`]);
+    /// `false` when the task is to stop instead.
+    async fn wait_for_beat(&mut self, stop: &CancellationToken) -> bool {
+        loop {
+            let news = self.last_answered.as_ref() != Some(&self.plan.body());
+            let due = self.schedule.due(news);
             tokio::select! {
-                () = stop.cancelled() => {
-                    final_beat(&client, &url, &plan).await;
-                    return;
-                }
-                () = tokio::time::sleep_until(poll) => {}
-                changed = plan.busy.changed(), if watch_busy => {
-                    watch_busy = changed.is_ok();
-                }
-            }
-            let spaced = last_beat.is_none_or(|t| t.elapsed() >= MIN_SPACING);
-            if backoff.is_none() && spaced && last_sent.as_ref() != Some(&plan.body()) {
-                break;
-            }
-        }
-        if stop.is_cancelled() {
-            final_beat(&client, &url, &plan).await;
-            return;
-        }
-        let body = plan.body();
-        last_beat = Some(Instant::now());
-        let outcome = tokio::select! {
-            () = stop.cancelled() => continue,
-            outcome = beat(&client, &url, &plan.enrollment.credential, &body) => outcome,
-        };
-        match outcome.and_then(|(reply, local_mid)| apply(&mut plan, &url, &reply, local_mid)) {
-            Ok(granted) => {
-                if failing.take().is_some() {
-                    info!(%url, "heartbeats answered again");
-                }
-                backoff = None;
-                interval = granted;
-                last_sent = Some(body);
-                next = Instant::now() + interval;
-            }
-            Err(e) => {
-                let kind = failure_kind(&e);
-                if failing.as_deref() != Some(kind.as_str()) {
-                    let hint = if matches!(e, EnrollmentError::Refused { status: 401, .. }) {
-                        "; the credential was refused: enroll again (talker-agent enroll)"
-                    } else {
-                        ""
-                    };
-                    warn!(error = %e, "heartbeat failed{hint}; retrying with back-off");
-                    failing = Some(kind);
-                } else {
-                    debug!(error = %e, "heartbeat failed again");
-                }
-                let delay = backoff.map_or(FIRST_BACKOFF, |b| b * 2).min(interval);
-                backoff = Some(delay);
-                next = Instant::now() + delay;
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep_until(due) => return true,
+                () = self.changes.next() => {}
             }
         }
     }
+
+    /// Sends one heartbeat and takes its reply; `false` when the task was stopped
+    /// while it was under way.
+    async fn send(&mut self, stop: &CancellationToken) -> bool {
+        let body = self.plan.body();
+        self.schedule.started();
+        let sending = beat(
+            &self.client,
+            &self.url,
+            &self.plan.enrollment.credential,
+            &body,
+        );
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return false,
+            outcome = sending => outcome,
+        };
+        match outcome.and_then(|(reply, mid)| apply(&mut self.plan, &self.url, &reply, mid)) {
+            Ok(interval) => {
+                if self.failing.take().is_some() {
+                    info!(url = %self.url, "heartbeats answered again");
+                }
+                self.schedule.answered(interval);
+                self.last_answered = Some(body);
+            }
+            Err(e) => {
+                self.log_failure(&e);
+                self.schedule.failed();
+            }
+        }
+        true
+    }
+
+    /// A failure is a warning the first time its kind is seen, then a debug line.
+    fn log_failure(&mut self, e: &EnrollmentError) {
+        let kind = failure_kind(e);
+        if self.failing.as_deref() == Some(kind.as_str()) {
+            debug!(error = %e, "heartbeat failed again");
+            return;
+        }
+        let hint = if matches!(e, EnrollmentError::Refused { status: 401, .. }) {
+            "; the credential was refused: enroll again (talker-agent enroll)"
+        } else {
+            ""
+        };
+        warn!(error = %e, "heartbeat failed{hint}; retrying with back-off");
+        self.failing = Some(kind);
+    }
+}
+
+/// When heartbeats go out: at the matcher's interval after an answered one, backing
+/// off after failures, and early for news.
+#[derive(Debug)]
+struct Schedule {
+    /// The matcher's interval (bounded), [`DEFAULT_INTERVAL`] until it names one.
+    interval: Duration,
+    /// When the next beat is due without news.
+    next: Instant,
+    /// When the last beat went out.
+    last_beat: Option<Instant>,
+    /// The delay after the last failure, while failures go on.
+    backoff: Option<Duration>,
+}
+
+impl Schedule {
+    /// The first beat is due at once.
+    fn new() -> Self {
+        Self {
+            interval: DEFAULT_INTERVAL,
+            next: Instant::now(),
+            last_beat: None,
+            backoff: None,
+        }
+    }
+
+    /// When the next beat is due. With `news` (a state the matcher has not been told)
+    /// that is as soon as [`MIN_SPACING`] after the last beat allows, unless backing off
+    /// after a failure.
+    fn due(&self, news: bool) -> Instant {
+        if !news || self.backoff.is_some() {
+            return self.next;
+        }
+        let spaced = self
+            .last_beat
+            .map_or_else(Instant::now, |last| last + MIN_SPACING);
+        spaced.min(self.next)
+    }
+
+    /// A beat goes out now.
+    fn started(&mut self) {
+        self.last_beat = Some(Instant::now());
+    }
+
+    /// The matcher answered, naming `interval`: the next beat after it.
+    fn answered(&mut self, interval: Duration) {
+        self.interval = interval;
+        self.backoff = None;
+        self.next = Instant::now() + interval;
+    }
+
+    /// The beat failed: the next after 1 s, doubling, at most the interval.
+    fn failed(&mut self) {
+        let delay = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |b| b * 2)
+            .min(self.interval);
+        self.backoff = Some(delay);
+        self.next = Instant::now() + delay;
+    }
+}
+
+/// What a heartbeat reports, watched: busy or idle, and each account's registration.
+struct StateChanges {
+    /// `None` once the call registry is gone.
+    busy: Option<watch::Receiver<bool>>,
+    /// Their senders are the plan's account handles, alive as long as the task.
+    accounts: Vec<watch::Receiver<AccountState>>,
+}
+
+impl StateChanges {
+    fn new(plan: &HeartbeatPlan) -> Self {
+        Self {
+            busy: Some(plan.busy.clone()),
+            accounts: plan.accounts.iter().map(AccountHandle::watch).collect(),
+        }
+    }
+
+    /// Returns at the next change of state.
+    async fn next(&mut self) {
+        let Self { busy, accounts } = self;
+        let busy_gone = tokio::select! {
+            changed = async {
+                match busy.as_mut() {
+                    Some(busy) => busy.changed().await.is_err(),
+                    None => std::future::pending().await,
+                }
+            } => changed,
+            () = any_changed(accounts) => false,
+        };
+        if busy_gone {
+            *busy = None;
+        }
+    }
+}
+
+/// Returns when any of `accounts` changes state (never when there is none).
+async fn any_changed(accounts: &mut [watch::Receiver<AccountState>]) {
+    let mut changes: Vec<_> = accounts.iter_mut().map(|a| Box::pin(a.changed())).collect();
+    std::future::poll_fn(|cx| {
+        if changes.iter_mut().any(|c| c.as_mut().poll(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// One heartbeat: the reply and our clock (Unix seconds) halfway through.
@@ -272,4 +401,97 @@ fn unix_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// On paused time: the first beat at once, the next the matcher's interval after an
+    /// answered one; news as soon as `MIN_SPACING` after the last beat allows, but not
+    /// while backing off; failures back off from 1 s, doubling up to the interval.
+    #[tokio::test(start_paused = true)]
+    async fn beats_follow_the_interval_news_the_spacing_and_failures_the_backoff() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new();
+        assert_eq!(schedule.due(false), start);
+        schedule.started();
+        schedule.answered(30 * SECOND);
+        assert_eq!(schedule.due(false), start + 30 * SECOND);
+        assert_eq!(schedule.due(true), start + MIN_SPACING);
+
+        tokio::time::advance(5 * SECOND).await;
+        schedule.started();
+        schedule.failed();
+        assert_eq!(schedule.due(false), start + 6 * SECOND);
+        assert_eq!(
+            schedule.due(true),
+            start + 6 * SECOND,
+            "news waits out the back-off"
+        );
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            schedule.failed();
+            delays.push((schedule.due(false) - Instant::now()).as_secs());
+        }
+        assert_eq!(delays, [2, 4, 8, 16, 30, 30]);
+
+        schedule.answered(10 * SECOND);
+        assert_eq!(schedule.due(false), start + 15 * SECOND);
+        assert_eq!(
+            schedule.due(true),
+            start + 6 * SECOND,
+            "spaced from the last beat"
+        );
+        tokio::time::advance(3 * SECOND).await;
+        assert_eq!(schedule.due(true), start + 6 * SECOND, "overdue: at once");
+    }
+
+    /// The task wakes when busy/idle or an account's state changes, and for nothing else:
+    /// not for a registration refresh that leaves the state as it was.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_of_busy_or_of_an_account_wakes_the_task() {
+        let (busy_tx, busy) = watch::channel(false);
+        let accounts = [
+            AccountHandle::new("sip:a@home.example".into()),
+            AccountHandle::new("sip:b@home.example".into()),
+        ];
+        let mut changes = StateChanges {
+            busy: Some(busy),
+            accounts: accounts.iter().map(AccountHandle::watch).collect(),
+        };
+        let registered = || AccountState::Registered {
+            expires: 600,
+            gruu: None,
+        };
+        let hour = 3600 * SECOND;
+        assert!(tokio::time::timeout(hour, changes.next()).await.is_err());
+
+        accounts[1].set(registered());
+        tokio::time::timeout(SECOND, changes.next())
+            .await
+            .expect("b registered");
+        accounts[1].set(registered());
+        assert!(
+            tokio::time::timeout(hour, changes.next()).await.is_err(),
+            "a refresh is no change"
+        );
+        busy_tx.send_replace(true);
+        tokio::time::timeout(SECOND, changes.next())
+            .await
+            .expect("busy");
+        drop(busy_tx);
+        tokio::time::timeout(SECOND, changes.next())
+            .await
+            .expect("the call registry went away");
+        assert!(tokio::time::timeout(hour, changes.next()).await.is_err());
+        accounts[0].set(AccountState::Failed {
+            reason: "503 Service Unavailable".into(),
+        });
+        tokio::time::timeout(SECOND, changes.next())
+            .await
+            .expect("a failed");
+    }
 }

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fs::{DirBuilder, OpenOptions};
@@ -12,9 +13,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The challenge message and its check live in the discovery crate, shared with
-/// the dialer (which must not need this crate's media stack).
-pub use discovery::challenge::{CHALLENGE_LABEL, Challenge};
 const KEY_FILE: &str = "talker.key";
 
 /// Errors handling the state directory or the key.

@@ -6,9 +6,8 @@
 //! [`Dialer::call`] runs one call to its end and returns its [`Outcome`]; the control
 //! leg holds the calls in a `JoinSet`, so a call's end is an event it receives.
 
-use crate::calls::{CallEntry, CallKind, CallState, Calls};
+use crate::calls::{CallEntry, Calls};
 use crate::media::hub::MediaHub;
-use crate::media::{AllocatedPorts, MediaError, MediaSettings};
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -16,6 +15,8 @@ use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Response, Transport, Uri};
 use rsipstack::transport::SipAddr;
+use splitdial_api::{TalkerCallKind, TalkerCallState};
+use splitdial_media::{AllocatedPorts, MediaError, MediaSettings};
 use splitdial_sip::sdp::{self, LocalMedia, SdpSession};
 use splitdial_sip::tcp_flow::OutboundFlows;
 use splitdial_sip::uri_match::SipUri;
@@ -151,7 +152,7 @@ impl Dialer {
         let outcome = match ring(&mut invitation, &stop, &report).await {
             Ok(answered) => {
                 report(200);
-                invitation.entry.set_state(CallState::Connected);
+                invitation.entry.set_state(TalkerCallState::Connected);
                 connected(&mut invitation, &offer, &answered, ports, &hub, &stop).await;
                 Outcome::Ended
             }
@@ -195,8 +196,8 @@ impl Dialer {
         }
         let (state_tx, states) = self.dialogs.new_dialog_state_channel();
         let entry = Arc::new(self.calls.add(
-            CallKind::Referred,
-            CallState::Dialing,
+            TalkerCallKind::Referred,
+            TalkerCallState::Dialing,
             "",
             &route.callee_text,
             None,
@@ -275,7 +276,7 @@ async fn ring(
                 if let Some(DialogState::Early(_, response)) = state {
                     let code = response.status_code.code();
                     if (180..=183).contains(&code) {
-                        invitation.entry.set_state(CallState::Ringing);
+                        invitation.entry.set_state(TalkerCallState::Ringing);
                         report(code);
                     }
                 }

@@ -7,36 +7,53 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::registration::{RefreshOutcome, Registration};
 use rsipstack::sip::{Uri, typed};
 use rsipstack::transaction::endpoint::EndpointInner;
+use splitdial_api::AccountState;
 use splitdial_sip::headers;
 use splitdial_sip::tcp_flow::OutboundFlows;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// What an account looks like right now, in the status API's words.
-pub use splitdial_api::AccountState;
+/// How long the un-register at shutdown may take.
+const UNREGISTER_LIMIT: Duration = Duration::from_secs(3);
 
 /// One account's registration, as the rest of the agent sees it.
 #[derive(Debug, Clone)]
 pub struct AccountHandle {
     /// `sip:user@server`.
     pub aor: String,
-    state: Arc<Mutex<AccountState>>,
+    state: watch::Sender<AccountState>,
 }
 
 impl AccountHandle {
-    /// The current state.
-    pub fn state(&self) -> AccountState {
-        self.state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(AccountState::Registering)
+    /// The handle of account `aor`, registering.
+    pub(crate) fn new(aor: String) -> Self {
+        Self {
+            aor,
+            state: watch::Sender::new(AccountState::Registering),
+        }
     }
 
-    fn set(&self, state: AccountState) {
-        if let Ok(mut s) = self.state.lock() {
-            *s = state;
-        }
+    /// The current state.
+    pub fn state(&self) -> AccountState {
+        self.state.borrow().clone()
+    }
+
+    /// Watches the state: the receiver learns of every change (a refresh that leaves
+    /// the state as it was is none).
+    pub fn watch(&self) -> watch::Receiver<AccountState> {
+        self.state.subscribe()
+    }
+
+    /// Records a new state (the registration task does).
+    pub(crate) fn set(&self, state: AccountState) {
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 }
 
@@ -69,11 +86,8 @@ pub fn spawn(
     plan: RegistrationPlan,
     stop: CancellationToken,
 ) -> (AccountHandle, tokio::task::JoinHandle<()>) {
-    let handle = AccountHandle {
-        aor: format!("sip:{}@{}", plan.user, plan.domain),
-        state: Arc::new(Mutex::new(AccountState::Registering)),
-    };
-    let task_handle = handle.clone();
+    let handle = AccountHandle::new(format!("sip:{}@{}", plan.user, plan.domain));
+    let account = handle.clone();
     let task = tokio::spawn(async move {
         if plan.tcp {
             // Our own connection, opened first so the REGISTER takes it: the
@@ -82,94 +96,96 @@ pub fn spawn(
             let (flows, proxy, stop) = (flows.clone(), plan.proxy, stop.clone());
             tokio::spawn(async move { flows.keep_open(proxy, stop).await });
         }
-        let transport = if plan.tcp { ";transport=tcp" } else { "" };
-        let server = match Uri::try_from(format!("sip:{}{transport}", plan.domain).as_str()) {
-            Ok(uri) => uri,
-            Err(e) => {
-                task_handle.set(AccountState::Failed {
-                    reason: format!("bad server domain: {e}"),
-                });
+        let (mut registration, server) = match registration(endpoint, &plan) {
+            Ok(ready) => ready,
+            Err(reason) => {
+                account.set(AccountState::Failed { reason });
                 return;
             }
         };
-        let contact_text = format!(
-            "<sip:{}@{}{transport}>;+sip.instance=\"<{}>\"",
-            plan.user, plan.contact_addr, plan.instance
-        );
-        let contact = match typed::Contact::parse(&contact_text) {
-            Ok(c) => c,
-            Err(e) => {
-                task_handle.set(AccountState::Failed {
-                    reason: format!("bad contact: {e}"),
-                });
-                return;
-            }
-        };
-        let credential = Credential {
-            username: plan.user.clone(),
-            password: plan.password.clone(),
-            realm: None,
-            auth_username: None,
-        };
-        let mut registration = Registration::new(endpoint, Some(credential));
-        registration.contact = Some(contact);
-        registration.outbound_proxy = Some(plan.proxy);
         registration
-            .extra_headers
-            .push(rsipstack::sip::headers::make_header(
-                "Supported",
-                "gruu".into(),
-            ));
-        let aor = task_handle.aor.clone();
-        let reporter = task_handle.clone();
-        registration
-            .keep_alive(
-                server.clone(),
-                plan.expires,
-                stop.clone(),
-                |outcome| match outcome {
-                    RefreshOutcome::Registered(response) => {
-                        let granted =
-                            granted_expires(response, &plan.instance).unwrap_or(plan.expires);
-                        let gruu = public_gruu(response, &plan.instance);
-                        if !matches!(reporter.state(), AccountState::Registered { .. }) {
-                            info!(%aor, expires = granted, "registered");
-                        }
-                        reporter.set(AccountState::Registered {
-                            expires: granted,
-                            gruu,
-                        });
-                    }
-                    RefreshOutcome::Rejected(response) => {
-                        warn!(%aor, status = %response.status_code, "registration refused");
-                        reporter.set(AccountState::Failed {
-                            reason: response.status_code.to_string(),
-                        });
-                    }
-                    RefreshOutcome::Failed(error) => {
-                        warn!(%aor, %error, "registration failed");
-                        reporter.set(AccountState::Failed {
-                            reason: error.to_string(),
-                        });
-                    }
-                },
-            )
+            .keep_alive(server.clone(), plan.expires, stop, |outcome| {
+                record(&account, &plan, &outcome);
+            })
             .await;
-        // Un-register; a server that is gone must not hold up shutdown.
-        let unregister = registration.register(server, Some(0));
-        match tokio::time::timeout(std::time::Duration::from_secs(3), unregister).await {
-            Ok(Ok(r)) if r.status_code.code() < 300 => {
-                info!(aor = %task_handle.aor, "unregistered");
-            }
-            Ok(Ok(r)) => {
-                warn!(aor = %task_handle.aor, status = %r.status_code, "un-register refused");
-            }
-            Ok(Err(e)) => warn!(aor = %task_handle.aor, error = %e, "un-register failed"),
-            Err(_) => warn!(aor = %task_handle.aor, "un-register timed out"),
-        }
-        task_handle.set(AccountState::Unregistered);
+        unregister(&mut registration, server, &account.aor).await;
+        account.set(AccountState::Unregistered);
     });
     (handle, task)
+}
+
+/// The account's REGISTER as rsipstack keeps it (our `+sip.instance` contact, the
+/// credentials, `Supported: gruu`, sent to the proxy), and the server's URI; why not,
+/// when the domain or the contact cannot be read.
+fn registration(
+    endpoint: Arc<EndpointInner>,
+    plan: &RegistrationPlan,
+) -> Result<(Registration, Uri), String> {
+    let transport = if plan.tcp { ";transport=tcp" } else { "" };
+    let server = Uri::try_from(format!("sip:{}{transport}", plan.domain).as_str())
+        .map_err(|e| format!("bad server domain: {e}"))?;
+    let contact = typed::Contact::parse(&format!(
+        "<sip:{}@{}{transport}>;+sip.instance=\"<{}>\"",
+        plan.user, plan.contact_addr, plan.instance
+    ))
+    .map_err(|e| format!("bad contact: {e}"))?;
+    let credential = Credential {
+        username: plan.user.clone(),
+        password: plan.password.clone(),
+        realm: None,
+        auth_username: None,
+    };
+    let mut registration = Registration::new(endpoint, Some(credential));
+    registration.contact = Some(contact);
+    registration.outbound_proxy = Some(plan.proxy);
+    registration
+        .extra_headers
+        .push(rsipstack::sip::headers::make_header(
+            "Supported",
+            "gruu".into(),
+        ));
+    Ok((registration, server))
+}
+
+/// What one REGISTER (or its refresh) came to, in the account's state.
+fn record(account: &AccountHandle, plan: &RegistrationPlan, outcome: &RefreshOutcome<'_>) {
+    let aor = &account.aor;
+    match outcome {
+        RefreshOutcome::Registered(response) => {
+            let granted = granted_expires(response, &plan.instance).unwrap_or(plan.expires);
+            let gruu = public_gruu(response, &plan.instance);
+            if !matches!(account.state(), AccountState::Registered { .. }) {
+                info!(%aor, expires = granted, "registered");
+            }
+            account.set(AccountState::Registered {
+                expires: granted,
+                gruu,
+            });
+        }
+        RefreshOutcome::Rejected(response) => {
+            warn!(%aor, status = %response.status_code, "registration refused");
+            account.set(AccountState::Failed {
+                reason: response.status_code.to_string(),
+            });
+        }
+        RefreshOutcome::Failed(error) => {
+            warn!(%aor, %error, "registration failed");
+            account.set(AccountState::Failed {
+                reason: error.to_string(),
+            });
+        }
+    }
+}
+
+/// Un-registers `aor`; a server that is gone must not hold up shutdown.
+async fn unregister(registration: &mut Registration, server: Uri, aor: &str) {
+    let unregister = registration.register(server, Some(0));
+    match tokio::time::timeout(UNREGISTER_LIMIT, unregister).await {
+        Ok(Ok(r)) if r.status_code.code() < 300 => info!(%aor, "unregistered"),
+        Ok(Ok(r)) => warn!(%aor, status = %r.status_code, "un-register refused"),
+        Ok(Err(e)) => warn!(%aor, error = %e, "un-register failed"),
+        Err(_) => warn!(%aor, "un-register timed out"),
+    }
 }
 
 /// The Contact entry of a 200 that is ours (same instance).

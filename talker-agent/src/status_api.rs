@@ -15,9 +15,9 @@
 //! cannot read answers or send JSON with an `Authorization` header. Errors are
 //! `{"error": {"code": "...", "message": "..."}}`.
 
-use crate::calls::{CallKind, CallState, Calls, OwnerAction};
+use crate::calls::{Calls, OwnerAction};
 use crate::config::Config;
-use crate::identity::{Challenge, Identity};
+use crate::identity::Identity;
 use crate::registration::AccountHandle;
 use crate::trust::Trust;
 use axum::Json;
@@ -31,11 +31,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use discovery::challenge::Challenge;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use splitdial_api::{
     ChallengeAnswer, ChallengeRequest, ErrorBody, Media, OwnerActionAccepted, OwnerActionRequest,
-    StatusAccount, TalkerKind, TalkerStatus,
+    StatusAccount, TalkerCallKind, TalkerCallState, TalkerKind, TalkerStatus,
 };
 use splitdial_sip::call_token::Action;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -646,9 +647,9 @@ async fn owner_action(
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(no_call)?;
-    let applies = info.kind == CallKind::Incoming
+    let applies = info.kind == TalkerCallKind::Incoming
         && match owner_action {
-            OwnerAction::Answer | OwnerAction::Decline => info.state == CallState::Ringing,
+            OwnerAction::Answer | OwnerAction::Decline => info.state == TalkerCallState::Ringing,
             OwnerAction::Hangup => true,
         };
     if !applies || !calls.act(id, owner_action) {

@@ -11,12 +11,13 @@
 use discovery::{
     Browser, BrowserConfig, InterfaceSelection, Media, TalkerEvent, TalkerKind, TalkerState,
 };
+use splitdial_api::{TalkerCallKind, TalkerCallState};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use talker_agent::advertise::Advertising;
-use talker_agent::calls::{CallKind, CallState, Calls};
+use talker_agent::calls::Calls;
 use talker_agent::config::Config;
 use testbed::{Lan, LanHost};
 use tokio::sync::mpsc;
@@ -152,8 +153,8 @@ listen = "0.0.0.0:8480"
             match command {
                 Command::Busy(true) => {
                     call = Some(calls.add(
-                        CallKind::Incoming,
-                        CallState::Ringing,
+                        TalkerCallKind::Incoming,
+                        TalkerCallState::Ringing,
                         "call-1@x",
                         "sip:carol@home.example",
                         None,

@@ -294,14 +294,7 @@ async fn click_to_dial(scenario: Scenario) {
     let mut a = start_agent(&a_cfg, "tv-a");
     let mut b = start_agent(&b_cfg, "pc-b");
     let location = &server.context().location;
-    let start = Instant::now();
-    while location.lookup("alice").is_empty() || location.lookup("bob").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "agents did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered(location, &["alice", "bob"]).await;
 
     let mut ctl = Controller::connect(server.local_addr()).await;
     let me = ctl.local;
@@ -495,17 +488,7 @@ async fn a_second_refer_makes_a_three_party_call_where_each_hears_both_others() 
     let mut b = start_agent(&cfg("pc-b", "bob", tone_b, auto), "pc-b");
     let mut c = start_agent(&cfg("ph-c", "carol", tone_c, auto), "ph-c");
     let location = &server.context().location;
-    let start = Instant::now();
-    while ["alice", "bob", "carol"]
-        .iter()
-        .any(|u| location.lookup(u).is_empty())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "agents did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered(location, &["alice", "bob", "carol"]).await;
 
     let mut ctl = Controller::connect(server.local_addr()).await;
     let me = ctl.local;
@@ -622,6 +605,17 @@ fn status_addr(agent: &Process) -> SocketAddr {
         .unwrap_or_else(|| panic!("no status address in {line:?}"))
 }
 
+/// Waits until each of `users` has a binding at the server.
+async fn registered(location: &sip_server::location::Location, users: &[&str]) {
+    let what = format!("{} registered at the server", users.join(", "));
+    testbed::wait_until_async(&what, Duration::from_secs(20), || {
+        let all = users.iter().all(|user| !location.lookup(user).is_empty());
+        std::future::ready(all.then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The agent's calls as `GET /v1/status` shows them.
 async fn status_calls(client: &reqwest::Client, agent: SocketAddr) -> Vec<serde_json::Value> {
     let status: serde_json::Value = client
@@ -683,14 +677,7 @@ async fn an_unrefreshed_control_leg_expires_alone_and_the_referred_call_goes_on(
         "pc-b",
     );
     let location = &server.context().location;
-    let start = Instant::now();
-    while location.lookup("alice").is_empty() || location.lookup("bob").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "agents did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered(location, &["alice", "bob"]).await;
     let logs = |a: &Process, b: &Process| format!("A:\n{}\nB:\n{}", a.log(), b.log());
 
     let mut ctl = Controller::connect(proxy).await;
@@ -848,15 +835,13 @@ async fn an_unrefreshed_control_leg_expires_alone_and_the_referred_call_goes_on(
         .find("ending the detached referred calls")
         .unwrap_or_else(|| panic!("{a_log}"));
     assert!(expired < ending, "{a_log}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !b.log().contains("media summary") {
-        assert!(
-            Instant::now() < deadline,
-            "B's call did not end\n{}",
-            b.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testbed::wait_until_async(
+        "B's call ended (its media summary)",
+        Duration::from_secs(15),
+        || std::future::ready(b.log().contains("media summary").then_some(())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", b.log()));
     let heard_by_b = summary_hz(&b.log());
     assert!(
         (heard_by_b - tone_a).abs() < tone_a * 0.02,

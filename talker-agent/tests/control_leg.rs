@@ -521,6 +521,90 @@ async fn a_control_invite_naming_the_party_dials_it_at_once_only_with_its_own_to
     drop(rig.agent);
 }
 
+/// A call dialled on answer can ring before the controller's ACK of the control leg's
+/// 200 is in. Its reports wait for that ACK (so the leg is confirmed on both sides before
+/// the agent sends a request in it) and go out as soon as it arrives, not when the
+/// agent's 4 s wait for it runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dialled_on_answer_reports_once_the_ack_arrives() {
+    let proxy = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rig = rig_with_proxy("reject", &proxy.local_addr().unwrap().to_string()).await;
+    let target = "sip:bob@home.example";
+    let control = rig
+        .issuer
+        .issue(TokenKind::Call, &claims(Action::Control, "c-late", None));
+    let dial = rig.issuer.issue(
+        TokenKind::Call,
+        &claims(Action::Refer, "c-late", Some(target)),
+    );
+    let extra = format!(
+        "Splitdial-Token: {control}\r\nSplitdial-Dial: <{target}>\r\nSplitdial-Dial-Token: {dial}\r\n"
+    );
+    rig.send(&rig.request("INVITE", "c-late", 1, None, &extra, OFFER))
+        .await;
+    let ok = rig.response_to("c-late", "1 INVITE").await;
+    assert_eq!(ok.status_code, StatusCode::OK);
+    let tag = Rig::to_tag(&ok);
+
+    // No ACK yet: the party rings all the same.
+    let mut buf = vec![0u8; 65536];
+    let (referred, from) = loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(20), proxy.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no INVITE for bob; agent log:\n{}", rig.agent.log()))
+            .unwrap();
+        if let SipMessage::Request(r) = SipMessage::try_from(&buf[..n]).unwrap()
+            && r.method.to_string() == "INVITE"
+        {
+            break (r, from);
+        }
+    };
+    let mut ringing = splitdial_sip::wire::response_to(&referred, 180, "Ringing", vec![]);
+    let to = headers::first(&ringing.headers, "To").unwrap().to_owned();
+    headers::remove(&mut ringing.headers, "To");
+    headers::push(&mut ringing.headers, "To", format!("{to};tag=bob1"));
+    proxy.send_to(&ringing.to_bytes(), from).await.unwrap();
+
+    // For a second the controller sees only our 200 again (sent until the ACK), no NOTIFY.
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(received) = tokio::time::timeout_at(quiet, rig.socket.recv_from(&mut buf)).await {
+        let (n, _) = received.unwrap();
+        if let SipMessage::Request(r) = SipMessage::try_from(&buf[..n]).unwrap() {
+            panic!("{} before the ACK:\n{r}", r.method);
+        }
+    }
+
+    // The ACK: both reports follow at once.
+    rig.send(&rig.request("ACK", "c-late", 1, Some(&tag), "", ""))
+        .await;
+    let acked = std::time::Instant::now();
+    let mut reported = Vec::new();
+    while !reported
+        .iter()
+        .any(|s: &String| s.starts_with("SIP/2.0 180"))
+    {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(20), rig.socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no NOTIFY 180; agent log:\n{}", rig.agent.log()))
+            .unwrap();
+        if let SipMessage::Request(r) = SipMessage::try_from(&buf[..n]).unwrap() {
+            let ok = splitdial_sip::wire::response_to(&r, 200, "OK", vec![]);
+            rig.socket
+                .send_to(&ok.to_bytes(), rig.agent_addr)
+                .await
+                .unwrap();
+            assert_eq!(r.method.to_string(), "NOTIFY", "{r}");
+            reported.push(String::from_utf8_lossy(&r.body).into_owned());
+        }
+    }
+    assert!(
+        acked.elapsed() < Duration::from_secs(1),
+        "the reports came {:?} after the ACK",
+        acked.elapsed()
+    );
+    assert!(reported[0].starts_with("SIP/2.0 100"), "{reported:?}");
+}
+
 /// A REFER can overtake the ACK of the control leg's 200 (they may reach the
 /// talker over different connections). rsipstack drops such a request without
 /// an answer, and over TCP nobody would send it again: the agent holds it
@@ -648,11 +732,10 @@ async fn the_control_legs_sdp_keeps_its_origin_and_answers_a_refused_stream_refu
 /// The plan an inactive answer makes starts no media at all: not even the media worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_plan_starts_no_media_worker() {
+    use splitdial_media::{AllocatedPorts, AudioSink, AudioSource, MediaSettings};
     use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
+    use talker_agent::media::RemoteSession;
     use talker_agent::media::worker::MediaWorker;
-    use talker_agent::media::{
-        AllocatedPorts, AudioSink, AudioSource, MediaSettings, RemoteSession,
-    };
 
     let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
     let mut settings = MediaSettings::new(localhost);

@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testbed::{Process, Spawn};
 use tokio::net::UdpSocket;
 
@@ -840,27 +840,27 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
 
     let (mut agent, _sip, id) = start_agent(&s.config);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let start = Instant::now();
-    loop {
+    let seen = testbed::wait_until_async(
+        "the matcher seeing the talker online with its account registered",
+        Duration::from_secs(30),
+        || async {
+            let talkers = my_talkers(&http, &url, &user_token).await;
+            let online = talkers["talkers"].as_array().unwrap().iter().any(|t| {
+                t["id"] == json!(id)
+                    && t["online"] == json!(true)
+                    && t["accounts"][0]["registered"] == json!(true)
+            });
+            online.then_some(())
+        },
+    )
+    .await;
+    if let Err(e) = seen {
         let talkers = my_talkers(&http, &url, &user_token).await;
-        let me = talkers["talkers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == json!(id))
-            .cloned();
-        if me.as_ref().is_some_and(|t| {
-            t["online"] == json!(true) && t["accounts"][0]["registered"] == json!(true)
-        }) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the matcher never saw the talker registered: {talkers}\nagent:\n{}\nmatcher:\n{}",
+        panic!(
+            "{e}: {talkers}\nagent:\n{}\nmatcher:\n{}",
             agent.log(),
             matcher.log()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Shutdown's last heartbeat tells the matcher the account is gone.
     assert!(agent.stop(Duration::from_secs(15)).unwrap().success());

@@ -187,16 +187,19 @@ impl KamailioPair {
             _dir: dir,
         };
         let registered = |p: &testbed::Process| rig::plain(&p.log()).contains("registered aor=");
-        let start = std::time::Instant::now();
-        while !(registered(&pair.a) && registered(&pair.b)) {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "agents not registered\nA:\n{}\nB:\n{}\nkamailio:\n{}",
+        let both = testbed::wait_until_async(
+            "both agents registered at Kamailio",
+            Duration::from_secs(30),
+            || std::future::ready((registered(&pair.a) && registered(&pair.b)).then_some(())),
+        )
+        .await;
+        if let Err(e) = both {
+            panic!(
+                "{e}\nA:\n{}\nB:\n{}\nkamailio:\n{}",
                 pair.a.log(),
                 pair.b.log(),
                 pair.kamailio.process.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         pair
     }
@@ -401,12 +404,6 @@ fn sip_addr(log: &str) -> String {
 }
 
 fn wait_exit(p: &mut testbed::Process, within: Duration) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = p.try_wait().unwrap() {
-            return status;
-        }
-        assert!(start.elapsed() < within, "agent did not exit\n{}", p.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testbed::wait_until("the agent's exit", within, || p.try_wait().unwrap())
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.log()))
 }

@@ -68,20 +68,25 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
         .expect("a worker process");
     let sb = RemoteSession::start(&b_plan, &b, b_ports).await.unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (at_a, at_b) = (sa.stats().await.unwrap(), sb.stats().await.unwrap());
-        if hears(&at_a, 880.0) && hears(&at_b, 520.0) {
-            let sent = at_a.audio.as_ref().map_or(0, |r| r.packets_sent);
-            assert!(sent > 0, "{at_a:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no tones through the worker: A {at_a:?} B {at_b:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let heard = testbed::wait_until_async(
+        "each session hearing the other's tone through the worker",
+        Duration::from_secs(15),
+        || async {
+            let (at_a, at_b) = (sa.stats().await.unwrap(), sb.stats().await.unwrap());
+            (hears(&at_a, 880.0) && hears(&at_b, 520.0)).then_some(at_a)
+        },
+    )
+    .await;
+    let at_a = match heard {
+        Ok(at_a) => at_a,
+        Err(e) => panic!(
+            "{e}: A {:?} B {:?}",
+            sa.stats().await.unwrap(),
+            sb.stats().await.unwrap()
+        ),
+    };
+    let sent = at_a.audio.as_ref().map_or(0, |r| r.packets_sent);
+    assert!(sent > 0, "{at_a:?}");
 
     // One session left: the worker stays; none left: it exits.
     sa.stop().await;
@@ -94,11 +99,13 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     assert!(!MediaWorker::shared().is_running());
     // The process itself ends (and is reaped), so its memory is returned.
     let process = std::path::PathBuf::from(format!("/proc/{pid}"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process.exists() {
-        assert!(Instant::now() < deadline, "worker {pid} did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(
+        &format!("worker {pid} gone from /proc"),
+        Duration::from_secs(5),
+        || std::future::ready((!process.exists()).then_some(())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // A worker that dies takes only the media: requests fail at once, stopping is
     // prompt, and the next call gets a fresh worker.
@@ -109,14 +116,13 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sa.stats().await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "statistics still served by a dead worker"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(
+        "statistics refused once the worker is dead",
+        Duration::from_secs(5),
+        || async { sa.stats().await.is_err().then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let stopping = Instant::now();
     sa.stop().await;
     sb.stop().await;
@@ -154,14 +160,17 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     // The session is over (the worker ended it): stopping it again does nothing.
     sa.stop().await;
     // B still hears A's side, now through the mix, on the ports B already sends to.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let heard = sb.stats().await.unwrap();
-        if hears(&heard, 610.0) && mix.stats().await.is_ok_and(|m| m.legs.len() == 1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B lost A's side: {heard:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let through_the_mix = testbed::wait_until_async(
+        "B hearing A's side through the mix, its one leg",
+        Duration::from_secs(15),
+        || async {
+            let heard = hears(&sb.stats().await.unwrap(), 610.0);
+            (heard && mix.stats().await.is_ok_and(|m| m.legs.len() == 1)).then_some(())
+        },
+    )
+    .await;
+    if let Err(e) = through_the_mix {
+        panic!("{e}: B lost A's side: {:?}", sb.stats().await.unwrap());
     }
     let taken = watcher.stop();
     assert!(taken.is_empty(), "ports free for a moment: {taken:?}");

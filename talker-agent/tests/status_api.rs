@@ -7,16 +7,18 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use splitdial_api::{AccountState, TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use talker_agent::calls::{CallEntry, CallKind, CallState, Calls, OwnerAction};
-use talker_agent::identity::{Challenge, Identity};
-use talker_agent::registration::{AccountHandle, AccountState};
+use talker_agent::calls::{CallEntry, Calls, OwnerAction};
+use talker_agent::identity::Identity;
+use talker_agent::registration::AccountHandle;
 use talker_agent::status_api::{self, CHALLENGE_BURST, MAX_BODY_BYTES, StatusState};
 use talker_agent::trust::Trust;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -217,21 +219,18 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
         },
         stop_registration.clone(),
     );
-    let start = Instant::now();
-    while !matches!(account.state(), AccountState::Registered { .. }) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "not registered: {:?}",
-            account.state()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async("alice registered", Duration::from_secs(20), || {
+        let registered = matches!(account.state(), AccountState::Registered { .. });
+        std::future::ready(registered.then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", account.state()));
 
     let rig = rig(vec![account]).await;
     let (tx, _rx) = mpsc::unbounded_channel();
     let call = rig.calls.add(
-        CallKind::Incoming,
-        CallState::Connected,
+        TalkerCallKind::Incoming,
+        TalkerCallState::Connected,
         "sip-call-1@x",
         "sip:bob@home.example",
         Some(tx),
@@ -427,8 +426,8 @@ async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address(
 fn ringing(rig: &Rig, sip_call_id: &str) -> (CallEntry, mpsc::UnboundedReceiver<OwnerAction>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let entry = rig.calls.add(
-        CallKind::Incoming,
-        CallState::Ringing,
+        TalkerCallKind::Incoming,
+        TalkerCallState::Ringing,
         sip_call_id,
         "sip:bob@home.example",
         Some(tx),
@@ -535,7 +534,7 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
     assert!(actions.try_recv().is_err());
 
     // Answered: answering again is a conflict; hanging up works.
-    call.set_state(CallState::Connected);
+    call.set_state(TalkerCallState::Connected);
     let (code, body) = rig
         .act(
             id,
@@ -571,8 +570,8 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
 
     // A control leg takes no owner actions, even with a valid token: 409.
     let control = rig.calls.add(
-        CallKind::Control,
-        CallState::Connected,
+        TalkerCallKind::Control,
+        TalkerCallState::Connected,
         "ctl-1@x",
         "sip:ctl@x",
         None,

@@ -10,24 +10,30 @@
 //! | re-INVITE, UPDATE | [`ControlLeg::on_refresh`]: the session timer restarts; any offer answered inactive |
 //! | NOTIFY, OPTIONS, INFO / MESSAGE, PUBLISH | 200 / 405 |
 //! | the dialog ended (BYE) | the leg ends and hangs up its referred calls |
+//! | the ACK of our 200 (a dialog state), or [`ACK_WAIT_LIMIT`] without it | the referred calls' reports go out from now on |
 //! | a referred call's progress | [`ControlLeg::on_progress`]: NOTIFY |
 //! | a referred call's end | [`ControlLeg::on_referred_end`]: the final NOTIFY; BYE when the last connected party left |
 //! | the session timer expired | the leg ends alone: BYE, its referred calls go on, detached |
 //! | shutdown | [`ControlLeg::on_shutdown`]: the referred calls hung up and BYE at once, bounded |
+//!
+//! A call dialled on answer can report before the controller's ACK of our 200 is in. Its
+//! reports (and its end) wait in their channels until the ACK arrives, so the leg is
+//! confirmed on both sides before either sends a request in it; the loop takes them once
+//! the ACK is in, or once [`ACK_WAIT_LIMIT`] passed without it.
 
+use super::ack::ACK_WAIT_LIMIT;
 use super::admission::{self, Admission};
 use super::leg_timer::{self, LegTimer};
 use super::refer_notify::{self, ReferSubscriptions};
-use super::{
-    CallControl, SHUTDOWN_BYE_LIMIT, ack_arrived, control_headers, reply, sleep_until_or_never,
-};
-use crate::calls::{CallEntry, CallKind, CallState};
+use super::{CallControl, SHUTDOWN_BYE_LIMIT, control_headers, reply, sleep_until_or_never};
+use crate::calls::CallEntry;
 use crate::media::hub::MediaHub;
 use crate::referred_call::{Outcome, Progress};
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TransactionHandle};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
+use splitdial_api::{TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token;
 use splitdial_sip::headers;
 use splitdial_sip::sdp::SdpSession;
@@ -35,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -57,6 +64,8 @@ enum Event {
     Progress(Progress),
     /// A referred call's task ended.
     ReferredEnded(Result<ReferredEnd, JoinError>),
+    /// The ACK of our 200 did not come within [`ACK_WAIT_LIMIT`].
+    AckOverdue,
     /// No refresh came in time (RFC 4028).
     SessionExpired,
     /// The agent shuts down.
@@ -82,6 +91,9 @@ pub(super) struct ControlLeg {
     sdp: SdpSession,
     timer: Option<LegTimer>,
     states: DialogStateReceiver,
+    /// Until the ACK of our 200 is in: when to stop waiting for it. The referred calls'
+    /// reports wait meanwhile.
+    awaiting_ack: Option<Instant>,
     /// The referred calls under way; each task's end is an event.
     referred: JoinSet<ReferredEnd>,
     /// Cancelled to hang up every referred call (each holds a child token).
@@ -166,17 +178,14 @@ impl ControlLeg {
         info!(%call_id, session_expires = ?timer.as_ref().map(LegTimer::secs), "control leg answered");
         let peer = headers::first(&tx.original.headers, "From").unwrap_or_default();
         let entry = control.calls.add(
-            CallKind::Control,
-            CallState::Connected,
+            TalkerCallKind::Control,
+            TalkerCallState::Connected,
             &call_id,
             peer,
             None,
         );
         // The INVITE's server transaction lives on (retransmitted 200s until the ACK).
-        let mut invite_dialog = Dialog::Invite(dialog.clone());
-        tokio::spawn(async move {
-            let _ = invite_dialog.handle(&mut tx).await;
-        });
+        control.acks.serve_invite(&dialog, tx);
         let (progress_tx, progress) = mpsc::unbounded_channel();
         let hub = MediaHub::new(control.dialer.media.clone());
         Some(Self {
@@ -186,6 +195,7 @@ impl ControlLeg {
             sdp,
             timer,
             states,
+            awaiting_ack: Some(Instant::now() + ACK_WAIT_LIMIT),
             referred: JoinSet::new(),
             hang_up_referred: CancellationToken::new(),
             progress,
@@ -212,11 +222,14 @@ impl ControlLeg {
 
     async fn next_event(&mut self) -> Event {
         let expiry = sleep_until_or_never(self.timer.as_ref().map(LegTimer::deadline));
+        let ack_overdue = sleep_until_or_never(self.awaiting_ack);
+        let acked = self.awaiting_ack.is_none();
         tokio::select! {
             state = self.states.recv() => Event::Dialog(state.map(Box::new)),
-            Some(ended) = self.referred.join_next() => Event::ReferredEnded(ended),
+            () = ack_overdue => Event::AckOverdue,
+            Some(ended) = self.referred.join_next(), if acked => Event::ReferredEnded(ended),
             // The leg holds a sender itself: the channel never closes while it runs.
-            Some(report) = self.progress.recv() => Event::Progress(report),
+            Some(report) = self.progress.recv(), if acked => Event::Progress(report),
             () = expiry => Event::SessionExpired,
             () = self.control.shutdown.cancelled() => Event::Shutdown,
         }
@@ -227,6 +240,10 @@ impl ControlLeg {
         match event {
             Event::Dialog(None) => return Some(LegEnd::HangUp),
             Event::Dialog(Some(state)) => return self.on_dialog_state(*state).await,
+            Event::AckOverdue => {
+                debug!(call_id = %self.call_id, "no ACK for the control leg yet; reporting anyway");
+                self.awaiting_ack = None;
+            }
             Event::Progress(report) => self.on_progress(report).await,
             Event::ReferredEnded(ended) => self.on_referred_end(ended).await,
             Event::SessionExpired => {
@@ -258,6 +275,8 @@ impl ControlLeg {
                 info!(call_id = %self.call_id, ?reason, "control leg ended");
                 return Some(LegEnd::HangUp);
             }
+            // The ACK of our 200 (and, later, the dialog back at rest after a request).
+            DialogState::Confirmed(..) => self.awaiting_ack = None,
             _ => {}
         }
         None
@@ -393,15 +412,10 @@ impl ControlLeg {
         });
     }
 
-    /// Reports `status` to the controller on the subscription `event_id`.
+    /// Reports `status` to the controller on the subscription `event_id` (only once the
+    /// ACK of our 200 is in, or overdue: see [`Self::next_event`]).
     async fn notify(&self, status: u16, event_id: Option<u32>) {
         let (headers, body) = refer_notify::notify(status, event_id);
-        // A call dialled on answer can report before the controller's ACK of our 200 is
-        // in: hold the NOTIFY until then (bounded), so the leg is confirmed on both sides
-        // before either sends a request in it.
-        if !ack_arrived(&Dialog::Invite(self.dialog.clone())).await {
-            debug!(call_id = %self.call_id, "no ACK for the control leg yet; sending the NOTIFY anyway");
-        }
         if let Err(e) = self.dialog.notify(Some(headers), Some(body)).await {
             debug!(error = %e, "NOTIFY failed");
         }

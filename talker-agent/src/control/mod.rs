@@ -14,18 +14,22 @@
 //! * [`leg_timer`] is the leg's RFC 4028 session timer; [`refer_notify`] the
 //!   NOTIFYs that report the referred calls.
 //! * [`ordinary`] rings, answers and serves a call without a token.
+//! * [`ack`] runs the server transaction of each INVITE we answer and lets a request
+//!   that overtook the ACK of our 2xx wait for it.
 
+mod ack;
 mod admission;
 mod leg;
 mod leg_timer;
 mod ordinary;
 mod refer_notify;
 
+pub use ack::AckWatch;
+
 use crate::calls::Calls;
 use crate::config::AnswerPolicy;
 use crate::referred_call::Dialer;
 use crate::trust::Trust;
-use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
@@ -43,10 +47,6 @@ const CONTROL_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, U
 /// At shutdown, how long each call's BYE may wait for its answer (a peer that
 /// never answers would otherwise hold shutdown for timer F, 32 s).
 pub const SHUTDOWN_BYE_LIMIT: Duration = Duration::from_secs(4);
-/// How long an in-dialog request that overtook the ACK of our 2xx waits for
-/// it. rsipstack silently drops such a request (a REFER right behind the ACK,
-/// arriving first over another connection), and over TCP nobody retransmits.
-const ACK_WAIT_LIMIT: Duration = Duration::from_secs(4);
 
 /// Everything the request handlers share.
 pub struct CallControl {
@@ -67,6 +67,8 @@ pub struct CallControl {
     /// Cancelled at shutdown: every control leg hangs up its referred calls and
     /// ends with BYE, concurrently, each bounded by [`SHUTDOWN_BYE_LIMIT`].
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The ACKs of our 2xx answers, which requests that overtook them wait for.
+    pub acks: AckWatch,
 }
 
 impl CallControl {
@@ -98,7 +100,7 @@ impl CallControl {
         match self.dialogs.match_dialog(&tx) {
             Some(mut dialog) => {
                 if !matches!(method, Method::Ack | Method::Bye | Method::Cancel)
-                    && !ack_arrived(&dialog).await
+                    && !self.acks.arrived(&dialog).await
                 {
                     let retry = Header::Other("Retry-After".into(), "1".into());
                     reply_with(&mut tx, 500, "ACK Not Yet Received", vec![retry]).await;
@@ -106,6 +108,10 @@ impl CallControl {
                 }
                 if let Err(e) = dialog.handle(&mut tx).await {
                     debug!(%method, error = %e, "in-dialog request failed");
+                }
+                if method == Method::Bye {
+                    // A BYE ends a dialog that may still have waited for its ACK.
+                    self.acks.dialog_changed();
                 }
             }
             // A REFER is only ever obeyed inside a control dialog.
@@ -135,22 +141,6 @@ async fn sleep_until_or_never(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Waits (bounded by [`ACK_WAIT_LIMIT`]) until the dialog no longer waits for
-/// the ACK of our 2xx; `false` if it still does.
-async fn ack_arrived(dialog: &Dialog) -> bool {
-    let deadline = Instant::now() + ACK_WAIT_LIMIT;
-    while dialog.state().waiting_ack() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        // The ACK is normally a fraction of a millisecond behind our 200, and whatever
-        // waits here (a NOTIFY of a call dialled on answer, a REFER that overtook the
-        // ACK) is on the path the person at the dialer is watching: poll finely.
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    true
 }
 
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {

@@ -4,14 +4,15 @@
 //! the owner answers through the status API. `reject` refuses with 486.
 
 use super::{CallControl, control_headers, reply};
-use crate::calls::{CallEntry, CallKind, CallState, OwnerAction};
+use crate::calls::{CallEntry, OwnerAction};
 use crate::config::Policy;
 use crate::media::hub::{self, LegMedia};
-use crate::media::{AllocatedPorts, Negotiated};
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::StatusCode;
 use rsipstack::transaction::transaction::Transaction;
+use splitdial_api::{TalkerCallKind, TalkerCallState};
+use splitdial_media::{AllocatedPorts, Negotiated};
 use splitdial_sip::headers;
 use splitdial_sip::sdp::{LocalMedia, SdpSession};
 use splitdial_sip::uri_match::SipUri;
@@ -75,18 +76,15 @@ async fn ring(control: &CallControl, mut tx: Transaction, auto: bool) -> Option<
     };
     let (actions_tx, actions) = mpsc::unbounded_channel();
     let entry = Arc::new(control.calls.add(
-        CallKind::Incoming,
-        CallState::Ringing,
+        TalkerCallKind::Incoming,
+        TalkerCallState::Ringing,
         call_id,
         peer,
         Some(actions_tx),
     ));
     let _ = dialog.ringing(None, None);
     info!(%call_id, %peer, auto, "incoming call ringing");
-    let mut invite_dialog = Dialog::Invite(dialog.clone());
-    tokio::spawn(async move {
-        let _ = invite_dialog.handle(&mut tx).await;
-    });
+    control.acks.serve_invite(&dialog, tx);
     Some(OrdinaryCall {
         dialog,
         states,
@@ -154,7 +152,7 @@ async fn answer(control: &CallControl, call: &OrdinaryCall, offer: &[u8]) -> Opt
         warn!(error = %e, "cannot answer");
         return None;
     }
-    call.entry.set_state(CallState::Connected);
+    call.entry.set_state(TalkerCallState::Connected);
     match hub::start(&plan, &control.dialer.media, ports, call.entry.clone()).await {
         Ok(media) => Some(media),
         Err(e) => {

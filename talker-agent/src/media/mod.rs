@@ -3,7 +3,7 @@
 //! every pipeline runs in the media worker process (`talker-media`), so the agent stays small
 //! while idle and a crash in a media pipeline cannot take it down. What the two agree on —
 //! requests and replies, settings, negotiated plans, statistics, reserved ports, errors — is
-//! the `splitdial-media` crate, re-exported here.
+//! the `splitdial-media` crate, which the agent's code names directly.
 //!
 //! * [`settings`] makes the media settings from the configuration.
 //! * [`hub`] connects call legs to the worker: a leg's media, and one control leg's parties
@@ -19,10 +19,3 @@ pub mod settings;
 pub mod worker;
 
 pub use remote::{RemoteConference, RemoteSession};
-pub use settings::{
-    AudioSink, AudioSource, BEEP_MS, MediaSettings, VideoFormat, VideoSink, VideoSource,
-};
-pub use splitdial_media::{
-    AllocatedPorts, Codec, ConferenceStats, Direction, LegId, MediaError, MediaStats, Negotiated,
-    PictureStats, PortNumbers, RtpStats, SettingsError, SocketPair, SoundStats, StreamPlan,
-};

@@ -5,12 +5,9 @@
 //! error that names its field.
 
 use crate::config::{Config, ConfigError};
+use splitdial_media::settings::{AudioSink, AudioSource, MediaSettings, VideoSink, VideoSource};
 use std::path::Path;
 use std::str::FromStr;
-
-pub use splitdial_media::settings::{
-    AudioSink, AudioSource, BEEP_MS, MediaSettings, VideoFormat, VideoSink, VideoSource,
-};
 
 /// The media settings a configuration asks for.
 pub fn from_config(config: &Config, path: &Path) -> Result<MediaSettings, ConfigError> {

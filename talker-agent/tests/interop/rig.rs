@@ -528,21 +528,20 @@ impl Baresip {
     /// Connects to its `ctrl_tcp` socket (events arrive from then on).
     pub async fn control(&self) -> BaresipControl {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.ctrl_port));
-        let mut last = None;
-        for _ in 0..100 {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
-                    return BaresipControl {
-                        stream,
-                        pending: Vec::new(),
-                        messages: Vec::new(),
-                    };
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let connected = testbed::wait_until_async(
+            &format!("baresip's ctrl_tcp accepting on {addr}"),
+            Duration::from_secs(10),
+            || async { TcpStream::connect(addr).await.ok() },
+        )
+        .await;
+        match connected {
+            Ok(stream) => BaresipControl {
+                stream,
+                pending: Vec::new(),
+                messages: Vec::new(),
+            },
+            Err(e) => panic!("{e}: {:?}", TcpStream::connect(addr).await.err()),
         }
-        panic!("ctrl_tcp on {addr}: {last:?}");
     }
 }
 
