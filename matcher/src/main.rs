@@ -3,9 +3,10 @@
 
 use anyhow::Context;
 use clap::Parser;
+use matcher::admin::run_admin;
 use matcher::api::ApiSettings;
 use matcher::calls::CallTimeouts;
-use matcher::cli::{Cli, run_admin};
+use matcher::cli::Cli;
 use matcher::server::{MatcherConfig, RunningMatcher};
 use std::time::Duration;
 
