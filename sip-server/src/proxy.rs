@@ -5,6 +5,7 @@
 use crate::context::{Context, RING_LIMIT};
 use crate::digest::{Check, Credentials};
 use crate::hints;
+use crate::location::Binding;
 use crate::routing::{self, Refusal};
 use rsipstack::sip::{
     Header, Method, Request, Response, SipMessage, StatusCode, Transport, Uri, typed,
@@ -67,8 +68,9 @@ impl From<Refusal> for Answer {
     }
 }
 
+/// Where `tx`'s request goes: loose-routed in its dialog, or to the bindings of
+/// the user of ours it is for, once its caller passed the trust rules.
 fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
-    let mut request = tx.original.clone();
     let transport = tx
         .connection
         .as_ref()
@@ -79,68 +81,115 @@ fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
         .and_then(|c| c.get_remote_addr())
         .cloned();
     let trusted = context.is_trusted(transport, source.as_ref());
+    let request = tx.original.clone();
     let to = headers::first(&request.headers, "To").unwrap_or_default();
-    let in_dialog = wire::has_tag(to);
-
-    if in_dialog {
-        let next = routing::in_dialog_next_hop(context, &mut request)?;
-        if !trusted {
-            hints::strip_auto_answer(&mut request.headers);
-        }
-        return Ok(Plan {
-            branches: vec![(request, next)],
-            record_route: false,
-        });
+    if wire::has_tag(to) {
+        plan_in_dialog(context, request, trusted)
+    } else {
+        plan_out_of_dialog(context, request, trusted)
     }
+}
 
-    // Out of dialog: a preloaded Route naming us is popped; any other Route is
-    // refused (we only route toward our own users).
-    routing::pop_our_routes(context, &mut request)?;
-    if !routing::route_set(&request).is_empty() {
+/// An in-dialog request goes to its one next hop, by our signed Route.
+fn plan_in_dialog(context: &Context, mut request: Request, trusted: bool) -> Result<Plan, Answer> {
+    let next = routing::in_dialog_next_hop(context, &mut request)?;
+    if !trusted {
+        hints::strip_auto_answer(&mut request.headers);
+    }
+    Ok(Plan {
+        branches: vec![(request, next)],
+        record_route: false,
+    })
+}
+
+/// An out-of-dialog request forks to every binding of the user of ours it is
+/// for (or of the one device its GRUU names).
+fn plan_out_of_dialog(
+    context: &Context,
+    mut request: Request,
+    trusted: bool,
+) -> Result<Plan, Answer> {
+    let user = user_of_ours(context, &mut request)?;
+    if !trusted {
+        let identity = authenticate(context, &request)?;
+        consume_credentials(context, &mut request);
+        hints::strip_auto_answer(&mut request.headers);
+        hints::assert_identity(&mut request.headers, identity.as_deref());
+    }
+    routing::decrement_max_forwards(&mut request)?;
+    let bindings = bindings_for(context, &user, gruu_instance(&request.uri).as_deref())?;
+    let branches = branches_to(&request, bindings)?;
+    let record_route = matches!(
+        request.method,
+        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
+    );
+    Ok(Plan {
+        branches,
+        record_route,
+    })
+}
+
+/// The user an out-of-dialog request is for, once its preloaded Route entries
+/// naming us are popped: we route only toward our own users, so any other
+/// Route or domain is refused, and a request without a user is for the server
+/// itself.
+fn user_of_ours(context: &Context, request: &mut Request) -> Result<String, Answer> {
+    routing::pop_our_routes(context, request)?;
+    if !routing::route_set(request).is_empty() {
         return Err(Refusal::new(403, "Relaying Denied").into());
     }
     if !context.is_us(&request.uri.host_with_port) {
         return Err(Refusal::new(403, "Relaying Denied").into());
     }
     let Some(user) = request.uri.user().map(str::to_owned) else {
-        return Err(to_server_itself(&request));
+        return Err(to_server_itself(request));
     };
     if request.method == Method::Cancel {
         return Err(Refusal::new(481, "Call/Transaction Does Not Exist").into());
     }
-    let asserted = if trusted {
-        None
-    } else {
-        let identity = authenticate(context, &request)?;
-        consume_credentials(context, &mut request);
-        hints::strip_auto_answer(&mut request.headers);
-        identity
-    };
-    if !trusted {
-        hints::assert_identity(&mut request.headers, asserted.as_deref());
-    }
-    routing::decrement_max_forwards(&mut request)?;
+    Ok(user)
+}
 
-    let gruu = request.uri.params.iter().find_map(|p| match p {
+/// The `gr` parameter of a GRUU Request-URI: the one device instance meant.
+fn gruu_instance(uri: &Uri) -> Option<String> {
+    uri.params.iter().find_map(|p| match p {
         rsipstack::sip::Param::Other(name, Some(value))
             if name.to_string().eq_ignore_ascii_case("gr") =>
         {
             Some(value.to_string())
         }
         _ => None,
-    });
-    let mut bindings = context.location.lookup(&user);
-    if let Some(instance) = &gruu {
-        bindings.retain(|b| b.instance.as_deref() == Some(instance.as_str()));
+    })
+}
+
+/// `user`'s live bindings (only `instance`'s when a GRUU names one): 404 for
+/// a user we do not have, 480 for one with no binding.
+fn bindings_for(
+    context: &Context,
+    user: &str,
+    instance: Option<&str>,
+) -> Result<Vec<Binding>, Answer> {
+    let mut bindings = context.location.lookup(user);
+    if let Some(instance) = instance {
+        bindings.retain(|b| b.instance.as_deref() == Some(instance));
     }
     if bindings.is_empty() {
-        return Err(if context.user_exists(&user) {
+        return Err(if context.user_exists(user) {
             Refusal::new(480, "Temporarily Unavailable")
         } else {
             Refusal::new(404, "Not Found")
         }
         .into());
     }
+    Ok(bindings)
+}
+
+/// One copy of `request` per binding, addressed to its contact; a contact we
+/// cannot send to is left out, and none left is a 480.
+fn branches_to(
+    request: &Request,
+    bindings: Vec<Binding>,
+) -> Result<Vec<(Request, SipAddr)>, Answer> {
     let mut branches = Vec::new();
     for binding in bindings {
         let Ok(target) = Uri::try_from(binding.uri.as_str()) else {
@@ -156,14 +205,7 @@ fn plan(context: &Context, tx: &Transaction) -> Result<Plan, Answer> {
     if branches.is_empty() {
         return Err(Refusal::new(480, "Temporarily Unavailable").into());
     }
-    let record_route = matches!(
-        request.method,
-        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
-    );
-    Ok(Plan {
-        branches,
-        record_route,
-    })
+    Ok(branches)
 }
 
 /// Body types the server accepts in requests to itself (it reads none of them:
@@ -312,6 +354,12 @@ struct Branch {
     cancel_pending: bool,
 }
 
+/// The `Reason` on the CANCELs of the other branches once one answered 2xx (RFC 3326).
+const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+/// The `Reason` on the CANCELs of the other branches once one answered 6xx.
+const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
+
+/// Forks the request along `plan` and answers the caller from its branches.
 async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) {
     let Some(endpoint) = context.endpoint() else {
         return;
@@ -324,7 +372,7 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
     let call_id = headers::first(&server_tx.original.headers, "Call-ID")
         .unwrap_or_default()
         .to_owned();
-    let (mut branches, mut events) = start_branches(&context, &endpoint, plan, inbound, &call_id);
+    let (branches, events) = start_branches(&context, &endpoint, plan, inbound, &call_id);
     if branches.is_empty() {
         let response = wire::response_to(&server_tx.original, 500, "No Route", vec![]);
         respond(&mut server_tx, response).await;
@@ -338,97 +386,141 @@ async fn forward(context: Arc<Context>, mut server_tx: Transaction, plan: Plan) 
         // for it. An INVITE answered at once (a 407, a 404) needs none.
         let _ = server_tx.send_trying().await;
     }
+    let mut fork = Fork {
+        context,
+        server_tx,
+        method,
+        branches,
+        best: None,
+        answered: false,
+        cancelled: false,
+    };
+    fork.run(events).await;
+    if !fork.answered {
+        fork.answer_best().await;
+    }
+    drain(&mut fork.server_tx).await;
+}
 
-    let mut best: Option<Response> = None;
-    let mut answered = false; // a 2xx went upstream
-    let mut cancelled = false;
-    let deadline = tokio::time::sleep(RING_LIMIT);
-    tokio::pin!(deadline);
-    loop {
-        if branches.iter().all(|b| b.finished) {
-            break;
-        }
-        tokio::select! {
-            event = events.recv() => {
-                let Some(BranchEvent { index, response }) = event else { break };
-                let code = response.as_ref().map_or(408, |r| r.status_code.code());
-                let branch = &mut branches[index];
-                if code < 200 {
-                    branch.provisional = true;
-                    if branch.cancel_pending {
-                        branch.cancel_pending = false;
-                        send_cancel(&context, branch, None);
-                    }
-                } else {
-                    branch.finished = true;
+/// A request forked to its branches, and what went upstream so far (RFC 3261 §16.7).
+struct Fork {
+    context: Arc<Context>,
+    /// The caller's transaction.
+    server_tx: Transaction,
+    method: Method,
+    branches: Vec<Branch>,
+    /// The best final response so far, if none was a 2xx.
+    best: Option<Response>,
+    /// A 2xx went upstream.
+    answered: bool,
+    /// The caller sent CANCEL.
+    cancelled: bool,
+}
+
+impl Fork {
+    /// Takes the branches' responses and the caller's CANCEL until every
+    /// branch finished, the caller's transaction ends, or the branches run out
+    /// of time ([`RING_LIMIT`], [`CANCEL_GRACE`] after a CANCEL).
+    async fn run(&mut self, mut events: mpsc::UnboundedReceiver<BranchEvent>) {
+        let deadline = tokio::time::sleep(RING_LIMIT);
+        tokio::pin!(deadline);
+        while !self.branches.iter().all(|b| b.finished) {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    self.on_branch_event(event).await;
                 }
-                let Some(mut response) = response else {
-                    keep_best(&mut best, wire::response_to(&server_tx.original, 408, "Request Timeout", vec![]));
-                    continue;
-                };
-                routing::pop_top_via(&mut response);
-                match code {
-                    100 => {}
-                    101..=199 => {
-                        if !answered && method == Method::Invite {
-                            respond(&mut server_tx, response).await;
+                incoming = self.server_tx.receive(), if !self.cancelled && !self.answered => {
+                    match incoming {
+                        Some(SipMessage::Request(r)) if r.method == Method::Cancel => {
+                            debug!("caller cancelled");
+                            self.cancelled = true;
+                            cancel_others(&self.context, &mut self.branches, None);
+                            deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
                         }
+                        Some(_) => {}
+                        None => break,
                     }
-                    200..=299 => {
-                        if method == Method::Invite || !answered {
-                            if answered {
-                                // Another fork answered too: the caller decides (§16.7).
-                                let _ = routing::forward_response_statelessly(&context, with_our_via(response, &branches[index])).await;
-                            } else {
-                                respond(&mut server_tx, response).await;
-                            }
-                        }
-                        if !answered {
-                            answered = true;
-                            cancel_others(&context, &mut branches, Some("SIP;cause=200;text=\"Call completed elsewhere\""));
-                        }
-                    }
-                    600..=699 => {
-                        keep_best(&mut best, response);
-                        cancel_others(&context, &mut branches, Some("SIP;cause=600;text=\"Busy Everywhere\""));
-                    }
-                    _ => keep_best(&mut best, response),
                 }
-            }
-            incoming = server_tx.receive(), if !cancelled && !answered => {
-                match incoming {
-                    Some(SipMessage::Request(r)) if r.method == Method::Cancel => {
-                        debug!("caller cancelled");
-                        cancelled = true;
-                        cancel_others(&context, &mut branches, None);
-                        deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
-                    }
-                    Some(_) => {}
-                    None => break,
+                () = &mut deadline => {
+                    debug!("branches did not finish in time");
+                    cancel_others(&self.context, &mut self.branches, None);
+                    break;
                 }
-            }
-            () = &mut deadline => {
-                debug!("branches did not finish in time");
-                cancel_others(&context, &mut branches, None);
-                break;
             }
         }
     }
-    if !answered {
-        let mut response = best.unwrap_or_else(|| {
-            if cancelled {
-                wire::response_to(&server_tx.original, 487, "Request Terminated", vec![])
+
+    /// One branch's response (`None`: it ended without a final one, a 408).
+    async fn on_branch_event(&mut self, BranchEvent { index, response }: BranchEvent) {
+        let code = response.as_ref().map_or(408, |r| r.status_code.code());
+        let branch = &mut self.branches[index];
+        if code < 200 {
+            branch.provisional = true;
+            if branch.cancel_pending {
+                branch.cancel_pending = false;
+                send_cancel(&self.context, branch, None);
+            }
+        } else {
+            branch.finished = true;
+        }
+        let Some(mut response) = response else {
+            let timeout =
+                wire::response_to(&self.server_tx.original, 408, "Request Timeout", vec![]);
+            keep_best(&mut self.best, timeout);
+            return;
+        };
+        routing::pop_top_via(&mut response);
+        match code {
+            100 => {}
+            101..=199 => {
+                if !self.answered && self.method == Method::Invite {
+                    respond(&mut self.server_tx, response).await;
+                }
+            }
+            200..=299 => self.on_success(index, response).await,
+            600..=699 => {
+                keep_best(&mut self.best, response);
+                cancel_others(&self.context, &mut self.branches, Some(BUSY_EVERYWHERE));
+            }
+            _ => keep_best(&mut self.best, response),
+        }
+    }
+
+    /// A 2xx from branch `index`: the first goes up and cancels the other
+    /// branches; a later one of an INVITE goes up too, statelessly.
+    async fn on_success(&mut self, index: usize, response: Response) {
+        if self.method == Method::Invite || !self.answered {
+            if self.answered {
+                // Another fork answered too: the caller decides (§16.7).
+                let response = with_our_via(response, &self.branches[index]);
+                let _ = routing::forward_response_statelessly(&self.context, response).await;
             } else {
-                wire::response_to(&server_tx.original, 408, "Request Timeout", vec![])
+                respond(&mut self.server_tx, response).await;
+            }
+        }
+        if !self.answered {
+            self.answered = true;
+            cancel_others(&self.context, &mut self.branches, Some(COMPLETED_ELSEWHERE));
+        }
+    }
+
+    /// Without a 2xx, the best final response goes up: 487 after the caller's
+    /// CANCEL, 408 when there was none; a 503 becomes 500 (§16.7).
+    async fn answer_best(&mut self) {
+        let original = &self.server_tx.original;
+        let mut response = self.best.take().unwrap_or_else(|| {
+            if self.cancelled {
+                wire::response_to(original, 487, "Request Terminated", vec![])
+            } else {
+                wire::response_to(original, 408, "Request Timeout", vec![])
             }
         });
         if response.status_code.code() == 503 {
-            // §16.7: a 503 from downstream becomes 500 upstream.
-            response = wire::response_to(&server_tx.original, 500, "Server Internal Error", vec![]);
+            response = wire::response_to(original, 500, "Server Internal Error", vec![]);
         }
-        respond(&mut server_tx, response).await;
+        respond(&mut self.server_tx, response).await;
     }
-    drain(&mut server_tx).await;
 }
 
 /// Sends one copy of the request per planned branch, each from its own task; returns the
@@ -458,19 +550,9 @@ fn start_branches(
             }
             routing::push_record_routes(&mut request, &ours);
         }
-        let via = match endpoint.get_via(Some(context.local_addr(outbound)), None) {
-            Ok(via) => via,
-            Err(e) => {
-                debug!(error = %e, "no Via");
-                continue;
-            }
-        };
-        request.headers.push_front(Header::Via(via.into()));
-        let Ok(key) = TransactionKey::from_request(&request, TransactionRole::Client) else {
+        let Some(client) = client_transaction(context, endpoint, &mut request, &dest) else {
             continue;
         };
-        let mut client = Transaction::new_client(key, request.clone(), endpoint.clone(), None);
-        client.destination = Some(dest.clone());
         // The branch's place in this list, which is what its events name: a branch left out
         // above has none, so the plan's own order would point past or at another branch.
         let index = branches.len();
@@ -481,32 +563,62 @@ fn start_branches(
             finished: false,
             cancel_pending: false,
         });
-        let events_tx = events_tx.clone();
         // Each branch sends in its own task: one toward a contact that must first be connected
         // to does not hold up the others.
-        tokio::spawn(async move {
-            if let Err(e) = client.send().await {
-                debug!(error = %e, "branch send failed");
-            }
-            let mut finished = false;
-            while let Some(message) = client.receive().await {
-                if let SipMessage::Response(response) = message {
-                    finished |= response.status_code.code() >= 200;
-                    let _ = events_tx.send(BranchEvent {
-                        index,
-                        response: Some(response),
-                    });
-                }
-            }
-            if !finished {
-                let _ = events_tx.send(BranchEvent {
-                    index,
-                    response: None,
-                });
-            }
-        });
+        tokio::spawn(relay_responses(client, index, events_tx.clone()));
     }
     (branches, events)
+}
+
+/// The client transaction that sends `request` to `dest`, with our Via on top
+/// of it; `None` when it cannot be made.
+fn client_transaction(
+    context: &Context,
+    endpoint: &Arc<EndpointInner>,
+    request: &mut Request,
+    dest: &SipAddr,
+) -> Option<Transaction> {
+    let outbound = dest.r#type.unwrap_or_default();
+    let via = match endpoint.get_via(Some(context.local_addr(outbound)), None) {
+        Ok(via) => via,
+        Err(e) => {
+            debug!(error = %e, "no Via");
+            return None;
+        }
+    };
+    request.headers.push_front(Header::Via(via.into()));
+    let key = TransactionKey::from_request(request, TransactionRole::Client).ok()?;
+    let mut client = Transaction::new_client(key, request.clone(), endpoint.clone(), None);
+    client.destination = Some(dest.clone());
+    Some(client)
+}
+
+/// Sends branch `index` and passes each response it gets to `events`, then a
+/// `None` response when it ended without a final one.
+async fn relay_responses(
+    mut client: Transaction,
+    index: usize,
+    events: mpsc::UnboundedSender<BranchEvent>,
+) {
+    if let Err(e) = client.send().await {
+        debug!(error = %e, "branch send failed");
+    }
+    let mut finished = false;
+    while let Some(message) = client.receive().await {
+        if let SipMessage::Response(response) = message {
+            finished |= response.status_code.code() >= 200;
+            let _ = events.send(BranchEvent {
+                index,
+                response: Some(response),
+            });
+        }
+    }
+    if !finished {
+        let _ = events.send(BranchEvent {
+            index,
+            response: None,
+        });
+    }
 }
 
 /// A second 2xx is sent statelessly: give it back the Via we popped so the
