@@ -370,18 +370,13 @@ pub struct SippRun {
 impl SippRun {
     /// Waits for sipp to exit, at most `timeout` from now; stops it on timeout.
     pub fn wait(mut self, timeout: Duration) -> Result<SippOutcome> {
-        let deadline = Instant::now() + timeout;
-        let (exit, timed_out) = loop {
-            if let Some(status) = self.process.try_wait()? {
-                break (status.code(), false);
-            }
-            if Instant::now() > deadline {
+        let (exit, timed_out) = match self.process.wait_exit(timeout)? {
+            Some(status) => (status.code(), false),
+            None => {
                 // sipp ends on SIGTERM; its statistics file is still read below.
-                let status = self.process.stop(Duration::from_secs(5))?;
-                let _ = status;
-                break (None, true);
+                self.process.stop(Duration::from_secs(5))?;
+                (None, true)
             }
-            std::thread::sleep(Duration::from_millis(20));
         };
         let stats = std::fs::read_to_string(&self.stats_path)
             .ok()
