@@ -180,8 +180,7 @@ impl Household {
         std::fs::create_dir_all(&run_dir)?;
         let cfg = run_dir.join("kamailio.cfg");
         std::fs::write(&cfg, text)?;
-        let process = Spawn::new("kamailio")
-            .args(crate::kamailio::args(&cfg, &run_dir))
+        let process = testbed::kamailio(&cfg, &run_dir, testbed::KAMAILIO_MEMORY_MB)
             .label(format!("kamailio-{domain}"))
             .in_netns(netns)
             .start()?;
