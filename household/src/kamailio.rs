@@ -1,10 +1,9 @@
 //! Kamailio as a household's SIP server: its configuration, written from the
-//! template `kamailio.cfg.in`, and its command line.
+//! template `kamailio.cfg.in` (its command line is [`testbed::kamailio`]'s).
 
 use crate::config_files::Passwords;
 use crate::spec::HouseholdSpec;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
 const TEMPLATE: &str = include_str!("kamailio.cfg.in");
 
@@ -52,24 +51,6 @@ pub fn relay_regex_for(ip: IpAddr) -> String {
         }
         IpAddr::V6(_) => "^127\\.".into(),
     }
-}
-
-/// Kamailio's arguments: the configuration `cfg`, in the foreground, logging
-/// to stderr, its run files under `run_dir`.
-pub fn args(cfg: &Path, run_dir: &Path) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = vec!["-f".into(), cfg.into()];
-    for a in ["-DD", "-E", "-Y"] {
-        args.push(a.into());
-    }
-    args.push(run_dir.into());
-    args.push("-P".into());
-    args.push(run_dir.join("pid").into());
-    args.push("-w".into());
-    args.push(run_dir.into());
-    for a in ["-m", "64", "-M", "8"] {
-        args.push(a.into());
-    }
-    args
 }
 
 #[cfg(test)]

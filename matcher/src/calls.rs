@@ -5,7 +5,8 @@
 //! `lost_control`; their media keeps flowing between the talkers).
 
 use crate::controller::{
-    CallControl, CallPlan, Controller, ControllerError, ControllerEvent, PartyId, SipTransport,
+    CallControl, CallHandle, CallPlan, Controller, ControllerError, ControllerEvent, PartyId,
+    SipTransport,
 };
 use crate::registry::{Media, TalkerSoftware, Transport};
 use crate::route::Route;
@@ -138,15 +139,8 @@ impl CallService {
         media: Media,
         route_json: String,
     ) -> Result<CallRecord, CallError> {
-        let proxy: SocketAddr = route
-            .server
-            .proxy
-            .parse()
-            .map_err(|_| CallError::BadProxy {
-                domain: route.server.domain.clone(),
-                proxy: route.server.proxy.clone(),
-            })?;
         let id = new_call_id();
+        let plan = self.plan_for(&id, route)?;
         let record = CallRecord {
             id: id.clone(),
             caller,
@@ -159,8 +153,39 @@ impl CallService {
             created_at: crate::storage::now_secs(),
             ended_at: None,
         };
-        let plan = CallPlan {
-            call_id: id.clone(),
+        let placed = {
+            let controller = self
+                .inner
+                .controller
+                .lock()
+                .map_err(|_| CallError::ShuttingDown)?;
+            let controller = controller.as_ref().ok_or(CallError::ShuttingDown)?;
+            controller.place(plan)
+        };
+        // The control INVITE is on its way while the call is recorded: the record is two
+        // database writes, and the callee should not wait for them to ring. The controller's
+        // events wait in its channel until the pump below starts, after "matching" is stored,
+        // so the stored order is still the order things happened.
+        let stored = self.store_new_call(&record, &route.server.domain).await;
+        let handle = self.confirm_start(&id, placed, stored).await?;
+        self.follow(&id, &route.server.domain, handle);
+        // The call as created: its progress is in its events, and reading the row back would
+        // be one more statement competing with the set-up for the CPU.
+        Ok(record)
+    }
+
+    /// What the controller needs to place call `id` on `route`.
+    fn plan_for(&self, id: &str, route: &Route) -> Result<CallPlan, CallError> {
+        let proxy: SocketAddr = route
+            .server
+            .proxy
+            .parse()
+            .map_err(|_| CallError::BadProxy {
+                domain: route.server.domain.clone(),
+                proxy: route.server.proxy.clone(),
+            })?;
+        Ok(CallPlan {
+            call_id: id.to_owned(),
             server_domain: route.server.domain.clone(),
             proxy,
             transport: match route.server.transport {
@@ -178,27 +203,23 @@ impl CallService {
             talker_answer_timeout: self.inner.timeouts.talker_answer,
             callee_answer_timeout: self.inner.timeouts.callee_answer,
             hand_off_after_transfer: route.caller_talker.software == TalkerSoftware::SipPhone,
-        };
-        let placed = {
-            let controller = self
-                .inner
-                .controller
-                .lock()
-                .map_err(|_| CallError::ShuttingDown)?;
-            let controller = controller.as_ref().ok_or(CallError::ShuttingDown)?;
-            controller.place(plan)
-        };
-        // The control INVITE is on its way while the call is recorded: the record is two
-        // database writes, and the callee should not wait for them to ring. The controller's
-        // events wait in its channel until the pump below starts, after "matching" is stored,
-        // so the stored order is still the order things happened.
-        let stored = self.store_new_call(&record, &route.server.domain).await;
-        let mut handle = match (placed, stored) {
-            (Ok(handle), Ok(())) => handle,
+        })
+    }
+
+    /// A call has started only when the controller took it and its record is
+    /// stored; when one half failed, this undoes the other.
+    async fn confirm_start(
+        &self,
+        id: &str,
+        placed: Result<CallHandle, ControllerError>,
+        stored: Result<(), CallError>,
+    ) -> Result<CallHandle, CallError> {
+        match (placed, stored) {
+            (Ok(handle), Ok(())) => Ok(handle),
             (Ok(handle), Err(error)) => {
                 // Unrecorded, the call could never be steered or reported: end it at once.
                 let _ = handle.control.hang_up();
-                return Err(error);
+                Err(error)
             }
             (Err(error), stored) => {
                 stored?;
@@ -207,52 +228,55 @@ impl CallService {
                     message: Some(error.to_string()),
                     ..EventDetail::default()
                 };
-                self.record(&id, CallState::Ended, Some("error"), detail)
+                self.record(id, CallState::Ended, Some("error"), detail)
                     .await?;
-                return Err(error.into());
+                Err(error.into())
             }
-        };
+        }
+    }
+
+    /// Keeps a started call steerable (hang-up, add party) while it is live on
+    /// `server`, and records its events as they come.
+    fn follow(&self, id: &str, server: &str, handle: CallHandle) {
         if let Ok(mut live) = self.inner.live.lock() {
             live.insert(
-                id.clone(),
+                id.to_owned(),
                 LiveCall {
                     control: handle.control.clone(),
-                    server: route.server.domain.clone(),
+                    server: server.to_owned(),
                 },
             );
         }
-        let service = self.clone();
-        let call = id.clone();
-        tokio::spawn(async move {
-            while let Some(event) = handle.events.recv().await {
-                let last = event.is_final();
-                if let Err(error) = service.on_event(&call, event).await {
-                    tracing::error!(call, %error, "could not record a call event");
-                }
-                if last {
-                    break;
-                }
+        tokio::spawn(self.clone().record_events(id.to_owned(), handle));
+    }
+
+    /// Records call `call`'s events until its final one, then forgets it as
+    /// live; a controller that vanished without a final event lost the call.
+    async fn record_events(self, call: String, mut handle: CallHandle) {
+        while let Some(event) = handle.events.recv().await {
+            let last = event.is_final();
+            if let Err(error) = self.on_event(&call, event).await {
+                tracing::error!(call, %error, "could not record a call event");
             }
-            if let Ok(mut live) = service.inner.live.lock() {
-                live.remove(&call);
+            if last {
+                break;
             }
-            // A controller that vanished without a final event lost the call.
-            if let Ok(Some(record)) = service.inner.store.call(&call).await
-                && !record.state.is_final()
-            {
-                let _ = service
-                    .record(
-                        &call,
-                        CallState::LostControl,
-                        Some("controller_gone"),
-                        EventDetail::default(),
-                    )
-                    .await;
-            }
-        });
-        // The call as created: its progress is in its events, and reading the row back would
-        // be one more statement competing with the set-up for the CPU.
-        Ok(record)
+        }
+        if let Ok(mut live) = self.inner.live.lock() {
+            live.remove(&call);
+        }
+        if let Ok(Some(record)) = self.inner.store.call(&call).await
+            && !record.state.is_final()
+        {
+            let _ = self
+                .record(
+                    &call,
+                    CallState::LostControl,
+                    Some("controller_gone"),
+                    EventDetail::default(),
+                )
+                .await;
+        }
     }
 
     /// Stores a new call and its first event, `matching` on `server`.

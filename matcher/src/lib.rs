@@ -3,6 +3,7 @@
 //! controller that has that server connect their talkers; and the HTTP API the
 //! dialer and the talkers use.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod calls;

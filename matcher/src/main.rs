@@ -3,10 +3,12 @@
 
 use anyhow::Context;
 use clap::Parser;
+use matcher::admin::run_admin;
 use matcher::api::ApiSettings;
 use matcher::calls::CallTimeouts;
-use matcher::cli::{Cli, run_admin};
+use matcher::cli::Cli;
 use matcher::server::{MatcherConfig, RunningMatcher};
+use splitdial_sip::shutdown::shutdown_signal;
 use std::time::Duration;
 
 #[tokio::main]
@@ -57,19 +59,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         matcher.http_addr(),
         matcher.sip_addr()
     );
-    shutdown_signal().await?;
+    shutdown_signal()
+        .await
+        .context("installing the SIGINT and SIGTERM handlers")?;
     tracing::info!("shutting down: ending live calls");
     matcher.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
     Ok(())
 }

@@ -653,14 +653,13 @@ async fn a_user_holds_a_bounded_number_of_event_streams() {
 
     // A client that goes away gives its place back.
     held.pop();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while open_streams(&w.base).await > 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a dropped stream still counts"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(
+        "the dropped stream not counted",
+        Duration::from_secs(10),
+        || async { (open_streams(&w.base).await <= 2).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let again = open().await;
     assert_eq!(again.status(), StatusCode::OK);
     drop((held, again));

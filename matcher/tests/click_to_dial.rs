@@ -219,49 +219,16 @@ impl Household {
     }
 
     /// Waits until the matcher lists each of `ids` among `owner`'s talkers as
-    /// online with every account registered.
-    async fn wait_online(&self, owner: &str, ids: &[&str], within: Duration) -> Value {
-        // The last answer, for the failure report.
-        let last = std::cell::RefCell::new(Value::Null);
-        let online = testbed::wait_until_async("the talkers online", within, || async {
-            let (status, talkers) = self.get(owner, "/v1/me/talkers").await;
-            let ready = status == 200
-                && ids.iter().all(|id| {
-                    talkers["talkers"].as_array().is_some_and(|list| {
-                        list.iter().any(|t| {
-                            t["id"] == json!(id)
-                                && t["online"] == json!(true)
-                                && t["accounts"].as_array().is_some_and(|a| {
-                                    !a.is_empty()
-                                        && a.iter().all(|a| a["registered"] == json!(true))
-                                })
-                        })
-                    })
-                });
-            *last.borrow_mut() = talkers.clone();
-            ready.then_some(talkers)
-        })
-        .await;
-        online.unwrap_or_else(|e| {
-            panic!(
-                "{e}: {owner}'s talkers {ids:?} never all online: {}\n{}",
-                last.borrow(),
-                self.logs()
-            )
-        })
+    /// online with every account registered; returns that listing.
+    fn wait_online(&self, owner: &str, ids: &[&str], within: Duration) -> Value {
+        tokio::task::block_in_place(|| self.home.wait_owner_online(owner, ids, within))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// An agent's `GET /v1/status`.
-    async fn status(&self, id: &str) -> Value {
-        let addr = self.agent(id).status_addr.unwrap();
-        self.http
-            .get(format!("http://{addr}/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+    fn status(&self, id: &str) -> Value {
+        tokio::task::block_in_place(|| self.home.talker_status(id))
+            .unwrap_or_else(|e| panic!("{id}'s status: {e}"))
     }
 
     /// Opens a call's event stream as alice.
@@ -353,17 +320,8 @@ impl Household {
     }
 
     /// Waits until an agent reports no call at all.
-    async fn wait_no_calls(&self, id: &str) {
-        let what = format!("{id} without calls");
-        testbed::wait_until_async(&what, Duration::from_secs(20), || async {
-            let status = self.status(id).await;
-            status["calls"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-                .then_some(())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+    fn wait_no_calls(&self, id: &str) {
+        tokio::task::block_in_place(|| self.home.wait_no_calls(id));
     }
 
     /// Ends everything in order: agents, matcher, servers.
@@ -498,7 +456,7 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     // fork a request to both.
     let mut gruus = Vec::new();
     for id in ["tv", "tv2"] {
-        let status = h.status(id).await;
+        let status = h.status(id);
         let account = status["accounts"]
             .as_array()
             .unwrap()
@@ -568,7 +526,7 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     // The control leg went to the tv's own instance (its GRUU): the tv holds
     // it, and while the tones flow for 3 s neither tv2 on the same account
     // nor the pc ever holds a call.
-    let tv_calls = h.status("tv").await;
+    let tv_calls = h.status("tv");
     assert!(
         tv_calls["calls"]
             .as_array()
@@ -580,7 +538,7 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     let flowing = Instant::now();
     while flowing.elapsed() < Duration::from_secs(3) {
         for other in ["tv2", "pc"] {
-            let status = h.status(other).await;
+            let status = h.status(other);
             assert!(
                 status["calls"].as_array().is_some_and(Vec::is_empty),
                 "{other} holds a call: {status}\n{}",
@@ -622,8 +580,8 @@ async fn alice_calls_bob_on_her_tv_through_the_one_server_they_share() {
     // Both agents' calls end, and each heard the other's tone.
     h.wait_summaries("tv", 1).await;
     h.wait_summaries("phone", 1).await;
-    h.wait_no_calls("tv").await;
-    h.wait_no_calls("phone").await;
+    h.wait_no_calls("tv");
+    h.wait_no_calls("phone");
     let (tv, phone) = (h.agent("tv"), h.agent("phone"));
     let heard_by_tv = summary_heard_hz(&tv.process.log());
     let heard_by_phone = summary_heard_hz(&phone.process.log());
@@ -726,7 +684,7 @@ async fn carol_joins_the_call_and_the_tv_mixes_all_three() {
         h.wait_summaries(agent, 1).await;
     }
     for agent in ["tv", "phone", "pad"] {
-        h.wait_no_calls(agent).await;
+        h.wait_no_calls(agent);
     }
     // The conference summary comes last on the tv.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -761,7 +719,7 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
         .await;
     assert_connects_in_order(&before_kill);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = h.status("phone").await;
+    let status = h.status("phone");
     let incoming = call_of_kind(&status, "incoming");
     assert_eq!(incoming.len(), 1, "{status}");
     let media_call = incoming[0]["sip_call_id"].as_str().unwrap().to_owned();
@@ -806,18 +764,15 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
     assert_eq!(status, 200);
 
     // The registry is intact: the talkers are listed and come back online.
-    let talkers = h
-        .wait_online("alice", &["tv"], Duration::from_secs(30))
-        .await;
+    let talkers = h.wait_online("alice", &["tv"], Duration::from_secs(30));
     assert_eq!(talkers["talkers"].as_array().unwrap().len(), 1, "{talkers}");
-    h.wait_online("bob", &["phone"], Duration::from_secs(30))
-        .await;
+    h.wait_online("bob", &["phone"], Duration::from_secs(30));
 
     // The media between tv and phone carried on: the phone's call is the
     // same one, still connected, still receiving, seconds after the restart.
     let until = restarted + Duration::from_secs(5);
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
-    let status = h.status("phone").await;
+    let status = h.status("phone");
     let same = call_of_kind(&status, "incoming");
     assert_eq!(same.len(), 1, "{status}");
     assert_eq!(same[0]["sip_call_id"], json!(media_call), "{status}");
@@ -829,7 +784,7 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
         "{received_at_kill} then {received_after}: {status}\n{}",
         h.logs()
     );
-    let tv_status = h.status("tv").await;
+    let tv_status = h.status("tv");
     assert_eq!(call_of_kind(&tv_status, "referred").len(), 1, "{tv_status}");
 
     // A new call can be placed through the restarted matcher (new controller
@@ -859,18 +814,16 @@ async fn a_matcher_killed_mid_call_comes_back_with_the_call_lost_and_the_media_f
     assert_eq!(rest.last().unwrap()["detail"]["reason"], json!("hung_up"));
 
     // Ending the new call left the old one alone.
-    let start = Instant::now();
-    let status = loop {
-        let status = h.status("phone").await;
-        if call_of_kind(&status, "incoming").len() == 1 {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the second call never ended on the phone: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let status = testbed::wait_until_async(
+        "the phone down to the first call",
+        Duration::from_secs(20),
+        || {
+            let status = h.status("phone");
+            std::future::ready((call_of_kind(&status, "incoming").len() == 1).then_some(status))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.logs()));
     let still = call_of_kind(&status, "incoming")[0];
     assert_eq!(still["sip_call_id"], json!(media_call), "{status}");
     assert!(audio_received(still) > received_after, "{status}");

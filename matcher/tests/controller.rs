@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testbed::{Process, Spawn};
+use tokio::sync::mpsc::error::TryRecvError;
 
 const DOMAIN: &str = "home.example";
 const AUTO: &str =
@@ -201,14 +202,14 @@ impl Rig {
             agents.push(start_agent(&cfg, spec.name));
         }
         let location = &server.context().location;
-        let start = Instant::now();
-        while specs.iter().any(|s| location.lookup(s.user).is_empty()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "agents did not register"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        testbed::wait_until_async("the agents registered", Duration::from_secs(30), || async {
+            specs
+                .iter()
+                .all(|s| !location.lookup(s.user).is_empty())
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let controller = Controller::start(ControllerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             issuer: Arc::new(if controller_key_matches {
@@ -295,27 +296,38 @@ async fn events_until(
     within: Duration,
     rig: &Rig,
 ) -> Vec<ControllerEvent> {
-    let deadline = tokio::time::Instant::now() + within;
+    events_until_all(call, std::slice::from_ref(wanted), within, || rig.logs()).await
+}
+
+/// Reads events until every one of `wanted` came, returning every event seen.
+/// A final event before that, a closed channel or `within` passing fail with
+/// `logs()`.
+async fn events_until_all(
+    call: &mut CallHandle,
+    wanted: &[ControllerEvent],
+    within: Duration,
+    logs: impl Fn() -> String,
+) -> Vec<ControllerEvent> {
     let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let event = match tokio::time::timeout(left, call.events.recv()).await {
-            Ok(Some(event)) => event,
-            other => panic!(
-                "waiting for {wanted:?}: {other:?}; seen {seen:?}\n{}",
-                rig.logs()
-            ),
-        };
-        seen.push(event.clone());
-        if &event == wanted {
-            return seen;
+    let all_seen = |seen: &[ControllerEvent]| wanted.iter().all(|w| seen.contains(w));
+    let reading = async {
+        while !all_seen(&seen) {
+            let Some(event) = call.events.recv().await else {
+                panic!("event channel closed; seen {seen:?}\n{}", logs());
+            };
+            let last = event.is_final();
+            seen.push(event);
+            assert!(
+                !last || all_seen(&seen),
+                "call ended before {wanted:?}: {seen:?}\n{}",
+                logs()
+            );
         }
-        assert!(
-            !event.is_final(),
-            "call ended before {wanted:?}: {seen:?}\n{}",
-            rig.logs()
-        );
+    };
+    if tokio::time::timeout(within, reading).await.is_err() {
+        panic!("no {wanted:?} within {within:?}; seen {seen:?}\n{}", logs());
     }
+    seen
 }
 
 /// Asserts the opening of a call that connects party 1.
@@ -427,30 +439,35 @@ async fn a_callee_that_never_answers_ends_the_call_and_stops_ringing() {
     );
     // While B rings, up to the controller giving up, no call of either talker
     // has media, and B's call is seen ringing.
-    let mut seen_ringing = false;
-    let end = loop {
-        for (i, agent) in rig.agents.iter().enumerate() {
-            let status = agent_status(agent).await;
-            assert!(
-                calls_in(&status).iter().all(|c| c["media"].is_null()),
-                "agent {i} has media on an unanswered call: {status}\n{}",
-                rig.logs()
-            );
-            seen_ringing |= i == 1
-                && call_of_kind(&status, "incoming").is_some_and(|c| c["state"] == "ringing");
+    let seen_ringing = std::cell::Cell::new(false);
+    let end = testbed::wait_until_async("the call's end", Duration::from_secs(30), || {
+        let event = match call.events.try_recv() {
+            Ok(event) => Some(event),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => panic!("event channel closed\n{}", rig.logs()),
+        };
+        let (rig, seen_ringing) = (&rig, &seen_ringing);
+        async move {
+            for (i, agent) in rig.agents.iter().enumerate() {
+                let status = agent_status(agent).await;
+                assert!(
+                    calls_in(&status).iter().all(|c| c["media"].is_null()),
+                    "agent {i} has media on an unanswered call: {status}\n{}",
+                    rig.logs()
+                );
+                if i == 1
+                    && call_of_kind(&status, "incoming").is_some_and(|c| c["state"] == "ringing")
+                {
+                    seen_ringing.set(true);
+                }
+            }
+            event
         }
-        match tokio::time::timeout(Duration::from_millis(250), call.events.recv()).await {
-            Ok(Some(event)) => break event,
-            Ok(None) => panic!("event channel closed\n{}", rig.logs()),
-            Err(_) => assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no end within 30 s\n{}",
-                rig.logs()
-            ),
-        }
-    };
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
     assert!(
-        seen_ringing,
+        seen_ringing.get(),
         "B's call never showed ringing\n{}",
         rig.logs()
     );
@@ -544,17 +561,8 @@ async fn an_added_party_joins_and_shutdown_ends_every_call() {
         .await
         .unwrap();
     assert_eq!(carol, PartyId(2));
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let connected = |seen: &Vec<ControllerEvent>, p| {
-        seen.contains(&ControllerEvent::Connected { party: PartyId(p) })
-    };
-    while !(connected(&seen, 1) && connected(&seen, 2)) {
-        assert!(Instant::now() < deadline, "{seen:?}\n{}", rig.logs());
-        let event = next_event(&mut call, Duration::from_secs(40), &rig).await;
-        assert!(!event.is_final(), "{seen:?} then {event:?}\n{}", rig.logs());
-        seen.push(event);
-    }
+    let both = [1, 2].map(|p| ControllerEvent::Connected { party: PartyId(p) });
+    events_until_all(&mut call, &both, Duration::from_secs(60), || rig.logs()).await;
     assert!(
         call.add_party("sip:dave@home.example?Replaces=x")
             .await
@@ -562,11 +570,11 @@ async fn an_added_party_joins_and_shutdown_ends_every_call() {
     );
     // A reports the second party connected (NOTIFY 200) before its media
     // moves into the mix: give the log line a moment on a busy machine.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rig.agents[0].log().contains("mixing locally") {
-        assert!(Instant::now() < deadline, "{}", rig.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testbed::wait_until_async("A mixing locally", Duration::from_secs(10), || async {
+        rig.agents[0].log().contains("mixing locally").then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
 
     // Let the three tones mix, then shut the controller down: it ends the
     // control leg, so A ends both referred calls.
@@ -714,11 +722,15 @@ async fn a_third_party_phone_serves_as_the_talker() {
     );
     let mut bob = start_agent(&bob_cfg, "pc-b");
     let location = &server.context().location;
-    let start = Instant::now();
-    while location.lookup("bob").is_empty() || location.lookup("eve").is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "not registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testbed::wait_until_async(
+        "bob and eve registered",
+        Duration::from_secs(30),
+        || async {
+            (!location.lookup("bob").is_empty() && !location.lookup("eve").is_empty()).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let controller = Controller::start(ControllerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         issuer: Arc::new(issuer),
@@ -744,14 +756,14 @@ async fn a_third_party_phone_serves_as_the_talker() {
         .unwrap();
     let logs =
         |eve: &Process, bob: &Process| format!("baresip:\n{}\nbob:\n{}", eve.log(), bob.log());
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !seen.contains(&ControllerEvent::Connected { party: PartyId(1) }) {
-        match tokio::time::timeout_at(deadline, call.events.recv()).await {
-            Ok(Some(event)) if !event.is_final() => seen.push(event),
-            other => panic!("{other:?} after {seen:?}\n{}", logs(&eve, &bob)),
-        }
-    }
+    let connected = ControllerEvent::Connected { party: PartyId(1) };
+    let seen = events_until_all(
+        &mut call,
+        std::slice::from_ref(&connected),
+        Duration::from_secs(60),
+        || logs(&eve, &bob),
+    )
+    .await;
     assert_connected_in_order(&seen);
     // baresip 1.0 waits for the transferor to hang up (RFC 5589 §6); the
     // plan says the talker is a SIP phone, so the controller does, and the

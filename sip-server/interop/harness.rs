@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testbed::{Process, Spawn};
+use testbed::{KAMAILIO_LOAD_MEMORY_MB, Process, Spawn};
 
 /// Errors of the rig: any error, with a message a test failure can show.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -105,19 +105,14 @@ impl Proxy {
                 (spawn, "sip-server ready")
             }
             ProxyKind::Kamailio => {
-                let run = rundir.path();
-                let mut spawn = spawn("kamailio", netns)
+                let cfg = interop_dir().join("kamailio.cfg");
+                let mut spawn = testbed::kamailio(&cfg, rundir.path(), KAMAILIO_LOAD_MEMORY_MB)
                     .label("kamailio")
-                    .arg("-f")
-                    .arg(interop_dir().join("kamailio.cfg"))
-                    .args(["-DD", "-E", "-Y"])
-                    .arg(run)
-                    .arg("-P")
-                    .arg(run.join("pid"))
-                    .arg("-w")
-                    .arg(run)
-                    .args(["-m", "256", "-M", "8", "-A"])
+                    .arg("-A")
                     .arg(format!("SIP_PORT={port}"));
+                if let Some(ns) = netns {
+                    spawn = spawn.in_netns(ns);
+                }
                 if auth == Auth::Digest {
                     spawn = spawn.args(["-A", "WITH_AUTH"]);
                 }
@@ -370,18 +365,13 @@ pub struct SippRun {
 impl SippRun {
     /// Waits for sipp to exit, at most `timeout` from now; stops it on timeout.
     pub fn wait(mut self, timeout: Duration) -> Result<SippOutcome> {
-        let deadline = Instant::now() + timeout;
-        let (exit, timed_out) = loop {
-            if let Some(status) = self.process.try_wait()? {
-                break (status.code(), false);
-            }
-            if Instant::now() > deadline {
+        let (exit, timed_out) = match self.process.wait_exit(timeout)? {
+            Some(status) => (status.code(), false),
+            None => {
                 // sipp ends on SIGTERM; its statistics file is still read below.
-                let status = self.process.stop(Duration::from_secs(5))?;
-                let _ = status;
-                break (None, true);
+                self.process.stop(Duration::from_secs(5))?;
+                (None, true)
             }
-            std::thread::sleep(Duration::from_millis(20));
         };
         let stats = std::fs::read_to_string(&self.stats_path)
             .ok()

@@ -101,36 +101,35 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         tracing::warn!("no users file: open registration, anyone may register and call");
     }
 
-    let endpoint = bound.endpoint;
-    let mut incoming = endpoint.incoming_transactions()?;
+    let incoming = bound.endpoint.incoming_transactions()?;
+    let handler_context = context.clone();
+    let serving = endpoint::serve_transactions(bound.endpoint, incoming, move |tx| {
+        let context = handler_context.clone();
+        async move {
+            if tx.original.method == Method::Register {
+                registrar::handle(&context, tx).await;
+            } else {
+                proxy::handle(context, tx).await;
+            }
+        }
+    });
     let serve_context = context.clone();
     let serve_cancel = cancel.clone();
     let task = tokio::spawn(async move {
-        let endpoint_task = endpoint.serve();
-        tokio::pin!(endpoint_task);
+        tokio::pin!(serving);
         let mut purge = tokio::time::interval(Duration::from_secs(30));
         loop {
             tokio::select! {
-                () = &mut endpoint_task => break,
+                () = &mut serving => break,
                 () = serve_cancel.cancelled() => break,
                 _ = purge.tick() => {
                     let dropped = serve_context.location.purge();
                     if dropped > 0 { debug!(dropped, "expired bindings purged"); }
                 }
-                tx = incoming.recv() => {
-                    let Some(tx) = tx else { break };
-                    let context = serve_context.clone();
-                    tokio::spawn(async move {
-                        if tx.original.method == Method::Register {
-                            registrar::handle(&context, tx).await;
-                        } else {
-                            proxy::handle(context, tx).await;
-                        }
-                    });
-                }
             }
         }
-        endpoint.shutdown();
+        // The endpoint's own token: it stops too when serving ended otherwise.
+        serve_cancel.cancel();
         info!("sip-server stopped");
     });
     Ok(RunningServer {

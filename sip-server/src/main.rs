@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use sip_server::ServerConfig;
 use sip_server::users::UserDirectory;
+use splitdial_sip::shutdown::shutdown_signal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -81,20 +82,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             server.local_addr(),
             args.domain
         );
-        shutdown_signal().await?;
+        shutdown_signal()
+            .await
+            .context("installing the SIGINT and SIGTERM handlers")?;
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(())
     })
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

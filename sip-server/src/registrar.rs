@@ -33,18 +33,61 @@ fn reply(request: &Request, status: u16, reason: &str, extra: Vec<Header>) -> Re
 
 /// Works out the response to a REGISTER.
 pub fn decide(context: &Context, request: &Request) -> Response {
+    register(context, request).unwrap_or_else(|refusal| refusal)
+}
+
+/// The 200 to a REGISTER that was carried out, or the response that refuses it.
+fn register(context: &Context, request: &Request) -> Result<Response, Response> {
+    let user = user_of_ours(context, request)?;
+    if let Some(challenge) = authenticate(context, request, &user) {
+        return Err(challenge);
+    }
+    let call_id = headers::first(&request.headers, "Call-ID").unwrap_or_default();
+    let cseq = headers::cseq_number(&request.headers).unwrap_or(0);
+    let default_expires = match headers::first(&request.headers, "Expires") {
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| reply(request, 400, "Bad Expires", vec![]))?,
+        None => DEFAULT_EXPIRES,
+    };
+
+    let contacts = headers::list(&request.headers, "Contact");
+    if contacts.iter().any(|c| c.trim() == "*") {
+        if contacts.len() != 1 || default_expires != 0 {
+            return Err(reply(request, 400, "Wildcard Needs Expires 0", vec![]));
+        }
+        context.location.remove_all(&user);
+        info!(%user, "unregistered all contacts");
+        return Ok(ok(context, request, &user));
+    }
+    let updates = contact_updates(context, request, &contacts, default_expires)?;
+    if !updates.is_empty() {
+        match context.location.update(&user, call_id, cseq, &updates) {
+            Ok(()) => info!(%user, contacts = updates.len(), "registered"),
+            Err(UpdateError::OutOfOrder) => {
+                return Err(reply(request, 500, "Out Of Order Register", vec![]));
+            }
+        }
+    }
+    Ok(ok(context, request, &user))
+}
+
+/// The user a REGISTER is for: the user part of its `To`, in our domain (as
+/// its Request-URI must be), with no extension required but GRUU.
+fn user_of_ours(context: &Context, request: &Request) -> Result<String, Response> {
     if !context.is_us(&request.uri.host_with_port) {
-        return reply(request, 403, "Not Our Domain", vec![]);
+        return Err(reply(request, 403, "Not Our Domain", vec![]));
     }
     let to = headers::first(&request.headers, "To").unwrap_or_default();
     let Ok(to) = typed::To::parse(to) else {
-        return reply(request, 400, "Bad To", vec![]);
+        return Err(reply(request, 400, "Bad To", vec![]));
     };
     if !context.is_us(&to.uri.host_with_port) {
-        return reply(request, 403, "Not Our Domain", vec![]);
+        return Err(reply(request, 403, "Not Our Domain", vec![]));
     }
     let Some(user) = to.uri.user().map(str::to_owned) else {
-        return reply(request, 400, "No User In To", vec![]);
+        return Err(reply(request, 400, "No User In To", vec![]));
     };
     let unsupported: Vec<String> = headers::list(&request.headers, "Require")
         .into_iter()
@@ -52,35 +95,24 @@ pub fn decide(context: &Context, request: &Request) -> Response {
         .collect();
     if !unsupported.is_empty() {
         let h = rsipstack::sip::headers::make_header("Unsupported", unsupported.join(", "));
-        return reply(request, 420, "Bad Extension", vec![h]);
+        return Err(reply(request, 420, "Bad Extension", vec![h]));
     }
-    if let Some(challenge) = authenticate(context, request, &user) {
-        return challenge;
-    }
-    let call_id = headers::first(&request.headers, "Call-ID").unwrap_or_default();
-    let cseq = headers::cseq_number(&request.headers).unwrap_or(0);
-    let default_expires = match headers::first(&request.headers, "Expires") {
-        Some(v) => match v.trim().parse::<u32>() {
-            Ok(e) => e,
-            Err(_) => return reply(request, 400, "Bad Expires", vec![]),
-        },
-        None => DEFAULT_EXPIRES,
-    };
+    Ok(user)
+}
 
-    let contacts = headers::list(&request.headers, "Contact");
-    if contacts.iter().any(|c| c.trim() == "*") {
-        if contacts.len() != 1 || default_expires != 0 {
-            return reply(request, 400, "Wildcard Needs Expires 0", vec![]);
-        }
-        context.location.remove_all(&user);
-        info!(%user, "unregistered all contacts");
-        return ok(context, request, &user);
-    }
-
+/// The binding changes `contacts` ask for, each expiring after its own
+/// `expires` or else `default_expires`, cut to our limits: shorter than the
+/// minimum (but not 0, which removes) is refused with 423.
+fn contact_updates(
+    context: &Context,
+    request: &Request,
+    contacts: &[String],
+    default_expires: u32,
+) -> Result<Vec<ContactUpdate>, Response> {
     let mut updates = Vec::new();
-    for value in &contacts {
+    for value in contacts {
         let Ok(contact) = typed::Contact::parse(value) else {
-            return reply(request, 400, "Bad Contact", vec![]);
+            return Err(reply(request, 400, "Bad Contact", vec![]));
         };
         let expires = contact.expires().unwrap_or(default_expires);
         if expires != 0 && expires < context.config.min_expires {
@@ -88,7 +120,7 @@ pub fn decide(context: &Context, request: &Request) -> Response {
                 "Min-Expires",
                 context.config.min_expires.to_string(),
             );
-            return reply(request, 423, "Interval Too Brief", vec![h]);
+            return Err(reply(request, 423, "Interval Too Brief", vec![h]));
         }
         let expires = expires.min(context.config.max_expires);
         updates.push(ContactUpdate {
@@ -98,15 +130,7 @@ pub fn decide(context: &Context, request: &Request) -> Response {
             q: contact.q().unwrap_or(1.0),
         });
     }
-    if !updates.is_empty() {
-        match context.location.update(&user, call_id, cseq, &updates) {
-            Ok(()) => info!(%user, contacts = updates.len(), "registered"),
-            Err(UpdateError::OutOfOrder) => {
-                return reply(request, 500, "Out Of Order Register", vec![]);
-            }
-        }
-    }
-    ok(context, request, &user)
+    Ok(updates)
 }
 
 /// Checks digest credentials when a users file is in force. `Some(response)`

@@ -1,17 +1,20 @@
 //! An rsipstack endpoint bound to UDP and TCP on one address, with splitdial's
 //! defaults: our Call-ID suffix, our User-Agent, no DNS, and TCP without
-//! Nagle's algorithm ([`crate::tcp_flow`]).
+//! Nagle's algorithm ([`crate::tcp_flow`]); and the loop that serves it,
+//! handing each incoming transaction to the element's handler.
 
 use crate::screened_socket::ScreenedUdpSocket;
 use crate::tcp_flow::OutboundFlows;
 use async_trait::async_trait;
 use rsipstack::EndpointBuilder;
 use rsipstack::sip::{Host, HostWithPort};
-use rsipstack::transaction::Endpoint;
 use rsipstack::transaction::endpoint::{EndpointOption, TransportEventInspector};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::{Endpoint, TransactionReceiver};
 use rsipstack::transport::transport_layer::DomainResolver;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio_util::sync::CancellationToken;
 
@@ -126,6 +129,32 @@ fn tcp_listener(local: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.bind(&local.into())?;
     socket.listen(128)?;
     tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// Runs `endpoint` (its transports and transaction timers) and hands every
+/// transaction from `incoming` (its [`Endpoint::incoming_transactions`]) to
+/// `handle`, each in a task of its own so that a slow one holds up no other,
+/// until the endpoint stops (its cancel token) or stops delivering
+/// transactions.
+pub async fn serve_transactions<H, F>(
+    endpoint: Endpoint,
+    mut incoming: TransactionReceiver,
+    handle: H,
+) where
+    H: Fn(Transaction) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let serve = endpoint.serve();
+    tokio::pin!(serve);
+    loop {
+        tokio::select! {
+            () = &mut serve => break,
+            tx = incoming.recv() => {
+                let Some(tx) = tx else { break };
+                tokio::spawn(handle(tx));
+            }
+        }
+    }
 }
 
 /// A resolver that never asks DNS: IP literals pass, `localhost` is loopback,

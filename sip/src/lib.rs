@@ -5,7 +5,8 @@
 //! wrapped once:
 //!
 //! * [`endpoint`] binds UDP and TCP on one address with safe defaults: our own
-//!   Call-ID suffix, and a resolver that never looks up a domain name in DNS.
+//!   Call-ID suffix, and a resolver that never looks up a domain name in DNS;
+//!   and serves it, each incoming transaction in a task of its own.
 //! * [`digest_names`] lets rsipstack's digest client speak RFC 8760's
 //!   `SHA-256` (it only knows a non-standard spelling).
 //! * [`screen`] checks a parsed request the way a careful proxy must before acting
@@ -32,6 +33,8 @@
 //!   `Min-SE`, and says when to refresh and when to give up.
 //! * [`sdp`] writes and reads SDP offers and answers (RFC 3264), one
 //!   [`sdp::SdpSession`] per dialog.
+//! * [`shutdown`] is how an element's process is asked to stop (SIGINT,
+//!   SIGTERM), so that it can end its dialogs first.
 
 pub mod call_token;
 pub mod digest_names;
@@ -43,6 +46,7 @@ pub mod screen;
 pub mod screened_socket;
 pub mod sdp;
 pub mod session_timer;
+pub mod shutdown;
 pub mod sipfrag;
 pub mod subscription;
 pub mod tcp_flow;

@@ -9,8 +9,8 @@
 //! * [`lan`] builds a simulated home LAN (a bridge namespace plus one namespace
 //!   per host) and tears it down on drop.
 //! * [`avahi`] runs the reference mDNS stack inside one LAN host; [`postgres`] a
-//!   throw-away PostgreSQL server; [`media_summary`] reads an agent's `media
-//!   summary` log line.
+//!   throw-away PostgreSQL server; [`kamailio`] the reference SIP server's
+//!   command line; [`media_summary`] reads an agent's `media summary` log line.
 //!
 //! Test support that every crate's tests share (one home each, not a copy per
 //! test file):
@@ -32,6 +32,7 @@
 
 pub mod avahi;
 pub mod binary;
+pub mod kamailio;
 pub mod lan;
 pub mod media_summary;
 pub mod name;
@@ -44,6 +45,7 @@ pub mod wait;
 
 pub use avahi::{AvahiStack, avahi_resolved};
 pub use binary::{find_binary, workspace_binary};
+pub use kamailio::{KAMAILIO_LOAD_MEMORY_MB, KAMAILIO_MEMORY_MB, kamailio};
 pub use lan::{Lan, LanBuilder, LanHost};
 pub use media_summary::MediaSummary;
 pub use name::unique_name;

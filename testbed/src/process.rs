@@ -145,6 +145,9 @@ impl Process {
     }
 }
 
+/// How often [`Process::wait_exit`] asks whether the process exited.
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
 /// A running child process, ended (SIGTERM, then SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Process {
@@ -210,6 +213,26 @@ impl Process {
         Ok(self.child.try_wait()?)
     }
 
+    /// Waits up to `within` for the process to exit: its exit status, or
+    /// `None` while it still runs then.
+    ///
+    /// Unlike [`crate::wait_until`] it looks every 10 ms throughout: asking
+    /// the kernel costs next to nothing, and a one-shot command's end is
+    /// awaited on every household start.
+    pub fn wait_exit(&mut self, within: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            let left = within.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            std::thread::sleep(EXIT_POLL.min(left));
+        }
+    }
+
     /// Sends SIGTERM and waits up to `grace` for the exit, then SIGKILL.
     /// Returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Result<std::process::ExitStatus> {
@@ -217,12 +240,8 @@ impl Process {
             return Ok(status);
         }
         let _ = self.signal(Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < grace {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(status) = self.wait_exit(grace)? {
+            return Ok(status);
         }
         tracing::warn!(label = %self.label, "did not stop on SIGTERM; killing");
         let _ = self.child.kill();
@@ -287,5 +306,21 @@ mod tests {
             .wait_for_output("never", Duration::from_secs(5))
             .unwrap_err();
         assert!(err.to_string().contains("exited"), "{err}");
+    }
+
+    #[test]
+    fn waits_for_an_exit_within_its_bound() {
+        let mut done = Spawn::new("sh").args(["-c", "exit 3"]).start().unwrap();
+        let status = done.wait_exit(Duration::from_secs(5)).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(3));
+        let mut running = Spawn::new("sleep").arg("30").start().unwrap();
+        let start = Instant::now();
+        assert!(
+            running
+                .wait_exit(Duration::from_millis(200))
+                .unwrap()
+                .is_none()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(200));
     }
 }

@@ -65,26 +65,31 @@ fn avahi_sees_the_demo_talkers() {
         .cloned()
         .collect();
     assert_eq!(at_home.len(), 3);
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let (_, resolved) = avahi.browse(host, "_splitdial._tcp").unwrap();
-        let seen = |talker: &TalkerSpec| {
-            resolved.iter().any(|(name, txt)| {
-                *name == talker.name
-                    && txt.iter().any(|s| *s == format!("id={}", talker.id))
-                    && txt.iter().any(|s| s == "txtvers=1")
-                    && txt.iter().any(|s| *s == format!("kind={}", talker.kind))
-            })
-        };
-        if at_home.iter().all(seen) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Avahi resolved {resolved:#?}\nexpected {:?}\n{}",
+    let seen = |resolved: &[(String, Vec<String>)], talker: &TalkerSpec| {
+        resolved.iter().any(|(name, txt)| {
+            *name == talker.name
+                && txt.iter().any(|s| *s == format!("id={}", talker.id))
+                && txt.iter().any(|s| s == "txtvers=1")
+                && txt.iter().any(|s| *s == format!("kind={}", talker.kind))
+        })
+    };
+    let mut last = Vec::new();
+    testbed::wait_until(
+        "Avahi resolving the talkers at home",
+        Duration::from_secs(40),
+        || {
+            let (_, resolved) = avahi.browse(host, "_splitdial._tcp").unwrap();
+            let all = at_home.iter().all(|talker| seen(&resolved, talker));
+            last = resolved;
+            all.then_some(())
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: Avahi resolved {last:#?}\nexpected {:?}\n{}",
             at_home.iter().map(|t| &t.name).collect::<Vec<_>>(),
             avahi.daemon_log()
-        );
-    }
+        )
+    });
     home.shutdown();
 }

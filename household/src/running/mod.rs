@@ -298,20 +298,13 @@ impl Household {
         for talker in &self.talkers {
             let _ = talker.process.signal(Signal::SIGTERM);
         }
+        // One grace period for all of them: they were all signalled at once.
         let deadline = Instant::now() + AGENT_STOP_GRACE;
         for talker in &mut self.talkers {
-            loop {
-                match talker.process.try_wait() {
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Ok(None) => {
-                        tracing::warn!(talker = %talker.spec.id, "agent ignored SIGTERM; killing");
-                        let _ = talker.process.kill();
-                        break;
-                    }
-                    _ => break,
-                }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(None) = talker.process.wait_exit(left) {
+                tracing::warn!(talker = %talker.spec.id, "agent ignored SIGTERM; killing");
+                let _ = talker.process.kill();
             }
         }
         if let Some(matcher) = &mut self.matcher {

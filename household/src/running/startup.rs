@@ -5,7 +5,8 @@ use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
 use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
 use crate::spec::{
-    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, TalkerSoftware, TalkerSpec,
+    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, ServerSpec,
+    TalkerSoftware, TalkerSpec,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -54,6 +55,13 @@ impl Binaries {
 /// `RUST_LOG` for the household's programs (`HOUSEHOLD_LOG` overrides it).
 fn log_filter() -> String {
     std::env::var("HOUSEHOLD_LOG").unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn".into())
+}
+
+/// One of the household's own programs, logging at [`log_filter`] without colour.
+fn household_program(binary: &Path) -> Spawn {
+    Spawn::new(binary)
+        .env("RUST_LOG", log_filter())
+        .env("NO_COLOR", "1")
 }
 
 impl Household {
@@ -172,8 +180,7 @@ impl Household {
         std::fs::create_dir_all(&run_dir)?;
         let cfg = run_dir.join("kamailio.cfg");
         std::fs::write(&cfg, text)?;
-        let process = Spawn::new("kamailio")
-            .args(crate::kamailio::args(&cfg, &run_dir))
+        let process = testbed::kamailio(&cfg, &run_dir, testbed::KAMAILIO_MEMORY_MB)
             .label(format!("kamailio-{domain}"))
             .in_netns(netns)
             .start()?;
@@ -198,7 +205,7 @@ impl Household {
                 .path()
                 .join(format!("{}.users.toml", server.domain));
             std::fs::write(&users, users_file(&self.spec, &server.domain, passwords))?;
-            let mut spawn = Spawn::new(&binaries.sip_server)
+            let mut spawn = household_program(&binaries.sip_server)
                 .arg("--listen")
                 .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
                 .arg("--domain")
@@ -207,8 +214,6 @@ impl Household {
                 .arg(&users)
                 .arg("--trusted")
                 .arg(self.controller_ip().to_string())
-                .env("RUST_LOG", log_filter())
-                .env("NO_COLOR", "1")
                 .label(format!("sip-server-{}", server.domain));
             if let Some(ns) = &cloud_netns {
                 spawn = spawn.in_netns(ns);
@@ -250,9 +255,12 @@ impl Household {
         binaries: &Binaries,
         db: &str,
     ) -> Result<BTreeMap<String, String>, Error> {
-        let admin = |args: &[&str]| admin(&binaries.matcher, db, args);
+        let admin = MatcherAdmin {
+            matcher: &binaries.matcher,
+            db,
+        };
         for user in &self.spec.users {
-            admin(&[
+            admin.run(&[
                 "user",
                 "add",
                 &user.name,
@@ -267,32 +275,13 @@ impl Household {
                 .find(|s| s.domain == server.domain)
                 .map(|s| s.addr.to_string())
                 .unwrap_or_default();
-            admin(&[
-                "server",
-                "add",
-                &server.domain,
-                "--proxy",
-                &proxy,
-                "--transport",
-                "tcp",
-                "--cost",
-                &server.cost.to_string(),
-                "--trust",
-                "address",
-            ])?;
+            admin.add_server(server, &proxy)?;
         }
         for user in &self.spec.users {
             for contact in &user.contacts {
-                match contact {
-                    ContactSpec::User { name, user: other } => {
-                        admin(&["contact", "add", &user.name, name, "--user", other])?
-                    }
-                    ContactSpec::Address { name, address } => {
-                        admin(&["contact", "add", &user.name, name, "--address", address])?
-                    }
-                };
+                admin.add_contact(&user.name, contact)?;
             }
-            let token = admin(&["user", "token", &user.name, "--label", "household"])?;
+            let token = admin.run(&["user", "token", &user.name, "--label", "household"])?;
             self.tokens
                 .insert(user.name.clone(), json_string(&token, "token")?);
         }
@@ -302,24 +291,10 @@ impl Household {
                 continue;
             };
             if talker.software == TalkerSoftware::Baresip {
-                let aors: Vec<String> = talker.accounts.iter().map(|a| a.aor()).collect();
-                let mut args = vec![
-                    "talker",
-                    "add",
-                    owner,
-                    &talker.id,
-                    "--name",
-                    &talker.name,
-                    "--kind",
-                    &talker.kind,
-                ];
-                for aor in &aors {
-                    args.extend(["--account", aor]);
-                }
-                admin(&args)?;
+                admin.add_sip_phone(owner, talker)?;
                 continue;
             }
-            let token = admin(&["enroll-token", owner])?;
+            let token = admin.run(&["enroll-token", owner])?;
             enroll.insert(talker.id.clone(), json_string(&token, "token")?);
         }
         Ok(enroll)
@@ -363,7 +338,7 @@ impl Household {
         db: &str,
         listen: SocketAddr,
     ) -> Result<(), Error> {
-        let mut spawn = Spawn::new(&binaries.matcher)
+        let mut spawn = household_program(&binaries.matcher)
             .arg("--db")
             .arg(db)
             .arg("--listen")
@@ -372,8 +347,6 @@ impl Household {
             .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
             .arg("--heartbeat-interval")
             .arg(self.spec.heartbeat_interval_s.max(1).to_string())
-            .env("RUST_LOG", log_filter())
-            .env("NO_COLOR", "1")
             .label("matcher");
         if let Some(ns) = self.cloud_netns() {
             spawn = spawn.in_netns(ns);
@@ -411,6 +384,9 @@ impl Household {
         }
     }
 
+    /// Starts every talker: the agents (enrolled first when they have an
+    /// owner), then waits for each agent's ready line; the baresip phones
+    /// have none.
     fn start_talkers(
         &mut self,
         binaries: &Binaries,
@@ -422,7 +398,6 @@ impl Household {
             .iter()
             .map(|s| (s.domain.clone(), s.addr))
             .collect();
-        let matcher_url = self.matcher_url();
         let mut started = Vec::new();
         let mut phones = Vec::new();
         for talker in &self.spec.talkers {
@@ -430,73 +405,15 @@ impl Household {
                 phones.push(self.start_baresip(talker, &proxies, passwords)?);
                 continue;
             }
-            let state_dir = self.dir.path().join(format!("{}-state", talker.id));
-            let config_path = self.dir.path().join(format!("{}.toml", talker.id));
-            let text = agent_config(
-                &self.spec,
-                talker,
-                &self.agent_placement(talker),
-                &proxies,
-                passwords,
-                &state_dir,
-                &matcher_url,
-            );
-            std::fs::write(&config_path, text)?;
-            let netns = self
-                .lan
-                .as_ref()
-                .map(|lan| lan.host(&talker.id).netns().to_owned());
-            if let Some(token) = enroll_tokens.get(&talker.id) {
-                // The token goes through the environment, never the command line.
-                let mut enroll = Spawn::new(&binaries.talker_agent)
-                    .arg("enroll")
-                    .arg("--config")
-                    .arg(&config_path)
-                    .env("SPLITDIAL_ENROLL_TOKEN", token)
-                    .env("RUST_LOG", log_filter())
-                    .env("NO_COLOR", "1")
-                    .label(format!("enroll-{}", talker.id));
-                if let Some(ns) = &netns {
-                    enroll = enroll.in_netns(ns);
-                }
-                run_to_end(enroll, &format!("talker-agent enroll {}", talker.id))?;
-            }
-            let mut spawn = Spawn::new(&binaries.talker_agent)
-                .arg("--config")
-                .arg(&config_path)
-                .env("RUST_LOG", log_filter())
-                .env("NO_COLOR", "1")
-                .label(talker.id.clone());
-            if let Some(ns) = &netns {
-                spawn = spawn.in_netns(ns);
-            }
-            started.push((talker.clone(), netns, spawn.start()?));
+            let enroll_token = enroll_tokens.get(&talker.id).map(String::as_str);
+            started.push(self.start_agent(binaries, talker, &proxies, passwords, enroll_token)?);
         }
         // Collect every ready line before failing, so all processes are owned
         // (and ended) even when one does not come up.
         let mut first_error = None;
-        for (spec, netns, mut process) in started {
-            match ready_line(&mut process, "talker-agent ready", READY_TIMEOUT) {
-                Ok(line) => {
-                    // `talker-agent ready id ID sip ADDR status ADDR`
-                    let sip = word_after(&line, "sip").and_then(|w| w.parse().ok());
-                    let status = word_after(&line, "status").and_then(|w| w.parse().ok());
-                    match (sip, status) {
-                        (Some(sip_addr), Some(status_addr)) => self.talkers.push(RunningTalker {
-                            spec,
-                            sip_addr,
-                            status_addr: Some(status_addr),
-                            netns,
-                            process,
-                        }),
-                        _ => {
-                            first_error.get_or_insert(Error::Output {
-                                what: format!("talker-agent {} ready line", spec.id),
-                                output: line,
-                            });
-                        }
-                    }
-                }
+        for agent in started {
+            match agent.ready() {
+                Ok(talker) => self.talkers.push(talker),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -504,6 +421,61 @@ impl Household {
         }
         self.talkers.extend(phones);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes talker agent `talker`'s configuration, enrolls it with
+    /// `enroll_token` (when it has an owner) and starts it.
+    fn start_agent(
+        &self,
+        binaries: &Binaries,
+        talker: &TalkerSpec,
+        proxies: &BTreeMap<String, SocketAddr>,
+        passwords: &Passwords,
+        enroll_token: Option<&str>,
+    ) -> Result<StartingAgent, Error> {
+        let state_dir = self.dir.path().join(format!("{}-state", talker.id));
+        let config_path = self.dir.path().join(format!("{}.toml", talker.id));
+        let text = agent_config(
+            &self.spec,
+            talker,
+            &self.agent_placement(talker),
+            proxies,
+            passwords,
+            &state_dir,
+            &self.matcher_url(),
+        );
+        std::fs::write(&config_path, text)?;
+        let netns = self
+            .lan
+            .as_ref()
+            .map(|lan| lan.host(&talker.id).netns().to_owned());
+        let in_place = |spawn: Spawn| match &netns {
+            Some(ns) => spawn.in_netns(ns),
+            None => spawn,
+        };
+        if let Some(token) = enroll_token {
+            // The token goes through the environment, never the command line.
+            let enroll = household_program(&binaries.talker_agent)
+                .arg("enroll")
+                .arg("--config")
+                .arg(&config_path)
+                .env("SPLITDIAL_ENROLL_TOKEN", token)
+                .label(format!("enroll-{}", talker.id));
+            run_to_end(
+                in_place(enroll),
+                &format!("talker-agent enroll {}", talker.id),
+            )?;
+        }
+        let agent = household_program(&binaries.talker_agent)
+            .arg("--config")
+            .arg(&config_path)
+            .label(talker.id.clone());
+        let process = in_place(agent).start()?;
+        Ok(StartingAgent {
+            spec: talker.clone(),
+            netns,
+            process,
+        })
     }
 
     /// Starts baresip as phone `talker` on its LAN host (its registration is
@@ -562,7 +534,8 @@ impl Household {
     /// account registered, and every plain SIP phone reports its accounts
     /// registered.
     pub fn wait_all_online(&self, within: Duration) -> Result<(), Error> {
-        let start = Instant::now();
+        let deadline = Instant::now() + within;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let mut owners: Vec<&str> = self
             .spec
             .talkers
@@ -579,70 +552,219 @@ impl Household {
                 .filter(|t| t.owner.as_deref() == Some(owner))
                 .map(|t| t.id.as_str())
                 .collect();
-            let mut last = String::new();
-            loop {
-                let answer = self.matcher_request(owner, "GET", "/v1/me/talkers", None);
-                if let Ok(response) = &answer {
-                    if response.status == 200 && all_online(&response.json(), &ids) {
-                        break;
-                    }
-                    last = format!("{} {}", response.status, response.body);
-                } else if let Err(e) = &answer {
-                    last = e.to_string();
-                }
-                if start.elapsed() > within {
-                    return Err(Error::Timeout {
-                        what: format!(
-                            "{owner}'s talkers {ids:?} online; last answer: {last}\n{}",
-                            self.logs()
-                        ),
-                        after: within,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
+            self.wait_owner_online(owner, &ids, left())
+                .map_err(|e| of_whole_wait(e, within))?;
         }
         for talker in self.talkers.iter().filter(|t| t.spec.owner.is_none()) {
-            if talker.spec.software == TalkerSoftware::Baresip {
-                while !talker.process.log().contains(crate::baresip::REGISTERED) {
-                    if start.elapsed() > within {
-                        return Err(Error::Timeout {
-                            what: format!(
-                                "{} (baresip) registered\n{}",
-                                talker.spec.id,
-                                self.logs()
-                            ),
-                            after: within,
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                continue;
-            }
-            loop {
-                let status = self.talker_status(&talker.spec.id);
-                let registered = status.as_ref().is_ok_and(|s| {
-                    s["accounts"].as_array().is_some_and(|a| {
-                        !a.is_empty() && a.iter().all(|a| a["state"] == "registered")
-                    })
-                });
-                if registered {
-                    break;
-                }
-                if start.elapsed() > within {
-                    return Err(Error::Timeout {
-                        what: format!(
-                            "{}'s accounts registered: {status:?}\n{}",
-                            talker.spec.id,
-                            self.logs()
-                        ),
-                        after: within,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
+            let registered = if talker.spec.software == TalkerSoftware::Baresip {
+                self.wait_baresip_registered(talker, left())
+            } else {
+                self.wait_accounts_registered(&talker.spec.id, left())
+            };
+            registered.map_err(|e| of_whole_wait(e, within))?;
         }
         Ok(())
+    }
+
+    /// Waits until the matcher lists `owner`'s talkers `ids` online with every
+    /// account registered; returns that listing (`GET /v1/me/talkers`).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with the matcher's last answer and every log, when
+    /// `within` passes first.
+    pub fn wait_owner_online(
+        &self,
+        owner: &str,
+        ids: &[&str],
+        within: Duration,
+    ) -> Result<Value, Error> {
+        let mut last = String::new();
+        let online = testbed::wait_until("talkers online", within, || {
+            match self.matcher_request(owner, "GET", "/v1/me/talkers", None) {
+                Ok(response) if response.status == 200 => {
+                    let listing = response.json();
+                    if all_online(&listing, ids) {
+                        return Some(listing);
+                    }
+                    last = format!("{} {}", response.status, response.body);
+                }
+                Ok(response) => last = format!("{} {}", response.status, response.body),
+                Err(e) => last = e.to_string(),
+            }
+            None
+        });
+        online.map_err(|_| {
+            self.timed_out(
+                &format!("{owner}'s talkers {ids:?} online; last answer: {last}"),
+                within,
+            )
+        })
+    }
+
+    /// Waits until baresip phone `talker` logs its registration.
+    fn wait_baresip_registered(
+        &self,
+        talker: &RunningTalker,
+        within: Duration,
+    ) -> Result<(), Error> {
+        testbed::wait_until("baresip registered", within, || {
+            talker
+                .process
+                .log()
+                .contains(crate::baresip::REGISTERED)
+                .then_some(())
+        })
+        .map_err(|_| self.timed_out(&format!("{} (baresip) registered", talker.spec.id), within))
+    }
+
+    /// Waits until agent `id`'s status API shows every account registered.
+    fn wait_accounts_registered(&self, id: &str, within: Duration) -> Result<(), Error> {
+        let mut last = None;
+        let registered = testbed::wait_until("accounts registered", within, || {
+            let status = self.talker_status(id);
+            let registered = status.as_ref().is_ok_and(|s| {
+                s["accounts"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["state"] == "registered"))
+            });
+            last = Some(status);
+            registered.then_some(())
+        });
+        registered
+            .map_err(|_| self.timed_out(&format!("{id}'s accounts registered: {last:?}"), within))
+    }
+
+    /// A timeout waiting for `what`, with every process's log.
+    fn timed_out(&self, what: &str, after: Duration) -> Error {
+        Error::Timeout {
+            what: format!("{what}\n{}", self.logs()),
+            after,
+        }
+    }
+}
+
+/// `error`, from one step of a longer wait, as an error of the whole wait:
+/// a timeout names `within`, the time the whole wait had.
+fn of_whole_wait(error: Error, within: Duration) -> Error {
+    match error {
+        Error::Timeout { what, .. } => Error::Timeout {
+            what,
+            after: within,
+        },
+        other => other,
+    }
+}
+
+/// A talker agent started but not yet known to be ready.
+struct StartingAgent {
+    spec: TalkerSpec,
+    netns: Option<String>,
+    process: Process,
+}
+
+impl StartingAgent {
+    /// The running talker once its ready line names its addresses.
+    fn ready(mut self) -> Result<RunningTalker, Error> {
+        let line = ready_line(&mut self.process, "talker-agent ready", READY_TIMEOUT)?;
+        // `talker-agent ready id ID sip ADDR status ADDR`
+        let sip = word_after(&line, "sip").and_then(|w| w.parse().ok());
+        let status = word_after(&line, "status").and_then(|w| w.parse().ok());
+        let (Some(sip_addr), Some(status_addr)) = (sip, status) else {
+            return Err(Error::Output {
+                what: format!("talker-agent {} ready line", self.spec.id),
+                output: line,
+            });
+        };
+        Ok(RunningTalker {
+            spec: self.spec,
+            sip_addr,
+            status_addr: Some(status_addr),
+            netns: self.netns,
+            process: self.process,
+        })
+    }
+}
+
+/// The matcher's admin commands on one registry database.
+struct MatcherAdmin<'a> {
+    matcher: &'a Path,
+    db: &'a str,
+}
+
+impl MatcherAdmin<'_> {
+    /// Runs one admin command with `--json` and returns the JSON line it printed.
+    fn run(&self, args: &[&str]) -> Result<Value, Error> {
+        let command = format!("matcher {}", args.join(" "));
+        let spawn = Spawn::new(self.matcher)
+            .arg("--db")
+            .arg(self.db)
+            .arg("--json")
+            .args(args.iter().copied())
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .label("matcher-admin");
+        let output = run_to_end(spawn, &command)?;
+        // stdout and stderr share the log: the answer is the line that is JSON.
+        output
+            .lines()
+            .rev()
+            .find_map(|l| {
+                serde_json::from_str::<Value>(l.trim())
+                    .ok()
+                    .filter(Value::is_object)
+            })
+            .ok_or(Error::Output {
+                what: command,
+                output,
+            })
+    }
+
+    /// `matcher server add`: `server` at `proxy`, trusting the controller by address over TCP.
+    fn add_server(&self, server: &ServerSpec, proxy: &str) -> Result<Value, Error> {
+        self.run(&[
+            "server",
+            "add",
+            &server.domain,
+            "--proxy",
+            proxy,
+            "--transport",
+            "tcp",
+            "--cost",
+            &server.cost.to_string(),
+            "--trust",
+            "address",
+        ])
+    }
+
+    /// `matcher contact add` of `contact` to `owner`'s address book.
+    fn add_contact(&self, owner: &str, contact: &ContactSpec) -> Result<Value, Error> {
+        match contact {
+            ContactSpec::User { name, user } => {
+                self.run(&["contact", "add", owner, name, "--user", user])
+            }
+            ContactSpec::Address { name, address } => {
+                self.run(&["contact", "add", owner, name, "--address", address])
+            }
+        }
+    }
+
+    /// `matcher talker add`: SIP phone `talker` as `owner`'s talker.
+    fn add_sip_phone(&self, owner: &str, talker: &TalkerSpec) -> Result<Value, Error> {
+        let aors: Vec<String> = talker.accounts.iter().map(|a| a.aor()).collect();
+        let mut args = vec![
+            "talker",
+            "add",
+            owner,
+            &talker.id,
+            "--name",
+            &talker.name,
+            "--kind",
+            &talker.kind,
+        ];
+        for aor in &aors {
+            args.extend(["--account", aor]);
+        }
+        self.run(&args)
     }
 }
 
@@ -688,55 +810,21 @@ fn ready_line(process: &mut Process, prefix: &str, within: Duration) -> Result<S
 /// a failure carries the output.
 fn run_to_end(spawn: Spawn, command: &str) -> Result<String, Error> {
     let mut process = spawn.start()?;
-    let start = Instant::now();
-    loop {
-        if let Some(status) = process.try_wait()? {
-            let output = process.log();
-            if status.success() {
-                return Ok(output);
-            }
-            return Err(Error::Command {
-                command: command.to_owned(),
-                status: status.to_string(),
-                output,
-            });
-        }
-        if start.elapsed() > COMMAND_TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("`{command}` to finish; output: {}", process.log()),
-                after: COMMAND_TIMEOUT,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = process.wait_exit(COMMAND_TIMEOUT)? else {
+        return Err(Error::Timeout {
+            what: format!("`{command}` to finish; output: {}", process.log()),
+            after: COMMAND_TIMEOUT,
+        });
+    };
+    let output = process.log();
+    if status.success() {
+        return Ok(output);
     }
-}
-
-/// Runs one admin command of the `matcher` binary with `--json` and returns
-/// the JSON line it printed.
-fn admin(matcher: &Path, db: &str, args: &[&str]) -> Result<Value, Error> {
-    let command = format!("matcher {}", args.join(" "));
-    let spawn = Spawn::new(matcher)
-        .arg("--db")
-        .arg(db)
-        .arg("--json")
-        .args(args.iter().copied())
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .label("matcher-admin");
-    let output = run_to_end(spawn, &command)?;
-    // stdout and stderr share the log: the answer is the line that is JSON.
-    output
-        .lines()
-        .rev()
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l.trim())
-                .ok()
-                .filter(Value::is_object)
-        })
-        .ok_or(Error::Output {
-            what: command,
-            output,
-        })
+    Err(Error::Command {
+        command: command.to_owned(),
+        status: status.to_string(),
+        output,
+    })
 }
 
 /// A string field of an admin command's JSON answer.

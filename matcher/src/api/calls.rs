@@ -3,9 +3,9 @@
 
 use super::routes::ranked;
 use super::{ApiError, AppState, CurrentUser, UserTokenHash};
-use crate::registry::{ContactTarget, Media};
+use crate::registry::{Contact, ContactTarget, Media};
 use crate::route::{RouteView, account_online};
-use crate::storage::CallRecord;
+use crate::storage::{CallRecord, Store};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -109,54 +109,16 @@ pub async fn add_party(
             "the call is not live here",
         )
     })?;
-    let contact = state
-        .store
-        .contact_by_name(user.id, &body.callee)
+    let contact = accepted_contact(&state, user.id, &body.callee).await?;
+    let target = party_target(&state, &contact.target, &server)
         .await?
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_contact",
-                format!("{:?} is not one of your contacts", body.callee),
+                StatusCode::CONFLICT,
+                "no_shared_server",
+                format!("{:?} cannot be reached on {server}", body.callee),
             )
         })?;
-    if !contact.accepted {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "contact_not_accepted",
-            format!("{:?} has not added you back yet", body.callee),
-        ));
-    }
-    // The new party must be reachable on the call's server.
-    let target = match &contact.contact.target {
-        ContactTarget::Address { aor, server: s } => (s == &server).then(|| aor.clone()),
-        ContactTarget::User { user: other } => {
-            let side = state.store.talkers_with_accounts(*other).await?;
-            let now = crate::storage::now_secs();
-            let max_age =
-                i64::try_from(state.settings.max_heartbeat_age.as_secs()).unwrap_or(i64::MAX);
-            // Online accounts first (registered and heard from recently), then
-            // the callee's own order of talkers.
-            let mut accounts: Vec<(bool, String)> = side
-                .iter()
-                .flat_map(|(talker, accounts)| {
-                    accounts
-                        .iter()
-                        .filter(|a| a.server == server)
-                        .map(|a| (account_online(talker, a, now, max_age), a.aor.clone()))
-                })
-                .collect();
-            accounts.sort_by_key(|(online, _)| !online);
-            accounts.into_iter().next().map(|(_, aor)| aor)
-        }
-    };
-    let target = target.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_shared_server",
-            format!("{:?} cannot be reached on {server}", body.callee),
-        )
-    })?;
     let party = state.calls.add_party(&id, &target).await?;
     Ok((
         StatusCode::CREATED,
@@ -165,6 +127,59 @@ pub async fn add_party(
             party: party.0,
         }),
     ))
+}
+
+/// `user`'s contact `name`, once it added `user` back.
+async fn accepted_contact(state: &AppState, user: i64, name: &str) -> Result<Contact, ApiError> {
+    let contact = state
+        .store
+        .contact_by_name(user, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_contact",
+                format!("{name:?} is not one of your contacts"),
+            )
+        })?;
+    if !contact.accepted {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "contact_not_accepted",
+            format!("{name:?} has not added you back yet"),
+        ));
+    }
+    Ok(contact.contact)
+}
+
+/// The account a new party is called on: one on the call's `server` (the new
+/// party must be reachable there), for a user the first of their online
+/// accounts there, else the first in their own order of talkers; `None`
+/// when there is none.
+async fn party_target(
+    state: &AppState,
+    target: &ContactTarget,
+    server: &str,
+) -> Result<Option<String>, ApiError> {
+    let other = match target {
+        ContactTarget::Address { aor, server: s } => return Ok((s == server).then(|| aor.clone())),
+        ContactTarget::User { user: other } => *other,
+    };
+    let side = state.store.talkers_with_accounts(other).await?;
+    let now = crate::storage::now_secs();
+    let max_age = i64::try_from(state.settings.max_heartbeat_age.as_secs()).unwrap_or(i64::MAX);
+    let mut accounts: Vec<(bool, String)> = side
+        .iter()
+        .flat_map(|(talker, accounts)| {
+            accounts
+                .iter()
+                .filter(|a| a.server == server)
+                .map(|a| (account_online(talker, a, now, max_age), a.aor.clone()))
+        })
+        .collect();
+    // A stable sort: online first, the callee's own order within each.
+    accounts.sort_by_key(|(online, _)| !online);
+    Ok(accounts.into_iter().next().map(|(_, aor)| aor))
 }
 
 /// `GET /v1/calls/{id}/events`: the call's events as Server-Sent Events, from
@@ -227,20 +242,31 @@ pub async fn events(
                 () = tx.closed() => return,
                 () = stopping.cancelled() => return,
                 _ = recheck.tick() => {
-                    match store.user_for_api_token(&token_hash).await {
-                        Ok(Some(holder)) if holder.id == user.id => {}
-                        Ok(_) => {
-                            tracing::info!(call = %id, user = user.id, "event stream ends: its token was revoked");
-                            return;
-                        }
-                        // The database failing for a moment does not end the stream.
-                        Err(e) => tracing::warn!(call = %id, error = %e, "rechecking an event stream's token"),
+                    if !token_still_held(&store, &token_hash, user.id, &id).await {
+                        return;
                     }
                 }
             }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Whether the token (`token_hash`) that opened user `user`'s event stream of
+/// call `call` still belongs to them; a revoked token ends the stream, a
+/// database failing for a moment does not.
+async fn token_still_held(store: &Store, token_hash: &str, user: i64, call: &str) -> bool {
+    match store.user_for_api_token(token_hash).await {
+        Ok(Some(holder)) if holder.id == user => true,
+        Ok(_) => {
+            tracing::info!(call = %call, user, "event stream ends: its token was revoked");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(call = %call, error = %e, "rechecking an event stream's token");
+            true
+        }
+    }
 }
 
 /// The sequence number of the last event a stream sent.

@@ -3,7 +3,7 @@
 
 use super::{ApiError, AppState, BearerToken, CurrentTalker, CurrentUser, unix_time_f64};
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::registry::{MAX_FIELD, aor_domain, printable_field};
+use crate::registry::{MAX_FIELD, UserId, aor_domain, printable_field};
 use crate::storage::{AccountReport, NewAccount, NewTalker};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -38,6 +38,52 @@ pub async fn enroll(
     body: Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<EnrollReply>), ApiError> {
     let Json(body) = body?;
+    // Validate before using the token up, so a typo does not burn it.
+    check_enrollment(&state, &body).await?;
+    let hash = secret_hash(SecretKind::Enrollment, &token).ok_or_else(ApiError::unauthorized)?;
+    let owner = state
+        .store
+        .take_enrollment_token(&hash)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let credential = new_secret(SecretKind::TalkerCredential);
+    let credential_hash = secret_hash(SecretKind::TalkerCredential, &credential)
+        .ok_or_else(|| ApiError::invalid("credential"))?;
+    let talker = state
+        .store
+        .enroll_talker(&new_talker(body, owner, credential_hash))
+        .await
+        .map_err(|e| match e {
+            crate::storage::StorageError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "talker_exists",
+                format!("{what} already exists"),
+            ),
+            other => other.into(),
+        })?;
+    let owner_name = state
+        .store
+        .user(owner)
+        .await?
+        .map(|u| u.name)
+        .unwrap_or_default();
+    state.metrics.enrollment();
+    tracing::info!(talker = talker.id, owner = owner_name, "talker enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollReply {
+            talker_id: talker.id,
+            owner: owner_name,
+            credential,
+            keys: state.keys.published().to_vec(),
+            time: unix_time_f64(),
+        }),
+    ))
+}
+
+/// Checks an enrollment body: printable fields, an Ed25519 key, and 1 to
+/// [`MAX_ACCOUNTS`] accounts, each a `sip:` address on a known server.
+async fn check_enrollment(state: &AppState, body: &EnrollRequest) -> Result<(), ApiError> {
     field("id", &body.id)?;
     field("name", &body.name)?;
     let key_ok = STANDARD
@@ -72,17 +118,13 @@ pub async fn enroll(
             )));
         }
     }
-    // Validate before using the token up, so a typo does not burn it.
-    let hash = secret_hash(SecretKind::Enrollment, &token).ok_or_else(ApiError::unauthorized)?;
-    let owner = state
-        .store
-        .take_enrollment_token(&hash)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    let credential = new_secret(SecretKind::TalkerCredential);
-    let credential_hash = secret_hash(SecretKind::TalkerCredential, &credential)
-        .ok_or_else(|| ApiError::invalid("credential"))?;
-    let talker = NewTalker {
+    Ok(())
+}
+
+/// The registry entry of an enrolled talker: `body` as checked, owned by
+/// `owner`, holding a credential hashed as `credential_hash`.
+fn new_talker(body: EnrollRequest, owner: UserId, credential_hash: String) -> NewTalker {
+    NewTalker {
         id: body.id,
         owner,
         name: body.name,
@@ -99,37 +141,7 @@ pub async fn enroll(
                 server: a.server,
             })
             .collect(),
-    };
-    let talker = state
-        .store
-        .enroll_talker(&talker)
-        .await
-        .map_err(|e| match e {
-            crate::storage::StorageError::Conflict(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                "talker_exists",
-                format!("{what} already exists"),
-            ),
-            other => other.into(),
-        })?;
-    let owner_name = state
-        .store
-        .user(owner)
-        .await?
-        .map(|u| u.name)
-        .unwrap_or_default();
-    state.metrics.enrollment();
-    tracing::info!(talker = talker.id, owner = owner_name, "talker enrolled");
-    Ok((
-        StatusCode::CREATED,
-        Json(EnrollReply {
-            talker_id: talker.id,
-            owner: owner_name,
-            credential,
-            keys: state.keys.published().to_vec(),
-            time: unix_time_f64(),
-        }),
-    ))
+    }
 }
 
 /// `POST /v1/talkers/{id}/heartbeat`: the talker is alive; its registrations.

@@ -345,23 +345,15 @@ impl Controller {
             stop: CancellationToken::new(),
             known: Mutex::new(KnownCalls::default()),
         });
-        let mut incoming = endpoint
+        let incoming = endpoint
             .incoming_transactions()
             .map_err(splitdial_sip::Error::from)?;
         let dispatcher = shared.clone();
-        let endpoint_task = tokio::spawn(async move {
-            let serve = endpoint.serve();
-            tokio::pin!(serve);
-            loop {
-                tokio::select! {
-                    () = &mut serve => break,
-                    tx = incoming.recv() => {
-                        let Some(tx) = tx else { break };
-                        tokio::spawn(dispatch(dispatcher.clone(), tx));
-                    }
-                }
-            }
-        });
+        let endpoint_task = tokio::spawn(endpoint::serve_transactions(
+            endpoint,
+            incoming,
+            move |tx| dispatch(dispatcher.clone(), tx),
+        ));
         info!(local = %bound.local, "call controller started");
         Ok(Self {
             shared,

@@ -4,7 +4,7 @@
 
 use super::{Controller, ControllerError, Shared, SipTransport};
 use rsipstack::sip::typed::{From as FromHeader, To as ToHeader};
-use rsipstack::sip::{Method, Param, SipMessage, Transport};
+use rsipstack::sip::{Method, Param, Request, SipMessage, Transport};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::make_tag;
 use rsipstack::transaction::transaction::Transaction;
@@ -52,7 +52,36 @@ impl Prober {
         target: &str,
         timeout: Duration,
     ) -> Result<Reachability, ControllerError> {
-        let stack = |e: rsipstack::Error| ControllerError::Stack(e.to_string());
+        let transport = match transport {
+            SipTransport::Tcp => Transport::Tcp,
+            SipTransport::Udp => Transport::Udp,
+        };
+        let request = self.options_request(transport, from, target)?;
+        let endpoint = self.shared.dialogs.endpoint.clone();
+        let key = TransactionKey::from_request(&request, TransactionRole::Client).map_err(stack)?;
+        let mut tx = Transaction::new_client(key, request, endpoint, None);
+        tx.destination = Some(SipAddr {
+            r#type: Some(transport),
+            addr: proxy.into(),
+        });
+        if transport == Transport::Tcp {
+            self.shared.flows.ensure(proxy).await;
+        }
+        tx.send().await.map_err(stack)?;
+        let answer = tokio::time::timeout(timeout, final_code(&mut tx))
+            .await
+            .ok()
+            .flatten();
+        Ok(reachability(answer))
+    }
+
+    /// An OPTIONS from `from` to `target`, sent from our address over `transport`.
+    fn options_request(
+        &self,
+        transport: Transport,
+        from: &str,
+        target: &str,
+    ) -> Result<Request, ControllerError> {
         let parse = |what: &'static str, uri: &str| {
             rsipstack::sip::Uri::try_from(uri).map_err(|_| ControllerError::InvalidUri {
                 what,
@@ -61,11 +90,7 @@ impl Prober {
         };
         let target_uri = parse("probe target", target)?;
         let from_uri = parse("probe from", from)?;
-        let transport = match transport {
-            SipTransport::Tcp => Transport::Tcp,
-            SipTransport::Udp => Transport::Udp,
-        };
-        let endpoint = self.shared.dialogs.endpoint.clone();
+        let endpoint = &self.shared.dialogs.endpoint;
         let via = endpoint
             .get_via(
                 Some(SipAddr {
@@ -75,7 +100,7 @@ impl Prober {
                 None,
             )
             .map_err(stack)?;
-        let request = endpoint.make_request(
+        Ok(endpoint.make_request(
             Method::Options,
             target_uri.clone(),
             via,
@@ -91,35 +116,35 @@ impl Prober {
             },
             1,
             None,
-        );
-        let key = TransactionKey::from_request(&request, TransactionRole::Client).map_err(stack)?;
-        let mut tx = Transaction::new_client(key, request, endpoint, None);
-        tx.destination = Some(SipAddr {
-            r#type: Some(transport),
-            addr: proxy.into(),
-        });
-        if transport == Transport::Tcp {
-            self.shared.flows.ensure(proxy).await;
-        }
-        tx.send().await.map_err(stack)?;
-        let answer = tokio::time::timeout(timeout, async {
-            while let Some(message) = tx.receive().await {
-                if let SipMessage::Response(response) = message {
-                    let code = u16::from(response.status_code.clone());
-                    if code >= 200 {
-                        return Some(code);
-                    }
-                }
+        ))
+    }
+}
+
+/// The stack's error as ours (for `map_err`, which hands it over by value).
+#[allow(clippy::needless_pass_by_value)]
+fn stack(error: rsipstack::Error) -> ControllerError {
+    ControllerError::Stack(error.to_string())
+}
+
+/// The status code of the transaction's final response; `None` when it ends
+/// without one.
+async fn final_code(tx: &mut Transaction) -> Option<u16> {
+    while let Some(message) = tx.receive().await {
+        if let SipMessage::Response(response) = message {
+            let code = u16::from(response.status_code.clone());
+            if code >= 200 {
+                return Some(code);
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        Ok(match answer {
-            Some(401 | 403 | 407) => Reachability::Unknown,
-            Some(404 | 408 | 410 | 480 | 503 | 504) | None => Reachability::Unreachable,
-            Some(_) => Reachability::Reachable,
-        })
+        }
+    }
+    None
+}
+
+/// What a probe's final answer (`None`: none in time) says about the address.
+fn reachability(answer: Option<u16>) -> Reachability {
+    match answer {
+        Some(401 | 403 | 407) => Reachability::Unknown,
+        Some(404 | 408 | 410 | 480 | 503 | 504) | None => Reachability::Unreachable,
+        Some(_) => Reachability::Reachable,
     }
 }

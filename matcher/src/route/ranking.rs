@@ -1,7 +1,7 @@
 //! Building the candidate routes and putting them in rank order.
 
 use super::error::RouteError;
-use super::side::{CalleeSide, CallerSide, account_online};
+use super::side::{CalleeAccount, CalleeSide, CallerSide, UsableTalker, account_online};
 use crate::registry::{Account, ControllerTrust, Media, Server, Talker};
 use std::cmp::Reverse;
 
@@ -129,56 +129,20 @@ pub fn rank_routes(
     let mut shared_servers: Vec<&str> = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
     for usable in &caller_talkers {
-        let talker = usable.talker;
         for account in &usable.accounts {
             for end in &callee_accounts {
-                let same_device = end.talker.is_some_and(|other| other.id == talker.id);
+                let same_device = end.talker.is_some_and(|other| other.id == usable.talker.id);
                 if end.server != account.server || same_device {
                     continue;
                 }
                 shared_servers.push(end.server);
-                let Some(server) = servers.iter().find(|server| server.domain == end.server) else {
-                    continue;
-                };
-                if server.trust == ControllerTrust::None {
-                    continue;
+                let usable_server = servers
+                    .iter()
+                    .find(|server| server.domain == end.server)
+                    .filter(|server| server.trust != ControllerTrust::None);
+                if let Some(server) = usable_server {
+                    routes.push(candidate(usable, account, end, server, query));
                 }
-                let media = talker.media.min(end.media);
-                routes.push(Route {
-                    rank: 0,
-                    caller_talker: talker.clone(),
-                    caller_account: (*account).clone(),
-                    caller_online: account_online(
-                        talker,
-                        account,
-                        query.now,
-                        query.max_heartbeat_age_s,
-                    ),
-                    designation: usable.preference,
-                    server: server.clone(),
-                    callee: CalleeEnd {
-                        talker: end.talker.map(|other| other.id.clone()),
-                        aor: end.aor.to_owned(),
-                        server: end.server.to_owned(),
-                        media: end.media,
-                        preference: end.preference,
-                        online: end
-                            .talker
-                            .zip(end.account)
-                            .map(|(other, other_account)| {
-                                account_online(
-                                    other,
-                                    other_account,
-                                    query.now,
-                                    query.max_heartbeat_age_s,
-                                )
-                            })
-                            .or(end.reachable),
-                    },
-                    media,
-                    media_supported: media.covers(query.media),
-                    explanation: String::new(),
-                });
             }
         }
     }
@@ -198,13 +162,61 @@ pub fn rank_routes(
             shared_servers: sorted_domains(shared_servers.into_iter()),
         });
     }
+    put_in_rank_order(&mut routes, query.media);
+    Ok(routes)
+}
 
+impl RouteQuery {
+    /// Whether `talker` is online on `account` by this query's clock.
+    fn online(&self, talker: &Talker, account: &Account) -> bool {
+        account_online(talker, account, self.now, self.max_heartbeat_age_s)
+    }
+}
+
+/// The route from the caller's `account` of talker `usable` to the callee's
+/// `end` through `server` (both accounts are on it), not yet ranked.
+fn candidate(
+    usable: &UsableTalker<'_>,
+    account: &Account,
+    end: &CalleeAccount<'_>,
+    server: &Server,
+    query: &RouteQuery,
+) -> Route {
+    let talker = usable.talker;
+    let media = talker.media.min(end.media);
+    Route {
+        rank: 0,
+        caller_talker: talker.clone(),
+        caller_account: account.clone(),
+        caller_online: query.online(talker, account),
+        designation: usable.preference,
+        server: server.clone(),
+        callee: CalleeEnd {
+            talker: end.talker.map(|other| other.id.clone()),
+            aor: end.aor.to_owned(),
+            server: end.server.to_owned(),
+            media: end.media,
+            preference: end.preference,
+            online: end
+                .talker
+                .zip(end.account)
+                .map(|(other, other_account)| query.online(other, other_account))
+                .or(end.reachable),
+        },
+        media,
+        media_supported: media.covers(query.media),
+        explanation: String::new(),
+    }
+}
+
+/// Sorts `routes` by their rank key, numbers them from 1 and explains each
+/// for a call that asks for `wanted`.
+fn put_in_rank_order(routes: &mut [Route], wanted: Media) {
     routes.sort_by(|a, b| a.rank_key().cmp(&b.rank_key()));
     for (index, route) in routes.iter_mut().enumerate() {
         route.rank = index + 1;
-        route.explanation = explain(route, query.media);
+        route.explanation = explain(route, wanted);
     }
-    Ok(routes)
 }
 
 /// The distinct domains, sorted.
