@@ -14,8 +14,7 @@ use crate::status_api::StatusState;
 use crate::trust::Trust;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::Uri;
-use rsipstack::transaction::TransactionReceiver;
-use rsipstack::transaction::endpoint::{Endpoint, EndpointInner};
+use rsipstack::transaction::endpoint::EndpointInner;
 use splitdial_media::MediaSettings;
 use splitdial_sip::endpoint::{self, BoundEndpoint, EndpointConfig};
 use splitdial_sip::tcp_flow::OutboundFlows;
@@ -320,7 +319,11 @@ impl CallPlan<'_> {
             .map_err(splitdial_sip::Error::from)?;
         let endpoint = bound.endpoint.inner.clone();
         let task = StoppableTask {
-            task: tokio::spawn(dispatch(bound.endpoint, incoming, control)),
+            task: tokio::spawn(endpoint::serve_transactions(
+                bound.endpoint,
+                incoming,
+                move |tx| control.clone().dispatch(tx),
+            )),
             stop,
         };
         Ok(Sip {
@@ -362,26 +365,6 @@ impl CallPlan<'_> {
             shutdown: self.hang_up.clone(),
             acks: AckWatch::default(),
         })
-    }
-}
-
-/// Runs the SIP endpoint and hands each `incoming` transaction to `control` on a task
-/// of its own, until the endpoint stops.
-async fn dispatch(
-    endpoint: Endpoint,
-    mut incoming: TransactionReceiver,
-    control: Arc<CallControl>,
-) {
-    let serve = endpoint.serve();
-    tokio::pin!(serve);
-    loop {
-        tokio::select! {
-            () = &mut serve => break,
-            tx = incoming.recv() => {
-                let Some(tx) = tx else { break };
-                tokio::spawn(control.clone().dispatch(tx));
-            }
-        }
     }
 }
 

@@ -87,7 +87,9 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
             "talker-agent ready id {} sip {} status {}",
             agent.id, agent.sip_addr, agent.status_addr
         );
-        shutdown_signal().await?;
+        splitdial_sip::shutdown::shutdown_signal()
+            .await
+            .context("installing the SIGINT and SIGTERM handlers")?;
         tracing::info!("shutting down");
         agent.shutdown().await;
         Ok(())
@@ -123,15 +125,4 @@ fn enroll(config: &Config, path: &std::path::Path, token: &str) -> std::process:
             std::process::ExitCode::from(if config_error { 2 } else { 1 })
         }
     }
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

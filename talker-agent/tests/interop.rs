@@ -404,6 +404,9 @@ fn sip_addr(log: &str) -> String {
 }
 
 fn wait_exit(p: &mut testbed::Process, within: Duration) -> std::process::ExitStatus {
-    testbed::wait_until("the agent's exit", within, || p.try_wait().unwrap())
-        .unwrap_or_else(|e| panic!("{e}\n{}", p.log()))
+    match p.wait_exit(within) {
+        Ok(Some(status)) => status,
+        Ok(None) => panic!("the agent did not exit within {within:?}\n{}", p.log()),
+        Err(e) => panic!("waiting for the agent's exit: {e}\n{}", p.log()),
+    }
 }

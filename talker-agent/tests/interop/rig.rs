@@ -625,20 +625,16 @@ impl Kamailio {
             .tempdir()
             .unwrap();
         let run = rundir.path();
-        let mut process = Spawn::new("kamailio")
-            .label("kamailio")
-            .arg("-f")
-            .arg(fixtures().join("kamailio.cfg"))
-            .args(["-DD", "-E", "-Y"])
-            .arg(run)
-            .arg("-P")
-            .arg(run.join("pid"))
-            .arg("-w")
-            .arg(run)
-            .args(["-m", "64", "-M", "8", "-A"])
-            .arg(format!("SIP_PORT={port}"))
-            .start()
-            .unwrap();
+        let mut process = testbed::kamailio(
+            &fixtures().join("kamailio.cfg"),
+            run,
+            testbed::KAMAILIO_MEMORY_MB,
+        )
+        .label("kamailio")
+        .arg("-A")
+        .arg(format!("SIP_PORT={port}"))
+        .start()
+        .unwrap();
         process
             .wait_for_output("kamailio ready", Duration::from_secs(60))
             .unwrap();
