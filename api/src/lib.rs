@@ -20,7 +20,7 @@
 //! | [`owner_tokens`] | `POST /v1/talkers/{id}/owner-tokens` | [`OwnerTokenRequest`], [`OwnerAction`], [`OwnerToken`] |
 //! | [`health`] | `GET /healthz` | [`Health`] |
 //! | [`errors`] | every error answer, both APIs | [`ErrorBody`], [`ErrorDetail`] |
-//! | [`status`] | a talker's `GET /v1/status`, `POST /v1/challenge`, `POST /v1/calls/{id}/{action}` | [`TalkerStatus`], [`StatusAccount`], [`AccountState`], [`TalkerCall`], [`TalkerCallKind`], [`TalkerCallState`], [`ChallengeRequest`], [`ChallengeAnswer`], [`OwnerActionRequest`], [`OwnerActionAccepted`] |
+//! | [`status`] | a talker's `GET /v1/status`, `POST /v1/challenge`, `POST /v1/calls/{id}/{action}` | [`TalkerStatus`], [`StatusAccount`], [`AccountState`], [`TalkerCall`], [`Held`], [`TalkerCallKind`], [`TalkerCallState`], [`ChallengeRequest`], [`ChallengeAnswer`], [`OwnerActionRequest`], [`OwnerActionAccepted`] |
 //!
 //! Closed sets of words (kinds, media, states, actions) are enums whose JSON
 //! is the word; each also has `as_str`, `parse` and `FromStr` with the same
@@ -60,8 +60,8 @@ pub use me::Me;
 pub use owner_tokens::{OwnerAction, OwnerToken, OwnerTokenRequest};
 pub use routes::{RouteView, Routes};
 pub use status::{
-    AccountState, ChallengeAnswer, ChallengeRequest, OwnerActionAccepted, OwnerActionRequest,
-    StatusAccount, TalkerCall, TalkerCallKind, TalkerCallState, TalkerStatus,
+    AccountState, ChallengeAnswer, ChallengeRequest, DTMF_RECEIVED_MAX, Held, OwnerActionAccepted,
+    OwnerActionRequest, StatusAccount, TalkerCall, TalkerCallKind, TalkerCallState, TalkerStatus,
 };
 pub use talker::{Media, TalkerKind, TalkerSoftware};
 pub use talkers::{RegisteredAccount, RegisteredTalker, TalkerList};

@@ -93,6 +93,28 @@ pub struct TalkerCall<M> {
         bound(deserialize = "M: Deserialize<'de>")
     )]
     pub media: Option<M>,
+    /// Whether the call is on hold, and by which end (`null`: not held). An
+    /// agent without the field reads as not held.
+    #[serde(default)]
+    pub held: Option<Held>,
+    /// The DTMF digits received in this call, oldest first (`0`-`9`, `*`,
+    /// `#`, `A`-`D`; at most the last [`DTMF_RECEIVED_MAX`]). An agent without
+    /// the field reads as none received.
+    #[serde(default)]
+    pub dtmf_received: String,
+}
+
+/// How many received DTMF digits a call's status keeps: the latest ones.
+pub const DTMF_RECEIVED_MAX: usize = 64;
+
+/// Which end put a call on hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Held {
+    /// The far end did: its offer was `sendonly` or `inactive`, so we stopped sending.
+    ByPeer,
+    /// This talker did.
+    ByUs,
 }
 
 /// Reads `M`, or `None` for `null` and for whatever does not read as `M`.

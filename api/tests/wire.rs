@@ -460,6 +460,8 @@ fn a_talkers_status_challenge_and_owner_actions() {
         sip_call_id: sip_call_id.into(),
         peer: peer.into(),
         media: None,
+        held: None,
+        dtmf_received: String::new(),
     };
     wire(
         &TalkerStatus {
@@ -492,7 +494,7 @@ fn a_talkers_status_challenge_and_owner_actions() {
                 ),
             ],
         },
-        r#"{"id":"tv-1","name":"Living room TV","kind":"tv","media":["audio","video"],"accounts":[],"calls":[{"id":1,"kind":"incoming","state":"ringing","sip_call_id":"a84b4c76e66710","peer":"sip:bob@home.example","media":null},{"id":2,"kind":"control","state":"connected","sip_call_id":"ctl-1","peer":"sip:splitdial-matcher@home.example","media":null},{"id":3,"kind":"referred","state":"dialing","sip_call_id":"","peer":"sip:carol@home.example","media":null}]}"#,
+        r#"{"id":"tv-1","name":"Living room TV","kind":"tv","media":["audio","video"],"accounts":[],"calls":[{"id":1,"kind":"incoming","state":"ringing","sip_call_id":"a84b4c76e66710","peer":"sip:bob@home.example","media":null,"held":null,"dtmf_received":""},{"id":2,"kind":"control","state":"connected","sip_call_id":"ctl-1","peer":"sip:splitdial-matcher@home.example","media":null,"held":null,"dtmf_received":""},{"id":3,"kind":"referred","state":"dialing","sip_call_id":"","peer":"sip:carol@home.example","media":null,"held":null,"dtmf_received":""}]}"#,
     );
     let account = |registration| StatusAccount {
         aor: "sip:alice@home.example".into(),
@@ -628,9 +630,45 @@ fn call_statistics_a_reader_cannot_read_cost_the_statistics_not_the_status() {
             sip_call_id: "x".into(),
             peer: "sip:bob@home.example".into(),
             media: Some(serde_json::json!({"codec": "Opus", "packets": 12})),
+            held: None,
+            dtmf_received: String::new(),
         },
-        r#"{"id":1,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example","media":{"codec":"Opus","packets":12}}"#,
+        r#"{"id":1,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example","media":{"codec":"Opus","packets":12},"held":null,"dtmf_received":""}"#,
     );
+}
+
+#[test]
+fn a_held_call_and_the_dtmf_it_received() {
+    let call = |held, dtmf_received: &str| TalkerCall::<Value> {
+        id: 4,
+        kind: TalkerCallKind::Referred,
+        state: TalkerCallState::Connected,
+        sip_call_id: "x".into(),
+        peer: "sip:bob@home.example".into(),
+        media: None,
+        held,
+        dtmf_received: dtmf_received.into(),
+    };
+    let json = |held: &str, dtmf: &str| {
+        format!(
+            r#"{{"id":4,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example","media":null,"held":{held},"dtmf_received":"{dtmf}"}}"#
+        )
+    };
+    wire(
+        &call(Some(Held::ByPeer), "12#"),
+        &json(r#""by_peer""#, "12#"),
+    );
+    wire(&call(Some(Held::ByUs), ""), &json(r#""by_us""#, ""));
+    wire(&call(None, "*0AD9"), &json("null", "*0AD9"));
+    // An agent from before the fields: not held, nothing received.
+    let older: TalkerCall<Value> = serde_json::from_str(
+        r#"{"id":4,"kind":"referred","state":"connected","sip_call_id":"x","peer":"sip:bob@home.example","media":null}"#,
+    )
+    .unwrap();
+    assert_eq!(older, call(None, ""));
+    // The hold words are a closed set, like the call's state.
+    assert!(serde_json::from_str::<TalkerCall<Value>>(&json(r#""by_both""#, "")).is_err());
+    assert!(serde_json::from_str::<TalkerCall<Value>>(&json(r#""ByPeer""#, "")).is_err());
 }
 
 #[test]

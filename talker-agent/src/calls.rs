@@ -1,12 +1,13 @@
 //! The agent's live calls, as the status API and the mDNS `state` (idle/busy)
 //! see them. Call handlers register here and keep their entry current.
 
-use splitdial_api::{TalkerCall, TalkerCallKind, TalkerCallState};
+use splitdial_api::{DTMF_RECEIVED_MAX, Held, TalkerCall, TalkerCallKind, TalkerCallState};
 use splitdial_media::MediaStats;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
+use tracing::warn;
 
 /// An action the owner can take on an incoming call (through the status API,
 /// with an owner token).
@@ -86,6 +87,8 @@ impl Calls {
             sip_call_id: sip_call_id.to_owned(),
             peer: peer.to_owned(),
             media: None,
+            held: None,
+            dtmf_received: String::new(),
         };
         self.with(|m| m.insert(id, Entry { info, actions }));
         CallEntry {
@@ -160,6 +163,46 @@ impl CallEntry {
             }
         });
     }
+
+    /// Says whether the call is on hold, and by which end (`None`: resumed).
+    pub fn set_held(&self, held: Option<Held>) {
+        self.calls.with(|m| {
+            if let Some(e) = m.get_mut(&self.id) {
+                e.info.held = held;
+            }
+        });
+    }
+
+    /// Adds a DTMF digit received in the call to its status, keeping the
+    /// latest [`DTMF_RECEIVED_MAX`]. `a`-`d` are kept as `A`-`D`; anything
+    /// else is no DTMF digit and is left out with a warning (the request that
+    /// carried it is answered by its own rules, not here).
+    pub fn record_dtmf(&self, digit: char) {
+        let Some(digit) = dtmf_digit(digit) else {
+            warn!(call = self.id, digit = ?digit, "not a DTMF digit: left out of the call's status");
+            return;
+        };
+        self.calls.with(|m| {
+            if let Some(e) = m.get_mut(&self.id) {
+                let received = &mut e.info.dtmf_received;
+                // Digits are ASCII: one byte each, so the oldest is byte 0.
+                if received.len() >= DTMF_RECEIVED_MAX {
+                    received.drain(..=received.len() - DTMF_RECEIVED_MAX);
+                }
+                received.push(digit);
+            }
+        });
+    }
+}
+
+/// The DTMF digit `c` names (RFC 4733 events 0-15: `0`-`9`, `*`, `#`,
+/// `A`-`D`, the letters in either case), or `None`.
+fn dtmf_digit(c: char) -> Option<char> {
+    match c {
+        '0'..='9' | '*' | '#' | 'A'..='D' => Some(c),
+        'a'..='d' => Some(c.to_ascii_uppercase()),
+        _ => None,
+    }
 }
 
 impl Drop for CallEntry {
@@ -204,6 +247,65 @@ mod tests {
         assert!(!*busy.borrow());
         drop(control);
         assert!(calls.list().is_empty());
+    }
+
+    fn referred(calls: &Calls) -> CallEntry {
+        calls.add(
+            TalkerCallKind::Referred,
+            TalkerCallState::Connected,
+            "c1",
+            "sip:bob@x",
+            None,
+        )
+    }
+
+    #[test]
+    fn a_call_is_held_by_either_end_and_resumed() {
+        let calls = Calls::default();
+        let call = referred(&calls);
+        let other = referred(&calls);
+        assert_eq!(calls.list()[0].held, None, "a new call is not held");
+        call.set_held(Some(Held::ByPeer));
+        assert_eq!(calls.list()[0].held, Some(Held::ByPeer));
+        assert_eq!(calls.list()[1].held, None, "only that call");
+        call.set_held(Some(Held::ByUs));
+        assert_eq!(calls.list()[0].held, Some(Held::ByUs));
+        call.set_held(None);
+        assert_eq!(calls.list()[0].held, None);
+        drop(other);
+    }
+
+    #[test]
+    fn dtmf_digits_are_recorded_in_order_and_anything_else_is_left_out() {
+        let calls = Calls::default();
+        let call = referred(&calls);
+        for c in "0123456789*#ABCDabcd".chars() {
+            call.record_dtmf(c);
+        }
+        for c in ['e', 'E', ' ', '\n', '+', '½', '\0', '٣'] {
+            call.record_dtmf(c);
+        }
+        assert_eq!(calls.list()[0].dtmf_received, "0123456789*#ABCDABCD");
+    }
+
+    #[test]
+    fn only_the_latest_dtmf_digits_are_kept() {
+        let calls = Calls::default();
+        let call = referred(&calls);
+        let digits: Vec<char> = "0123456789*#ABCD".chars().collect();
+        for i in 0..DTMF_RECEIVED_MAX + 5 {
+            call.record_dtmf(digits[i % digits.len()]);
+        }
+        let received = calls.list()[0].dtmf_received.clone();
+        assert_eq!(received.len(), DTMF_RECEIVED_MAX);
+        let expected: String = (5..DTMF_RECEIVED_MAX + 5)
+            .map(|i| digits[i % digits.len()])
+            .collect();
+        assert_eq!(received, expected, "the oldest five dropped out");
+        call.record_dtmf('9');
+        let received = calls.list()[0].dtmf_received.clone();
+        assert_eq!(received.len(), DTMF_RECEIVED_MAX);
+        assert!(received.ends_with('9'));
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,7 +2,9 @@
 //! (`docs/talker-agent.md`, "Local status API"):
 //!
 //! * `GET /v1/status`: who the talker is, its accounts and their registration
-//!   state, its calls with live media statistics. Never a secret.
+//!   state, its calls with live media statistics, whether each is held and
+//!   the DTMF digits it received (as their handlers keep them in
+//!   [`crate::calls`]). Never a secret.
 //! * `POST /v1/challenge`: signs DESIGN.md's domain-separated challenge with
 //!   the talker's own key, so a dialer can verify it is the enrolled talker.
 //!   Rate-limited.

@@ -11,7 +11,7 @@ use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use splitdial_api::{AccountState, TalkerCallKind, TalkerCallState};
+use splitdial_api::{AccountState, Held, TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -237,6 +237,11 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
     );
     // The media engine's statistics type, whatever it holds, as it starts out.
     call.set_media(Default::default());
+    // Held by the far end, which pressed 1, 2, #.
+    call.set_held(Some(Held::ByPeer));
+    for digit in ['1', '2', '#'] {
+        call.record_dtmf(digit);
+    }
 
     let response = rig.client.get(rig.url("/v1/status")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -285,8 +290,23 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
         "media statistics: {}",
         calls[0]
     );
+    assert_eq!(calls[0]["held"], "by_peer");
+    assert_eq!(calls[0]["dtmf_received"], "12#");
     let keys: Vec<&String> = status.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 6, "unexpected fields: {keys:?}");
+    // Resumed: not held any more; the digits stay with the call.
+    call.set_held(None);
+    let status: Value = rig
+        .client
+        .get(rig.url("/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["calls"][0]["held"], Value::Null, "{status}");
+    assert_eq!(status["calls"][0]["dtmf_received"], "12#");
     drop(call);
 
     // Unknown endpoints and methods answer with the JSON error shape.

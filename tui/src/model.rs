@@ -10,9 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 pub use splitdial_api::{
-    AccountState, CallEvent, CallState, Contact, ContactKind, EventDetail, Me, Media, PartyState,
-    RegisteredAccount, RegisteredTalker, RouteView, Routes, TalkerCallKind, TalkerCallState,
-    TalkerKind, TalkerSoftware,
+    AccountState, CallEvent, CallState, Contact, ContactKind, EventDetail, Held, Me, Media,
+    PartyState, RegisteredAccount, RegisteredTalker, RouteView, Routes, TalkerCallKind,
+    TalkerCallState, TalkerKind, TalkerSoftware,
 };
 pub use splitdial_media::{Codec, Direction, MediaStats, PictureStats, RtpStats, SoundStats};
 

@@ -121,6 +121,8 @@ pub enum Activity {
     Ringing,
     /// Its call is connected.
     InCall,
+    /// Its call is connected and on hold (by either end).
+    Held,
     /// Not reachable at all.
     Offline,
     /// Nothing known.
@@ -135,6 +137,7 @@ impl Activity {
             Self::Busy => "busy",
             Self::Ringing => "ringing",
             Self::InCall => "in call",
+            Self::Held => "held",
             Self::Offline => "offline",
             Self::Unknown => "—",
         }
@@ -436,11 +439,16 @@ fn activity(
         {
             return Activity::Ringing;
         }
-        if status
+        let mut connected = status
             .calls
             .iter()
-            .any(|c| c.state == TalkerCallState::Connected)
-        {
+            .filter(|c| c.state == TalkerCallState::Connected);
+        // The control leg never carries media, so only a leg that does can be
+        // on hold; a hold is what the owner most needs to see.
+        if connected.clone().any(|c| c.held.is_some()) {
+            return Activity::Held;
+        }
+        if connected.next().is_some() {
             return Activity::InCall;
         }
         if !status.calls.is_empty() {
@@ -461,7 +469,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::{
-        AgentCall, Contact, ContactKind, Problem, RegisteredAccount, RouteView, Routes,
+        AgentCall, Contact, ContactKind, Held, Problem, RegisteredAccount, RouteView, Routes,
     };
     use discovery::TalkerId;
     use std::net::{IpAddr, Ipv4Addr};
@@ -730,6 +738,8 @@ mod tests {
                     sip_call_id: "x".into(),
                     peer: String::new(),
                     media: None,
+                    held: None,
+                    dtmf_received: String::new(),
                 }],
             },
         );
@@ -737,6 +747,20 @@ mod tests {
             world.rows(RouteSource::NoContact)[0].activity,
             Activity::Ringing
         );
+        let calls = &mut world.statuses.get_mut("tv").unwrap().calls;
+        calls[0].state = TalkerCallState::Connected;
+        assert_eq!(
+            world.rows(RouteSource::NoContact)[0].activity,
+            Activity::InCall
+        );
+        for held in [Held::ByPeer, Held::ByUs] {
+            world.statuses.get_mut("tv").unwrap().calls[0].held = Some(held);
+            assert_eq!(
+                world.rows(RouteSource::NoContact)[0].activity,
+                Activity::Held,
+                "{held:?}"
+            );
+        }
     }
 
     #[test]

@@ -528,6 +528,8 @@ fn incoming_calls_are_answered_and_declined_on_their_talker() {
         sip_call_id: "a84b4c76e66710".into(),
         peer: "sip:carol@family.example".into(),
         media: None,
+        held: None,
+        dtmf_received: String::new(),
     };
     // Nothing rings yet.
     assert!(scene.apply([ch('a')]).is_empty());

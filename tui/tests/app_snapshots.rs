@@ -12,7 +12,7 @@ use scenes::*;
 use serde_json::json;
 use splitdial_tui::app::{Action, Effect};
 use splitdial_tui::config::{Config, Theme};
-use splitdial_tui::model::{AgentCall, CallState, Problem, TalkerCallKind, TalkerCallState};
+use splitdial_tui::model::{AgentCall, CallState, Held, Problem, TalkerCallKind, TalkerCallState};
 
 /// Snapshots one scene at both sizes.
 fn snap(name: &str, scene: &Scene) {
@@ -226,17 +226,103 @@ fn call_statistics() {
         result: Ok(status(
             "tv",
             "Living room TV",
-            vec![AgentCall {
-                id: 7,
-                kind: TalkerCallKind::Referred,
-                state: TalkerCallState::Connected,
-                sip_call_id: "abc@tv".to_owned(),
-                peer: "sip:bob@home.example".into(),
-                media: Some(media_stats()),
-            }],
+            vec![bob_leg(Some(media_stats()), None, "")],
         )),
     }]);
     snap("call_statistics", &scene);
+}
+
+/// The connected call to Bob, with the TV reporting its leg as `leg`.
+fn connected_with_leg(leg: AgentCall) -> Scene {
+    let mut scene = connected();
+    scene.apply([Action::TalkerStatus {
+        talker_id: "tv".to_owned(),
+        result: Ok(status("tv", "Living room TV", vec![leg])),
+    }]);
+    scene
+}
+
+#[test]
+fn call_held_by_the_callee_who_pressed_keys() {
+    let scene = connected_with_leg(bob_leg(Some(media_stats()), Some(Held::ByPeer), "12#"));
+    let screen = scene.render(80, 24);
+    assert!(screen.contains("held by Bob"), "{screen}");
+    assert!(screen.contains("keys 1 2 #"), "{screen}");
+    assert!(screen.contains(" held "), "the TV's state column: {screen}");
+    snap("call_held_by_peer", &scene);
+}
+
+#[test]
+fn call_on_hold_by_my_talker() {
+    let scene = connected_with_leg(bob_leg(None, Some(Held::ByUs), ""));
+    let screen = scene.render(80, 24);
+    assert!(screen.contains("on hold"), "{screen}");
+    assert!(
+        !screen.contains("held by") && !screen.contains("keys"),
+        "{screen}"
+    );
+    snap("call_on_hold", &scene);
+}
+
+#[test]
+fn many_keys_show_the_latest_that_fit() {
+    let scene = connected_with_leg(bob_leg(
+        Some(media_stats()),
+        None,
+        "0123456789*#ABCD0123456789*#ABCD",
+    ));
+    let screen = scene.render(80, 24);
+    assert!(!screen.contains("held"), "not held: {screen}");
+    assert!(screen.contains("keys … "), "{screen}");
+    assert!(
+        screen.contains("A B C D│") || screen.contains("A B C D "),
+        "{screen}"
+    );
+    snap("call_many_keys", &scene);
+}
+
+#[test]
+fn a_resumed_or_finished_call_shows_no_hold() {
+    let mut scene = connected_with_leg(bob_leg(None, Some(Held::ByPeer), "5"));
+    assert!(scene.render(80, 24).contains("held by Bob"));
+    // Resumed: the next status says so.
+    scene.apply([Action::TalkerStatus {
+        talker_id: "tv".to_owned(),
+        result: Ok(status(
+            "tv",
+            "Living room TV",
+            vec![bob_leg(None, None, "5")],
+        )),
+    }]);
+    let screen = scene.render(80, 24);
+    assert!(!screen.contains("held"), "{screen}");
+    assert!(screen.contains("in call"), "{screen}");
+    assert!(
+        screen.contains("keys 5"),
+        "the keys stay with the call: {screen}"
+    );
+    // Held again, then the call ends before the talker's status catches up.
+    scene.apply([Action::TalkerStatus {
+        talker_id: "tv".to_owned(),
+        result: Ok(status(
+            "tv",
+            "Living room TV",
+            vec![bob_leg(None, Some(Held::ByPeer), "5")],
+        )),
+    }]);
+    scene.at(4200 + 65_000);
+    scene.apply([event(
+        6,
+        CallState::Ended,
+        4100 + 64_300,
+        json!({"reason": "callee_hung_up"}),
+    )]);
+    let screen = scene.render(80, 24);
+    assert!(screen.contains("ended: the callee hung up"), "{screen}");
+    assert!(
+        !screen.contains("held by") && !screen.contains("keys"),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -280,10 +366,37 @@ fn incoming_call_on_my_talker() {
                 sip_call_id: "a84b4c76e66710".to_owned(),
                 peer: "sip:carol@family.example".into(),
                 media: None,
+                held: None,
+                dtmf_received: String::new(),
             }],
         )),
     }]);
     snap("incoming_call", &scene);
+}
+
+#[test]
+fn an_answered_incoming_call_held_by_its_caller() {
+    let mut scene = Scene::household();
+    scene.apply([Action::TalkerStatus {
+        talker_id: "tv".to_owned(),
+        result: Ok(status(
+            "tv",
+            "Living room TV",
+            vec![AgentCall {
+                id: 3,
+                kind: TalkerCallKind::Incoming,
+                state: TalkerCallState::Connected,
+                sip_call_id: "a84b4c76e66710".to_owned(),
+                peer: "sip:carol@family.example".into(),
+                media: None,
+                held: Some(Held::ByPeer),
+                dtmf_received: "4#".to_owned(),
+            }],
+        )),
+    }]);
+    let screen = scene.render(80, 24);
+    assert!(screen.contains("held by the caller"), "{screen}");
+    snap("incoming_call_held", &scene);
 }
 
 #[test]

@@ -141,8 +141,28 @@ async fn the_agents_status_reads_and_its_statistics_are_drawn() {
         }
     ));
     assert_eq!(referred_media(&status), Some(&captured_media()));
-    // Read with the agent's own types, nothing is lost: they write these bytes back.
-    assert_eq!(serde_json::to_string(&status).unwrap(), AGENT_BODY);
+    // The capture predates a call's `held` and `dtmf_received` (issue 15):
+    // read as not held, nothing received.
+    assert!(
+        status
+            .calls
+            .iter()
+            .all(|c| c.held.is_none() && c.dtmf_received.is_empty())
+    );
+    // Read with the agent's own types, nothing is lost: they write these
+    // bytes back, with those two fields after each call's statistics.
+    assert_eq!(
+        serde_json::to_string(&status).unwrap(),
+        AGENT_BODY
+            .replace(
+                r#""media":null}"#,
+                r#""media":null,"held":null,"dtmf_received":""}"#
+            )
+            .replace(
+                r#""errors":[]}}"#,
+                r#""errors":[]},"held":null,"dtmf_received":""}"#
+            )
+    );
 
     // The call pane shows them for the call placed on the TV.
     let mut scene = Scene::calling();
@@ -174,6 +194,29 @@ fn a_newer_agents_added_fields_are_skipped() {
         (r#""peer":"sip:bob"#, r#""encrypted":true,"peer":"sip:bob"#),
     ]));
     assert_eq!(referred_media(&status), Some(&captured_media()));
+}
+
+#[test]
+fn a_held_call_and_its_keys_read_and_are_drawn() {
+    let status = read(&edited(&[(
+        r#""errors":[]}}"#,
+        r#""errors":[]},"held":"by_peer","dtmf_received":"12#"}"#,
+    )]));
+    assert!(referred_media(&status).is_some());
+    let mut scene = Scene::calling();
+    scene.apply([Action::CallPlaced(Ok(call_info()))]);
+    scene.apply([Action::TalkerStatus {
+        talker_id: "tv".to_owned(),
+        result: Ok(status),
+    }]);
+    let screen = scene.render(80, 24);
+    for shown in ["held by Bob", "Living room TV  held", "keys 1 2 #"] {
+        assert!(screen.contains(shown), "{shown:?} is not on\n{screen}");
+    }
+    // A hold word the dialer does not know is outside the contract, as an
+    // unknown call state is.
+    let unknown = edited(&[(r#""errors":[]}}"#, r#""errors":[]},"held":"by_both"}"#)]);
+    assert!(serde_json::from_str::<TalkerStatus>(&unknown).is_err());
 }
 
 #[test]

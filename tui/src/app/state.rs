@@ -400,6 +400,22 @@ impl App {
             .map(|media| (status.name.as_str(), media))
     }
 
+    /// The current call's leg to the callee, as my talker reports it: the
+    /// chosen talker's first referred call (the one that carries media; a
+    /// conference's later parties get legs of their own after it). Whether
+    /// it is held and the DTMF digits it received come from here. `None`
+    /// once the call is over.
+    pub fn callee_leg(&self) -> Option<&AgentCall> {
+        // A finished call has no leg left, whatever a late status says.
+        let call = self.call.as_ref().filter(|c| !c.is_over())?;
+        let talker = call.talker_id()?;
+        self.statuses
+            .get(talker)?
+            .calls
+            .iter()
+            .find(|c| c.kind == TalkerCallKind::Referred)
+    }
+
     /// The name a talker id is shown with.
     pub fn talker_name<'a>(&'a self, id: &'a str) -> &'a str {
         self.rows

@@ -6,7 +6,7 @@ use super::cells::fit;
 use crate::app::clock::{format_elapsed, format_offset};
 use crate::app::{App, CurrentCall};
 use crate::config::Theme;
-use crate::model::{CallState, MediaStats, RtpStats, TalkerCallState};
+use crate::model::{CallState, Held, MediaStats, RtpStats, TalkerCallState};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -21,6 +21,9 @@ const STAGES: [(CallState, &str); 5] = [
     (CallState::CalleeRinging, "callee ringing"),
     (CallState::Connected, "connected"),
 ];
+
+/// Columns an ordinary call's received keys may take beside its line.
+const INCOMING_KEYS_WIDTH: usize = 24;
 
 /// Draws the call pane.
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -59,7 +62,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         let left_width = (body.width * 52 / 100).min(56);
         let [left, right] =
             Layout::horizontal([Constraint::Length(left_width), Constraint::Min(0)]).areas(body);
-        frame.render_widget(Paragraph::new(timeline_lines(app, call, theme)), left);
+        frame.render_widget(
+            Paragraph::new(timeline_lines(app, call, left.width, theme)),
+            left,
+        );
         let mut stats = media_lines(media, theme);
         // Short of rows, the numbers matter more than their title.
         if stats.len() > usize::from(right.height) && stats.len() > 2 {
@@ -67,7 +73,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         }
         frame.render_widget(Paragraph::new(stats), right);
     } else {
-        let mut lines = timeline_lines(app, call, theme);
+        let mut lines = timeline_lines(app, call, body.width, theme);
         if show_media {
             lines.extend(media_lines(media, theme));
         }
@@ -105,13 +111,24 @@ fn incoming_lines<'a>(app: &App, theme: &Theme) -> Vec<Line<'a>> {
                     Span::styled(" decline", theme.text()),
                 ])
             } else {
-                Line::styled(
+                let mut spans = vec![Span::styled(
                     format!(
                         " ☎ {peer} {} on {}",
                         incoming.call.state, incoming.talker_name
                     ),
                     theme.text(),
-                )
+                )];
+                if let Some(held) = incoming.call.held {
+                    spans.push(Span::styled(
+                        format!(" · {}", hold_text(held, "the caller")),
+                        theme.warn(),
+                    ));
+                }
+                // The latest keys are enough beside the call's line.
+                if let Some(keys) = keys_text(&incoming.call.dtmf_received, INCOMING_KEYS_WIDTH) {
+                    spans.push(Span::styled(format!(" · {keys}"), theme.text()));
+                }
+                Line::from(spans)
             }
         })
         .collect()
@@ -204,10 +221,54 @@ fn header<'a>(app: &App, call: &CurrentCall, theme: &Theme) -> Line<'a> {
             },
         ));
     }
+    if let Some(held) = app.callee_leg().and_then(|leg| leg.held) {
+        spans.push(Span::styled(
+            format!("  {}", hold_text(held, &call.callee)),
+            theme.warn(),
+        ));
+    }
     Line::from(spans)
 }
 
-fn timeline_lines<'a>(app: &App, call: &CurrentCall, theme: &Theme) -> Vec<Line<'a>> {
+/// How a hold reads: "held by Bob" when `peer` (the other end, as the pane
+/// names it) held the call, "on hold" when my talker did.
+fn hold_text(held: Held, peer: &str) -> String {
+    match held {
+        Held::ByPeer => format!("held by {peer}"),
+        Held::ByUs => "on hold".to_owned(),
+    }
+}
+
+/// "keys 1 2 #": the DTMF digits received, spaced, in at most `width`
+/// columns; when they do not all fit, the latest that do after "…". `None`
+/// when none were received or not even "keys …" fits.
+fn keys_text(digits: &str, width: usize) -> Option<String> {
+    const PREFIX: &str = "keys ";
+    let digits: Vec<char> = digits.chars().collect();
+    if digits.is_empty() {
+        return None;
+    }
+    let room = width.checked_sub(PREFIX.len() + 1)?;
+    // n digits take 2n - 1 columns; with "… " in front, 2n + 1.
+    let shown = if 2 * digits.len() - 1 <= room + 1 {
+        digits.len()
+    } else {
+        room / 2
+    };
+    let latest = &digits[digits.len() - shown..];
+    let spaced = latest
+        .iter()
+        .map(char::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(match (shown == digits.len(), spaced.is_empty()) {
+        (true, _) => format!("{PREFIX}{spaced}"),
+        (false, true) => format!("{PREFIX}…"),
+        (false, false) => format!("{PREFIX}… {spaced}"),
+    })
+}
+
+fn timeline_lines<'a>(app: &App, call: &CurrentCall, width: u16, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = Vec::new();
     let origin = call.origin();
     let offset = |state: CallState| -> Option<i64> {
@@ -290,6 +351,13 @@ fn timeline_lines<'a>(app: &App, call: &CurrentCall, theme: &Theme) -> Vec<Line<
             ),
             theme.text(),
         ));
+    }
+    if let Some(keys) = app
+        .callee_leg()
+        .and_then(|leg| keys_text(&leg.dtmf_received, usize::from(width).saturating_sub(11)))
+    {
+        // Under the stage labels: the keys the callee pressed in the call.
+        lines.push(Line::styled(format!("{:11}{keys}", ""), theme.text()));
     }
     if let Some(end) = call.timeline.iter().find(|e| e.state.is_final()) {
         let at = match (end.at, origin) {
@@ -442,6 +510,33 @@ fn caller_address(peer: &str) -> String {
         _ => peer.split(';').next().unwrap_or(peer),
     };
     inside.trim().to_owned()
+}
+
+#[cfg(test)]
+mod keys_and_hold_tests {
+    use super::{Held, hold_text, keys_text};
+
+    #[test]
+    fn every_key_when_they_fit_else_the_latest() {
+        assert_eq!(keys_text("", 80), None);
+        assert_eq!(keys_text("12#", 80).as_deref(), Some("keys 1 2 #"));
+        assert_eq!(keys_text("12#", 10).as_deref(), Some("keys 1 2 #"));
+        assert_eq!(keys_text("12#", 9).as_deref(), Some("keys … #"));
+        assert_eq!(keys_text("123456", 10).as_deref(), Some("keys … 5 6"));
+        assert_eq!(keys_text("12#", 6).as_deref(), Some("keys …"));
+        assert_eq!(keys_text("12#", 5), None);
+        for width in 0..40 {
+            if let Some(text) = keys_text("0123456789*#ABCD", width) {
+                assert!(text.chars().count() <= width, "{text:?} in {width}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hold_names_the_end_that_held() {
+        assert_eq!(hold_text(Held::ByPeer, "Bob"), "held by Bob");
+        assert_eq!(hold_text(Held::ByUs, "Bob"), "on hold");
+    }
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ fn activity_style(activity: Activity, theme: &Theme) -> Style {
     match activity {
         Activity::Idle => theme.text(),
         Activity::Ringing => theme.warn(),
-        Activity::InCall | Activity::Busy => theme.warn(),
+        Activity::InCall | Activity::Held | Activity::Busy => theme.warn(),
         Activity::Offline => theme.bad(),
         Activity::Unknown => theme.dim(),
     }

@@ -9,9 +9,9 @@ use discovery::{Media, TalkerAd, TalkerId, TalkerKind, TalkerState};
 use splitdial_tui::app::{Action, App, Effect};
 use splitdial_tui::config::{Config, Theme};
 use splitdial_tui::model::{
-    AgentCall, CallEvent, CallInfo, CallState, Codec, Contact, Direction, Me, MediaStats,
+    AgentCall, CallEvent, CallInfo, CallState, Codec, Contact, Direction, Held, Me, MediaStats,
     PictureStats, Problem, RegisteredAccount, RegisteredTalker, RouteView, Routes, RtpStats,
-    SoundStats, TalkerStatus,
+    SoundStats, TalkerCallKind, TalkerCallState, TalkerStatus,
 };
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -249,6 +249,20 @@ pub fn status(id: &str, name: &str, calls: Vec<AgentCall>) -> TalkerStatus {
         media: vec![Media::Audio, Media::Video],
         accounts: vec![],
         calls,
+    }
+}
+
+/// The TV's connected leg to Bob, as its status reports it.
+pub fn bob_leg(media: Option<MediaStats>, held: Option<Held>, dtmf_received: &str) -> AgentCall {
+    AgentCall {
+        id: 7,
+        kind: TalkerCallKind::Referred,
+        state: TalkerCallState::Connected,
+        sip_call_id: "abc@tv".to_owned(),
+        peer: "sip:bob@home.example".into(),
+        media,
+        held,
+        dtmf_received: dtmf_received.to_owned(),
     }
 }
 
