@@ -104,11 +104,18 @@ impl BusWatch {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let _ = pipeline.set_state(gst::State::Null);
+        // Wake the bus thread at once (it waits up to 100 ms for a message), before the
+        // pipeline's teardown flushes the bus: an update should not wait for it.
         self.stop.store(true, Ordering::Release);
+        if let Some(bus) = pipeline.bus() {
+            let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty(
+                "splitdial-stop",
+            )));
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let _ = pipeline.set_state(gst::State::Null);
     }
 }
 
@@ -209,6 +216,7 @@ impl MediaSession {
             tracing::info!("media session updated: nothing flows");
             return Ok(());
         };
+        self.discard_queued();
         match next.launch() {
             Ok(running) => {
                 self.running = Some(running);
@@ -243,6 +251,22 @@ impl MediaSession {
             [&p.audio, &p.video].map(|s| s.as_ref().map(|s| s.remote_rtp))
         };
         chains::refused_senders(&self.refused, &remote(&self.plan), &remote(plan))
+    }
+
+    /// Drops the RTP that waited in the sockets while no pipeline read them (on hold, or
+    /// during the rebuild): played now, it would only be late.
+    fn discard_queued(&self) {
+        let mut buffer = [0u8; 2048];
+        for pair in [&self.sockets.audio, &self.sockets.video].into_iter().flatten() {
+            // The pipelines' GIO sockets made them non-blocking already; this only says so.
+            if pair.rtp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut dropped = 0;
+            while dropped < 4096 && pair.rtp.recv(&mut buffer).is_ok() {
+                dropped += 1;
+            }
+        }
     }
 
     /// Tears the running pipeline down without EOS (the call goes on: no RTCP BYE), its
