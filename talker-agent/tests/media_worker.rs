@@ -265,7 +265,9 @@ async fn a_calls_media_follows_new_plans_through_the_agents_api() {
     let peer = RemoteSession::start(&peer_plan, &theirs, peer_ports)
         .await
         .unwrap();
-    let leg = hub::start(&plan, &ours, ports, entry(&calls)).await.unwrap();
+    let leg = hub::start(&plan, &ours, ports, entry(&calls))
+        .await
+        .unwrap();
     peer_hears(&peer, &[440.0], "the peer hears our tone").await;
     leg.update(&with_direction(&plan, Direction::RecvOnly))
         .await
@@ -319,7 +321,10 @@ async fn a_calls_media_follows_new_plans_through_the_agents_api() {
         .await
         .unwrap();
     peer_gets_nothing(&party1, "party 1 on hold (inactive)").await;
-    assert!(media.update(key2, &plan2).await.is_err(), "no such party yet");
+    assert!(
+        media.update(key2, &plan2).await.is_err(),
+        "no such party yet"
+    );
     media.update(key1, &plan1).await.unwrap();
     media.attach(&plan2, ports2, entry2).await.unwrap();
     peer_hears(&party2, &[440.0, 550.0], "party 2 hears us and party 1").await;
@@ -328,7 +333,12 @@ async fn a_calls_media_follows_new_plans_through_the_agents_api() {
         .await
         .unwrap();
     peer_gets_nothing(&party1, "party 1's leg on hold (recvonly)").await;
-    peer_hears(&party2, &[440.0, 550.0], "party 2 still hears the whole mix").await;
+    peer_hears(
+        &party2,
+        &[440.0, 550.0],
+        "party 2 still hears the whole mix",
+    )
+    .await;
     media.update(key1, &plan1).await.unwrap();
     peer_hears(&party1, &[440.0, 770.0], "party 1 hears the mix again").await;
     media.detach(key1).await;

@@ -778,7 +778,10 @@ mod tests {
         assert_eq!(moved, vec![at(1)]);
         let again = refused_senders(&moved, &[Some(at(2))], &[Some(at(3))]);
         assert_eq!(again, vec![at(1), at(2)]);
-        assert_eq!(refused_senders(&again, &[Some(at(3))], &[Some(at(1))]), vec![at(2), at(3)]);
+        assert_eq!(
+            refused_senders(&again, &[Some(at(3))], &[Some(at(1))]),
+            vec![at(2), at(3)]
+        );
         let many: Vec<SocketAddr> = (10..30).map(at).collect();
         let bounded = refused_senders(&many, &[Some(at(40))], &[Some(at(41))]);
         assert_eq!(bounded.len(), REFUSED_ADDRESSES);

@@ -236,7 +236,7 @@ impl Conference {
         let built = copy(&leg.sockets).and_then(|pair| {
             leg.carried = leg.counters();
             let old = std::mem::take(&mut leg.parts);
-            self.dismantle(id, old);
+            self.dismantle(id, &old);
             self.build_leg(id, audio, pair, refused.clone())
         });
         let outcome = match built {
@@ -251,9 +251,8 @@ impl Conference {
             Err(e) if leg.parts.rtpbin.is_some() => Err(e), // never taken down
             Err(e) => {
                 let restored = match leg.plan.audio.clone() {
-                    Some(previous) => copy(&leg.sockets).and_then(|pair| {
-                        self.build_leg(id, &previous, pair, leg.refused.clone())
-                    }),
+                    Some(previous) => copy(&leg.sockets)
+                        .and_then(|pair| self.build_leg(id, &previous, pair, leg.refused.clone())),
                     None => Ok(LegParts::default()),
                 };
                 match restored {
@@ -289,7 +288,7 @@ impl Conference {
         match self.wire_leg(id, audio, sockets, refused, &mut parts) {
             Ok(()) => Ok(parts),
             Err(e) => {
-                self.dismantle(id, parts);
+                self.dismantle(id, &parts);
                 Err(e)
             }
         }
@@ -362,7 +361,10 @@ impl Conference {
     }
 
     /// One element of every other leg that has it (its tee or its mixer).
-    fn others(&self, pick: impl Fn(&LegParts) -> Option<gst::Element>) -> Vec<(LegId, gst::Element)> {
+    fn others(
+        &self,
+        pick: impl Fn(&LegParts) -> Option<gst::Element>,
+    ) -> Vec<(LegId, gst::Element)> {
         self.legs
             .iter()
             .filter_map(|(id, leg)| pick(&leg.parts).map(|el| (*id, el)))
@@ -414,14 +416,14 @@ impl Conference {
     /// the SIP side ends the dialog).
     pub fn remove_leg(&mut self, id: LegId) -> Result<(), MediaError> {
         let leg = self.legs.remove(&id).ok_or(MediaError::UnknownLeg(id))?;
-        self.dismantle(id, leg.parts);
+        self.dismantle(id, &leg.parts);
         tracing::info!(leg = id, "conference leg removed");
         Ok(())
     }
 
     /// Takes one build of leg `id` out of the running pipeline: its branches leave every mix,
     /// its elements stop.
-    fn dismantle(&mut self, id: LegId, parts: LegParts) {
+    fn dismantle(&mut self, id: LegId, parts: &LegParts) {
         let (gone, kept): (Vec<Branch>, Vec<Branch>) = std::mem::take(&mut self.branches)
             .into_iter()
             .partition(|b| b.from == End::Leg(id) || b.to == End::Leg(id));

@@ -247,9 +247,8 @@ impl MediaSession {
 
     /// The former addresses to refuse under `plan` (see [`chains::refused_senders`]).
     fn refused_after(&self, plan: &Negotiated) -> Vec<SocketAddr> {
-        let remote = |p: &Negotiated| {
-            [&p.audio, &p.video].map(|s| s.as_ref().map(|s| s.remote_rtp))
-        };
+        let remote =
+            |p: &Negotiated| [&p.audio, &p.video].map(|s| s.as_ref().map(|s| s.remote_rtp));
         chains::refused_senders(&self.refused, &remote(&self.plan), &remote(plan))
     }
 
@@ -257,7 +256,10 @@ impl MediaSession {
     /// during the rebuild): played now, it would only be late.
     fn discard_queued(&self) {
         let mut buffer = [0u8; 2048];
-        for pair in [&self.sockets.audio, &self.sockets.video].into_iter().flatten() {
+        for pair in [&self.sockets.audio, &self.sockets.video]
+            .into_iter()
+            .flatten()
+        {
             // The pipelines' GIO sockets made them non-blocking already; this only says so.
             if pair.rtp.set_nonblocking(true).is_err() {
                 continue;

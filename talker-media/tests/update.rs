@@ -97,7 +97,10 @@ fn answer_from(
 }
 
 /// `plan` with its audio stream changed by `change`.
-fn with_audio(plan: &Negotiated, change: impl FnOnce(&mut splitdial_media::StreamPlan)) -> Negotiated {
+fn with_audio(
+    plan: &Negotiated,
+    change: impl FnOnce(&mut splitdial_media::StreamPlan),
+) -> Negotiated {
     let mut plan = plan.clone();
     change(plan.audio.as_mut().unwrap());
     plan
@@ -138,7 +141,10 @@ impl PacketCounter {
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
-        let (arrivals, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (arrivals, stop) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (noted, stopping) = (arrivals.clone(), stop.clone());
         let rtp = socket.local_addr().unwrap();
         let thread = std::thread::spawn(move || {
@@ -347,7 +353,10 @@ fn a_move_sends_to_the_new_address_and_plays_only_the_new_peer() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let stats = sa.stats();
-    assert!(hears(&stats, f2) && !hears(&stats, f1), "A plays the old address: {stats:?}");
+    assert!(
+        hears(&stats, f2) && !hears(&stats, f1),
+        "A plays the old address: {stats:?}"
+    );
     // And a move to a counting socket: the time to the first packet there.
     let peer = PacketCounter::start();
     let asked = Instant::now();
@@ -365,7 +374,10 @@ fn a_move_sends_to_the_new_address_and_plays_only_the_new_peer() {
     );
     let old = s2.stats().audio.unwrap().packets_received;
     std::thread::sleep(QUIET_FOR);
-    assert!(s2.stats().audio.unwrap().packets_received <= old, "B2 still receives");
+    assert!(
+        s2.stats().audio.unwrap().packets_received <= old,
+        "B2 still receives"
+    );
     sa.stop();
     s1.stop();
     s2.stop();
@@ -450,12 +462,18 @@ fn a_held_conference_leg_leaves_the_other_leg_hearing_the_mix() {
     let received = |p: &MediaSession| p.stats().audio.unwrap().packets_received;
     // Party 1 puts us on hold: we only receive from it.
     conference
-        .update_leg(leg1, &with_audio(&plan1, |s| s.direction = Direction::RecvOnly))
+        .update_leg(
+            leg1,
+            &with_audio(&plan1, |s| s.direction = Direction::RecvOnly),
+        )
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let before = received(&parties[0]);
     std::thread::sleep(QUIET_FOR);
-    assert!(received(&parties[0]) <= before, "party 1 still receives while held");
+    assert!(
+        received(&parties[0]) <= before,
+        "party 1 still receives while held"
+    );
     let leg_stats = &conference.stats().legs;
     let held = leg_stats.iter().find(|(id, _)| *id == leg1).unwrap();
     assert_eq!(
@@ -469,7 +487,10 @@ fn a_held_conference_leg_leaves_the_other_leg_hearing_the_mix() {
     );
     // Inactive: party 1 drops out of the mix.
     conference
-        .update_leg(leg1, &with_audio(&plan1, |s| s.direction = Direction::Inactive))
+        .update_leg(
+            leg1,
+            &with_audio(&plan1, |s| s.direction = Direction::Inactive),
+        )
         .unwrap();
     wait_until(
         "party 2 no longer hears party 1",
@@ -521,7 +542,11 @@ fn an_update_that_fails_leaves_the_media_running() {
     let (h_plan, h_ports, p_plan, p_ports) = negotiate(&a, &b);
     let party = MediaSession::start(&p_plan, &b, p_ports).unwrap();
     let leg = conference.add_leg(&h_plan, h_ports).unwrap();
-    assert!(conference.update_leg(leg, &with_audio(&h_plan, |s| s.codec = Codec::Vp8)).is_err());
+    assert!(
+        conference
+            .update_leg(leg, &with_audio(&h_plan, |s| s.codec = Codec::Vp8))
+            .is_err()
+    );
     assert!(conference.update_leg(leg + 1, &h_plan).is_err());
     assert!(conference.update_leg(leg, &Negotiated::default()).is_err());
     keeps_hearing(&party, fa, "the party still hears the mix");
