@@ -560,3 +560,38 @@ fn an_update_that_fails_leaves_the_media_running() {
     sa.stop();
     sb.stop();
 }
+
+/// A plan that is built but cannot start (here: playing into a file that cannot be created,
+/// which a send-only plan never opened) brings the previous plan back on the same sockets.
+#[test]
+fn an_update_that_cannot_start_brings_the_previous_plan_back() {
+    let _g = serial();
+    let [fa, fb] = random_tones::<2>();
+    let mut a = talker(fa);
+    a.audio_sink = AudioSink::File("/nonexistent-splitdial-dir/heard.wav".into());
+    let b = talker(fb);
+    let (a_plan, a_ports, b_plan, b_ports) = negotiate(&a, &b);
+    let send_only = with_audio(&a_plan, |s| s.direction = Direction::SendOnly);
+    let sb = MediaSession::start(&b_plan, &b, b_ports).unwrap();
+    let mut sa = MediaSession::start(&send_only, &a, a_ports).unwrap();
+    keeps_hearing(&sb, fa, "B hears A's send-only stream");
+    let sent = sa.stats().audio.unwrap().packets_sent;
+    let refused = sa.update(&a_plan).expect_err("the file sink cannot open");
+    assert!(
+        refused.to_string().contains("the previous plan runs again"),
+        "{refused}"
+    );
+    assert_eq!(sa.plan(), &send_only);
+    keeps_hearing(&sb, fa, "B hears A again after the failed update");
+    let stats = sa.stats();
+    assert_eq!(
+        stats.audio.as_ref().map(|s| s.direction),
+        Some(Direction::SendOnly)
+    );
+    assert!(
+        stats.audio.unwrap().packets_sent > sent,
+        "counters carried on"
+    );
+    sa.stop();
+    sb.stop();
+}
