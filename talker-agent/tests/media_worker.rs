@@ -325,8 +325,16 @@ async fn a_calls_media_follows_new_plans_through_the_agents_api() {
         media.update(key2, &plan2).await.is_err(),
         "no such party yet"
     );
-    media.update(key1, &plan1).await.unwrap();
+    // A second party joins while the first is on hold: the held party's leg carries
+    // nothing until it resumes.
     media.attach(&plan2, ports2, entry2).await.unwrap();
+    peer_hears(&party2, &[440.0], "party 2 hears us").await;
+    peer_gets_nothing(&party1, "party 1 still on hold, in the mix").await;
+    assert!(
+        !hears(&party2.stats().await.unwrap(), 550.0),
+        "party 2 hears the held party"
+    );
+    media.update(key1, &plan1).await.unwrap();
     peer_hears(&party2, &[440.0, 550.0], "party 2 hears us and party 1").await;
     media
         .update(key1, &with_direction(&plan1, Direction::RecvOnly))

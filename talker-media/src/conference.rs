@@ -75,6 +75,14 @@ impl Leg {
     }
 }
 
+/// A leg's audio stream: the one stream a conference carries.
+fn audio_stream(plan: &Negotiated) -> Result<&StreamPlan, MediaError> {
+    plan.audio
+        .as_ref()
+        .filter(|a| a.codec.is_audio())
+        .ok_or_else(|| MediaError::Plan("a conference leg needs an audio stream".into()))
+}
+
 /// Another handle on a leg's sockets, for one build of it.
 fn copy(sockets: &SocketPair) -> Result<SocketPair, MediaError> {
     sockets
@@ -188,7 +196,8 @@ impl Conference {
     }
 
     /// Adds a party: its RTP leg on the reserved ports; it hears the local voice and every
-    /// other party, and is heard by all of them.
+    /// other party, and is heard by all of them. A party whose audio is inactive (on hold
+    /// when it joins the mix) gets a leg that carries nothing until an update.
     pub fn add_leg(
         &mut self,
         plan: &Negotiated,
@@ -196,13 +205,7 @@ impl Conference {
     ) -> Result<LegId, MediaError> {
         let id = self.next_id;
         self.next_id += 1;
-        let audio = plan
-            .audio
-            .as_ref()
-            .filter(|a| a.direction != Direction::Inactive)
-            .ok_or_else(|| {
-                MediaError::Plan("a conference leg needs an active audio stream".into())
-            })?;
+        let audio = audio_stream(plan)?;
         let (sockets, _) = ports.into_sockets();
         let parts = self.build_leg(id, audio, copy(&sockets)?, Vec::new())?;
         self.legs.insert(
@@ -225,11 +228,7 @@ impl Conference {
     /// place carrying nothing. If the new leg cannot be built the previous plan is rebuilt
     /// (see docs/media.md, "Updates").
     pub fn update_leg(&mut self, id: LegId, plan: &Negotiated) -> Result<(), MediaError> {
-        let audio = plan
-            .audio
-            .as_ref()
-            .filter(|a| a.codec.is_audio())
-            .ok_or_else(|| MediaError::Plan("a conference leg needs an audio stream".into()))?;
+        let audio = audio_stream(plan)?;
         let mut leg = self.legs.remove(&id).ok_or(MediaError::UnknownLeg(id))?;
         let remote = |p: &Negotiated| [p.audio.as_ref().map(|a| a.remote_rtp)];
         let refused = chains::refused_senders(&leg.refused, &remote(&leg.plan), &remote(plan));
