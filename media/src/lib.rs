@@ -13,7 +13,8 @@
 //! 3. **Plan** ([`plan`]): the offer/answer exchange yields a [`Negotiated`] plan — codec,
 //!    direction and the peer's addresses per stream — which the worker runs as it is.
 //! 4. **Requests** ([`protocol`]): the agent asks the worker to start a session or a
-//!    conference, add or remove a leg, report statistics or stop. Each request is one JSON
+//!    conference, add or remove a leg, run a session or leg on a new plan (the far end
+//!    re-offered inside the call), report statistics or stop. Each request is one JSON
 //!    object ([`lines`]) in one packet on the worker's stdin, and a request that starts media
 //!    carries the reserved sockets beside it ([`passing`]): the ports stay bound from the SDP
 //!    to the pipeline ([`AllocatedPorts::into_passed`], [`AllocatedPorts::from_passed`]).

@@ -84,6 +84,18 @@ impl AllocatedPorts {
         })
     }
 
+    /// Other handles on the same sockets (the ports stay bound while either lives): the
+    /// agent keeps them when it hands a reservation to a worker that may fail with it.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            audio_rtp: self.audio_rtp,
+            video_rtp: self.video_rtp,
+            local_ip: self.local_ip,
+            audio: self.audio.try_clone()?,
+            video: self.video.as_ref().map(SocketPair::try_clone).transpose()?,
+        })
+    }
+
     /// The address the sockets are bound to.
     pub fn local_ip(&self) -> IpAddr {
         self.local_ip

@@ -47,6 +47,19 @@ pub enum Operation {
         /// The session.
         session: u64,
     },
+    /// Run a session on a new plan (the far end re-offered: hold or resume, a new address,
+    /// another codec), on the same sockets. Answered `done` once the new plan runs. A
+    /// `failed` reply leaves the session on its previous plan: when the new pipeline cannot
+    /// be built the old one never stopped; when it was built but cannot start, the previous
+    /// plan is rebuilt on the same sockets (a new SSRC, counters carried on), and only if
+    /// that fails too does the session hold its sockets with nothing running (the reply
+    /// says so; stopping it still works).
+    UpdateSession {
+        /// The session.
+        session: u64,
+        /// The new plan; its sockets are the session's.
+        plan: Negotiated,
+    },
     /// Stop a session cleanly (EOS: RTCP BYE, files finalised) and forget it.
     StopSession {
         /// The session.
@@ -67,6 +80,19 @@ pub enum Operation {
         plan: Negotiated,
         /// Where the party's sockets come from.
         ports: LegPorts,
+    },
+    /// Run a conference leg on a new plan (its audio stream), on the same sockets: `done` once
+    /// it runs; `failed` leaves the leg on its previous plan, rebuilt on the same sockets if
+    /// it was already taken down (an `inactive` audio stream is allowed here: the leg stays,
+    /// carrying nothing). Only if that rebuild fails too does the leg carry nothing until
+    /// the next update or its removal (the reply says so).
+    UpdateLeg {
+        /// The conference.
+        conference: u64,
+        /// The leg, as [`Outcome::Leg`] named it.
+        leg: LegId,
+        /// The party's new plan (audio only counts).
+        plan: Negotiated,
     },
     /// Remove a party from a conference.
     RemoveLeg {
@@ -160,6 +186,27 @@ mod tests {
                 }
             }),
             r#"{"id":5,"op":{"add_leg":{"conference":1,"plan":{"audio":null,"video":null},"ports":{"from_session":2}}}}"#
+        );
+        assert_eq!(
+            json(&Request {
+                id: 8,
+                op: Operation::UpdateSession {
+                    session: 2,
+                    plan: Negotiated::default(),
+                }
+            }),
+            r#"{"id":8,"op":{"update_session":{"session":2,"plan":{"audio":null,"video":null}}}}"#
+        );
+        assert_eq!(
+            json(&Request {
+                id: 9,
+                op: Operation::UpdateLeg {
+                    conference: 1,
+                    leg: 3,
+                    plan: Negotiated::default(),
+                }
+            }),
+            r#"{"id":9,"op":{"update_leg":{"conference":1,"leg":3,"plan":{"audio":null,"video":null}}}}"#
         );
         assert_eq!(
             json(&Reply {

@@ -1,8 +1,10 @@
 //! The agent's media worker end to end: two sessions run in the real `talker-media` process
 //! (found beside the test binary's build directory), each hears the other's tone through the
 //! worker's statistics, the worker exits once the last session stops, and reserved ports
-//! stay bound from the SDP into the worker's pipelines. Needs the workspace
-//! built (`cargo build --workspace --all-targets`) and GStreamer installed.
+//! stay bound from the SDP into the worker's pipelines; a call's media follows a new plan
+//! through the agent's API (hold and resume, a move, a referred party held in its mix).
+//! Needs the workspace built (`cargo build --workspace --all-targets`) and GStreamer
+//! installed. The tests share the agent's one worker, so they run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
@@ -10,10 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use splitdial_media::{AllocatedPorts, AudioSink, AudioSource, MediaSettings, MediaStats};
+use splitdial_api::{TalkerCallKind, TalkerCallState};
+use splitdial_media::{
+    AllocatedPorts, AudioSink, AudioSource, Direction, MediaSettings, MediaStats, Negotiated,
+};
 use splitdial_sip::sdp::{LocalMedia, SdpSession, negotiated_from_answer};
+use talker_agent::calls::{CallEntry, Calls};
+use talker_agent::media::hub::{self, MediaHub};
 use talker_agent::media::worker::{MediaWorker, worker_binary};
 use talker_agent::media::{RemoteConference, RemoteSession};
+
+/// One test at a time: they share the agent's worker and watch it start and exit.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -50,6 +60,7 @@ async fn talking_pair(tone_a: f64, tone_b: f64) -> (RemoteSession, RemoteSession
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
+    let _serial = SERIAL.lock().await;
     let binary = worker_binary().expect("talker-media built: cargo build --workspace");
     assert!(binary.is_file(), "{}", binary.display());
     let (a, b) = (settings(520.0), settings(880.0));
@@ -177,6 +188,171 @@ async fn sessions_run_in_the_worker_which_exits_when_the_media_ends() {
     mix.stop().await;
     sc.stop().await;
     sb.stop().await;
+    assert!(!MediaWorker::shared().is_running());
+}
+
+/// Our plan toward a peer and the peer's plan toward us, with both reservations.
+fn negotiate(
+    ours: &MediaSettings,
+    theirs: &MediaSettings,
+) -> (Negotiated, AllocatedPorts, Negotiated, AllocatedPorts) {
+    let our_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    let their_ports = AllocatedPorts::reserve(LOCALHOST, false).unwrap();
+    let o = SdpSession::new(LOCALHOST).offer(&LocalMedia::for_call(ours, &our_ports));
+    let (ans, their_plan) = SdpSession::new(LOCALHOST)
+        .answer(&o, &LocalMedia::for_call(theirs, &their_ports))
+        .unwrap();
+    let our_plan = negotiated_from_answer(&o, &ans).unwrap();
+    (our_plan, our_ports, their_plan, their_ports)
+}
+
+fn with_direction(plan: &Negotiated, direction: Direction) -> Negotiated {
+    let mut plan = plan.clone();
+    if let Some(audio) = plan.audio.as_mut() {
+        audio.direction = direction;
+    }
+    plan
+}
+
+/// Packets a peer session received so far.
+async fn received(peer: &RemoteSession) -> u64 {
+    peer.stats()
+        .await
+        .unwrap()
+        .audio
+        .map_or(0, |a| a.packets_received)
+}
+
+/// Nothing more reaches `peer` for over a second.
+async fn peer_gets_nothing(peer: &RemoteSession, what: &str) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = received(peer).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after = received(peer).await;
+    assert!(after <= before, "{what}: {before} -> {after} packets");
+}
+
+/// `peer` hears each of `tones` within 15 s.
+async fn peer_hears(peer: &RemoteSession, tones: &[f64], what: &str) {
+    let heard = testbed::wait_until_async(what, Duration::from_secs(15), || async {
+        let stats = peer.stats().await.unwrap();
+        tones.iter().all(|hz| hears(&stats, *hz)).then_some(())
+    })
+    .await;
+    if let Err(e) = heard {
+        panic!("{e}: {:?}", peer.stats().await.unwrap());
+    }
+}
+
+fn entry(calls: &Calls) -> Arc<CallEntry> {
+    Arc::new(calls.add(
+        TalkerCallKind::Referred,
+        TalkerCallState::Connected,
+        "update-test",
+        "sip:peer@example.test",
+        None,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_media_follows_new_plans_through_the_agents_api() {
+    let _serial = SERIAL.lock().await;
+    let calls = Calls::default();
+    let (ours, theirs) = (settings(440.0), settings(660.0));
+
+    // An ordinary call's media (LegMedia): held by the peer, then resumed.
+    let (plan, ports, peer_plan, peer_ports) = negotiate(&ours, &theirs);
+    let peer = RemoteSession::start(&peer_plan, &theirs, peer_ports)
+        .await
+        .unwrap();
+    let leg = hub::start(&plan, &ours, ports, entry(&calls))
+        .await
+        .unwrap();
+    peer_hears(&peer, &[440.0], "the peer hears our tone").await;
+    leg.update(&with_direction(&plan, Direction::RecvOnly))
+        .await
+        .unwrap();
+    peer_gets_nothing(&peer, "held (recvonly)").await;
+    let heard_here = testbed::wait_until_async(
+        "our side still hearing the held peer, and saying it is recvonly",
+        Duration::from_secs(15),
+        || async {
+            calls.list().into_iter().find_map(|c| {
+                c.media.filter(|m| {
+                    hears(m, 660.0)
+                        && m.audio.as_ref().map(|a| a.direction) == Some(Direction::RecvOnly)
+                })
+            })
+        },
+    )
+    .await;
+    if let Err(e) = heard_here {
+        panic!("{e}: {:?}", calls.list());
+    }
+    leg.update(&plan).await.unwrap();
+    let before = received(&peer).await;
+    testbed::wait_until_async(
+        "packets reach the peer again once resumed",
+        Duration::from_secs(10),
+        || async { (received(&peer).await > before + 10).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    hub::stop(leg).await;
+    peer.stop().await;
+
+    // A referred call's parties (MediaHub): the first held as a plain session, then both
+    // mixed and the first held as a conference leg while the second hears the mix.
+    let media = MediaHub::new(ours.clone());
+    let (plan1, ports1, p1_plan, p1_ports) = negotiate(&ours, &settings(550.0));
+    let (plan2, ports2, p2_plan, p2_ports) = negotiate(&ours, &settings(770.0));
+    let party1 = RemoteSession::start(&p1_plan, &settings(550.0), p1_ports)
+        .await
+        .unwrap();
+    let party2 = RemoteSession::start(&p2_plan, &settings(770.0), p2_ports)
+        .await
+        .unwrap();
+    let (entry1, entry2) = (entry(&calls), entry(&calls));
+    let (key1, key2) = (entry1.id(), entry2.id());
+    media.attach(&plan1, ports1, entry1).await.unwrap();
+    peer_hears(&party1, &[440.0], "party 1 hears us").await;
+    media
+        .update(key1, &with_direction(&plan1, Direction::Inactive))
+        .await
+        .unwrap();
+    peer_gets_nothing(&party1, "party 1 on hold (inactive)").await;
+    assert!(
+        media.update(key2, &plan2).await.is_err(),
+        "no such party yet"
+    );
+    // A second party joins while the first is on hold: the held party's leg carries
+    // nothing until it resumes.
+    media.attach(&plan2, ports2, entry2).await.unwrap();
+    peer_hears(&party2, &[440.0], "party 2 hears us").await;
+    peer_gets_nothing(&party1, "party 1 still on hold, in the mix").await;
+    assert!(
+        !hears(&party2.stats().await.unwrap(), 550.0),
+        "party 2 hears the held party"
+    );
+    media.update(key1, &plan1).await.unwrap();
+    peer_hears(&party2, &[440.0, 550.0], "party 2 hears us and party 1").await;
+    media
+        .update(key1, &with_direction(&plan1, Direction::RecvOnly))
+        .await
+        .unwrap();
+    peer_gets_nothing(&party1, "party 1's leg on hold (recvonly)").await;
+    peer_hears(
+        &party2,
+        &[440.0, 550.0],
+        "party 2 still hears the whole mix",
+    )
+    .await;
+    media.update(key1, &plan1).await.unwrap();
+    peer_hears(&party1, &[440.0, 770.0], "party 1 hears the mix again").await;
+    media.detach(key1).await;
+    media.detach(key2).await;
+    party1.stop().await;
+    party2.stop().await;
     assert!(!MediaWorker::shared().is_running());
 }
 

@@ -12,8 +12,8 @@ use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
 
 use splitdial_media::{
-    AudioSink, AudioSource, BEEP_MS, Codec, MediaSettings, SocketPair, StreamPlan, VideoSink,
-    VideoSource,
+    AudioSink, AudioSource, BEEP_MS, Codec, MediaSettings, RtpStats, SocketPair, StreamPlan,
+    VideoSink, VideoSource,
 };
 
 use crate::analyze::{PictureCounter, SoundAnalyzer};
@@ -578,17 +578,33 @@ pub(crate) fn transport(
 }
 
 /// Links each new `recv_rtp_src_<session>_<ssrc>_<pt>` pad of `rtpbin` to the receiver's sink
-/// pad for that session (`receivers[session]`), replacing an earlier source (new SSRC).
-pub(crate) fn route_received(rtpbin: &gst::Element, receivers: Vec<Option<gst::Pad>>) {
+/// pad for that session (`receivers[session]`), replacing an earlier source (new SSRC). A
+/// source whose RTP comes from one of the `refused` addresses (where the peer was before its
+/// session moved) is discarded instead of played.
+pub(crate) fn route_received(
+    rtpbin: &gst::Element,
+    receivers: Vec<Option<gst::Pad>>,
+    refused: Vec<SocketAddr>,
+) {
     let receivers = Arc::new(Mutex::new(receivers));
-    rtpbin.connect_pad_added(move |_, new_pad| {
+    rtpbin.connect_pad_added(move |rtpbin, new_pad| {
         let name = new_pad.name();
         let Some(rest) = name.strip_prefix("recv_rtp_src_") else {
             return;
         };
-        let Some(session) = rest.split('_').next().and_then(|s| s.parse::<usize>().ok()) else {
+        let mut fields = rest.split('_');
+        let Some(session) = fields.next().and_then(|s| s.parse::<usize>().ok()) else {
             return;
         };
+        let ssrc = fields.next().and_then(|s| s.parse::<u32>().ok());
+        if !refused.is_empty()
+            && let Some(from) = ssrc.and_then(|ssrc| sender_of(rtpbin, session, ssrc))
+            && refused.contains(&from)
+        {
+            tracing::info!(session, stream = %name, %from, "discarding media from the peer's former address");
+            discard(rtpbin, new_pad);
+            return;
+        }
         let guard = receivers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -607,15 +623,101 @@ pub(crate) fn route_received(rtpbin: &gst::Element, receivers: Vec<Option<gst::P
     });
 }
 
+/// How many of a peer's former addresses a session or leg keeps refusing.
+const REFUSED_ADDRESSES: usize = 8;
+
+/// The peer addresses to refuse after a stream moves from `before` to `now` (the RTP
+/// addresses of each stream): those refused so far and those moved away from, less any the
+/// plan moves back to; the latest few.
+pub(crate) fn refused_senders(
+    refused: &[SocketAddr],
+    before: &[Option<SocketAddr>],
+    now: &[Option<SocketAddr>],
+) -> Vec<SocketAddr> {
+    let mut kept: Vec<SocketAddr> = Vec::new();
+    for address in refused.iter().chain(before.iter().flatten()) {
+        if !now.contains(&Some(*address)) && !kept.contains(address) {
+            kept.push(*address);
+        }
+    }
+    let excess = kept.len().saturating_sub(REFUSED_ADDRESSES);
+    kept.drain(..excess);
+    kept
+}
+
+/// Where a remote source's RTP comes from, as rtpbin's session noted it (`rtp-from`).
+fn sender_of(rtpbin: &gst::Element, session: usize, ssrc: u32) -> Option<SocketAddr> {
+    let id = u32::try_from(session).ok()?;
+    let internal = rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&id])?;
+    let source = internal.emit_by_name::<Option<glib::Object>>("get-source-by-ssrc", &[&ssrc])?;
+    let stats = source.property::<gst::Structure>("stats");
+    stats.get::<String>("rtp-from").ok()?.parse().ok()
+}
+
+/// Sends a received stream nowhere: a linked pad keeps the jitter buffer flowing, where an
+/// unlinked one would stop the socket's source.
+fn discard(rtpbin: &gst::Element, pad: &gst::Pad) {
+    let Some(bin) = rtpbin.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) else {
+        return;
+    };
+    let Ok(sink) = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+    else {
+        return;
+    };
+    if bin.add(&sink).is_err() {
+        return;
+    }
+    let _ = sink.sync_state_with_parent();
+    if let Some(sink_pad) = sink.static_pad("sink") {
+        let _ = pad.link(&sink_pad);
+    }
+}
+
+/// What RTP session `id` of `rtpbin` sent, received and lost so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RtpCounters {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    pub(crate) lost: u64,
+    pub(crate) jitter_ms: f64,
+}
+
+impl RtpCounters {
+    /// These counters carried on by a later pipeline's (`jitter_ms` is the later one's).
+    pub(crate) fn plus(self, later: RtpCounters) -> RtpCounters {
+        RtpCounters {
+            sent: self.sent + later.sent,
+            received: self.received + later.received,
+            lost: self.lost + later.lost,
+            jitter_ms: later.jitter_ms,
+        }
+    }
+
+    /// These counters as statistics of a stream of `plan`.
+    pub(crate) fn stats(self, plan: &StreamPlan) -> RtpStats {
+        RtpStats {
+            codec: plan.codec,
+            direction: plan.direction,
+            packets_sent: self.sent,
+            packets_received: self.received,
+            packets_lost: self.lost,
+            jitter_ms: self.jitter_ms,
+        }
+    }
+}
+
 /// Sent/received counters of RTP session `id`, from rtpbin's per-source statistics.
-pub(crate) fn session_counters(rtpbin: &gst::Element, id: u32) -> (u64, u64, u64, f64) {
+pub(crate) fn session_counters(rtpbin: &gst::Element, id: u32) -> RtpCounters {
     let Some(session) = rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&id])
     else {
-        return (0, 0, 0, 0.0);
+        return RtpCounters::default();
     };
     let stats = session.property::<gst::Structure>("stats");
     let Ok(sources) = stats.get::<glib::ValueArray>("source-stats") else {
-        return (0, 0, 0, 0.0);
+        return RtpCounters::default();
     };
     let (mut sent, mut received, mut lost, mut jitter_ms) = (0u64, 0u64, 0u64, 0.0f64);
     for value in sources.iter() {
@@ -634,7 +736,12 @@ pub(crate) fn session_counters(rtpbin: &gst::Element, id: u32) -> (u64, u64, u64
             }
         }
     }
-    (sent, received, lost, jitter_ms)
+    RtpCounters {
+        sent,
+        received,
+        lost,
+        jitter_ms,
+    }
 }
 
 #[cfg(test)]
@@ -661,6 +768,24 @@ mod tests {
         assert_eq!(sounding.first(), Some(&100));
         assert_eq!(sounding.last(), Some(&(100 + BEEP_MS as usize - 1)));
         assert_eq!(sounding.len(), BEEP_MS as usize);
+    }
+
+    #[test]
+    fn a_moved_stream_refuses_where_it_was_until_it_moves_back() {
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(refused_senders(&[], &[Some(at(1))], &[Some(at(1))]).is_empty());
+        let moved = refused_senders(&[], &[Some(at(1)), None], &[Some(at(2)), None]);
+        assert_eq!(moved, vec![at(1)]);
+        let again = refused_senders(&moved, &[Some(at(2))], &[Some(at(3))]);
+        assert_eq!(again, vec![at(1), at(2)]);
+        assert_eq!(
+            refused_senders(&again, &[Some(at(3))], &[Some(at(1))]),
+            vec![at(2), at(3)]
+        );
+        let many: Vec<SocketAddr> = (10..30).map(at).collect();
+        let bounded = refused_senders(&many, &[Some(at(40))], &[Some(at(41))]);
+        assert_eq!(bounded.len(), REFUSED_ADDRESSES);
+        assert_eq!(bounded.last(), Some(&at(40)));
     }
 
     #[test]

@@ -3,17 +3,18 @@
 //! sink hears all parties. Audio only.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use splitdial_media::{
     AllocatedPorts, AudioSink, AudioSource, ConferenceStats, Direction, LegId, MediaSettings,
-    MediaStats, Negotiated, RtpStats,
+    MediaStats, Negotiated, SocketPair, StreamPlan,
 };
 
 use crate::analyze::SoundAnalyzer;
-use crate::chains;
+use crate::chains::{self, RtpCounters};
 use crate::error::{MediaError, PipelineResult};
 use crate::session::{BusWatch, add_chain, add_receiver, set_mute};
 
@@ -38,14 +39,55 @@ struct Branch {
     mixer_pad: gst::Pad,
 }
 
+/// One party of the mix.
 struct Leg {
     plan: Negotiated,
-    rtpbin: gst::Element,
+    /// The conference's own handles on the party's sockets: each build of the leg gets
+    /// copies, so the ports stay bound across updates.
+    sockets: SocketPair,
+    /// Where the party sent from before its session moved: not played any more.
+    refused: Vec<SocketAddr>,
+    /// What earlier builds of this leg counted.
+    carried: RtpCounters,
+    parts: LegParts,
+}
+
+/// The elements of one build of a leg (none while its audio is inactive).
+#[derive(Default)]
+struct LegParts {
+    rtpbin: Option<gst::Element>,
     elements: Vec<gst::Element>,
     /// Decoded audio of this party (when it sends to us).
     tee: Option<gst::Element>,
     /// The mix this party hears (when we send to it).
     mixer: Option<gst::Element>,
+}
+
+impl Leg {
+    fn counters(&self) -> RtpCounters {
+        let now = self
+            .parts
+            .rtpbin
+            .as_ref()
+            .map(|r| chains::session_counters(r, 0))
+            .unwrap_or_default();
+        self.carried.plus(now)
+    }
+}
+
+/// A leg's audio stream: the one stream a conference carries.
+fn audio_stream(plan: &Negotiated) -> Result<&StreamPlan, MediaError> {
+    plan.audio
+        .as_ref()
+        .filter(|a| a.codec.is_audio())
+        .ok_or_else(|| MediaError::Plan("a conference leg needs an audio stream".into()))
+}
+
+/// Another handle on a leg's sockets, for one build of it.
+fn copy(sockets: &SocketPair) -> Result<SocketPair, MediaError> {
+    sockets
+        .try_clone()
+        .map_err(|e| MediaError::Pipeline(format!("cannot share a leg's sockets: {e}")))
 }
 
 /// Several call legs mixed locally (DESIGN.md: a second REFER adds a party).
@@ -154,7 +196,8 @@ impl Conference {
     }
 
     /// Adds a party: its RTP leg on the reserved ports; it hears the local voice and every
-    /// other party, and is heard by all of them.
+    /// other party, and is heard by all of them. A party whose audio is inactive (on hold
+    /// when it joins the mix) gets a leg that carries nothing until an update.
     pub fn add_leg(
         &mut self,
         plan: &Negotiated,
@@ -162,20 +205,110 @@ impl Conference {
     ) -> Result<LegId, MediaError> {
         let id = self.next_id;
         self.next_id += 1;
-        let audio = plan
-            .audio
-            .as_ref()
-            .filter(|a| a.direction != Direction::Inactive)
-            .ok_or_else(|| {
-                MediaError::Plan("a conference leg needs an active audio stream".into())
-            })?;
+        let audio = audio_stream(plan)?;
+        let (sockets, _) = ports.into_sockets();
+        let parts = self.build_leg(id, audio, copy(&sockets)?, Vec::new())?;
+        self.legs.insert(
+            id,
+            Leg {
+                plan: plan.clone(),
+                sockets,
+                refused: Vec::new(),
+                carried: RtpCounters::default(),
+                parts,
+            },
+        );
+        tracing::info!(leg = id, remote = %audio.remote_rtp, codec = %audio.codec, "conference leg added");
+        Ok(id)
+    }
+
+    /// Runs a leg on a new plan (its audio stream; the far end re-offered), on the same
+    /// sockets: the leg is rebuilt in the running mix, its counters carry on, and RTP from
+    /// the party's former address is no longer played. An inactive stream leaves the leg in
+    /// place carrying nothing. If the new leg cannot be built the previous plan is rebuilt
+    /// (see docs/media.md, "Updates").
+    pub fn update_leg(&mut self, id: LegId, plan: &Negotiated) -> Result<(), MediaError> {
+        let audio = audio_stream(plan)?;
+        let mut leg = self.legs.remove(&id).ok_or(MediaError::UnknownLeg(id))?;
+        let remote = |p: &Negotiated| [p.audio.as_ref().map(|a| a.remote_rtp)];
+        let refused = chains::refused_senders(&leg.refused, &remote(&leg.plan), &remote(plan));
+        let built = copy(&leg.sockets).and_then(|pair| {
+            leg.carried = leg.counters();
+            let old = std::mem::take(&mut leg.parts);
+            self.dismantle(id, &old);
+            self.build_leg(id, audio, pair, refused.clone())
+        });
+        let outcome = match built {
+            Ok(parts) => {
+                leg.parts = parts;
+                leg.plan = plan.clone();
+                leg.refused = refused;
+                tracing::info!(leg = id, remote = %audio.remote_rtp, codec = %audio.codec,
+                    direction = ?audio.direction, "conference leg updated");
+                Ok(())
+            }
+            Err(e) if leg.parts.rtpbin.is_some() => Err(e), // never taken down
+            Err(e) => {
+                let restored = match leg.plan.audio.clone() {
+                    Some(previous) => copy(&leg.sockets)
+                        .and_then(|pair| self.build_leg(id, &previous, pair, leg.refused.clone())),
+                    None => Ok(LegParts::default()),
+                };
+                match restored {
+                    Ok(parts) => {
+                        leg.parts = parts;
+                        Err(MediaError::Pipeline(format!(
+                            "{e}; the previous plan runs again"
+                        )))
+                    }
+                    Err(again) => Err(MediaError::Pipeline(format!(
+                        "{e}; the previous plan could not be restored either ({again}): the leg carries nothing"
+                    ))),
+                }
+            }
+        };
+        self.legs.insert(id, leg);
+        outcome
+    }
+
+    /// Builds leg `id` for its audio stream in the running pipeline, wired into every mix
+    /// (nothing for an inactive stream). On failure, whatever was added is taken out again.
+    fn build_leg(
+        &mut self,
+        id: LegId,
+        audio: &StreamPlan,
+        sockets: SocketPair,
+        refused: Vec<SocketAddr>,
+    ) -> Result<LegParts, MediaError> {
+        let mut parts = LegParts::default();
+        if audio.direction == Direction::Inactive {
+            return Ok(parts);
+        }
+        match self.wire_leg(id, audio, sockets, refused, &mut parts) {
+            Ok(()) => Ok(parts),
+            Err(e) => {
+                self.dismantle(id, &parts);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a leg's elements to the running pipeline (each noted in `parts` as it is added)
+    /// and its mix branches.
+    fn wire_leg(
+        &mut self,
+        id: LegId,
+        audio: &StreamPlan,
+        sockets: SocketPair,
+        refused: Vec<SocketAddr>,
+        parts: &mut LegParts,
+    ) -> Result<(), MediaError> {
         let rtpbin = chains::rtpbin(self.settings.jitter_ms, vec![Some(audio.clone())])?;
         self.pipeline.add(&rtpbin).pipeline()?;
-        let mut elements = vec![rtpbin.clone()];
-        let (audio_pair, _) = ports.into_sockets();
-        let t = chains::transport(&self.pipeline, &rtpbin, 0, audio, audio_pair)?;
-        elements.extend(t.elements);
-        let mut leg_mixer = None;
+        parts.rtpbin = Some(rtpbin.clone());
+        parts.elements.push(rtpbin.clone());
+        let t = chains::transport(&self.pipeline, &rtpbin, 0, audio, sockets)?;
+        parts.elements.extend(t.elements);
         if let Some(send_sink) = t.send_sink {
             let m = mixer(&self.settings)?;
             let caps = mix_caps()?;
@@ -185,70 +318,56 @@ impl Conference {
                 &[&m, &caps, encoder.upcast_ref()],
                 &send_sink,
             )?;
-            elements.extend([m.clone(), caps, encoder.upcast()]);
-            leg_mixer = Some(m);
+            parts.elements.extend([m.clone(), caps, encoder.upcast()]);
+            parts.mixer = Some(m);
         }
-        let mut leg_tee = None;
         if audio.direction.receives() {
             let decoder = chains::audio_decoder(audio.codec, Some(chains::MIX_RATE))?;
             let tee = tee()?;
             let sink_pad = add_receiver(&self.pipeline, &[decoder.upcast_ref(), &tee])?;
-            chains::route_received(&rtpbin, vec![Some(sink_pad)]);
-            elements.extend([decoder.upcast(), tee.clone()]);
-            leg_tee = Some(tee);
+            parts.elements.extend([decoder.upcast(), tee.clone()]);
+            chains::route_received(&rtpbin, vec![Some(sink_pad)], refused);
+            parts.tee = Some(tee);
         }
         // Downstream first, sockets last: the party's RTP may already be arriving (the leg
-        // was a plain call until a second party joined), and a packet reaching a decoder,
-        // tee or mix branch that is not playing yet stops the socket's source for good
-        // ("Internal data stream error"). So everything but the receiving sockets starts
-        // now, the mix branches are linked, and only then do the sockets start.
+        // was a plain call until a second party joined, or it is being rebuilt), and a
+        // packet reaching a decoder, tee or mix branch that is not playing yet stops the
+        // socket's source for good ("Internal data stream error"). So everything but the
+        // receiving sockets starts now, the mix branches are linked, and only then do the
+        // sockets start.
         let (sockets_in, inner): (Vec<&gst::Element>, Vec<&gst::Element>) =
-            elements.iter().partition(|el| is_socket_source(el));
+            parts.elements.iter().partition(|el| is_socket_source(el));
         for el in &inner {
             el.sync_state_with_parent().pipeline()?;
         }
         // Mix-minus wiring: this party hears the local voice and all others; all hear it.
-        if let Some(m) = &leg_mixer {
+        if let Some(m) = &parts.mixer {
             self.branch(End::Local, &self.local_tee.clone(), End::Leg(id), m)?;
-            for (other, leg) in &self
-                .legs
-                .iter()
-                .map(|(k, l)| (*k, l.tee.clone()))
-                .collect::<Vec<_>>()
-            {
-                if let Some(other_tee) = leg {
-                    self.branch(End::Leg(*other), other_tee, End::Leg(id), m)?;
-                }
+            for (other, other_tee) in self.others(|p| p.tee.clone()) {
+                self.branch(End::Leg(other), &other_tee, End::Leg(id), m)?;
             }
         }
-        if let Some(tee) = &leg_tee {
+        if let Some(tee) = &parts.tee {
             self.branch(End::Leg(id), tee, End::Local, &self.local_mixer.clone())?;
-            for (other, m) in &self
-                .legs
-                .iter()
-                .map(|(k, l)| (*k, l.mixer.clone()))
-                .collect::<Vec<_>>()
-            {
-                if let Some(other_mixer) = m {
-                    self.branch(End::Leg(id), tee, End::Leg(*other), other_mixer)?;
-                }
+            for (other, other_mixer) in self.others(|p| p.mixer.clone()) {
+                self.branch(End::Leg(id), tee, End::Leg(other), &other_mixer)?;
             }
         }
         for el in &sockets_in {
             el.sync_state_with_parent().pipeline()?;
         }
-        self.legs.insert(
-            id,
-            Leg {
-                plan: plan.clone(),
-                rtpbin,
-                elements,
-                tee: leg_tee,
-                mixer: leg_mixer,
-            },
-        );
-        tracing::info!(leg = id, remote = %audio.remote_rtp, codec = %audio.codec, "conference leg added");
-        Ok(id)
+        Ok(())
+    }
+
+    /// One element of every other leg that has it (its tee or its mixer).
+    fn others(
+        &self,
+        pick: impl Fn(&LegParts) -> Option<gst::Element>,
+    ) -> Vec<(LegId, gst::Element)> {
+        self.legs
+            .iter()
+            .filter_map(|(id, leg)| pick(&leg.parts).map(|el| (*id, el)))
+            .collect()
     }
 
     /// Connects `tee` to a new pad of `mixer` through a leaky queue, in a running pipeline.
@@ -296,6 +415,14 @@ impl Conference {
     /// the SIP side ends the dialog).
     pub fn remove_leg(&mut self, id: LegId) -> Result<(), MediaError> {
         let leg = self.legs.remove(&id).ok_or(MediaError::UnknownLeg(id))?;
+        self.dismantle(id, &leg.parts);
+        tracing::info!(leg = id, "conference leg removed");
+        Ok(())
+    }
+
+    /// Takes one build of leg `id` out of the running pipeline: its branches leave every mix,
+    /// its elements stop.
+    fn dismantle(&mut self, id: LegId, parts: &LegParts) {
         let (gone, kept): (Vec<Branch>, Vec<Branch>) = std::mem::take(&mut self.branches)
             .into_iter()
             .partition(|b| b.from == End::Leg(id) || b.to == End::Leg(id));
@@ -312,12 +439,10 @@ impl Conference {
             let _ = b.queue.set_state(gst::State::Null);
             let _ = self.pipeline.remove(&b.queue);
         }
-        for el in leg.elements.iter().rev() {
+        for el in parts.elements.iter().rev() {
             let _ = el.set_state(gst::State::Null);
             let _ = self.pipeline.remove(el);
         }
-        tracing::info!(leg = id, "conference leg removed");
-        Ok(())
     }
 
     /// The ids of the legs in the conference.
@@ -331,18 +456,7 @@ impl Conference {
             .legs
             .iter()
             .map(|(id, leg)| {
-                let audio = leg.plan.audio.as_ref().map(|p| {
-                    let (packets_sent, packets_received, packets_lost, jitter_ms) =
-                        chains::session_counters(&leg.rtpbin, 0);
-                    RtpStats {
-                        codec: p.codec,
-                        direction: p.direction,
-                        packets_sent,
-                        packets_received,
-                        packets_lost,
-                        jitter_ms,
-                    }
-                });
+                let audio = leg.plan.audio.as_ref().map(|p| leg.counters().stats(p));
                 (
                     *id,
                     MediaStats {

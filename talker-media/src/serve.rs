@@ -63,6 +63,13 @@ impl Running {
                 stats.make_finite();
                 Ok(Outcome::Stats(stats))
             }
+            Operation::UpdateSession { session, plan } => {
+                self.sessions
+                    .get_mut(&session)
+                    .ok_or_else(|| unknown("session", session))?
+                    .update(&plan)?;
+                Ok(Outcome::Done)
+            }
             Operation::StopSession { session } => {
                 if let Some(s) = self.sessions.remove(&session) {
                     s.stop();
@@ -98,6 +105,17 @@ impl Running {
                     .get_mut(&conference)
                     .ok_or_else(|| unknown("conference", conference))?;
                 Ok(Outcome::Leg(mix.add_leg(&plan, ports)?))
+            }
+            Operation::UpdateLeg {
+                conference,
+                leg,
+                plan,
+            } => {
+                self.conferences
+                    .get_mut(&conference)
+                    .ok_or_else(|| unknown("conference", conference))?
+                    .update_leg(leg, &plan)?;
+                Ok(Outcome::Done)
             }
             Operation::RemoveLeg { conference, leg } => {
                 self.conferences

@@ -1,6 +1,8 @@
 //! One call leg's media: a GStreamer pipeline around `rtpbin`, started only when the call is
-//! answered and torn down with an EOS when it ends.
+//! answered, rebuilt on the same sockets when the far end re-offers, and torn down with an
+//! EOS when it ends.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,12 +11,12 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use splitdial_media::{
-    AllocatedPorts, AudioSink, Direction, MediaSettings, MediaStats, Negotiated, RtpStats,
-    SocketPair, StreamPlan, VideoSink, VideoSource,
+    AllocatedPorts, AudioSink, Direction, MediaSettings, MediaStats, Negotiated, SocketPair,
+    StreamPlan, VideoSink, VideoSource,
 };
 
 use crate::analyze::{PictureCounter, SoundAnalyzer};
-use crate::chains;
+use crate::chains::{self, RtpCounters};
 use crate::error::{MediaError, PipelineResult};
 
 /// How long [`MediaSession::stop`] waits for the EOS to drain (files finalised, RTCP BYE sent).
@@ -102,28 +104,69 @@ impl BusWatch {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let _ = pipeline.set_state(gst::State::Null);
+        // Wake the bus thread at once (it waits up to 100 ms for a message), before the
+        // pipeline's teardown flushes the bus: an update should not wait for it.
         self.stop.store(true, Ordering::Release);
+        if let Some(bus) = pipeline.bus() {
+            let _ = bus.post(gst::message::Application::new(gst::Structure::new_empty(
+                "splitdial-stop",
+            )));
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let _ = pipeline.set_state(gst::State::Null);
     }
 }
 
+/// One pipeline running a plan. An update replaces it with another on the same sockets.
 struct Running {
     pipeline: gst::Pipeline,
     rtpbin: gst::Element,
     watch: BusWatch,
 }
 
+impl Running {
+    fn counters(&self, id: u32) -> RtpCounters {
+        chains::session_counters(&self.rtpbin, id)
+    }
+
+    /// Sets the pipeline playing; on failure it is torn down and the error says why.
+    fn launch(mut self) -> Result<Self, MediaError> {
+        if let Err(e) = self.pipeline.set_state(gst::State::Playing) {
+            self.watch.shut_down(&self.pipeline, false);
+            let detail = self.watch.errors().join("; ");
+            return Err(MediaError::Pipeline(format!("cannot start: {e} {detail}")));
+        }
+        Ok(self)
+    }
+}
+
+/// The session's own handles on its sockets: each pipeline gets copies, so the ports stay
+/// bound (and the peer's packets keep arriving) from one pipeline to the next.
+struct Sockets {
+    audio: Option<SocketPair>,
+    video: Option<SocketPair>,
+}
+
+fn copy(pair: Option<&SocketPair>, what: &str) -> Result<SocketPair, MediaError> {
+    pair.ok_or_else(|| MediaError::Plan(format!("{what} negotiated but no {what} ports reserved")))?
+        .try_clone()
+        .map_err(|e| MediaError::Pipeline(format!("cannot share the {what} sockets: {e}")))
+}
+
 /// A running media session (one per call leg): RTP + RTCP on `rtpbin`, sources and sinks as
-/// configured. Nothing is sent or received before [`MediaSession::start`].
+/// configured. Nothing is sent or received before [`MediaSession::start`];
+/// [`MediaSession::update`] moves it to a new plan on the same sockets.
 pub struct MediaSession {
     running: Option<Running>,
-    /// Another handle on the audio sockets, so the party can move into a conference on
-    /// ports that stay bound ([`MediaSession::stop_keeping_audio_sockets`]).
-    audio_sockets: Option<SocketPair>,
+    sockets: Sockets,
     plan: Negotiated,
+    settings: MediaSettings,
+    /// What earlier pipelines of this session counted, per RTP session (audio, video).
+    carried: [RtpCounters; 2],
+    /// Where the peer sent from before its session moved: not played any more.
+    refused: Vec<SocketAddr>,
     sound: Option<Arc<SoundAnalyzer>>,
     picture: Option<Arc<PictureCounter>>,
 }
@@ -136,18 +179,121 @@ impl MediaSession {
         settings: &MediaSettings,
         ports: AllocatedPorts,
     ) -> Result<Self, MediaError> {
-        let (audio_pair, video_pair) = ports.into_sockets();
+        let (audio, video) = ports.into_sockets();
         let mut session = Self {
-            audio_sockets: audio_pair.try_clone().ok(),
             running: None,
+            sockets: Sockets {
+                audio: Some(audio),
+                video,
+            },
             plan: plan.clone(),
+            settings: settings.clone(),
+            carried: [RtpCounters::default(); 2],
+            refused: Vec::new(),
             sound: None,
             picture: None,
         };
+        if let Some(built) = session.build(plan, Vec::new())? {
+            session.running = Some(built.launch()?);
+            tracing::info!(audio = ?plan.audio.as_ref().map(|a| (a.codec, a.direction, a.remote_rtp)),
+                video = ?plan.video.as_ref().map(|v| (v.codec, v.direction, v.remote_rtp)), "media session started");
+        }
+        Ok(session)
+    }
+
+    /// Runs the session on a new plan (the far end re-offered), on the same sockets: the
+    /// pipeline is rebuilt, packet counters carry on, and RTP from the peer's former
+    /// addresses is no longer played. When the new pipeline cannot be built the old one
+    /// keeps running untouched; when it cannot start, the previous plan is rebuilt and
+    /// started again (see docs/media.md, "Updates").
+    pub fn update(&mut self, plan: &Negotiated) -> Result<(), MediaError> {
+        let refused = self.refused_after(plan);
+        let next = self.build(plan, refused.clone())?;
+        let previous = std::mem::replace(&mut self.plan, plan.clone());
+        self.retire_pipeline();
+        let previous_refused = std::mem::replace(&mut self.refused, refused);
+        let Some(next) = next else {
+            tracing::info!("media session updated: nothing flows");
+            return Ok(());
+        };
+        self.discard_queued();
+        match next.launch() {
+            Ok(running) => {
+                self.running = Some(running);
+                tracing::info!(audio = ?plan.audio.as_ref().map(|a| (a.codec, a.direction, a.remote_rtp)),
+                    video = ?plan.video.as_ref().map(|v| (v.codec, v.direction, v.remote_rtp)), "media session updated");
+                Ok(())
+            }
+            Err(e) => {
+                self.plan = previous;
+                self.refused = previous_refused;
+                let restored = self
+                    .build(&self.plan.clone(), self.refused.clone())
+                    .and_then(|b| b.map(Running::launch).transpose());
+                match restored {
+                    Ok(running) => {
+                        self.running = running;
+                        Err(MediaError::Pipeline(format!(
+                            "{e}; the previous plan runs again"
+                        )))
+                    }
+                    Err(again) => Err(MediaError::Pipeline(format!(
+                        "{e}; the previous plan could not be restored either ({again}): nothing flows"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The former addresses to refuse under `plan` (see [`chains::refused_senders`]).
+    fn refused_after(&self, plan: &Negotiated) -> Vec<SocketAddr> {
+        let remote =
+            |p: &Negotiated| [&p.audio, &p.video].map(|s| s.as_ref().map(|s| s.remote_rtp));
+        chains::refused_senders(&self.refused, &remote(&self.plan), &remote(plan))
+    }
+
+    /// Drops the RTP that waited in the sockets while no pipeline read them (on hold, or
+    /// during the rebuild): played now, it would only be late.
+    fn discard_queued(&self) {
+        let mut buffer = [0u8; 2048];
+        for pair in [&self.sockets.audio, &self.sockets.video]
+            .into_iter()
+            .flatten()
+        {
+            // The pipelines' GIO sockets made them non-blocking already; this only says so.
+            if pair.rtp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut dropped = 0;
+            while dropped < 4096 && pair.rtp.recv(&mut buffer).is_ok() {
+                dropped += 1;
+            }
+        }
+    }
+
+    /// Tears the running pipeline down without EOS (the call goes on: no RTCP BYE), its
+    /// counters kept for the next one.
+    fn retire_pipeline(&mut self) {
+        if let Some(mut old) = self.running.take() {
+            for id in [AUDIO_SESSION, VIDEO_SESSION] {
+                self.carried[id as usize] = self.carried[id as usize].plus(old.counters(id));
+            }
+            old.watch.shut_down(&old.pipeline, false);
+        }
+    }
+
+    /// A pipeline for `plan` on copies of the session's sockets, not started yet; `None`
+    /// when the plan carries no media.
+    fn build(
+        &mut self,
+        plan: &Negotiated,
+        refused: Vec<SocketAddr>,
+    ) -> Result<Option<Running>, MediaError> {
         if !plan.carries_media() {
-            return Ok(session);
+            return Ok(None);
         }
         chains::init()?;
+        let settings = self.settings.clone();
         let pipeline = gst::Pipeline::with_name("media-session");
         let rtpbin = chains::rtpbin(
             settings.jitter_ms,
@@ -155,78 +301,91 @@ impl MediaSession {
         )?;
         pipeline.add(&rtpbin).pipeline()?;
         let mut receivers = vec![None, None];
-
         if let Some(audio) = plan
             .audio
             .as_ref()
             .filter(|a| a.direction != Direction::Inactive)
         {
-            let t = chains::transport(&pipeline, &rtpbin, AUDIO_SESSION, audio, audio_pair)?;
-            if let Some(send_sink) = t.send_sink {
-                let source = chains::audio_source(settings, chains::MIX_RATE)?;
-                let encoder = chains::audio_encoder(audio.codec, audio.payload_type, settings)?;
-                add_chain(
-                    &pipeline,
-                    &[source.upcast_ref(), encoder.upcast_ref()],
-                    &send_sink,
-                )?;
-            }
-            if audio.direction.receives() {
-                if settings.audio_sink == AudioSink::Analyze {
-                    session.sound = Some(Arc::new(SoundAnalyzer::new()));
-                }
-                let decoder = chains::audio_decoder(audio.codec, None)?;
-                let sink = chains::audio_sink(
-                    &settings.audio_sink,
-                    settings.audio_buffer_ms,
-                    session.sound.as_ref(),
-                )?;
-                receivers[AUDIO_SESSION as usize] = Some(add_receiver(
-                    &pipeline,
-                    &[decoder.upcast_ref(), sink.upcast_ref()],
-                )?);
-            }
+            let pair = copy(self.sockets.audio.as_ref(), "audio")?;
+            receivers[AUDIO_SESSION as usize] =
+                self.build_audio(&pipeline, &rtpbin, audio, pair)?;
         }
         if let Some(video) = plan
             .video
             .as_ref()
             .filter(|v| v.direction != Direction::Inactive)
         {
-            let pair = video_pair.ok_or_else(|| {
-                MediaError::Plan("video negotiated but no video ports reserved".into())
-            })?;
-            let t = chains::transport(&pipeline, &rtpbin, VIDEO_SESSION, video, pair)?;
-            if let Some(send_sink) = t.send_sink {
-                let source = settings.video_source.clone().unwrap_or(VideoSource::None);
-                let sender = chains::video_sender(settings, &source, video.payload_type)?;
-                add_chain(&pipeline, &[sender.upcast_ref()], &send_sink)?;
-            }
-            if video.direction.receives() {
-                if settings.video_sink == VideoSink::Analyze {
-                    session.picture = Some(Arc::new(PictureCounter::default()));
-                }
-                let receiver =
-                    chains::video_receiver(&settings.video_sink, session.picture.as_ref())?;
-                receivers[VIDEO_SESSION as usize] =
-                    Some(add_receiver(&pipeline, &[receiver.upcast_ref()])?);
-            }
+            let pair = copy(self.sockets.video.as_ref(), "video")?;
+            receivers[VIDEO_SESSION as usize] =
+                self.build_video(&pipeline, &rtpbin, video, pair)?;
         }
-        chains::route_received(&rtpbin, receivers);
+        chains::route_received(&rtpbin, receivers, refused);
         let watch = BusWatch::start(&pipeline, format!("{:?}", settings.local_ip))?;
-        let mut running = Running {
+        Ok(Some(Running {
             pipeline,
             rtpbin,
             watch,
-        };
-        if let Err(e) = running.pipeline.set_state(gst::State::Playing) {
-            running.watch.shut_down(&running.pipeline, false);
-            let detail = running.watch.errors().join("; ");
-            return Err(MediaError::Pipeline(format!("cannot start: {e} {detail}")));
+        }))
+    }
+
+    /// The audio stream's transport, sender and receiver; gives the receiver's sink pad.
+    fn build_audio(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        rtpbin: &gst::Element,
+        audio: &StreamPlan,
+        pair: SocketPair,
+    ) -> Result<Option<gst::Pad>, MediaError> {
+        let settings = &self.settings;
+        let t = chains::transport(pipeline, rtpbin, AUDIO_SESSION, audio, pair)?;
+        if let Some(send_sink) = t.send_sink {
+            let source = chains::audio_source(settings, chains::MIX_RATE)?;
+            let encoder = chains::audio_encoder(audio.codec, audio.payload_type, settings)?;
+            add_chain(
+                pipeline,
+                &[source.upcast_ref(), encoder.upcast_ref()],
+                &send_sink,
+            )?;
         }
-        tracing::info!(audio = ?plan.audio.as_ref().map(|a| (a.codec, a.direction, a.remote_rtp)),
-            video = ?plan.video.as_ref().map(|v| (v.codec, v.direction, v.remote_rtp)), "media session started");
-        session.running = Some(running);
-        Ok(session)
+        if !audio.direction.receives() {
+            return Ok(None);
+        }
+        // One analyzer for the session's life, so what was heard carries across updates.
+        if settings.audio_sink == AudioSink::Analyze && self.sound.is_none() {
+            self.sound = Some(Arc::new(SoundAnalyzer::new()));
+        }
+        let decoder = chains::audio_decoder(audio.codec, None)?;
+        let sink = chains::audio_sink(
+            &settings.audio_sink,
+            settings.audio_buffer_ms,
+            self.sound.as_ref(),
+        )?;
+        add_receiver(pipeline, &[decoder.upcast_ref(), sink.upcast_ref()]).map(Some)
+    }
+
+    /// The video stream's transport, sender and receiver; gives the receiver's sink pad.
+    fn build_video(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        rtpbin: &gst::Element,
+        video: &StreamPlan,
+        pair: SocketPair,
+    ) -> Result<Option<gst::Pad>, MediaError> {
+        let settings = &self.settings;
+        let t = chains::transport(pipeline, rtpbin, VIDEO_SESSION, video, pair)?;
+        if let Some(send_sink) = t.send_sink {
+            let source = settings.video_source.clone().unwrap_or(VideoSource::None);
+            let sender = chains::video_sender(settings, &source, video.payload_type)?;
+            add_chain(pipeline, &[sender.upcast_ref()], &send_sink)?;
+        }
+        if !video.direction.receives() {
+            return Ok(None);
+        }
+        if settings.video_sink == VideoSink::Analyze && self.picture.is_none() {
+            self.picture = Some(Arc::new(PictureCounter::default()));
+        }
+        let receiver = chains::video_receiver(&settings.video_sink, self.picture.as_ref())?;
+        add_receiver(pipeline, &[receiver.upcast_ref()]).map(Some)
     }
 
     /// The plan this session runs.
@@ -234,23 +393,16 @@ impl MediaSession {
         &self.plan
     }
 
-    /// Current counters and measurements.
+    /// Current counters and measurements; packet counters include earlier plans'.
     pub fn stats(&self) -> MediaStats {
         let rtp = |plan: &Option<StreamPlan>, id: u32| {
             plan.as_ref().map(|p| {
-                let (packets_sent, packets_received, packets_lost, jitter_ms) = self
+                let now = self
                     .running
                     .as_ref()
-                    .map(|r| chains::session_counters(&r.rtpbin, id))
+                    .map(|r| r.counters(id))
                     .unwrap_or_default();
-                RtpStats {
-                    codec: p.codec,
-                    direction: p.direction,
-                    packets_sent,
-                    packets_received,
-                    packets_lost,
-                    jitter_ms,
-                }
+                self.carried[id as usize].plus(now).stats(p)
             })
         };
         MediaStats {
@@ -286,7 +438,7 @@ impl MediaSession {
     /// Stops cleanly like [`MediaSession::stop`] but keeps the audio sockets bound, for a
     /// conference leg that takes the party over (its peer goes on sending to these ports).
     pub fn stop_keeping_audio_sockets(mut self) -> Result<AllocatedPorts, MediaError> {
-        let sockets = self.audio_sockets.take();
+        let sockets = self.sockets.audio.take();
         self.shut_down(true);
         let sockets = sockets
             .ok_or_else(|| MediaError::Plan("the session's audio sockets were not kept".into()))?;

@@ -68,6 +68,15 @@ pub struct LegMedia {
     heard: Arc<Mutex<Heard>>,
 }
 
+impl LegMedia {
+    /// Runs the leg's media on a new plan (the far end re-offered inside the call: hold,
+    /// resume, a new address, another codec), on the same ports; returns once it runs.
+    /// On failure the media goes on with its previous plan (docs/media.md, "Updates").
+    pub async fn update(&self, plan: &Negotiated) -> Result<(), MediaError> {
+        self.session.update(plan).await
+    }
+}
+
 /// Starts the media of a negotiated leg and keeps `entry`'s statistics current.
 pub async fn start(
     plan: &Negotiated,
@@ -117,7 +126,7 @@ async fn finish(media: LegMedia) -> Arc<RemoteSession> {
         .session
         .stats()
         .await
-        .unwrap_or_else(|_| MediaStats::unused(media.session.plan()));
+        .unwrap_or_else(|_| MediaStats::unused(&media.session.plan()));
     if let Ok(heard) = media.heard.lock() {
         log_summary(&stats, &heard);
     }
@@ -151,6 +160,10 @@ struct Mixed {
     legs: Arc<Mutex<MixedLegs>>,
     heard: Arc<Mutex<Heard>>,
     stop_stats: CancellationToken,
+}
+
+fn no_party(key: u64) -> MediaError {
+    MediaError::Plan(format!("no media runs for party {key}"))
 }
 
 /// A plan without its video stream (the conference mixes audio only).
@@ -244,6 +257,36 @@ impl MediaHub {
                 *state = HubState::Mixed(mixed);
                 result.map(|_| ())
             }
+        }
+    }
+
+    /// Runs the media of party `key` (as in [`MediaHub::attach`]) on a new plan, once the
+    /// far end re-offered: its plain session, or its conference leg (audio only counts
+    /// there). On failure the party's media goes on with its previous plan.
+    pub async fn update(&self, key: u64, plan: &Negotiated) -> Result<(), MediaError> {
+        let mut state = self.state.lock().await;
+        match &mut *state {
+            HubState::Single {
+                key: k,
+                leg,
+                plan: current,
+                ..
+            } if *k == key => {
+                leg.update(plan).await?;
+                // A later move into a mix takes the party's current plan.
+                *current = plan.clone();
+                Ok(())
+            }
+            HubState::Mixed(mixed) => {
+                let leg = mixed
+                    .legs
+                    .lock()
+                    .ok()
+                    .and_then(|legs| legs.get(&key).map(|(id, _)| *id));
+                let leg = leg.ok_or_else(|| no_party(key))?;
+                mixed.conference.update_leg(leg, &audio_only(plan)).await
+            }
+            _ => Err(no_party(key)),
         }
     }
 

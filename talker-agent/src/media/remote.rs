@@ -4,6 +4,7 @@
 //! stopped in the background, so the worker can still exit when nothing is left.
 
 use std::os::fd::OwnedFd;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use splitdial_media::protocol::{LegPorts, Operation, Outcome};
@@ -15,56 +16,122 @@ use super::worker::{Handle, MediaWorker, SLOW_REQUEST, STATS_REQUEST};
 
 /// The agent's handle on one two-party session running in the worker.
 pub struct RemoteSession {
-    plan: Negotiated,
-    /// `None` for a plan that carries no media: nothing runs, so no worker is needed.
-    handle: Option<Handle>,
+    settings: MediaSettings,
+    state: Mutex<SessionState>,
     stopped: AtomicBool,
+}
+
+/// What a [`RemoteSession`] runs now.
+struct SessionState {
+    plan: Negotiated,
+    /// `None` while the plan carries no media: nothing runs, so no worker is needed.
+    handle: Option<Handle>,
+    /// The reserved ports while nothing runs, for an update that starts media.
+    idle_ports: Option<AllocatedPorts>,
 }
 
 impl RemoteSession {
     /// Starts a session for a negotiated plan on the reserved ports (their sockets go to the
-    /// worker). A plan with only inactive streams starts nothing.
+    /// worker). A plan with only inactive streams starts nothing and keeps the ports for an
+    /// update that does.
     pub async fn start(
         plan: &Negotiated,
         settings: &MediaSettings,
         ports: AllocatedPorts,
     ) -> Result<Self, MediaError> {
-        let handle = if plan.carries_media() {
-            let (ports, sockets) = ports.into_passed();
-            let (handle, _) = MediaWorker::shared()
-                .create(
-                    |session| Operation::StartSession {
-                        session,
-                        plan: plan.clone(),
-                        settings: settings.clone(),
-                        ports,
-                    },
-                    sockets,
-                )
-                .await?;
-            Some(handle)
-        } else {
-            None
-        };
-        Ok(Self {
-            plan: plan.clone(),
-            handle,
+        let session = Self {
+            settings: settings.clone(),
+            state: Mutex::new(SessionState {
+                plan: plan.clone(),
+                handle: None,
+                idle_ports: None,
+            }),
             stopped: AtomicBool::new(false),
-        })
+        };
+        if plan.carries_media() {
+            let handle = session.start_in_worker(plan, ports).await?;
+            session.with_state(|s| s.handle = Some(handle));
+        } else {
+            session.with_state(|s| s.idle_ports = Some(ports));
+        }
+        Ok(session)
+    }
+
+    async fn start_in_worker(
+        &self,
+        plan: &Negotiated,
+        ports: AllocatedPorts,
+    ) -> Result<Handle, MediaError> {
+        let (ports, sockets) = ports.into_passed();
+        let (handle, _) = MediaWorker::shared()
+            .create(
+                |session| Operation::StartSession {
+                    session,
+                    plan: plan.clone(),
+                    settings: self.settings.clone(),
+                    ports,
+                },
+                sockets,
+            )
+            .await?;
+        Ok(handle)
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut SessionState) -> T) -> T {
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn handle(&self) -> Option<Handle> {
+        self.with_state(|s| s.handle)
     }
 
     /// The plan this session runs.
-    pub fn plan(&self) -> &Negotiated {
-        &self.plan
+    pub fn plan(&self) -> Negotiated {
+        self.with_state(|s| s.plan.clone())
+    }
+
+    /// Runs the session on a new plan (the far end re-offered: hold or resume, a new
+    /// address, another codec), on the same ports; returns once it runs. On failure the
+    /// session goes on with its previous plan (docs/media.md, "Updates"). A session that
+    /// ran nothing starts now if the new plan carries media; one whose worker died fails.
+    pub async fn update(&self, plan: &Negotiated) -> Result<(), MediaError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(MediaError::Plan("the session has ended".into()));
+        }
+        if let Some(handle) = self.handle() {
+            let op = Operation::UpdateSession {
+                session: handle.object,
+                plan: plan.clone(),
+            };
+            MediaWorker::shared().ask(handle, op, SLOW_REQUEST).await?;
+        } else if plan.carries_media() {
+            let ports = self
+                .with_state(|s| s.idle_ports.take())
+                .ok_or_else(|| MediaError::Plan("the session's ports are gone".into()))?;
+            // The worker closes what it was given if it fails: keep handles to retry later.
+            let kept = ports.try_clone().ok();
+            match self.start_in_worker(plan, ports).await {
+                Ok(handle) => self.with_state(|s| s.handle = Some(handle)),
+                Err(e) => {
+                    self.with_state(|s| s.idle_ports = kept);
+                    return Err(e);
+                }
+            }
+        }
+        self.with_state(|s| s.plan = plan.clone());
+        Ok(())
     }
 
     /// Current counters and measurements (zeros when nothing runs or the worker is gone).
     pub async fn stats(&self) -> Result<MediaStats, MediaError> {
         let Some(handle) = self
-            .handle
+            .handle()
             .filter(|_| !self.stopped.load(Ordering::Acquire))
         else {
-            return Ok(MediaStats::unused(&self.plan));
+            return Ok(MediaStats::unused(&self.plan()));
         };
         let op = Operation::SessionStats {
             session: handle.object,
@@ -81,7 +148,7 @@ impl RemoteSession {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return None;
         }
-        self.handle
+        self.handle()
     }
 
     /// Ends the session cleanly (EOS, teardown); later calls do nothing.
@@ -89,7 +156,7 @@ impl RemoteSession {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(handle) = self.handle {
+        if let Some(handle) = self.handle() {
             let op = Operation::StopSession {
                 session: handle.object,
             };
@@ -176,6 +243,21 @@ impl RemoteConference {
         }
     }
 
+    /// Runs a party's leg on a new plan (its audio stream; the far end re-offered), on the
+    /// same ports; returns once it runs. On failure the leg goes on with its previous plan
+    /// (docs/media.md, "Updates").
+    pub async fn update_leg(&self, leg: LegId, plan: &Negotiated) -> Result<(), MediaError> {
+        let op = Operation::UpdateLeg {
+            conference: self.handle.object,
+            leg,
+            plan: plan.clone(),
+        };
+        MediaWorker::shared()
+            .ask(self.handle, op, SLOW_REQUEST)
+            .await
+            .map(|_| ())
+    }
+
     /// Removes a party.
     pub async fn remove_leg(&self, leg: LegId) -> Result<(), MediaError> {
         let op = Operation::RemoveLeg {
@@ -219,7 +301,7 @@ impl Drop for RemoteSession {
     /// the worker can still exit when nothing is left.
     fn drop(&mut self) {
         if let Some(handle) = self
-            .handle
+            .handle()
             .filter(|_| !self.stopped.load(Ordering::Acquire))
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
