@@ -8,6 +8,10 @@
 //!   leg and its REFER, as in `click_to_dial.rs`) reaches a baresip account registered at
 //!   the embedded sip-server; G.711 flows both ways (the agent hears baresip's
 //!   `ausine` tone; baresip counts the agent's RTP packets in its RTCP stats).
+//! * baresip puts that call on hold and resumes it (re-INVITEs with `a=sendonly`,
+//!   then `a=sendrecv`): the agent's status says `held: by_peer`, its audio is
+//!   `recvonly` and sends nothing while it keeps receiving, and it sends again
+//!   after the resume.
 //! * Kamailio instead of sip-server: the same click-to-dial between two agents
 //!   through Kamailio (digest for the agents, the controller trusted by its TCP
 //!   source address); each agent hears the other's tone.
@@ -40,63 +44,100 @@ fn agent_binary() -> &'static Path {
 /// so sip-server challenges it with MD5 alone.
 const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
 
+/// A referred call from agent `tv-a` (account alice, at the embedded sip-server) to
+/// baresip (account eve), connected: baresip has set up incoming RTP.
+struct BaresipCall {
+    server: sip_server::RunningServer,
+    eve: Baresip,
+    eve_ctl: rig::BaresipControl,
+    a: testbed::Process,
+    leg: ControlLeg,
+    tone_eve: f64,
+    _dir: tempfile::TempDir,
+}
+
+impl BaresipCall {
+    /// Starts the server, baresip (sending a random tone over G.711) and the agent, and
+    /// has the controller refer the agent to eve.
+    async fn connect() -> Self {
+        let users = format!(
+            "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
+        );
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+        config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
+        config.trusted = vec![CONTROLLER_IP];
+        let server = sip_server::start(config).await.unwrap();
+        let matcher = Matcher::new();
+        // Tones drawn now; nobody tells the analyzers. G.711 carries up to 4 kHz.
+        let tone_a = f64::from(300 + rand::random::<u32>() % 400);
+        let tone_eve = 900 + rand::random::<u32>() % 900;
+
+        let mut eve = Baresip::start(&BaresipSetup {
+            user: "eve",
+            proxy: server.local_addr(),
+            tone_hz: tone_eve,
+            opus: false,
+        });
+        eve.wait_registered();
+        let eve_ctl = eve.control().await;
+        let dir = tempfile::tempdir().unwrap();
+        let a_cfg = agent_config(
+            dir.path(),
+            "tv-a",
+            "alice",
+            server.local_addr(),
+            &matcher.key,
+            tone_a,
+            "",
+        );
+        let a = start_agent(agent_binary(), &a_cfg, "tv-a");
+        let location = &server.context().location;
+        eventually("alice and eve registered", Duration::from_secs(30), || {
+            !location.lookup("alice").is_empty() && !location.lookup("eve").is_empty()
+        })
+        .await;
+
+        let mut leg = ControlLeg::open(
+            server.local_addr(),
+            &matcher,
+            "tv-a",
+            &format!("sip:alice@{DOMAIN}"),
+        )
+        .await;
+        leg.refer_and_wait_answer(&matcher, &format!("sip:eve@{DOMAIN}"))
+            .await;
+        if let Err(e) = eve.process.wait_for_output(
+            "incoming rtp for 'audio' established",
+            Duration::from_secs(15),
+        ) {
+            panic!("{e}\nagent:\n{}", a.log());
+        }
+        Self {
+            server,
+            eve,
+            eve_ctl,
+            a,
+            leg,
+            tone_eve: f64::from(tone_eve),
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root: run scripts/test"]
 async fn a_referred_call_to_baresip_carries_g711_both_ways() {
     testbed::require_loopback_only_namespace();
     testbed::require_program("baresip", "baresip-core");
-    let users = format!(
-        "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
-    );
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
-    config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
-    config.trusted = vec![CONTROLLER_IP];
-    let server = sip_server::start(config).await.unwrap();
-    let matcher = Matcher::new();
-    // Tones drawn now; nobody tells the analyzers. G.711 carries up to 4 kHz.
-    let tone_a = f64::from(300 + rand::random::<u32>() % 400);
-    let tone_eve = 900 + rand::random::<u32>() % 900;
-
-    let mut eve = Baresip::start(&BaresipSetup {
-        user: "eve",
-        proxy: server.local_addr(),
-        tone_hz: tone_eve,
-        opus: false,
-    });
-    eve.wait_registered();
-    let mut eve_ctl = eve.control().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a_cfg = agent_config(
-        dir.path(),
-        "tv-a",
-        "alice",
-        server.local_addr(),
-        &matcher.key,
-        tone_a,
-        "",
-    );
-    let mut a = start_agent(agent_binary(), &a_cfg, "tv-a");
-    let location = &server.context().location;
-    eventually("alice and eve registered", Duration::from_secs(30), || {
-        !location.lookup("alice").is_empty() && !location.lookup("eve").is_empty()
-    })
-    .await;
-
-    let mut leg = ControlLeg::open(
-        server.local_addr(),
-        &matcher,
-        "tv-a",
-        &format!("sip:alice@{DOMAIN}"),
-    )
-    .await;
-    leg.refer_and_wait_answer(&matcher, &format!("sip:eve@{DOMAIN}"))
-        .await;
-    if let Err(e) = eve.process.wait_for_output(
-        "incoming rtp for 'audio' established",
-        Duration::from_secs(15),
-    ) {
-        panic!("{e}\nagent:\n{}", a.log());
-    }
+    let BaresipCall {
+        server,
+        mut eve,
+        mut eve_ctl,
+        mut a,
+        mut leg,
+        tone_eve,
+        _dir,
+    } = BaresipCall::connect().await;
     // Let the tones flow until baresip has reported, from RTCP, at least 3 s of
     // the agent's 20 ms packets (RTCP comes every ~5 s; bounded wait).
     let mut received = None;
@@ -123,7 +164,6 @@ async fn a_referred_call_to_baresip_carries_g711_both_ways() {
         .unwrap();
     let agent_log = a.log();
     let heard = summary_field(&agent_log, "heard_hz");
-    let tone_eve = f64::from(tone_eve);
     assert!(
         (heard - tone_eve).abs() < tone_eve * 0.02,
         "the agent heard {heard} Hz, baresip sent {tone_eve}\n{agent_log}"
@@ -137,6 +177,114 @@ async fn a_referred_call_to_baresip_carries_g711_both_ways() {
         .wait_for_output("terminated (duration:", Duration::from_secs(15))
         .unwrap();
     server.shutdown().await;
+}
+
+/// What the agent's status API says of its one referred call.
+#[derive(Debug)]
+struct ReferredCallView {
+    held: Option<splitdial_api::Held>,
+    direction: Option<splitdial_media::Direction>,
+    packets_sent: u64,
+    packets_received: u64,
+}
+
+/// Reads the agent's `GET /v1/status` and returns its referred call, if any.
+async fn referred_call(status: &str) -> Option<ReferredCallView> {
+    let body = reqwest::get(format!("http://{status}/v1/status"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let talker: splitdial_api::TalkerStatus<splitdial_media::MediaStats> =
+        serde_json::from_str(&body).unwrap();
+    let call = talker
+        .calls
+        .into_iter()
+        .find(|c| c.kind == splitdial_api::TalkerCallKind::Referred)?;
+    let audio = call.media.and_then(|m| m.audio);
+    Some(ReferredCallView {
+        held: call.held,
+        direction: audio.as_ref().map(|a| a.direction),
+        packets_sent: audio.as_ref().map_or(0, |a| a.packets_sent),
+        packets_received: audio.as_ref().map_or(0, |a| a.packets_received),
+    })
+}
+
+/// Waits until the referred call matches `wanted` and returns it.
+async fn referred_call_until(
+    status: &str,
+    what: &str,
+    wanted: impl Fn(&ReferredCallView) -> bool,
+) -> ReferredCallView {
+    testbed::wait_until_async(what, Duration::from_secs(15), || async {
+        referred_call(status).await.filter(|c| wanted(c))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e} (GET http://{status}/v1/status)"))
+}
+
+/// baresip puts the call on hold (a re-INVITE with `a=sendonly`) and resumes it: the
+/// agent answers each, reports the hold in its status, stops sending while held and
+/// keeps playing what baresip sends, and sends again after the resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: run scripts/test"]
+async fn baresip_puts_the_referred_call_on_hold_and_resumes_it() {
+    testbed::require_loopback_only_namespace();
+    testbed::require_program("baresip", "baresip-core");
+    use splitdial_media::Direction;
+    let mut call = BaresipCall::connect().await;
+    let status = status_addr(&call.a.log());
+    referred_call_until(&status, "the call's media running both ways", |c| {
+        c.direction == Some(Direction::SendRecv) && c.packets_sent > 25
+    })
+    .await;
+
+    call.eve_ctl.command("hold", "").await;
+    let held = referred_call_until(&status, "the call held by baresip", |c| {
+        c.held == Some(splitdial_api::Held::ByPeer) && c.direction == Some(Direction::RecvOnly)
+    })
+    .await;
+    // The status shows statistics up to 500 ms old: from 800 ms on, every snapshot
+    // was taken after the worker stopped sending.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = referred_call(&status).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = referred_call(&status).await.unwrap();
+    assert_eq!(
+        after.packets_sent, before.packets_sent,
+        "the agent kept sending while held ({held:?} → {after:?})\n{}",
+        call.a.log()
+    );
+    assert!(
+        after.packets_received >= before.packets_received + 25,
+        "the agent stopped receiving what baresip still sends ({before:?} → {after:?})"
+    );
+
+    call.eve_ctl.command("resume", "").await;
+    referred_call_until(&status, "the call resumed and sending again", |c| {
+        c.held.is_none()
+            && c.direction == Some(Direction::SendRecv)
+            && c.packets_sent >= after.packets_sent + 25
+    })
+    .await;
+    call.leg.bye().await;
+    call.eve
+        .process
+        .wait_for_output("terminated (duration:", Duration::from_secs(15))
+        .unwrap();
+    call.server.shutdown().await;
+}
+
+/// The agent's status API address from its `talker-agent ready ... status ADDR` line.
+fn status_addr(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("talker-agent ready"))
+        .unwrap();
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "status").unwrap();
+    words.next().unwrap().to_owned()
 }
 
 /// Two agents registered at Kamailio; `b` auto-answers alice.
