@@ -5,8 +5,9 @@
 //!
 //! splitdial's control leg runs session timers with the controller as the
 //! refresher (`refresher=uac`): it refreshes with UPDATE at half the interval,
-//! and the talker, which never refreshes, ends the leg when no refresh came in
-//! time.
+//! and the talker, which never refreshes it ([`uas_terms`]), ends the leg when
+//! no refresh came in time. The talker's other calls may refresh themselves
+//! ([`refreshing_uas_terms`]).
 
 use rsipstack::sip::Headers;
 use std::fmt;

@@ -267,7 +267,13 @@ impl InDialog {
         }
         let mut answer_headers = Vec::new();
         if let Some(timer) = &self.timer {
-            info!(%call_id, method = %request.method, secs = timer.secs(), "session refreshed");
+            let (method, secs) = (&request.method, timer.secs());
+            // The matcher's tests count the control leg's line.
+            if self.may_refresh() {
+                info!(%call_id, %method, secs, "call session refreshed");
+            } else {
+                info!(%call_id, %method, secs, "control leg refreshed");
+            }
             answer_headers.extend(timer.answer_headers());
         }
         if invite {
