@@ -16,6 +16,9 @@
 //! | REFER / NOTIFY outside a control leg | 403 / 481 |
 //! | MESSAGE, and any method not in `Allow` | 405 with `Allow` ([`methods`]) |
 //!
+//! `their_update.rs` serves the far end's re-INVITE and UPDATE; `our_refresh.rs` sends
+//! ours when we are the refresher.
+//!
 //! A new plan goes to the call's media through one call site, [`apply_media_plan`]; the
 //! far end's hold and its DTMF digits through another, [`report_call_facts`].
 
@@ -23,7 +26,11 @@ pub mod info;
 pub mod methods;
 pub mod offer;
 pub mod options;
+mod our_refresh;
 pub mod refresh;
+mod their_update;
+
+pub use our_refresh::Wake;
 
 use crate::calls::CallEntry;
 use crate::media::hub::{LegMedia, MediaHub};
@@ -31,12 +38,10 @@ use offer::Answering;
 use refresh::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, Method, Request, Response, StatusCode};
+use rsipstack::sip::{Header, Request, StatusCode};
 use splitdial_sip::headers;
 use splitdial_sip::sdp::{self, Negotiated, SdpSession};
-use splitdial_sip::session_timer::{self, MinSe};
 use std::sync::Arc;
-use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -77,23 +82,6 @@ pub enum Served {
     HangUp,
 }
 
-/// What [`InDialog::wake`] woke for.
-pub enum Wake {
-    /// No refresh came by the deadline.
-    Expired,
-    /// Time for our refresh (we are the refresher, or a 491 or 422 asked us to retry).
-    RefreshDue,
-    /// Our refresh got its answer.
-    Refreshed(Result<rsipstack::Result<Option<Response>>, JoinError>),
-}
-
-/// A refresh of ours in flight.
-struct OurRefresh {
-    /// The offer it carries (a re-INVITE), to read the answer against.
-    offer: Option<String>,
-    task: JoinHandle<rsipstack::Result<Option<Response>>>,
-}
-
 /// One call's in-dialog state: its SDP session, its session timer, our refresh in
 /// flight, and what its answers are made from.
 pub struct InDialog {
@@ -107,7 +95,7 @@ pub struct InDialog {
     we_own_call_id: bool,
     /// The call in the agent's list, for [`report_call_facts`] (not the control leg).
     entry: Option<Arc<CallEntry>>,
-    ours: Option<OurRefresh>,
+    ours: Option<our_refresh::OurRefresh>,
     /// When to retry a refresh that met 491 or 422.
     retry_at: Option<Instant>,
     /// Our offer in a 2xx to a re-INVITE without one, until the ACK answers it.
@@ -177,7 +165,7 @@ impl InDialog {
     ) -> Served {
         match state {
             DialogState::Updated(_, request, handle) => {
-                self.on_offer_or_refresh(&request, &handle, media).await;
+                self.on_update(&request, &handle, media).await;
             }
             DialogState::Options(_, _, handle) => {
                 let _ = handle
@@ -212,94 +200,6 @@ impl InDialog {
         Served::Going
     }
 
-    /// A re-INVITE or UPDATE: glare, the session timer, then the offer (if any).
-    async fn on_offer_or_refresh(
-        &mut self,
-        request: &Request,
-        handle: &TransactionHandle,
-        media: CallMedia<'_>,
-    ) {
-        let call_id = &self.call_id.clone();
-        let invite = request.method == Method::Invite;
-        let has_offer = !request.body.is_empty();
-        if self.ours.as_ref().is_some_and(|o| o.offer.is_some()) && (invite || has_offer) {
-            debug!(%call_id, "their offer crossed ours: 491");
-            let _ = handle.reply(StatusCode::RequestPending).await;
-            return;
-        }
-        let terms = match refresh::terms(&request.headers, self.may_refresh()) {
-            Ok(terms) => terms,
-            Err(refusal) => {
-                debug!(%call_id, status = refusal.status, "refresh refused");
-                let code = StatusCode::Other(refusal.status, refusal.reason.into());
-                let _ = handle.respond(code, Some(refusal.headers), None).await;
-                return;
-            }
-        };
-        let mut answered = None;
-        let body = match (has_offer, invite) {
-            (true, _) => match offer::answer(&mut self.sdp, &self.answering, &request.body) {
-                Ok(answer) => {
-                    let sdp = answer.sdp.clone();
-                    answered = Some(answer);
-                    Some(sdp)
-                }
-                Err(refused) => {
-                    info!(%call_id, status = refused.status, why = %refused.why, "offer refused; the call goes on as before");
-                    let _ = handle.reply(StatusCode::from(refused.status)).await;
-                    return;
-                }
-            },
-            (false, true) => {
-                let ours = offer::our_offer(&mut self.sdp, &self.answering);
-                self.offer_in_2xx = Some(ours.clone());
-                Some(ours)
-            }
-            (false, false) => None,
-        };
-        self.learn_allow(&request.headers);
-        match (terms, self.timer.as_mut()) {
-            (Some(agreed), _) => {
-                self.timer = Some(SessionTimer::agreed_as_uas(agreed, &request.headers));
-            }
-            (None, Some(current)) => current.restart(),
-            (None, None) => {}
-        }
-        let mut answer_headers = Vec::new();
-        if let Some(timer) = &self.timer {
-            let (method, secs) = (&request.method, timer.secs());
-            // The matcher's tests count the control leg's line.
-            if self.may_refresh() {
-                info!(%call_id, %method, secs, "call session refreshed");
-            } else {
-                info!(%call_id, %method, secs, "control leg refreshed");
-            }
-            answer_headers.extend(timer.answer_headers());
-        }
-        if invite {
-            answer_headers.extend([methods::allow(), methods::supported()]);
-        }
-        if body.is_some() {
-            answer_headers.push(methods::header("Content-Type", "application/sdp"));
-        }
-        let headers = (!answer_headers.is_empty()).then_some(answer_headers);
-        let _ = handle
-            .respond(StatusCode::OK, headers, body.map(String::into_bytes))
-            .await;
-        if let Some(answered) = answered {
-            if let Some(plan) = &answered.plan {
-                apply_media_plan(&self.call_id, media, plan).await;
-            }
-            if let Some(held) = answered.held_by_peer {
-                report_call_facts(
-                    &self.call_id,
-                    self.entry.as_deref(),
-                    CallFact::HeldByPeer(held),
-                );
-            }
-        }
-    }
-
     /// The dialog is at rest again: when it was the ACK of our 2xx with an offer, its
     /// answer makes the plan.
     async fn on_ack(&mut self, dialog: &InviteDialog, media: CallMedia<'_>) {
@@ -326,150 +226,6 @@ impl InDialog {
         let _ = handle.respond(code, Some(answer.headers()), None).await;
         if let info::InfoAnswer::Taken(Some(digit)) = answer {
             report_call_facts(&self.call_id, self.entry.as_deref(), CallFact::Dtmf(digit));
-        }
-    }
-
-    /// Waits for the session timer's next moment or our refresh's answer (cancel-safe:
-    /// a `select!` may drop it and call it again).
-    pub async fn wake(&mut self) -> Wake {
-        let deadline = self.timer.as_ref().map(SessionTimer::deadline);
-        let refresh_at = match self.ours {
-            Some(_) => None,
-            None => self
-                .retry_at
-                .or_else(|| self.timer.as_ref().and_then(SessionTimer::refresh_at)),
-        };
-        let ours = async {
-            match self.ours.as_mut() {
-                Some(ours) => (&mut ours.task).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = sleep_until_or_never(deadline) => Wake::Expired,
-            () = sleep_until_or_never(refresh_at) => Wake::RefreshDue,
-            answered = ours => Wake::Refreshed(answered),
-        }
-    }
-
-    /// Acts on what [`Self::wake`] woke for.
-    pub async fn on_wake(
-        &mut self,
-        wake: Wake,
-        dialog: &InviteDialog,
-        media: CallMedia<'_>,
-    ) -> Served {
-        match wake {
-            Wake::Expired => {
-                info!(call_id = %self.call_id, "no session refresh in time (RFC 4028)");
-                Served::HangUp
-            }
-            Wake::RefreshDue => {
-                self.send_refresh(dialog);
-                Served::Going
-            }
-            Wake::Refreshed(answered) => {
-                let offer = self.ours.take().and_then(|o| o.offer);
-                self.on_refreshed(answered, offer, media).await
-            }
-        }
-    }
-
-    /// Our refresh (RFC 4028 §7.4): UPDATE without an offer when the far end takes
-    /// UPDATE, else a re-INVITE with our current description.
-    fn send_refresh(&mut self, dialog: &InviteDialog) {
-        self.retry_at = None;
-        let Some(timer) = &self.timer else {
-            return;
-        };
-        let mut headers = timer.refresh_headers();
-        let dialog = dialog.clone();
-        let (offer, task) = if self.peer_allows_update {
-            let task = tokio::spawn(async move { dialog.update(Some(headers), None).await });
-            (None, task)
-        } else {
-            let body = self
-                .sdp
-                .current()
-                .unwrap_or_else(|| offer::our_offer(&mut self.sdp, &self.answering));
-            headers.extend([
-                methods::allow(),
-                methods::header("Content-Type", "application/sdp"),
-            ]);
-            let sent = body.clone().into_bytes();
-            let task =
-                tokio::spawn(async move { dialog.reinvite(Some(headers), Some(sent)).await });
-            (Some(body), task)
-        };
-        info!(call_id = %self.call_id, by_update = offer.is_none(), "refreshing the session");
-        self.ours = Some(OurRefresh { offer, task });
-    }
-
-    /// The answer to our refresh: 2xx restarts the timer (its answer, if any, makes the
-    /// plan); 491 and 422 retry; 408, 481 or no answer at all end the call.
-    async fn on_refreshed(
-        &mut self,
-        answered: Result<rsipstack::Result<Option<Response>>, JoinError>,
-        offer: Option<String>,
-        media: CallMedia<'_>,
-    ) -> Served {
-        let call_id = &self.call_id.clone();
-        let response = match answered {
-            Ok(Ok(Some(response))) => response,
-            Ok(Ok(None)) => {
-                // The dialog was not at rest (another exchange under way): try again soon.
-                self.retry_at = Some(Instant::now() + refresh::glare_delay(false));
-                return Served::Going;
-            }
-            Ok(Err(e)) => {
-                warn!(%call_id, error = %e, "our session refresh failed");
-                return Served::HangUp;
-            }
-            Err(e) => {
-                warn!(%call_id, error = %e, "our session refresh's task failed");
-                return Served::Going;
-            }
-        };
-        match response.status_code.code() {
-            200..=299 => {
-                match SessionTimer::agreed_as_uac(&response.headers) {
-                    Some(agreed) => self.timer = Some(agreed),
-                    None => self.timer.iter_mut().for_each(SessionTimer::restart),
-                }
-                self.learn_allow(&response.headers);
-                if let Some(offer) = offer.filter(|_| !response.body.is_empty()) {
-                    let answer = String::from_utf8_lossy(&response.body);
-                    match sdp::negotiated_from_answer(&offer, &answer) {
-                        Ok(plan) => apply_media_plan(call_id, media, &plan).await,
-                        Err(e) => {
-                            warn!(%call_id, error = %e, "the answer to our refresh does not fit");
-                        }
-                    }
-                }
-                Served::Going
-            }
-            491 => {
-                let delay = refresh::glare_delay(self.we_own_call_id);
-                debug!(%call_id, ?delay, "our re-INVITE crossed theirs (491): retrying");
-                self.retry_at = Some(Instant::now() + delay);
-                Served::Going
-            }
-            session_timer::TOO_SMALL => {
-                let min = MinSe::from_headers(&response.headers).and_then(Result::ok);
-                if let (Some(min), Some(timer)) = (min, self.timer.as_mut()) {
-                    timer.raise_to(min.secs);
-                    self.retry_at = Some(Instant::now());
-                }
-                Served::Going
-            }
-            408 | 481 => {
-                warn!(%call_id, status = response.status_code.code(), "our session refresh says the call is gone");
-                Served::HangUp
-            }
-            status => {
-                warn!(%call_id, status, "our session refresh was refused; the timer runs on");
-                Served::Going
-            }
         }
     }
 }
