@@ -349,7 +349,7 @@ impl Rig {
             .issuer
             .issue(TokenKind::Call, &claims(Action::Control, call_id, None));
         let mut extra = format!(
-            "Splitdial-Token: {token}\r\nCall-Info: <sip:controller@home.example>;answer-after=0\r\nSupported: timer\r\nSession-Expires: 90;refresher=uac\r\n"
+            "Splitdial-Token: {token}\r\nCall-Info: <sip:controller@home.example>;answer-after=0\r\n"
         );
         if let Some(party) = party {
             let dial = self.issuer.issue(
@@ -384,6 +384,7 @@ impl Rig {
         callee_tag: &str,
         extra: Vec<rsipstack::sip::Header>,
     ) -> (Dialog, Request) {
+        let connected = self.agent.log().matches("referred call connected").count();
         let invite = self.request_of_agent(&self.proxy, "INVITE").await;
         let h = |n: &str| headers::first(&invite.headers, n).unwrap().to_owned();
         let offer = String::from_utf8_lossy(&invite.body).into_owned();
@@ -434,6 +435,18 @@ impl Rig {
             headers::first(&ack.headers, "Call-ID"),
             Some(dialog.call_id.as_str())
         );
+        // The agent's dialog is confirmed (and re-keyed by our tag) a moment after its
+        // ACK left: requests of ours wait until the call is connected on its side.
+        testbed::wait_until_async(
+            "the referred call connected",
+            Duration::from_secs(10),
+            || async {
+                (self.agent.log().matches("referred call connected").count() > connected)
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap();
         (dialog, invite)
     }
 }
@@ -840,95 +853,172 @@ async fn a_referred_call_and_a_conference_leg_answer_every_request() {
     }
 }
 
+/// What the refresher test has seen of the agent's refreshes.
+#[derive(Default)]
+struct Refreshes {
+    /// The ordinary call's UPDATE.
+    update: bool,
+    /// Each re-INVITE call: when ours answered its first refresh 491, and whether the
+    /// retry came.
+    glare: std::collections::HashMap<String, tokio::time::Instant>,
+    retried: std::collections::HashSet<String>,
+    /// Calls whose crossing re-INVITE of the far end the agent answered 491.
+    crossed: std::collections::HashSet<String>,
+    /// The agent's re-INVITE of each call, held until the agent answered the crossing one.
+    held: std::collections::HashMap<String, Request>,
+    /// The CSeq of each call's first refresh (its retransmissions are not retries).
+    first_cseq: std::collections::HashMap<String, String>,
+}
+
 /// The agent as refresher (RFC 4028 §7.4, on real time: 45 s, half the shortest interval
 /// allowed): by UPDATE without SDP toward a far end that allows UPDATE, by re-INVITE with
-/// our unchanged description toward one that does not. A re-INVITE of the far end that
-/// crosses ours gets 491, and ours, refused 491, comes again within RFC 3261 §14.1's
-/// 0–2 s (we did not send the dialog's first INVITE).
+/// our unchanged description toward one that does not (an ordinary call, and a referred
+/// call whose callee's 2xx says `refresher=uac`). A re-INVITE of the far end that crosses
+/// ours gets 491, and ours, refused 491, comes again after RFC 3261 §14.1's delay: 0–2 s
+/// on the ordinary call (we did not send its first INVITE), 2.1–4 s on the referred call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_refresher_the_agent_refreshes_by_update_or_by_reinvite_and_retries_after_glare() {
     let rig = rig().await;
     let offer = sdp(1, &audio(5000, "sendrecv"));
     let uas = "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n";
     let by_update = format!("{uas}Allow: INVITE, ACK, BYE, UPDATE\r\n");
-    let (update_call, ok) = rig.ordinary_call("r-update", &by_update, &offer).await;
+    let (_, ok) = rig.ordinary_call("r-update", &by_update, &offer).await;
     assert_eq!(
         headers::first(&ok.headers, "Session-Expires"),
         Some("90;refresher=uas")
     );
     let by_invite = format!("{uas}Allow: INVITE, ACK, BYE\r\n");
     let (invite_call, ok) = rig.ordinary_call("r-invite", &by_invite, &offer).await;
-    let ours = body(&ok);
+    let mut descriptions = std::collections::HashMap::new();
+    descriptions.insert("r-invite".to_owned(), (invite_call, body(&ok)));
+    let make = splitdial_sip::sip::headers::make_header;
+    let (_control, _) = rig
+        .control_leg("r-control", Some("sip:bob@home.example"))
+        .await;
+    let callee_refreshes = vec![
+        make("Session-Expires", "90;refresher=uac".into()),
+        make("Require", "timer".into()),
+        make("Allow", "INVITE, ACK, BYE".into()),
+    ];
+    let (referred, invite) = rig.referred_call("bob1", callee_refreshes).await;
+    let referred_offer = String::from_utf8_lossy(&invite.body).into_owned();
+    descriptions.insert(referred.call_id.clone(), (referred, referred_offer));
 
-    // Both refreshes come at 45 s, in either order.
-    let mut update_seen = false;
-    let mut reinvite_seen = false;
-    let mut glare_done = false;
-    let mut retried = None;
-    while !(update_seen && reinvite_seen) {
-        let SipMessage::Request(request) = rig.receive(&rig.proxy, "a refresh").await else {
-            continue;
-        };
-        let call_id = headers::first(&request.headers, "Call-ID").unwrap_or_default();
-        let method = request.method.to_string();
-        match (method.as_str(), call_id) {
-            ("UPDATE", "r-update") => {
-                assert!(request.body.is_empty(), "{request}");
-                assert_eq!(
-                    headers::first(&request.headers, "Session-Expires"),
-                    Some("90;refresher=uac")
-                );
-                let se = splitdial_sip::sip::headers::make_header(
-                    "Session-Expires",
-                    "90;refresher=uac".into(),
-                );
-                rig.answer(&rig.proxy, &request, 200, vec![se], "").await;
-                update_seen = true;
+    let mut seen = Refreshes::default();
+    let refreshes = async {
+        while !(seen.update && seen.retried.len() == 2 && seen.crossed.len() == 2) {
+            match rig.receive(&rig.proxy, "a refresh").await {
+                SipMessage::Request(request) => {
+                    refresh_seen(&rig, &request, &descriptions, &mut seen).await;
+                }
+                SipMessage::Response(response) => {
+                    let call_id = headers::first(&response.headers, "Call-ID").unwrap_or_default();
+                    if headers::first(&response.headers, "CSeq") == Some("30 INVITE") {
+                        assert_eq!(response.status_code.code(), 491, "{call_id}: {response}");
+                        rig.ack_failure(&rig.proxy, &response).await;
+                        seen.crossed.insert(call_id.to_owned());
+                        // Only now is ours refused: theirs was in flight all along.
+                        let ours = seen.held.remove(call_id).unwrap();
+                        rig.answer(&rig.proxy, &ours, 491, vec![], "").await;
+                        seen.glare
+                            .insert(call_id.to_owned(), tokio::time::Instant::now());
+                    }
+                }
             }
-            ("INVITE", "r-invite") if !glare_done => {
-                assert_eq!(
-                    String::from_utf8_lossy(&request.body),
-                    ours,
-                    "the refresh carries our description unchanged"
-                );
-                // Ours crosses it: 491, and theirs gets 491 from us.
-                let crossing = rig
-                    .exchange(
+        }
+    };
+    // The controller answers the control leg's NOTIFYs meanwhile.
+    let controller = async {
+        loop {
+            if let SipMessage::Request(r) = rig.receive(&rig.controller, "NOTIFY").await {
+                rig.answer(&rig.controller, &r, 200, vec![], "").await;
+            }
+        }
+    };
+    tokio::select! {
+        () = refreshes => {}
+        () = controller => {}
+    }
+    assert!(!rig.agent.log().contains("no session refresh in time"));
+}
+
+/// Checks and answers one request of the agent in the refresher test.
+async fn refresh_seen(
+    rig: &Rig,
+    request: &Request,
+    descriptions: &std::collections::HashMap<String, (Dialog, String)>,
+    seen: &mut Refreshes,
+) {
+    let make = splitdial_sip::sip::headers::make_header;
+    let call_id = headers::first(&request.headers, "Call-ID")
+        .unwrap_or_default()
+        .to_owned();
+    let agreed = || vec![make("Session-Expires", "90;refresher=uac".into())];
+    match request.method.to_string().as_str() {
+        "UPDATE" if call_id == "r-update" => {
+            assert!(request.body.is_empty(), "{request}");
+            assert_eq!(
+                headers::first(&request.headers, "Session-Expires"),
+                Some("90;refresher=uac")
+            );
+            rig.answer(&rig.proxy, request, 200, agreed(), "").await;
+            seen.update = true;
+        }
+        "INVITE" if descriptions.contains_key(&call_id) => {
+            let (dialog, ours) = &descriptions[&call_id];
+            assert_eq!(
+                &String::from_utf8_lossy(&request.body),
+                ours,
+                "{call_id}: the refresh carries our description unchanged"
+            );
+            let cseq = headers::first(&request.headers, "CSeq").unwrap_or_default();
+            let first_cseq = seen
+                .first_cseq
+                .entry(call_id.clone())
+                .or_insert_with(|| cseq.to_owned());
+            if (first_cseq == cseq && seen.glare.contains_key(&call_id))
+                || seen.held.contains_key(&call_id)
+            {
+                return; // A retransmission of the refresh already seen.
+            }
+            match seen.glare.get(&call_id) {
+                None => {
+                    // Theirs crosses ours: it gets 491 from us (the main loop sees that
+                    // answer, and then refuses ours 491).
+                    let crossing = sdp(2, &audio(5000, "sendrecv"));
+                    rig.send(
                         &rig.proxy,
                         "INVITE",
-                        &invite_call,
-                        9,
+                        dialog,
+                        30,
                         "",
                         "application/sdp",
-                        &sdp(2, &audio(5000, "sendrecv")),
+                        &crossing,
                     )
                     .await;
-                assert_eq!(crossing.status_code.code(), 491, "{crossing}");
-                rig.answer(&rig.proxy, &request, 491, vec![], "").await;
-                glare_done = true;
-                retried = Some(tokio::time::Instant::now());
+                    seen.held.insert(call_id, request.clone());
+                }
+                Some(refused_at) => {
+                    let waited = refused_at.elapsed();
+                    let bounds = if call_id == "r-invite" {
+                        Duration::ZERO..Duration::from_millis(2500)
+                    } else {
+                        Duration::from_millis(2100)..Duration::from_millis(4500)
+                    };
+                    assert!(
+                        bounds.contains(&waited),
+                        "{call_id}: retried after {waited:?}"
+                    );
+                    let answer = sdp(3, &audio(5000, "sendrecv"));
+                    rig.answer(&rig.proxy, request, 200, agreed(), &answer)
+                        .await;
+                    seen.retried.insert(call_id);
+                }
             }
-            ("INVITE", "r-invite") => {
-                let waited = retried.unwrap().elapsed();
-                assert!(
-                    waited <= Duration::from_millis(2500),
-                    "retried after {waited:?}"
-                );
-                let answer = sdp(3, &audio(5000, "sendrecv"));
-                let se = splitdial_sip::sip::headers::make_header(
-                    "Session-Expires",
-                    "90;refresher=uac".into(),
-                );
-                rig.answer(&rig.proxy, &request, 200, vec![se], &answer)
-                    .await;
-                reinvite_seen = true;
-            }
-            ("ACK", _) => {}
-            _ => rig.answer(&rig.proxy, &request, 200, vec![], "").await,
         }
+        "ACK" => {}
+        _ => rig.answer(&rig.proxy, request, 200, vec![], "").await,
     }
-    let _ = update_call;
-    assert!(!rig.agent.log().contains("no session refresh in time"));
 }
 
 /// The agent as refreshee: a far end that asked for 90 s and never refreshes is hung up
