@@ -70,6 +70,23 @@ pub enum CallFact {
     Dtmf(char),
 }
 
+/// What an exchange changed for a call: a new media plan, facts for the call list.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    plan: Option<Negotiated>,
+    facts: Vec<CallFact>,
+}
+
+impl Effects {
+    /// Only a new plan.
+    fn plan(plan: Negotiated) -> Self {
+        Self {
+            plan: Some(plan),
+            facts: Vec::new(),
+        }
+    }
+}
+
 /// What became of a call after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -163,16 +180,19 @@ impl InDialog {
         dialog: &InviteDialog,
         media: CallMedia<'_>,
     ) -> Served {
+        let mut effects = Effects::default();
         match state {
             DialogState::Updated(_, request, handle) => {
-                self.on_update(&request, &handle, media).await;
+                effects = self.on_update(&request, &handle).await;
             }
             DialogState::Options(_, _, handle) => {
                 let _ = handle
                     .respond(StatusCode::OK, Some(options::capabilities()), None)
                     .await;
             }
-            DialogState::Info(_, request, handle) => self.on_info(&request, &handle).await,
+            DialogState::Info(_, request, handle) => {
+                effects = self.on_info(&request, &handle).await;
+            }
             DialogState::Refer(_, _, handle) => {
                 let refused = StatusCode::Other(403, "Not A Control Dialog".into());
                 let _ = handle.respond(refused, None, None).await;
@@ -190,43 +210,58 @@ impl InDialog {
                     )
                     .await;
             }
-            DialogState::Confirmed(..) => self.on_ack(dialog, media).await,
+            DialogState::Confirmed(..) => effects = self.on_ack(dialog),
             DialogState::Terminated(_, reason) => {
                 info!(call_id = %self.call_id, ?reason, "dialog ended");
                 return Served::Ended;
             }
             _ => {}
         }
+        self.pass_on(media, effects).await;
         Served::Going
+    }
+
+    /// Passes what an exchange changed on: the one call site of [`apply_media_plan`] and
+    /// of [`report_call_facts`].
+    pub(crate) async fn pass_on(&self, media: CallMedia<'_>, effects: Effects) {
+        if let Some(plan) = &effects.plan {
+            apply_media_plan(&self.call_id, media, plan).await;
+        }
+        for fact in effects.facts {
+            report_call_facts(&self.call_id, self.entry.as_deref(), fact);
+        }
     }
 
     /// The dialog is at rest again: when it was the ACK of our 2xx with an offer, its
     /// answer makes the plan.
-    async fn on_ack(&mut self, dialog: &InviteDialog, media: CallMedia<'_>) {
+    fn on_ack(&mut self, dialog: &InviteDialog) -> Effects {
         let Some(offer) = self.offer_in_2xx.take() else {
-            return;
+            return Effects::default();
         };
         let Some(ack) = dialog.last_remote_ack().filter(|a| !a.body.is_empty()) else {
             debug!(call_id = %self.call_id, "the ACK carried no answer to our offer");
-            return;
+            return Effects::default();
         };
         match sdp::negotiated_from_answer(&offer, &String::from_utf8_lossy(&ack.body)) {
-            Ok(plan) if self.may_refresh() => apply_media_plan(&self.call_id, media, &plan).await,
-            Ok(_) => {}
+            Ok(plan) if self.may_refresh() => Effects::plan(plan),
+            Ok(_) => Effects::default(),
             Err(e) => {
                 warn!(call_id = %self.call_id, error = %e, "the ACK's answer does not fit our offer");
+                Effects::default()
             }
         }
     }
 
     /// An INFO: its answer, and the digit it carries reported.
-    async fn on_info(&mut self, request: &Request, handle: &TransactionHandle) {
+    async fn on_info(&mut self, request: &Request, handle: &TransactionHandle) -> Effects {
         let answer = info::answer(request);
         let code = StatusCode::Other(answer.status(), answer.reason().into());
         let _ = handle.respond(code, Some(answer.headers()), None).await;
+        let mut effects = Effects::default();
         if let info::InfoAnswer::Taken(Some(digit)) = answer {
-            report_call_facts(&self.call_id, self.entry.as_deref(), CallFact::Dtmf(digit));
+            effects.facts.push(CallFact::Dtmf(digit));
         }
+        effects
     }
 }
 

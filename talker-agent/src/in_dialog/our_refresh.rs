@@ -6,7 +6,7 @@
 //! 481 or no answer end the call.
 
 use super::refresh::{self, SessionTimer};
-use super::{CallMedia, InDialog, Served, apply_media_plan, methods, offer, sleep_until_or_never};
+use super::{CallMedia, Effects, InDialog, Served, methods, offer, sleep_until_or_never};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::Response;
 use splitdial_sip::sdp;
@@ -74,7 +74,9 @@ impl InDialog {
             }
             Wake::Refreshed(answered) => {
                 let offer = self.ours.take().and_then(|o| o.offer);
-                self.on_refreshed(answered, offer, media).await
+                let (served, effects) = self.on_refreshed(answered, offer);
+                self.pass_on(media, effects).await;
+                served
             }
         }
     }
@@ -109,34 +111,50 @@ impl InDialog {
     }
 
     /// The answer to our refresh (or why there is none).
-    async fn on_refreshed(
+    fn on_refreshed(
         &mut self,
         answered: Result<rsipstack::Result<Option<Response>>, JoinError>,
         offer: Option<String>,
-        media: CallMedia<'_>,
-    ) -> Served {
-        let call_id = self.call_id.clone();
+    ) -> (Served, Effects) {
         let response = match answered {
             Ok(Ok(Some(response))) => response,
+            other => return (self.on_no_answer(other), Effects::default()),
+        };
+        if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful {
+            return (Served::Going, self.on_refresh_accepted(&response, offer));
+        }
+        (self.on_refresh_refused(&response), Effects::default())
+    }
+
+    /// Our refresh got no answer: the dialog was busy (retry soon), the transaction
+    /// failed (the call is gone), or its task did.
+    fn on_no_answer(
+        &mut self,
+        answered: Result<rsipstack::Result<Option<Response>>, JoinError>,
+    ) -> Served {
+        let call_id = self.call_id.clone();
+        match answered {
+            Ok(Ok(Some(_))) => Served::Going,
             Ok(Ok(None)) => {
                 // The dialog was not at rest (another exchange under way): try again soon.
                 self.retry_at = Some(Instant::now() + refresh::glare_delay(false));
-                return Served::Going;
+                Served::Going
             }
             Ok(Err(e)) => {
                 warn!(%call_id, error = %e, "our session refresh failed");
-                return Served::HangUp;
+                Served::HangUp
             }
             Err(e) => {
                 warn!(%call_id, error = %e, "our session refresh's task failed");
-                return Served::Going;
-            }
-        };
-        match response.status_code.code() {
-            200..=299 => {
-                self.on_refresh_accepted(&response, offer, media).await;
                 Served::Going
             }
+        }
+    }
+
+    /// A final failure to our refresh: 491 and 422 retry, 408 and 481 end the call.
+    fn on_refresh_refused(&mut self, response: &Response) -> Served {
+        let call_id = self.call_id.clone();
+        match response.status_code.code() {
             491 => {
                 let delay = refresh::glare_delay(self.we_own_call_id);
                 debug!(%call_id, ?delay, "our re-INVITE crossed theirs (491): retrying");
@@ -164,25 +182,21 @@ impl InDialog {
 
     /// A 2xx to our refresh: the timer it names (or the one in force) starts again, and
     /// the answer to our re-INVITE's offer makes the plan.
-    async fn on_refresh_accepted(
-        &mut self,
-        response: &Response,
-        offer: Option<String>,
-        media: CallMedia<'_>,
-    ) {
+    fn on_refresh_accepted(&mut self, response: &Response, offer: Option<String>) -> Effects {
         match SessionTimer::agreed_as_uac(&response.headers) {
             Some(agreed) => self.timer = Some(agreed),
             None => self.timer.iter_mut().for_each(SessionTimer::restart),
         }
         self.learn_allow(&response.headers);
         let Some(offer) = offer.filter(|_| !response.body.is_empty()) else {
-            return;
+            return Effects::default();
         };
         let answer = String::from_utf8_lossy(&response.body);
         match sdp::negotiated_from_answer(&offer, &answer) {
-            Ok(plan) => apply_media_plan(&self.call_id, media, &plan).await,
+            Ok(plan) => Effects::plan(plan),
             Err(e) => {
                 warn!(call_id = %self.call_id, error = %e, "the answer to our refresh does not fit");
+                Effects::default()
             }
         }
     }

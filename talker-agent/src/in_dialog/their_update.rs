@@ -1,10 +1,10 @@
 //! A re-INVITE or UPDATE from the far end: 491 when it crosses our own offer, its session
 //! timer (RFC 4028 §9), then its offer answered (or ours, for a re-INVITE without one),
-//! and the new plan and hold state passed on.
+//! and the new plan and hold state returned as the exchange's effects.
 
 use super::offer::{self, Answered};
 use super::refresh::{self, SessionTimer};
-use super::{CallFact, CallMedia, InDialog, apply_media_plan, methods, report_call_facts};
+use super::{CallFact, Effects, InDialog, methods};
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use splitdial_sip::session_timer::SessionExpires;
@@ -22,13 +22,12 @@ impl InDialog {
         &mut self,
         request: &Request,
         handle: &TransactionHandle,
-        media: CallMedia<'_>,
-    ) {
+    ) -> Effects {
         let call_id = self.call_id.clone();
         if self.crosses_ours(request) {
             debug!(%call_id, "their offer crossed ours: 491");
             let _ = handle.reply(StatusCode::RequestPending).await;
-            return;
+            return Effects::default();
         }
         let terms = match refresh::terms(&request.headers, self.may_refresh()) {
             Ok(terms) => terms,
@@ -36,7 +35,7 @@ impl InDialog {
                 debug!(%call_id, status = refusal.status, "refresh refused");
                 let code = StatusCode::Other(refusal.status, refusal.reason.into());
                 let _ = handle.respond(code, Some(refusal.headers), None).await;
-                return;
+                return Effects::default();
             }
         };
         let body = match self.body_for(request) {
@@ -44,7 +43,7 @@ impl InDialog {
             Err(refused) => {
                 info!(%call_id, status = refused.status, why = %refused.why, "offer refused; the call goes on as before");
                 let _ = handle.reply(StatusCode::from(refused.status)).await;
-                return;
+                return Effects::default();
             }
         };
         self.learn_allow(&request.headers);
@@ -54,14 +53,15 @@ impl InDialog {
             .respond(StatusCode::OK, headers, body.sdp.map(String::into_bytes))
             .await;
         let Some(answered) = body.answered else {
-            return;
+            return Effects::default();
         };
-        if let Some(plan) = &answered.plan {
-            apply_media_plan(&call_id, media, plan).await;
-        }
-        if let Some(held) = answered.held_by_peer {
-            let fact = CallFact::HeldByPeer(held);
-            report_call_facts(&call_id, self.entry.as_deref(), fact);
+        Effects {
+            plan: answered.plan,
+            facts: answered
+                .held_by_peer
+                .map(CallFact::HeldByPeer)
+                .into_iter()
+                .collect(),
         }
     }
 
