@@ -115,8 +115,9 @@ pub struct InDialog {
     ours: Option<our_refresh::OurRefresh>,
     /// When to retry a refresh that met 491 or 422.
     retry_at: Option<Instant>,
-    /// Our offer in a 2xx to a re-INVITE without one, until the ACK answers it.
-    offer_in_2xx: Option<String>,
+    /// Our offer in a 2xx to a re-INVITE without one (and that re-INVITE's CSeq),
+    /// until its ACK answers it.
+    offer_in_2xx: Option<(String, u32)>,
 }
 
 impl InDialog {
@@ -235,13 +236,20 @@ impl InDialog {
     /// The dialog is at rest again: when it was the ACK of our 2xx with an offer, its
     /// answer makes the plan.
     fn on_ack(&mut self, dialog: &InviteDialog) -> Effects {
-        let Some(offer) = self.offer_in_2xx.take() else {
+        let Some((_, cseq)) = &self.offer_in_2xx else {
             return Effects::default();
         };
-        let Some(ack) = dialog.last_remote_ack().filter(|a| !a.body.is_empty()) else {
+        // Another request may bring the dialog back to rest before that ACK comes.
+        let ack = dialog
+            .last_remote_ack()
+            .filter(|ack| headers::cseq_number(&ack.headers) == Some(*cseq));
+        let (Some(ack), Some((offer, _))) = (ack, self.offer_in_2xx.take()) else {
+            return Effects::default();
+        };
+        if ack.body.is_empty() {
             debug!(call_id = %self.call_id, "the ACK carried no answer to our offer");
             return Effects::default();
-        };
+        }
         match sdp::negotiated_from_answer(&offer, &String::from_utf8_lossy(&ack.body)) {
             Ok(plan) if self.may_refresh() => Effects::plan(plan),
             Ok(_) => Effects::default(),

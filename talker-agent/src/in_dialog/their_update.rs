@@ -89,7 +89,8 @@ impl InDialog {
             });
         }
         let ours = offer::our_offer(&mut self.sdp, &self.answering);
-        self.offer_in_2xx = Some(ours.clone());
+        let cseq = splitdial_sip::headers::cseq_number(&request.headers).unwrap_or(0);
+        self.offer_in_2xx = Some((ours.clone(), cseq));
         Ok(Body {
             sdp: Some(ours),
             answered: None,
