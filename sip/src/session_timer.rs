@@ -5,8 +5,9 @@
 //!
 //! splitdial's control leg runs session timers with the controller as the
 //! refresher (`refresher=uac`): it refreshes with UPDATE at half the interval,
-//! and the talker, which never refreshes, ends the leg when no refresh came in
-//! time.
+//! and the talker, which never refreshes it ([`uas_terms`]), ends the leg when
+//! no refresh came in time. The talker's other calls may refresh themselves
+//! ([`refreshing_uas_terms`]).
 
 use rsipstack::sip::Headers;
 use std::fmt;
@@ -227,6 +228,35 @@ pub fn uas_terms(headers: &Headers, min_secs: u32) -> UasTerms {
     })
 }
 
+/// The terms a UAS that may refresh itself offers for a request (an INVITE, a
+/// re-INVITE or an UPDATE) whose UAC sent `headers` (RFC 4028 §9): the interval
+/// asked for (never below `min_secs`, itself at least [`MIN_SECS`]), refreshed by
+/// the UAC when it supports timers and did not ask otherwise, else by us
+/// (`refresher=uas`: a UAC without timer support cannot refresh).
+pub fn refreshing_uas_terms(headers: &Headers, min_secs: u32) -> UasTerms {
+    let min_secs = min_secs.max(MIN_SECS);
+    let asked = match SessionExpires::from_headers(headers) {
+        None => return UasTerms::NoTimer,
+        Some(Err(e)) => return UasTerms::Malformed(e),
+        Some(Ok(asked)) => asked,
+    };
+    if let Some(Err(e)) = MinSe::from_headers(headers) {
+        return UasTerms::Malformed(e);
+    }
+    if asked.secs < min_secs {
+        return UasTerms::TooSmall(MinSe { secs: min_secs });
+    }
+    let refresher = match asked.refresher {
+        _ if !supported(headers) => Refresher::Uas,
+        Some(named) => named,
+        None => Refresher::Uac,
+    };
+    UasTerms::Run(SessionExpires {
+        secs: asked.secs,
+        refresher: Some(refresher),
+    })
+}
+
 fn lists_timer(headers: &Headers, name: &str) -> bool {
     headers::list(headers, name)
         .iter()
@@ -439,6 +469,45 @@ mod tests {
         ));
         assert!(required(&headers(&[("Require", "timer")])));
         assert!(!required(&headers(&[supported])));
+    }
+
+    #[test]
+    fn a_uas_that_may_refresh_takes_what_rfc_4028_section_9_gives_it() {
+        let run = |secs, refresher| {
+            UasTerms::Run(SessionExpires {
+                secs,
+                refresher: Some(refresher),
+            })
+        };
+        let supported = ("Supported", "timer");
+        assert_eq!(
+            refreshing_uas_terms(&headers(&[supported, (HEADER, "120")]), MIN_SECS),
+            run(120, Refresher::Uac)
+        );
+        assert_eq!(
+            refreshing_uas_terms(
+                &headers(&[supported, (HEADER, "90;refresher=uas")]),
+                MIN_SECS
+            ),
+            run(90, Refresher::Uas)
+        );
+        assert_eq!(
+            refreshing_uas_terms(&headers(&[(HEADER, "90;refresher=uac")]), MIN_SECS),
+            run(90, Refresher::Uas),
+            "a UAC without timer support leaves the refreshing to us"
+        );
+        assert_eq!(
+            refreshing_uas_terms(&headers(&[supported, (HEADER, "89")]), MIN_SECS),
+            UasTerms::TooSmall(MinSe { secs: 90 })
+        );
+        assert_eq!(
+            refreshing_uas_terms(&headers(&[supported]), MIN_SECS),
+            UasTerms::NoTimer
+        );
+        assert!(matches!(
+            refreshing_uas_terms(&headers(&[supported, (HEADER, "x")]), MIN_SECS),
+            UasTerms::Malformed(_)
+        ));
     }
 
     fn any_refresher() -> impl Strategy<Value = Option<Refresher>> {

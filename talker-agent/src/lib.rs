@@ -9,6 +9,8 @@
 //! * [`registration`] keeps every SIP account registered, with `+sip.instance`.
 //! * [`control`] serves incoming requests: the control leg, its REFERs,
 //!   ordinary calls; [`trust`] checks every call token first.
+//! * [`in_dialog`] serves every request inside a call (re-INVITE, UPDATE, OPTIONS,
+//!   INFO) the same way for every kind of call, and runs its session timer.
 //! * [`referred_call`] places the call a REFER asks for, with the device's own
 //!   account; [`media::hub`] starts its media.
 //! * [`media`] is the agent's media side: the settings made from the
@@ -28,6 +30,7 @@ pub mod control;
 pub mod enrollment;
 pub mod heartbeat;
 pub mod identity;
+pub mod in_dialog;
 pub mod media;
 pub mod referred_call;
 pub mod registration;

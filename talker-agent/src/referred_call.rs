@@ -2,11 +2,16 @@
 //! named in the control INVITE): with the device's own account and credentials on the
 //! target's server, its progress reported back (as NOTIFY sipfrag by the control leg),
 //! its media started on answer, and hung up (CANCEL or BYE) when the control leg asks.
+//! Once connected, its in-dialog requests and its session timer (we offer `timer`; the
+//! callee's 2xx says who refreshes) are served by [`crate::in_dialog`].
 //!
 //! [`Dialer::call`] runs one call to its end and returns its [`Outcome`]; the control
 //! leg holds the calls in a `JoinSet`, so a call's end is an event it receives.
 
 use crate::calls::{CallEntry, Calls};
+use crate::in_dialog::offer::Answering;
+use crate::in_dialog::refresh::SessionTimer;
+use crate::in_dialog::{self, CallMedia, InDialog, Served};
 use crate::media::hub::MediaHub;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
@@ -144,7 +149,8 @@ impl Dialer {
         // GStreamer starts in the worker while the callee rings, not after it answers.
         let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
         let mut sdp = SdpSession::new(self.media.local_ip);
-        let offer = sdp.offer(&LocalMedia::for_call(&self.media, &ports));
+        let local = LocalMedia::for_call(&self.media, &ports);
+        let offer = sdp.offer(&local);
         let mut invitation = match self.invite(&route, &offer).await {
             Ok(invitation) => invitation,
             Err(outcome) => return outcome,
@@ -153,7 +159,24 @@ impl Dialer {
             Ok(answered) => {
                 report(200);
                 invitation.entry.set_state(TalkerCallState::Connected);
-                connected(&mut invitation, &offer, &answered, ports, &hub, &stop).await;
+                let in_dialog = InDialog::new(
+                    invitation.dialog.id().call_id,
+                    Answering::Media(local),
+                    sdp,
+                    true,
+                )
+                .with_timer(SessionTimer::agreed_as_uac(&answered.headers))
+                .with_entry(invitation.entry.clone());
+                connected(
+                    &mut invitation,
+                    &offer,
+                    &answered,
+                    ports,
+                    &hub,
+                    in_dialog,
+                    &stop,
+                )
+                .await;
                 Outcome::Ended
             }
             Err(outcome) => outcome,
@@ -240,6 +263,11 @@ impl Dialer {
             }),
             content_type: Some("application/sdp".into()),
             offer: Some(offer.as_bytes().to_vec()),
+            // Session timers offered (RFC 4028 §7.1): the callee's 2xx says who refreshes.
+            headers: Some(vec![
+                in_dialog::methods::allow(),
+                in_dialog::methods::supported(),
+            ]),
             credential: Some(Credential {
                 username: account.user.clone(),
                 password: account.password.clone(),
@@ -292,13 +320,15 @@ async fn ring(
 }
 
 /// The answered call: its media joins the control leg's hub, and it runs until either
-/// side hangs up (a call whose media cannot start is hung up at once).
+/// side hangs up or its session expires (a call whose media cannot start is hung up at
+/// once); every request inside it on the in-dialog path.
 async fn connected(
     invitation: &mut Invitation,
     offer: &str,
     answered: &Response,
     ports: AllocatedPorts,
     hub: &MediaHub,
+    mut in_dialog: InDialog,
     stop: &CancellationToken,
 ) {
     let answer = String::from_utf8_lossy(&answered.body);
@@ -312,17 +342,24 @@ async fn connected(
         return;
     }
     info!("referred call connected");
+    in_dialog.learn_allow(&answered.headers);
+    let media = CallMedia::Party {
+        hub,
+        key: invitation.entry.id(),
+    };
     loop {
-        tokio::select! {
+        let served = tokio::select! {
             state = invitation.states.recv() => match state {
-                Some(DialogState::Terminated(_, reason)) => {
-                    info!(?reason, "referred call ended");
-                    break;
-                }
-                Some(_) => {}
-                None => break,
+                Some(state) => in_dialog.on_request(state, &invitation.dialog, media).await,
+                None => Served::Ended,
             },
-            () = stop.cancelled() => {
+            wake = in_dialog.wake() => in_dialog.on_wake(wake, &invitation.dialog, media).await,
+            () = stop.cancelled() => Served::HangUp,
+        };
+        match served {
+            Served::Going => {}
+            Served::Ended => break,
+            Served::HangUp => {
                 let _ = invitation.dialog.hangup().await;
                 break;
             }

@@ -10,7 +10,8 @@
 //! * [`LocalMedia`] says what we can carry (ports, directions: `local.rs`); [`Negotiated`]
 //!   is what an exchange decided, stream by stream — the plan the media worker runs, defined
 //!   with the media contract (`splitdial_media::plan`) and re-exported here.
-//! * [`negotiated_from_answer`] and [`offers_active_media`] read a peer's SDP (`peer.rs`).
+//! * [`negotiated_from_answer`], [`offers_active_media`] and [`holds_us`] read a peer's SDP
+//!   (`peer.rs`).
 //! * `offer.rs` and `answer.rs` decide the `m=` sections; `parse.rs` reads a body into
 //!   checked values (bad text is an [`SdpError`], never a panic); `write.rs` writes ours.
 
@@ -25,7 +26,7 @@ mod write;
 
 pub use error::SdpError;
 pub use local::{LocalMedia, LocalStream};
-pub use peer::{negotiated_from_answer, offers_active_media};
+pub use peer::{holds_us, negotiated_from_answer, offers_active_media};
 pub use session::SdpSession;
 pub use splitdial_media::{Codec, Direction, Negotiated, StreamPlan};
 

@@ -86,3 +86,21 @@ pub fn offers_active_media(sdp: &str) -> Result<bool, SdpError> {
                 .is_unspecified()
     }))
 }
+
+/// Whether an offer from the peer puts us on hold: no accepted stream on which the peer
+/// receives (every one `a=sendonly` or `a=inactive`, or at the old hold address 0.0.0.0).
+/// An offer that refuses every stream holds nobody.
+pub fn holds_us(offer: &str) -> Result<bool, SdpError> {
+    let parsed = parse(offer)?;
+    let mut accepted = parsed.sections.iter().filter(|s| s.port != 0).peekable();
+    if accepted.peek().is_none() {
+        return Ok(false);
+    }
+    Ok(!accepted.any(|s| {
+        let at = s
+            .address
+            .or(parsed.address)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        s.direction.receives() && !at.is_unspecified()
+    }))
+}

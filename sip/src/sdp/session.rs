@@ -24,6 +24,8 @@ pub struct SdpSession {
     version: u64,
     /// The last description sent, written with version 0: what "unchanged" compares.
     last: Option<String>,
+    /// The `m=` sections of the last description sent, to send it again unchanged.
+    last_media: Vec<MediaDescription>,
 }
 
 impl SdpSession {
@@ -35,6 +37,7 @@ impl SdpSession {
             session_id: u64::from(rand::random::<u32>()),
             version: 0,
             last: None,
+            last_media: Vec::new(),
         }
     }
 
@@ -76,6 +79,13 @@ impl SdpSession {
         Ok(self.seal(media))
     }
 
+    /// The last description we sent, again and unchanged (same version): the body of a
+    /// session refresh by re-INVITE (RFC 4028 §7.4). `None` before the first.
+    pub fn current(&mut self) -> Option<String> {
+        self.last.as_ref()?;
+        Some(self.seal(self.last_media.clone()))
+    }
+
     /// Writes `media` under our session lines, with the version RFC 3264 §8 wants.
     fn seal(&mut self, media: Vec<MediaDescription>) -> String {
         let origin = |version| OriginLine {
@@ -87,6 +97,7 @@ impl SdpSession {
         if self.last.as_deref() != Some(unversioned.as_str()) {
             self.version += 1;
             self.last = Some(unversioned);
+            self.last_media = media.clone();
         }
         write::body(origin(self.version), media)
     }

@@ -5,9 +5,9 @@
 //! A token that fails any check gets 403, never a 6xx: another device of the same
 //! account may be the one meant.
 
-use super::leg_timer;
+use crate::in_dialog::refresh;
 use crate::trust::Trust;
-use rsipstack::sip::{Header, Request, StatusCode};
+use rsipstack::sip::{Header, Request};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_sip::call_token::{self, Action, TokenError};
 use splitdial_sip::headers;
@@ -48,11 +48,6 @@ impl Refusal {
         }
     }
 
-    /// The refusal as rsipstack's status of an in-dialog answer.
-    pub(super) fn status_code(&self) -> StatusCode {
-        StatusCode::Other(self.status, self.reason.into())
-    }
-
     /// Answers the transaction with this refusal.
     pub(super) async fn send(self, tx: &mut Transaction) {
         super::reply_with(tx, self.status, self.reason, self.headers).await;
@@ -84,19 +79,31 @@ pub(super) fn control_invite(trust: &Trust, request: &Request) -> Result<Admissi
             Some(target.to_owned())
         }
     };
-    let timer = leg_timer::terms(&request.headers).inspect_err(|refusal| {
-        if refusal.status == session_timer::TOO_SMALL {
-            info!(%call_id, "control INVITE asks for too short a session interval");
-        } else {
-            warn!(%call_id, reason = refusal.reason, "control INVITE refused");
-        }
-    })?;
+    let timer = refresh::terms(&request.headers, false)
+        .map_err(Refusal::from)
+        .inspect_err(|refusal| {
+            if refusal.status == session_timer::TOO_SMALL {
+                info!(%call_id, "control INVITE asks for too short a session interval");
+            } else {
+                warn!(%call_id, reason = refusal.reason, "control INVITE refused");
+            }
+        })?;
     Ok(Admission {
         invite_cseq: headers::cseq_number(&request.headers).unwrap_or(0),
         call_id,
         dial_on_answer,
         timer,
     })
+}
+
+impl From<refresh::TimerRefusal> for Refusal {
+    fn from(refusal: refresh::TimerRefusal) -> Self {
+        Self {
+            status: refusal.status,
+            reason: refusal.reason,
+            headers: refusal.headers,
+        }
+    }
 }
 
 /// Checks a REFER in the control leg `call_id`: its token must be a `refer` token for

@@ -7,13 +7,13 @@
 //! | event | handler |
 //! |---|---|
 //! | REFER | [`ControlLeg::on_refer`]: its token checked → 202 and a referred call, else 403 |
-//! | re-INVITE, UPDATE | [`ControlLeg::on_refresh`]: the session timer restarts; any offer answered inactive |
-//! | NOTIFY, OPTIONS, INFO / MESSAGE, PUBLISH | 200 / 405 |
+//! | NOTIFY | 200 |
+//! | re-INVITE, UPDATE, OPTIONS, INFO, MESSAGE | [`crate::in_dialog`]: the session timer restarts, any offer answered inactive |
 //! | the dialog ended (BYE) | the leg ends and hangs up its referred calls |
 //! | the ACK of our 200 (a dialog state), or [`ACK_WAIT_LIMIT`] without it | the referred calls' reports go out from now on |
 //! | a referred call's progress | [`ControlLeg::on_progress`]: NOTIFY |
 //! | a referred call's end | [`ControlLeg::on_referred_end`]: the final NOTIFY; BYE when the last connected party left |
-//! | the session timer expired | the leg ends alone: BYE, its referred calls go on, detached |
+//! | the session timer expired ([`InDialog::wake`]) | the leg ends alone: BYE, its referred calls go on, detached |
 //! | shutdown | [`ControlLeg::on_shutdown`]: the referred calls hung up and BYE at once, bounded |
 //!
 //! A call dialled on answer can report before the controller's ACK of our 200 is in. Its
@@ -23,15 +23,17 @@
 
 use super::ack::ACK_WAIT_LIMIT;
 use super::admission::{self, Admission};
-use super::leg_timer::{self, LegTimer};
 use super::refer_notify::{self, ReferSubscriptions};
-use super::{CallControl, SHUTDOWN_BYE_LIMIT, control_headers, reply, sleep_until_or_never};
+use super::{CallControl, SHUTDOWN_BYE_LIMIT, reply};
 use crate::calls::CallEntry;
+use crate::in_dialog::offer::{self, Answering};
+use crate::in_dialog::refresh::SessionTimer;
+use crate::in_dialog::{self, CallMedia, InDialog, Served, Wake};
 use crate::media::hub::MediaHub;
 use crate::referred_call::{Outcome, Progress};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Method, Request, StatusCode};
+use rsipstack::sip::{Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_api::{TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token;
@@ -66,8 +68,8 @@ enum Event {
     ReferredEnded(Result<ReferredEnd, JoinError>),
     /// The ACK of our 200 did not come within [`ACK_WAIT_LIMIT`].
     AckOverdue,
-    /// No refresh came in time (RFC 4028).
-    SessionExpired,
+    /// The session timer's moment (RFC 4028).
+    Timer(Wake),
     /// The agent shuts down.
     Shutdown,
 }
@@ -87,9 +89,9 @@ pub(super) struct ControlLeg {
     control: Arc<CallControl>,
     call_id: String,
     dialog: InviteDialog,
-    /// Our SDP in this dialog: inactive, one `o=` session.
-    sdp: SdpSession,
-    timer: Option<LegTimer>,
+    /// Our SDP and session timer in this dialog, and the requests in it that every
+    /// call serves alike.
+    in_dialog: InDialog,
     states: DialogStateReceiver,
     /// Until the ACK of our 200 is in: when to stop waiting for it. The referred calls'
     /// reports wait meanwhile.
@@ -141,14 +143,18 @@ impl ControlLeg {
         admission: Admission,
     ) -> Option<Self> {
         let Admission { call_id, timer, .. } = admission;
-        let timer = timer.map(LegTimer::start);
+        let timer = timer.map(|agreed| SessionTimer::agreed_as_uas(agreed, &tx.original.headers));
         // A small, pure-Rust SDP answer: cheaper here than a hop to the blocking pool.
         let mut sdp = SdpSession::new(control.local_ip);
-        let answer = match inactive_sdp(&mut sdp, &tx.original.body) {
-            Ok(answer) => answer,
-            Err(status) => {
-                reply(&mut tx, status, "Not Acceptable Here").await;
-                return None;
+        let answer = if tx.original.body.is_empty() {
+            offer::our_offer(&mut sdp, &Answering::Inactive)
+        } else {
+            match offer::answer(&mut sdp, &Answering::Inactive, &tx.original.body) {
+                Ok(answered) => answered.sdp,
+                Err(refused) => {
+                    reply(&mut tx, refused.status, "Not Acceptable Here").await;
+                    return None;
+                }
             }
         };
         let (state_tx, states) = control.dialogs.new_dialog_state_channel();
@@ -165,8 +171,8 @@ impl ControlLeg {
                 return None;
             }
         };
-        let mut answer_headers = control_headers();
-        answer_headers.extend(timer.iter().flat_map(LegTimer::answer_headers));
+        let mut answer_headers = in_dialog::invite_answer_headers();
+        answer_headers.extend(timer.iter().flat_map(SessionTimer::answer_headers));
         if let Some(target) = &admission.dial_on_answer {
             answer_headers.push(super::make(call_token::DIAL_HEADER, target.clone()));
         }
@@ -175,7 +181,7 @@ impl ControlLeg {
             control.dialogs.remove_dialog(&dialog.id());
             return None;
         }
-        info!(%call_id, session_expires = ?timer.as_ref().map(LegTimer::secs), "control leg answered");
+        info!(%call_id, session_expires = ?timer.as_ref().map(SessionTimer::secs), "control leg answered");
         let peer = headers::first(&tx.original.headers, "From").unwrap_or_default();
         let entry = control.calls.add(
             TalkerCallKind::Control,
@@ -188,12 +194,12 @@ impl ControlLeg {
         control.acks.serve_invite(&dialog, tx);
         let (progress_tx, progress) = mpsc::unbounded_channel();
         let hub = MediaHub::new(control.dialer.media.clone());
+        let in_dialog = InDialog::new(&call_id, Answering::Inactive, sdp, false).with_timer(timer);
         Some(Self {
             control,
             call_id,
             dialog,
-            sdp,
-            timer,
+            in_dialog,
             states,
             awaiting_ack: Some(Instant::now() + ACK_WAIT_LIMIT),
             referred: JoinSet::new(),
@@ -221,8 +227,7 @@ impl ControlLeg {
     }
 
     async fn next_event(&mut self) -> Event {
-        let expiry = sleep_until_or_never(self.timer.as_ref().map(LegTimer::deadline));
-        let ack_overdue = sleep_until_or_never(self.awaiting_ack);
+        let ack_overdue = in_dialog::sleep_until_or_never(self.awaiting_ack);
         let acked = self.awaiting_ack.is_none();
         tokio::select! {
             state = self.states.recv() => Event::Dialog(state.map(Box::new)),
@@ -230,7 +235,7 @@ impl ControlLeg {
             Some(ended) = self.referred.join_next(), if acked => Event::ReferredEnded(ended),
             // The leg holds a sender itself: the channel never closes while it runs.
             Some(report) = self.progress.recv(), if acked => Event::Progress(report),
-            () = expiry => Event::SessionExpired,
+            wake = self.in_dialog.wake() => Event::Timer(wake),
             () = self.control.shutdown.cancelled() => Event::Shutdown,
         }
     }
@@ -246,9 +251,16 @@ impl ControlLeg {
             }
             Event::Progress(report) => self.on_progress(report).await,
             Event::ReferredEnded(ended) => self.on_referred_end(ended).await,
-            Event::SessionExpired => {
-                warn!(call_id = %self.call_id, "session timer expired: no refresh from the controller; ending the control leg, the referred calls go on");
-                return Some(LegEnd::Expired);
+            Event::Timer(wake) => {
+                if self
+                    .in_dialog
+                    .on_wake(wake, &self.dialog, CallMedia::None)
+                    .await
+                    != Served::Going
+                {
+                    warn!(call_id = %self.call_id, "session timer expired: no refresh from the controller; ending the control leg, the referred calls go on");
+                    return Some(LegEnd::Expired);
+                }
             }
             Event::Shutdown => {
                 self.on_shutdown().await;
@@ -258,26 +270,28 @@ impl ControlLeg {
         None
     }
 
-    /// A request from the controller in the dialog, or the dialog's end.
+    /// A request from the controller in the dialog, or the dialog's end: REFER and
+    /// NOTIFY here, everything else on the path every call shares.
     async fn on_dialog_state(&mut self, state: DialogState) -> Option<LegEnd> {
         match state {
             DialogState::Refer(_, request, handle) => self.on_refer(&request, &handle).await,
-            DialogState::Updated(_, request, handle) => self.on_refresh(&request, &handle).await,
-            DialogState::Notify(_, _, handle)
-            | DialogState::Options(_, _, handle)
-            | DialogState::Info(_, _, handle) => {
+            DialogState::Notify(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
-            DialogState::Message(_, _, handle) | DialogState::Publish(_, _, handle) => {
-                let _ = handle.reply(StatusCode::MethodNotAllowed).await;
+            state => {
+                // The ACK of our 200 (and, later, the dialog back at rest after a request).
+                if matches!(state, DialogState::Confirmed(..)) {
+                    self.awaiting_ack = None;
+                }
+                let served = self
+                    .in_dialog
+                    .on_request(state, &self.dialog, CallMedia::None)
+                    .await;
+                if served != Served::Going {
+                    info!(call_id = %self.call_id, "control leg ended");
+                    return Some(LegEnd::HangUp);
+                }
             }
-            DialogState::Terminated(_, reason) => {
-                info!(call_id = %self.call_id, ?reason, "control leg ended");
-                return Some(LegEnd::HangUp);
-            }
-            // The ACK of our 200 (and, later, the dialog back at rest after a request).
-            DialogState::Confirmed(..) => self.awaiting_ack = None,
-            _ => {}
         }
         None
     }
@@ -300,50 +314,6 @@ impl ControlLeg {
         let event_id = self.subscriptions.event_id(cseq);
         info!(call_id = %self.call_id, %refer_to, "dialling the referred party");
         self.dial(refer_to, event_id);
-    }
-
-    /// A re-INVITE or UPDATE on the control leg is a session refresh (RFC 4028): the
-    /// deadline starts again, with the interval it names (a refresh naming none keeps
-    /// the one in force). Whatever it offers is answered inactive.
-    async fn on_refresh(&mut self, request: &Request, handle: &TransactionHandle) {
-        let terms = match leg_timer::terms(&request.headers) {
-            Ok(terms) => terms,
-            Err(refusal) => {
-                debug!(call_id = %self.call_id, status = refusal.status, "refresh refused");
-                let code = refusal.status_code();
-                let _ = handle.respond(code, Some(refusal.headers), None).await;
-                return;
-            }
-        };
-        // An UPDATE without an offer (the controller's refresh) is answered without SDP.
-        let offerless_update = request.method == Method::Update && request.body.is_empty();
-        let body = match (!offerless_update)
-            .then(|| inactive_sdp(&mut self.sdp, &request.body))
-            .transpose()
-        {
-            Ok(body) => body,
-            Err(status) => {
-                debug!(call_id = %self.call_id, status, "refresh refused: its offer");
-                let _ = handle.respond(StatusCode::from(status), None, None).await;
-                return;
-            }
-        };
-        match (terms, self.timer.as_mut()) {
-            (Some(agreed), _) => self.timer = Some(LegTimer::start(agreed)),
-            (None, Some(current)) => current.restart(),
-            (None, None) => {}
-        }
-        let mut headers = Vec::new();
-        if let Some(current) = &self.timer {
-            info!(call_id = %self.call_id, method = %request.method, secs = current.secs(), "control leg refreshed");
-            headers.extend(current.answer_headers());
-        }
-        if body.is_some() {
-            headers.extend(control_headers());
-        }
-        let headers = (!headers.is_empty()).then_some(headers);
-        let body = body.map(String::into_bytes);
-        let _ = handle.respond(StatusCode::OK, headers, body).await;
     }
 
     /// A referred call's progress: one NOTIFY.
@@ -507,15 +477,4 @@ impl Detached {
 /// Waits until every call in `referred` has ended.
 async fn all_ended(referred: &mut JoinSet<ReferredEnd>) {
     while referred.join_next().await.is_some() {}
-}
-
-/// Our SDP in the 2xx to an INVITE or UPDATE on the control leg: the inactive answer to
-/// its offer, or, for an INVITE without one, our inactive offer (RFC 3261 §14.2: the answer
-/// comes in the ACK). A status code when the offer cannot be answered.
-fn inactive_sdp(sdp: &mut SdpSession, body: &[u8]) -> Result<String, u16> {
-    if body.is_empty() {
-        return Ok(sdp.inactive_offer());
-    }
-    let offer = std::str::from_utf8(body).map_err(|_| 400u16)?;
-    sdp.inactive_answer(offer).map_err(|e| e.sip_status())
 }

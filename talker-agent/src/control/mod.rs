@@ -11,16 +11,17 @@
 //! * [`leg`] is the control leg as an actor: one task owns the dialog and its
 //!   state, and one handler takes each event (an in-dialog request, a referred
 //!   call's progress or end, the session timer, shutdown).
-//! * [`leg_timer`] is the leg's RFC 4028 session timer; [`refer_notify`] the
-//!   NOTIFYs that report the referred calls.
+//! * [`refer_notify`] writes the NOTIFYs that report the referred calls.
 //! * [`ordinary`] rings, answers and serves a call without a token.
+//! * Every request inside any of these calls is served by [`crate::in_dialog`]; a
+//!   method it does not serve gets 405 with `Allow` here, before rsipstack's dialog
+//!   sees it (rsipstack would answer 405 without `Allow`, or PRACK 200).
 //! * [`ack`] runs the server transaction of each INVITE we answer and lets a request
 //!   that overtook the ACK of our 2xx wait for it.
 
 mod ack;
 mod admission;
 mod leg;
-mod leg_timer;
 mod ordinary;
 mod refer_notify;
 
@@ -28,10 +29,11 @@ pub use ack::AckWatch;
 
 use crate::calls::Calls;
 use crate::config::AnswerPolicy;
+use crate::in_dialog;
 use crate::referred_call::Dialer;
 use crate::trust::Trust;
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::sip::{Header, Method, StatusCode, Uri};
+use rsipstack::sip::{Header, Method, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_sip::call_token;
 use splitdial_sip::headers;
@@ -39,11 +41,8 @@ use splitdial_sip::wire::has_tag;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tracing::debug;
 
-/// Methods the agent accepts inside a control dialog.
-const CONTROL_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, UPDATE";
 /// At shutdown, how long each call's BYE may wait for its answer (a peer that
 /// never answers would otherwise hold shutdown for timer F, 32 s).
 pub const SHUTDOWN_BYE_LIMIT: Duration = Duration::from_secs(4);
@@ -87,7 +86,15 @@ impl CallControl {
             Method::Invite => ordinary::ring_and_serve(self, tx).await,
             Method::Refer => reply(&mut tx, 403, "Not A Control Dialog").await,
             Method::Options => {
-                let _ = tx.reply(StatusCode::OK).await;
+                let ok = splitdial_sip::wire::response_to(
+                    &tx.original,
+                    200,
+                    "OK",
+                    in_dialog::options::capabilities(),
+                );
+                if let Err(e) = tx.respond(ok).await {
+                    debug!(error = %e, "could not answer OPTIONS");
+                }
             }
             _ => reply(&mut tx, 481, "Call/Transaction Does Not Exist").await,
         }
@@ -97,6 +104,11 @@ impl CallControl {
     /// owner then receives it as a dialog state).
     async fn in_dialog(&self, mut tx: Transaction) {
         let method = tx.original.method;
+        if !in_dialog::methods::served(&method) {
+            let allow = vec![in_dialog::methods::allow()];
+            reply_with(&mut tx, 405, "Method Not Allowed", allow).await;
+            return;
+        }
         match self.dialogs.match_dialog(&tx) {
             Some(mut dialog) => {
                 if !matches!(method, Method::Ack | Method::Bye | Method::Cancel)
@@ -125,22 +137,6 @@ impl CallControl {
 
 fn make(name: &str, value: String) -> Header {
     rsipstack::sip::headers::make_header(name, value)
-}
-
-/// The headers of our 2xx with SDP: what we accept in the dialog, and the body's type.
-fn control_headers() -> Vec<Header> {
-    vec![
-        make("Allow", CONTROL_ALLOW.into()),
-        make("Content-Type", "application/sdp".into()),
-    ]
-}
-
-/// Sleeps until `at`, or forever when there is no `at`.
-async fn sleep_until_or_never(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {

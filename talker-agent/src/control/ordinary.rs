@@ -1,15 +1,19 @@
 //! An INVITE without a token: an ordinary call under the answer policy. It is never
 //! auto-answered as a control leg: `auto` answers only a caller on the allow-list as
 //! asserted (P-Asserted-Identity) by one of our own servers, and `manual` rings until
-//! the owner answers through the status API. `reject` refuses with 486.
+//! the owner answers through the status API. `reject` refuses with 486. Once answered,
+//! its in-dialog requests and its session timer are served by [`crate::in_dialog`].
 
-use super::{CallControl, control_headers, reply};
+use super::{CallControl, reply, reply_with};
 use crate::calls::{CallEntry, OwnerAction};
 use crate::config::Policy;
+use crate::in_dialog::offer::Answering;
+use crate::in_dialog::refresh::{self, SessionTimer};
+use crate::in_dialog::{self, CallMedia, InDialog, Served};
 use crate::media::hub::{self, LegMedia};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::StatusCode;
+use rsipstack::sip::{Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use splitdial_api::{TalkerCallKind, TalkerCallState};
 use splitdial_media::{AllocatedPorts, Negotiated};
@@ -40,16 +44,26 @@ pub(super) async fn ring_and_serve(control: Arc<CallControl>, mut tx: Transactio
         reply(&mut tx, 486, "Busy Here").await;
         return;
     }
+    // RFC 4028 §9: a session interval we cannot keep is refused before ringing.
+    let timer = match refresh::terms(&tx.original.headers, true) {
+        Ok(agreed) => {
+            agreed.map(|agreed| SessionTimer::agreed_as_uas(agreed, &tx.original.headers))
+        }
+        Err(refusal) => {
+            reply_with(&mut tx, refusal.status, refusal.reason, refusal.headers).await;
+            return;
+        }
+    };
     let auto = control.policy.policy == Policy::Auto && caller_allowed(&control, &tx);
-    let offer = tx.original.body.clone();
+    let invite = tx.original.clone();
     let Some(mut call) = ring(&control, tx, auto).await else {
         return;
     };
     let id = call.dialog.id();
     if wait_for_answer(&control, &mut call, auto).await
-        && let Some(media) = answer(&control, &call, &offer).await
+        && let Some((media, in_dialog)) = answer(&control, &call, &invite, timer).await
     {
-        serve(&mut call).await;
+        serve(&mut call, in_dialog, &media).await;
         hub::stop(media).await;
         info!("incoming call ended");
     }
@@ -132,12 +146,24 @@ async fn wait_for_answer(control: &CallControl, call: &mut OrdinaryCall, auto: b
     }
 }
 
-/// Answers the call's `offer` with our media and starts it; `None` when it could not be
-/// answered (rejected with the fitting status) or its media did not start (hung up).
-async fn answer(control: &CallControl, call: &OrdinaryCall, offer: &[u8]) -> Option<LegMedia> {
+/// Answers the call's `invite` with our media (and the session timer agreed) and starts
+/// it; `None` when it could not be answered (rejected with the fitting status) or its
+/// media did not start (hung up).
+async fn answer(
+    control: &CallControl,
+    call: &OrdinaryCall,
+    invite: &Request,
+    timer: Option<SessionTimer>,
+) -> Option<(LegMedia, InDialog)> {
     // GStreamer starts in the worker while the answer goes out.
     let _warm = crate::media::worker::MediaWorker::shared().warm_up().await;
-    let (answer, plan, ports) = match negotiate(control, offer).await {
+    let Negotiation {
+        answer,
+        plan,
+        ports,
+        sdp,
+        local,
+    } = match negotiate(control, &invite.body).await {
         Ok(negotiated) => negotiated,
         Err((status, why)) => {
             warn!(%why, "cannot answer the offer");
@@ -145,16 +171,23 @@ async fn answer(control: &CallControl, call: &OrdinaryCall, offer: &[u8]) -> Opt
             return None;
         }
     };
+    let mut answer_headers = in_dialog::invite_answer_headers();
+    answer_headers.extend(timer.iter().flat_map(SessionTimer::answer_headers));
     if let Err(e) = call
         .dialog
-        .accept(Some(control_headers()), Some(answer.into_bytes()))
+        .accept(Some(answer_headers), Some(answer.into_bytes()))
     {
         warn!(error = %e, "cannot answer");
         return None;
     }
     call.entry.set_state(TalkerCallState::Connected);
+    let call_id = headers::first(&invite.headers, "Call-ID").unwrap_or_default();
+    let mut in_dialog = InDialog::new(call_id, Answering::Media(local), sdp, false)
+        .with_timer(timer)
+        .with_entry(call.entry.clone());
+    in_dialog.learn_allow(&invite.headers);
     match hub::start(&plan, &control.dialer.media, ports, call.entry.clone()).await {
-        Ok(media) => Some(media),
+        Ok(media) => Some((media, in_dialog)),
         Err(e) => {
             warn!(error = %e, "no media; hanging up");
             let _ = call.dialog.hangup().await;
@@ -164,41 +197,66 @@ async fn answer(control: &CallControl, call: &OrdinaryCall, offer: &[u8]) -> Opt
     }
 }
 
+/// The first offer/answer of an ordinary call.
+struct Negotiation {
+    /// Our answer.
+    answer: String,
+    /// The plan it makes.
+    plan: Negotiated,
+    /// The ports it uses.
+    ports: AllocatedPorts,
+    /// The dialog's SDP session, which answers every later offer.
+    sdp: SdpSession,
+    /// What the call can carry, for those answers.
+    local: LocalMedia,
+}
+
 /// Reserves the call's ports and writes our answer (the dialog's first SDP); the status
 /// and why when the offer cannot be answered.
-async fn negotiate(
-    control: &CallControl,
-    offer: &[u8],
-) -> Result<(String, Negotiated, AllocatedPorts), (u16, String)> {
+async fn negotiate(control: &CallControl, offer: &[u8]) -> Result<Negotiation, (u16, String)> {
     let settings = control.dialer.media.clone();
     let offer = String::from_utf8_lossy(offer).into_owned();
     let mut sdp = SdpSession::new(settings.local_ip);
     tokio::task::spawn_blocking(move || {
         let ports = AllocatedPorts::reserve(settings.local_ip, settings.video_capable())
             .map_err(|e| (500u16, e.to_string()))?;
+        let local = LocalMedia::for_call(&settings, &ports);
         let (answer, plan) = sdp
-            .answer(&offer, &LocalMedia::for_call(&settings, &ports))
+            .answer(&offer, &local)
             .map_err(|e| (e.sip_status(), e.to_string()))?;
-        Ok((answer, plan, ports))
+        Ok(Negotiation {
+            answer,
+            plan,
+            ports,
+            sdp,
+            local,
+        })
     })
     .await
     .unwrap_or_else(|e| Err((500, e.to_string())))
 }
 
-/// The answered call, until the caller hangs up or the owner does.
-async fn serve(call: &mut OrdinaryCall) {
+/// The answered call, until the caller hangs up, the owner does, or its session
+/// expires (BYE); every request inside it on the in-dialog path.
+async fn serve(call: &mut OrdinaryCall, mut in_dialog: InDialog, media: &LegMedia) {
     loop {
-        tokio::select! {
-            state = call.states.recv() => {
-                if matches!(state, Some(DialogState::Terminated(..)) | None) {
-                    return;
-                }
-            }
-            action = call.actions.recv() => {
-                if matches!(action, Some(OwnerAction::Hangup) | None) {
-                    let _ = call.dialog.hangup().await;
-                    return;
-                }
+        let served = tokio::select! {
+            state = call.states.recv() => match state {
+                Some(state) => in_dialog.on_request(state, &call.dialog, CallMedia::Leg(media)).await,
+                None => Served::Ended,
+            },
+            wake = in_dialog.wake() => in_dialog.on_wake(wake, &call.dialog, CallMedia::Leg(media)).await,
+            action = call.actions.recv() => match action {
+                Some(OwnerAction::Hangup) | None => Served::HangUp,
+                Some(_) => Served::Going,
+            },
+        };
+        match served {
+            Served::Going => {}
+            Served::Ended => return,
+            Served::HangUp => {
+                let _ = call.dialog.hangup().await;
+                return;
             }
         }
     }
