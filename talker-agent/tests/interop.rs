@@ -10,8 +10,8 @@
 //!   `ausine` tone; baresip counts the agent's RTP packets in its RTCP stats).
 //! * baresip puts that call on hold and resumes it (re-INVITEs with `a=sendonly`,
 //!   then `a=sendrecv`): the agent's status says `held: by_peer`, its audio is
-//!   `recvonly` and sends nothing while it keeps receiving, and it sends again
-//!   after the resume.
+//!   `recvonly` and sends nothing (baresip sends nothing either while it holds),
+//!   and both directions flow again after the resume.
 //! * Kamailio instead of sip-server: the same click-to-dial between two agents
 //!   through Kamailio (digest for the agents, the controller trusted by its TCP
 //!   source address); each agent hears the other's tone.
@@ -225,8 +225,8 @@ async fn referred_call_until(
 }
 
 /// baresip puts the call on hold (a re-INVITE with `a=sendonly`) and resumes it: the
-/// agent answers each, reports the hold in its status, stops sending while held and
-/// keeps playing what baresip sends, and sends again after the resume.
+/// agent answers each, reports the hold in its status, stops sending while held, and
+/// sends and plays again after the resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root: run scripts/test"]
 async fn baresip_puts_the_referred_call_on_hold_and_resumes_it() {
@@ -252,21 +252,25 @@ async fn baresip_puts_the_referred_call_on_hold_and_resumes_it() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = referred_call(&status).await.unwrap();
     assert_eq!(
-        after.packets_sent, before.packets_sent,
+        after.packets_sent,
+        before.packets_sent,
         "the agent kept sending while held ({held:?} → {after:?})\n{}",
         call.a.log()
     );
-    assert!(
-        after.packets_received >= before.packets_received + 25,
-        "the agent stopped receiving what baresip still sends ({before:?} → {after:?})"
-    );
-
+    // baresip 1.0 itself sends nothing while it holds a call (its status line reads
+    // `audio=0/0`), so what we still play while `recvonly` is checked with a plain UDP
+    // peer in talker-media/tests/update.rs; here the receive path must come back below.
     call.eve_ctl.command("resume", "").await;
-    referred_call_until(&status, "the call resumed and sending again", |c| {
-        c.held.is_none()
-            && c.direction == Some(Direction::SendRecv)
-            && c.packets_sent >= after.packets_sent + 25
-    })
+    referred_call_until(
+        &status,
+        "the call resumed, sending and receiving again",
+        |c| {
+            c.held.is_none()
+                && c.direction == Some(Direction::SendRecv)
+                && c.packets_sent >= after.packets_sent + 25
+                && c.packets_received >= after.packets_received + 25
+        },
+    )
     .await;
     call.leg.bye().await;
     call.eve

@@ -281,27 +281,33 @@ impl Drop for InDialog {
     }
 }
 
-/// The one place a call's new plan reaches its media. The media side's update
-/// (`LegMedia::update`, `MediaHub::update`) is wired here when it lands; until then the
-/// plan is logged.
+/// The one place a call's new plan reaches its media, after its 200 went out. A failed
+/// update leaves the media on the previous plan (the worker's rule), so the call goes on
+/// and the failure is logged: the peer already has our answer.
 pub async fn apply_media_plan(call_id: &str, media: CallMedia<'_>, plan: &Negotiated) {
-    match media {
-        CallMedia::None => {}
-        CallMedia::Leg(_) => debug!(%call_id, ?plan, "new media plan for the call"),
-        CallMedia::Party { key, .. } => {
-            debug!(%call_id, key, ?plan, "new media plan for the party");
-        }
+    let applied = match media {
+        CallMedia::None => return,
+        CallMedia::Leg(leg) => leg.update(plan).await,
+        CallMedia::Party { hub, key } => hub.update(key, plan).await,
+    };
+    match applied {
+        Ok(()) => debug!(%call_id, ?plan, "call media follows the new plan"),
+        Err(e) => warn!(%call_id, error = %e, "call media kept its previous plan"),
     }
 }
 
 /// The one place a call's hold state and DTMF digits reach the call list (the status
-/// API). `CallEntry::set_held` and `CallEntry::record_dtmf` are wired here when they land;
-/// until then the fact is logged.
+/// API).
 pub fn report_call_facts(call_id: &str, entry: Option<&CallEntry>, fact: CallFact) {
     let Some(entry) = entry else {
         return;
     };
     debug!(%call_id, call = entry.id(), ?fact, "call fact");
+    match fact {
+        CallFact::HeldByPeer(true) => entry.set_held(Some(splitdial_api::Held::ByPeer)),
+        CallFact::HeldByPeer(false) => entry.set_held(None),
+        CallFact::Dtmf(digit) => entry.record_dtmf(digit),
+    }
 }
 
 /// The headers of every 2xx to an INVITE we answer: what we take in the dialog, and the
