@@ -3,7 +3,9 @@
 //! (a conference leg). A raw SIP far end on loopback sends each request inside the
 //! connected call and checks the answer's code, its headers (`Allow`, `Accept`,
 //! `Supported`, `Recv-Info`, `Session-Expires`, `Min-SE`) and its SDP (direction, the
-//! `o=` id and version rules, refused streams kept refused).
+//! `o=` id and version rules, refused streams kept refused). On an ordinary and a
+//! referred call the far end also counts the agent's RTP at its own sockets while it
+//! holds, resumes and moves the call.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -384,6 +386,16 @@ impl Rig {
         callee_tag: &str,
         extra: Vec<rsipstack::sip::Header>,
     ) -> (Dialog, Request) {
+        self.referred_call_answering(callee_tag, extra, 41000).await
+    }
+
+    /// [`Self::referred_call`], the callee's answer naming `rtp_port` for its audio.
+    async fn referred_call_answering(
+        &self,
+        callee_tag: &str,
+        extra: Vec<rsipstack::sip::Header>,
+        rtp_port: u16,
+    ) -> (Dialog, Request) {
         let connected = self.agent.log().matches("referred call connected").count();
         let invite = self.request_of_agent(&self.proxy, "INVITE").await;
         let h = |n: &str| headers::first(&invite.headers, n).unwrap().to_owned();
@@ -407,7 +419,7 @@ impl Rig {
             "Contact",
             format!("<sip:bob@{}>", self.proxy.local_addr().unwrap()),
         );
-        let answer = sdp(1, &audio(41000, "sendrecv"));
+        let answer = sdp(1, &audio(rtp_port, "sendrecv"));
         headers::remove(&mut ok.headers, "Content-Length");
         headers::push(&mut ok.headers, "Content-Type", "application/sdp");
         headers::push(&mut ok.headers, "Content-Length", answer.len().to_string());
@@ -1039,4 +1051,135 @@ async fn an_unrefreshed_ordinary_call_ends_with_bye() {
         started.elapsed()
     );
     rig.answer(&rig.proxy, &bye, 200, vec![], "").await;
+}
+
+/// A far end's RTP socket that counts the agent's packets.
+struct RtpProbe {
+    socket: UdpSocket,
+}
+
+impl RtpProbe {
+    async fn bind() -> Self {
+        Self {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    /// The datagrams that arrive within `window` (what queued before counts too).
+    async fn count(&self, window: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut buf = [0u8; 2048];
+        let mut seen = 0;
+        while let Ok(Ok(_)) =
+            tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
+        {
+            seen += 1;
+        }
+        seen
+    }
+
+    /// Forgets what queued so far, then counts for `window`.
+    async fn count_from_now(&self, window: Duration) -> usize {
+        self.count(Duration::from_millis(50)).await;
+        self.count(window).await
+    }
+}
+
+/// The far end holds, resumes and moves the call (each an offer in a re-INVITE or an
+/// UPDATE) and counts the agent's RTP at its sockets: nothing while held, packets again
+/// after the resume, and after the move only at the new port.
+async fn media_follows_hold_resume_and_move(
+    rig: &Rig,
+    dialog: &Dialog,
+    first: &RtpProbe,
+    mut cseq: u32,
+) {
+    let second = RtpProbe::bind().await;
+    let sent = first.count(Duration::from_secs(2)).await;
+    assert!(sent >= 20, "{sent} packets in 2 s before the hold");
+
+    let mut offer = |method: &'static str, port: u16, direction: &'static str| {
+        cseq += 1;
+        (method, cseq, sdp(cseq + 1, &audio(port, direction)))
+    };
+    let steps = [
+        (offer("INVITE", first.port(), "sendonly"), "a=recvonly"),
+        (offer("INVITE", first.port(), "sendrecv"), "a=sendrecv"),
+        (offer("UPDATE", first.port(), "inactive"), "a=inactive"),
+        (offer("UPDATE", second.port(), "sendrecv"), "a=sendrecv"),
+    ];
+    for (i, ((method, cseq, body), answered)) in steps.into_iter().enumerate() {
+        let got = rig
+            .exchange(
+                &rig.proxy,
+                method,
+                dialog,
+                cseq,
+                "",
+                "application/sdp",
+                &body,
+            )
+            .await;
+        assert_eq!(got.status_code.code(), 200, "step {i}: {got}");
+        assert!(self::body(&got).contains(answered), "step {i}: {got}");
+        // The plan is applied once the 200 is out; give it time, and what was in
+        // flight, before counting.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (at_first, at_second) = (
+            first.count_from_now(Duration::from_millis(1200)).await,
+            second.count(Duration::from_millis(50)).await,
+        );
+        match i {
+            0 | 2 => assert_eq!(
+                at_first,
+                0,
+                "step {i} ({answered}): the agent kept sending\n{}",
+                rig.agent.log()
+            ),
+            1 => assert!(at_first >= 20, "resumed: only {at_first} packets in 1.2 s"),
+            _ => {
+                let at_second = at_second + second.count(Duration::from_millis(1200)).await;
+                assert_eq!(at_first, 0, "moved: packets still reach the old port");
+                assert!(
+                    at_second >= 20,
+                    "moved: {at_second} packets at the new port"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordinary_calls_media_stops_while_held_and_follows_a_resume_and_a_move() {
+    let rig = rig().await;
+    let far = RtpProbe::bind().await;
+    let offer = sdp(1, &audio(far.port(), "sendrecv"));
+    let (dialog, ok) = rig.ordinary_call("o-media", "", &offer).await;
+    assert!(body(&ok).contains("a=sendrecv"), "{ok}");
+    media_follows_hold_resume_and_move(&rig, &dialog, &far, 1).await;
+    let bye = rig
+        .exchange(&rig.proxy, "BYE", &dialog, 10, "", "", "")
+        .await;
+    assert_eq!(bye.status_code.code(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referred_calls_media_stops_while_held_and_follows_a_resume_and_a_move() {
+    let rig = rig().await;
+    let (control, _) = rig
+        .control_leg("c-media", Some("sip:bob@home.example"))
+        .await;
+    let far = RtpProbe::bind().await;
+    let (party, _) = rig
+        .referred_call_answering("bob-media", vec![], far.port())
+        .await;
+    media_follows_hold_resume_and_move(&rig, &party, &far, 1).await;
+    let bye = rig
+        .exchange(&rig.controller, "BYE", &control, 2, "", "", "")
+        .await;
+    assert_eq!(bye.status_code.code(), 200);
 }
