@@ -1183,3 +1183,79 @@ async fn a_referred_calls_media_stops_while_held_and_follows_a_resume_and_a_move
         .await;
     assert_eq!(bye.status_code.code(), 200);
 }
+
+/// The long case: a far end with `Session-Expires: 90` that refreshes every half
+/// interval, by UPDATE and by re-INVITE in turn, keeps the call up for three whole
+/// periods (270 s; unrefreshed, the agent ends it after 60 s). The agent sends no
+/// request meanwhile, answers every refresh with the same terms and the same
+/// description, and its media still flows at the end.
+#[cfg(feature = "long-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_refreshed_by_update_and_by_reinvite_stays_up_for_three_periods() {
+    let rig = rig().await;
+    let far = RtpProbe::bind().await;
+    let media = audio(far.port(), "sendrecv");
+    let extra = "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n";
+    let (dialog, ok) = rig
+        .ordinary_call("o-three-periods", extra, &sdp(1, &media))
+        .await;
+    let description = body(&ok);
+    let started = tokio::time::Instant::now();
+    let mut cseq = 1;
+    for refresh in 1..=6u32 {
+        // Half an interval of quiet: the agent must not end the call or send anything.
+        let due = started + Duration::from_secs(45 * u64::from(refresh));
+        while let Ok(message) = tokio::time::timeout_at(due, rig.receive(&rig.proxy, "")).await {
+            if let SipMessage::Request(r) = message {
+                panic!(
+                    "the agent sent {} {:?} into the refresh {refresh}\n{}",
+                    r.method,
+                    started.elapsed(),
+                    rig.agent.log()
+                );
+            }
+        }
+        cseq += 1;
+        let (method, content_type, offer) = if refresh % 2 == 1 {
+            ("UPDATE", "", String::new())
+        } else {
+            ("INVITE", "application/sdp", sdp(1, &media))
+        };
+        let got = rig
+            .exchange(
+                &rig.proxy,
+                method,
+                &dialog,
+                cseq,
+                extra,
+                content_type,
+                &offer,
+            )
+            .await;
+        assert_eq!(got.status_code.code(), 200, "refresh {refresh}: {got}");
+        assert_eq!(
+            headers::first(&got.headers, "Session-Expires"),
+            Some("90;refresher=uac"),
+            "refresh {refresh}"
+        );
+        if method == "INVITE" {
+            assert_eq!(body(&got), description, "refresh {refresh}");
+        }
+    }
+    // 270 s: three periods after the call began, still up with its media.
+    let quiet_until = started + Duration::from_secs(270);
+    while let Ok(message) = tokio::time::timeout_at(quiet_until, rig.receive(&rig.proxy, "")).await
+    {
+        assert!(
+            matches!(message, SipMessage::Response(_)),
+            "the agent sent a request at the end\n{}",
+            rig.agent.log()
+        );
+    }
+    let packets = far.count_from_now(Duration::from_secs(1)).await;
+    assert!(packets >= 20, "{packets} packets in the last second");
+    let bye = rig
+        .exchange(&rig.proxy, "BYE", &dialog, cseq + 1, "", "", "")
+        .await;
+    assert_eq!(bye.status_code.code(), 200);
+}
