@@ -1,7 +1,8 @@
 //! Calls with independent implementations in the path: Kamailio 5.6 (Debian's
 //! package) as both of the household's SIP servers instead of splitdial's own
 //! `sip-server`; baresip 1.0 as the callee's phone, and as the caller's talker
-//! (a SIP phone alice added to her talkers), whose call is handed off.
+//! (a SIP phone alice added to her talkers), whose call is handed off; baresip
+//! holding and resuming a call it carries.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -9,6 +10,7 @@ use household::{
     AccountSpec, AnswerSpec, HouseholdSpec, ServerSoftware, TalkerSoftware, TalkerSpec,
 };
 use splitdial_e2e::{dialer, start_on_lan};
+use std::time::Duration;
 
 #[test]
 #[ignore = "needs root: run scripts/test"]
@@ -79,6 +81,61 @@ fn alices_pc_calls_a_baresip_phone_and_hears_it() {
     ] {
         assert!(dave.contains(line), "baresip did not log {line:?}:\n{dave}");
     }
+    home.shutdown();
+}
+
+/// Dave's baresip phone puts alice's call on hold and resumes it (re-INVITEs with
+/// `a=sendonly`, then `a=sendrecv`): her PC's status says the call is held by its peer
+/// (what the dialer's call pane shows as "held by dave"), it sends nothing while held,
+/// and both directions flow again after the resume.
+#[test]
+#[ignore = "needs root: run scripts/test"]
+fn dave_holds_alices_call_and_resumes_it() {
+    testbed::require_program("baresip", "baresip-core");
+    let mut spec = HouseholdSpec::demo();
+    spec.talker_mut("dave-phone").unwrap().software = TalkerSoftware::Baresip;
+    let home = start_on_lan(spec);
+    let alice = dialer(&home, "alice");
+    alice.expect(&["call", "dave", "--on", "pc"], 0);
+    home.wait_hears("pc", "referred", "dave-phone", 25);
+    let pc_call = || household::call_of_kind(&home.talker_status("pc").ok()?, "referred");
+    let audio = |leg: &serde_json::Value, counter: &str| {
+        leg["media"]["audio"][counter].as_u64().unwrap_or(0)
+    };
+
+    home.phone_command("dave-phone", "hold").unwrap();
+    home.wait_for("pc's call held by dave", Duration::from_secs(15), || {
+        pc_call().filter(|leg| {
+            leg["held"] == "by_peer" && leg["media"]["audio"]["direction"] == "RecvOnly"
+        })
+    });
+    // The status shows statistics up to 500 ms old: from 800 ms on they are all newer
+    // than the hold.
+    std::thread::sleep(Duration::from_millis(800));
+    let before = pc_call().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = pc_call().unwrap();
+    assert_eq!(
+        audio(&during, "packets_sent"),
+        audio(&before, "packets_sent"),
+        "the PC kept sending while held: {before} → {during}"
+    );
+
+    home.phone_command("dave-phone", "resume").unwrap();
+    home.wait_for(
+        "pc's call resumed, both ways",
+        Duration::from_secs(15),
+        || {
+            pc_call().filter(|leg| {
+                leg["held"].is_null()
+                    && leg["media"]["audio"]["direction"] == "SendRecv"
+                    && audio(leg, "packets_sent") >= audio(&during, "packets_sent") + 25
+                    && audio(leg, "packets_received") >= audio(&during, "packets_received") + 25
+            })
+        },
+    );
+    alice.expect(&["hangup"], 0);
+    home.wait_no_calls("pc");
     home.shutdown();
 }
 

@@ -273,6 +273,27 @@ impl Household {
         Ok(response.json())
     }
 
+    /// Has baresip phone `id` run a menu command (`hold`, `resume`) on its current
+    /// call, sent from the dialer's host to its `ctrl_tcp` socket.
+    ///
+    /// # Errors
+    /// When there is no such talker, it is not a baresip phone, or the command fails.
+    pub fn phone_command(&self, id: &str, command: &str) -> Result<String, Error> {
+        let talker = self
+            .talker(id)
+            .ok_or_else(|| Error::Spec(format!("no talker {id:?}")))?;
+        if talker.status_addr.is_some() {
+            return Err(Error::Spec(format!("talker {id:?} is not a baresip phone")));
+        }
+        let control = SocketAddr::new(talker.sip_addr.ip(), crate::baresip::CONTROL_PORT);
+        let command = command.to_owned();
+        let send = move || crate::baresip::command(control, &command, HTTP_TIMEOUT);
+        Ok(match &self.lan {
+            Some(lan) => lan.host(DIALER_HOST).run_in(send)??,
+            None => send()?,
+        })
+    }
+
     /// Stops talker `id` as its owner would (SIGTERM: it hangs up its calls
     /// and un-registers) and returns its exit status; it stays listed, with
     /// its log.
