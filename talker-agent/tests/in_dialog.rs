@@ -3,9 +3,9 @@
 //! (a conference leg). A raw SIP far end on loopback sends each request inside the
 //! connected call and checks the answer's code, its headers (`Allow`, `Accept`,
 //! `Supported`, `Recv-Info`, `Session-Expires`, `Min-SE`) and its SDP (direction, the
-//! `o=` id and version rules, refused streams kept refused). On an ordinary and a
-//! referred call the far end also counts the agent's RTP at its own sockets while it
-//! holds, resumes and moves the call.
+//! `o=` id and version rules, refused streams kept refused). On an ordinary call, a
+//! referred call and a conference leg the far end also counts the agent's RTP at its
+//! own sockets while it holds, resumes (and moves) the call.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -1256,6 +1256,73 @@ async fn a_call_refreshed_by_update_and_by_reinvite_stays_up_for_three_periods()
     assert!(packets >= 20, "{packets} packets in the last second");
     let bye = rig
         .exchange(&rig.proxy, "BYE", &dialog, cseq + 1, "", "", "")
+        .await;
+    assert_eq!(bye.status_code.code(), 200);
+}
+
+/// Two referred parties mixed (a conference): carol holds her leg, and only her leg goes
+/// quiet (bob still gets the mix); after her resume she gets packets again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_conference_leg_goes_quiet_while_the_other_party_still_gets_the_mix() {
+    let rig = rig().await;
+    let (control, _) = rig
+        .control_leg("c-conference-media", Some("sip:bob@home.example"))
+        .await;
+    let (bob_rtp, carol_rtp) = (RtpProbe::bind().await, RtpProbe::bind().await);
+    let _bob = rig
+        .referred_call_answering("bob-mix", vec![], bob_rtp.port())
+        .await;
+    let carol_uri = "sip:carol@home.example";
+    let token = rig.issuer.issue(
+        TokenKind::Call,
+        &claims(Action::Refer, "c-conference-media", Some(carol_uri)),
+    );
+    let refer = format!("Refer-To: <{carol_uri}>\r\nSplitdial-Token: {token}\r\n");
+    let accepted = rig
+        .exchange(&rig.controller, "REFER", &control, 2, &refer, "", "")
+        .await;
+    assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+    let (carol, _) = rig
+        .referred_call_answering("carol-mix", vec![], carol_rtp.port())
+        .await;
+    let both = (
+        bob_rtp.count_from_now(Duration::from_secs(2)).await,
+        carol_rtp.count_from_now(Duration::from_secs(2)).await,
+    );
+    assert!(both.0 >= 20 && both.1 >= 20, "before the hold: {both:?}");
+
+    let mut cseq = 1;
+    for (direction, answered) in [("sendonly", "a=recvonly"), ("sendrecv", "a=sendrecv")] {
+        cseq += 1;
+        let offer = sdp(cseq, &audio(carol_rtp.port(), direction));
+        let got = rig
+            .exchange(
+                &rig.proxy,
+                "INVITE",
+                &carol,
+                cseq,
+                "",
+                "application/sdp",
+                &offer,
+            )
+            .await;
+        assert_eq!(got.status_code.code(), 200, "{got}");
+        assert!(body(&got).contains(answered), "{got}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let at_carol = carol_rtp.count_from_now(Duration::from_millis(1200)).await;
+        let at_bob = bob_rtp.count_from_now(Duration::from_millis(1200)).await;
+        assert!(
+            at_bob >= 20,
+            "{direction}: bob got {at_bob} packets of the mix"
+        );
+        if direction == "sendonly" {
+            assert_eq!(at_carol, 0, "carol's held leg still got packets");
+        } else {
+            assert!(at_carol >= 20, "carol's resumed leg got {at_carol} packets");
+        }
+    }
+    let bye = rig
+        .exchange(&rig.controller, "BYE", &control, 3, "", "", "")
         .await;
     assert_eq!(bye.status_code.code(), 200);
 }
