@@ -232,7 +232,16 @@ fn a_splitdial_without_the_demo_beside_it_names_what_to_build() {
     // A copy of the dialer alone in a directory: no `splitdial-demo` there.
     let dir = tempfile::tempdir().unwrap();
     let alone = dir.path().join("splitdial");
-    std::fs::copy(env!("CARGO_BIN_EXE_splitdial"), &alone).unwrap();
+    // Copied by `cp`, not `std::fs::copy`: while this process holds the copy open for
+    // writing, another test's thread may fork, and its child would hold the write
+    // descriptor until its exec, so running the copy fails with "Text file busy"
+    // (ETXTBSY). `cp`'s descriptor lives and dies in its own process.
+    let copied = std::process::Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_splitdial"))
+        .arg(&alone)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp: {copied}");
     let mut command = std::process::Command::new(&alone);
     command.args(["demo", "--no-tui"]);
     let done = oneshot::run(command, Duration::from_secs(20)).unwrap();
