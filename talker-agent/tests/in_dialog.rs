@@ -379,6 +379,20 @@ impl Rig {
         (dialog, ok)
     }
 
+    /// The controller refers the control leg `control` to `party` (a further party of
+    /// its call, mixed with the ones it has); accepted with 202.
+    async fn refer(&self, control: &Dialog, cseq: u32, party: &str) {
+        let token = self.issuer.issue(
+            TokenKind::Call,
+            &claims(Action::Refer, &control.call_id, Some(party)),
+        );
+        let refer = format!("Refer-To: <{party}>\r\nSplitdial-Token: {token}\r\n");
+        let accepted = self
+            .exchange(&self.controller, "REFER", control, cseq, &refer, "", "")
+            .await;
+        assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+    }
+
     /// The referred call's INVITE at our server, answered 200 by the callee with `answer`
     /// and `extra` headers; the dialog as the callee sees it.
     async fn referred_call(
@@ -822,16 +836,7 @@ async fn a_referred_call_and_a_conference_leg_answer_every_request() {
     let cseq = offers(&rig, &rig.proxy, &party, &first, cseq).await;
 
     // A second party: the two are mixed (a conference leg), served the same way.
-    let carol = "sip:carol@home.example";
-    let token = rig.issuer.issue(
-        TokenKind::Call,
-        &claims(Action::Refer, "c-referred", Some(carol)),
-    );
-    let refer = format!("Refer-To: <{carol}>\r\nSplitdial-Token: {token}\r\n");
-    let accepted = rig
-        .exchange(&rig.controller, "REFER", &control, 2, &refer, "", "")
-        .await;
-    assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+    rig.refer(&control, 2, "sip:carol@home.example").await;
     let (second, invite) = rig.referred_call("carol1", vec![]).await;
     let (id, version) = origin(&String::from_utf8_lossy(&invite.body));
     let options = rig
@@ -1272,16 +1277,7 @@ async fn a_held_conference_leg_goes_quiet_while_the_other_party_still_gets_the_m
     let _bob = rig
         .referred_call_answering("bob-mix", vec![], bob_rtp.port())
         .await;
-    let carol_uri = "sip:carol@home.example";
-    let token = rig.issuer.issue(
-        TokenKind::Call,
-        &claims(Action::Refer, "c-conference-media", Some(carol_uri)),
-    );
-    let refer = format!("Refer-To: <{carol_uri}>\r\nSplitdial-Token: {token}\r\n");
-    let accepted = rig
-        .exchange(&rig.controller, "REFER", &control, 2, &refer, "", "")
-        .await;
-    assert_eq!(accepted.status_code.code(), 202, "{accepted}");
+    rig.refer(&control, 2, "sip:carol@home.example").await;
     let (carol, _) = rig
         .referred_call_answering("carol-mix", vec![], carol_rtp.port())
         .await;
