@@ -379,6 +379,28 @@ impl Rig {
         (dialog, ok)
     }
 
+    /// The agent's incoming call as its `GET /v1/status` shows it.
+    async fn incoming_call_status(&self) -> serde_json::Value {
+        let line = self
+            .agent
+            .log()
+            .lines()
+            .find(|l| l.starts_with("talker-agent ready"))
+            .unwrap()
+            .to_owned();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "status").unwrap();
+        let url = format!("http://{}/v1/status", words[at + 1]);
+        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        status["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "incoming")
+            .cloned()
+            .unwrap_or_else(|| panic!("no incoming call in {status}"))
+    }
+
     /// The controller refers the control leg `control` to `party` (a further party of
     /// its call, mixed with the ones it has); accepted with 202.
     async fn refer(&self, control: &Dialog, cseq: u32, party: &str) {
@@ -778,7 +800,32 @@ async fn an_answered_ordinary_call_answers_every_request_and_follows_every_offer
     );
     assert!(body(&ok).contains("a=sendrecv"), "{ok}");
     let cseq = common_requests(&rig, &rig.proxy, &dialog, 1).await;
+    // The two DTMF INFOs' digits reach the call in the status API.
+    let call = rig.incoming_call_status().await;
+    assert_eq!(call["dtmf_received"], "5#", "{call}");
+    assert!(call["held"].is_null(), "{call}");
     let cseq = offers(&rig, &rig.proxy, &dialog, &body(&ok), cseq).await;
+    // The hold: a sendonly offer, in the status as held by the peer.
+    let hold = sdp(30, &audio(5000, "sendonly"));
+    let held = rig
+        .exchange(
+            &rig.proxy,
+            "UPDATE",
+            &dialog,
+            cseq + 1,
+            "",
+            "application/sdp",
+            &hold,
+        )
+        .await;
+    assert_eq!(held.status_code.code(), 200, "{held}");
+    // Reported once the 200 is out and the media follows: a moment later.
+    testbed::wait_until_async("the call held by bob", Duration::from_secs(5), || async {
+        (rig.incoming_call_status().await["held"] == "by_peer").then_some(())
+    })
+    .await
+    .unwrap();
+    let cseq = cseq + 1;
     let bye = rig
         .exchange(&rig.proxy, "BYE", &dialog, cseq + 1, "", "", "")
         .await;
@@ -1166,6 +1213,12 @@ async fn an_ordinary_calls_media_stops_while_held_and_follows_a_resume_and_a_mov
     let (dialog, ok) = rig.ordinary_call("o-media", "", &offer).await;
     assert!(body(&ok).contains("a=sendrecv"), "{ok}");
     media_follows_hold_resume_and_move(&rig, &dialog, &far, 1).await;
+    // The status describes the plan in force (moved, sendrecv) and the counters kept
+    // counting across the four updates.
+    let call = rig.incoming_call_status().await;
+    let audio = &call["media"]["audio"];
+    assert_eq!(audio["direction"], "SendRecv", "{call}");
+    assert!(audio["packets_sent"].as_u64().unwrap_or(0) >= 150, "{call}");
     let bye = rig
         .exchange(&rig.proxy, "BYE", &dialog, 10, "", "", "")
         .await;
