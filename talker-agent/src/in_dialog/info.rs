@@ -147,4 +147,23 @@ mod tests {
         assert_eq!(answer(&text), InfoAnswer::UnsupportedBody);
         assert_eq!(answer(&text).headers().len(), 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a far end puts in an INFO's body, the answer is one of the three,
+        /// and a digit taken is always a DTMF key.
+        #[test]
+        fn any_info_body_gets_an_answer_and_only_dtmf_keys_are_taken(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            relay in proptest::prelude::any::<bool>(),
+        ) {
+            let kind = if relay { "application/dtmf-relay" } else { "application/dtmf" };
+            let mut request = info(&[("Content-Type", kind)], "");
+            request.body = body;
+            if let InfoAnswer::Taken(Some(key)) = answer(&request) {
+                proptest::prop_assert!(matches!(key, '0'..='9' | '*' | '#' | 'A'..='D'));
+            }
+        }
+    }
 }
