@@ -82,20 +82,7 @@ fn accept(
         ));
         return Ok(None);
     };
-    let (remote_rtp, remote_rtcp) = section.remote(offer.address)?;
-    // c=0.0.0.0 is the old way of putting a call on hold: nothing can be sent there.
-    let peer_reachable = !remote_rtp.ip().is_unspecified();
-    let direction = Direction::from_flags(
-        ours.direction.sends() && section.direction.receives() && peer_reachable,
-        ours.direction.receives() && section.direction.sends(),
-    );
-    let stream = StreamPlan {
-        codec,
-        payload_type,
-        remote_rtp,
-        remote_rtcp,
-        direction,
-    };
+    let stream = section.stream_toward(offer.address, codec, payload_type, ours.direction)?;
     Ok(Some((stream, ours.port)))
 }
 

@@ -10,7 +10,7 @@ use sdp::description::media::MediaDescription;
 use sdp::description::session::SessionDescription;
 
 use super::error::SdpError;
-use splitdial_media::{Codec, Direction};
+use splitdial_media::{Codec, Direction, StreamPlan};
 
 /// Longest SDP body accepted (a SIP body is far smaller; this bounds parsing work).
 const MAX_SDP_LEN: usize = 64 * 1024;
@@ -83,6 +83,32 @@ impl Section {
         self.codecs().find(|(c, _)| *c == Codec::Opus).or_else(|| {
             self.codecs()
                 .find(|(c, _)| matches!(c, Codec::Pcmu | Codec::Pcma))
+        })
+    }
+
+    /// What runs for this stream, the peer's section, when our side of it is
+    /// `ours`: we send only where the peer receives and gave an address we can send to
+    /// (`c=0.0.0.0` is the old way of putting a call on hold), and receive only where it
+    /// sends.
+    pub(crate) fn stream_toward(
+        &self,
+        session_address: Option<IpAddr>,
+        codec: Codec,
+        payload_type: u8,
+        ours: Direction,
+    ) -> Result<StreamPlan, SdpError> {
+        let (remote_rtp, remote_rtcp) = self.remote(session_address)?;
+        let peer_reachable = !remote_rtp.ip().is_unspecified();
+        let direction = Direction::from_flags(
+            ours.sends() && self.direction.receives() && peer_reachable,
+            ours.receives() && self.direction.sends(),
+        );
+        Ok(StreamPlan {
+            codec,
+            payload_type,
+            remote_rtp,
+            remote_rtcp,
+            direction,
         })
     }
 

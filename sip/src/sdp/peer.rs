@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::error::SdpError;
 use super::parse::parse;
-use splitdial_media::{Codec, Direction, Negotiated, StreamPlan};
+use splitdial_media::{Codec, Direction, Negotiated};
 
 /// The plan for the side that made `offer`, once `answer` arrived: codecs from the answer,
 /// the peer's addresses, and directions narrowed by both. An answer that does not fit the
@@ -50,19 +50,8 @@ pub fn negotiated_from_answer(offer: &str, answer: &str) -> Result<Negotiated, S
                 answered.formats.join(" ")
             )));
         };
-        let (remote_rtp, remote_rtcp) = answered.remote(theirs.address)?;
-        let peer_reachable = !remote_rtp.ip().is_unspecified();
-        let direction = Direction::from_flags(
-            offered.direction.sends() && answered.direction.receives() && peer_reachable,
-            offered.direction.receives() && answered.direction.sends(),
-        );
-        let stream = StreamPlan {
-            codec,
-            payload_type,
-            remote_rtp,
-            remote_rtcp,
-            direction,
-        };
+        let stream =
+            answered.stream_toward(theirs.address, codec, payload_type, offered.direction)?;
         if codec.is_audio() {
             plan.audio = Some(stream);
         } else {
