@@ -157,20 +157,7 @@ impl ControlLeg {
                 }
             }
         };
-        let (state_tx, states) = control.dialogs.new_dialog_state_channel();
-        let dialog = match control.dialogs.get_or_create_server_invite(
-            &tx,
-            state_tx,
-            None,
-            Some(control.contact.clone()),
-        ) {
-            Ok(dialog) => dialog,
-            Err(e) => {
-                warn!(error = %e, "cannot create the control dialog");
-                reply(&mut tx, 500, "Server Internal Error").await;
-                return None;
-            }
-        };
+        let (dialog, states) = super::server_dialog(&control, &mut tx, "control leg").await?;
         let mut answer_headers = in_dialog::invite_answer_headers();
         answer_headers.extend(timer.iter().flat_map(SessionTimer::answer_headers));
         if let Some(target) = &admission.dial_on_answer {

@@ -139,6 +139,32 @@ fn make(name: &str, value: String) -> Header {
     rsipstack::sip::headers::make_header(name, value)
 }
 
+/// Creates the dialog of an incoming INVITE with its state channel; when rsipstack
+/// cannot, answers 500 and logs which `call` it was for.
+async fn server_dialog(
+    control: &CallControl,
+    tx: &mut Transaction,
+    call: &str,
+) -> Option<(
+    rsipstack::dialog::invite_dialog::InviteDialog,
+    rsipstack::dialog::dialog::DialogStateReceiver,
+)> {
+    let (state_tx, states) = control.dialogs.new_dialog_state_channel();
+    match control.dialogs.get_or_create_server_invite(
+        tx,
+        state_tx,
+        None,
+        Some(control.contact.clone()),
+    ) {
+        Ok(dialog) => Some((dialog, states)),
+        Err(e) => {
+            tracing::warn!(error = %e, call, "cannot create the dialog");
+            reply(tx, 500, "Server Internal Error").await;
+            None
+        }
+    }
+}
+
 async fn reply(tx: &mut Transaction, status: u16, reason: &str) {
     reply_with(tx, status, reason, Vec::new()).await;
 }

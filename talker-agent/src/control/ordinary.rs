@@ -72,22 +72,9 @@ pub(super) async fn ring_and_serve(control: Arc<CallControl>, mut tx: Transactio
 
 /// Creates the call's dialog, registers it (ringing, with owner actions) and sends 180.
 async fn ring(control: &CallControl, mut tx: Transaction, auto: bool) -> Option<OrdinaryCall> {
+    let (dialog, states) = super::server_dialog(control, &mut tx, "incoming call").await?;
     let call_id = headers::first(&tx.original.headers, "Call-ID").unwrap_or_default();
     let peer = headers::first(&tx.original.headers, "From").unwrap_or_default();
-    let (state_tx, states) = control.dialogs.new_dialog_state_channel();
-    let dialog = match control.dialogs.get_or_create_server_invite(
-        &tx,
-        state_tx,
-        None,
-        Some(control.contact.clone()),
-    ) {
-        Ok(dialog) => dialog,
-        Err(e) => {
-            warn!(error = %e, "cannot create the dialog of an incoming call");
-            reply(&mut tx, 500, "Server Internal Error").await;
-            return None;
-        }
-    };
     let (actions_tx, actions) = mpsc::unbounded_channel();
     let entry = Arc::new(control.calls.add(
         TalkerCallKind::Incoming,
