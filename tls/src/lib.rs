@@ -3,5 +3,6 @@
 //! chosen); the whole dependency graph has only ring (checked by a test, `tests/one_stack.rs`).
 
 mod provider;
+pub mod talker;
 
 pub use provider::install_provider;
