@@ -163,14 +163,13 @@ wire_words! {
     }
 }
 
-/// Body of `POST /v1/challenge`.
+/// Body of `POST /v1/challenge`. The signature also covers the TLS connection
+/// the request came on (its channel binding), which each end reads itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// The dialer's fresh nonce: 16 to 128 characters of base64, base64url or hex.
     pub nonce: String,
-    /// The `host:port` the dialer connected to (IPv6 in brackets).
-    pub dialed: String,
 }
 
 /// The 200 answer to `POST /v1/challenge`.
@@ -184,7 +183,7 @@ pub struct ChallengeAnswer {
     /// (the dialer uses the key the matcher's registry holds).
     #[serde(default)]
     pub public_key: String,
-    /// Standard base64 Ed25519 signature of the `splitdial-challenge-v1` message.
+    /// Standard base64 Ed25519 signature of the `splitdial-challenge-v2` message.
     pub signature: String,
 }
 

@@ -535,9 +535,15 @@ fn a_talkers_status_challenge_and_owner_actions() {
     wire(
         &ChallengeRequest {
             nonce: "dialer-nonce-0123456789".into(),
-            dialed: "127.0.0.1:8420".into(),
         },
-        r#"{"nonce":"dialer-nonce-0123456789","dialed":"127.0.0.1:8420"}"#,
+        r#"{"nonce":"dialer-nonce-0123456789"}"#,
+    );
+    // The address a dialer says it dialed no longer counts: refused, not ignored.
+    assert!(
+        serde_json::from_str::<ChallengeRequest>(
+            r#"{"nonce":"dialer-nonce-0123456789","dialed":"127.0.0.1:8420"}"#
+        )
+        .is_err()
     );
     wire(
         &ChallengeAnswer {

@@ -2,11 +2,15 @@
 //! talker it found (by mDNS or a manual address) holds the key the matcher's
 //! registry enrolled for that talker id.
 //!
-//! The dialer sends a fresh nonce and the `host:port` it dialed; the talker
-//! adds its own fresh nonce and signs the domain-separated message
-//! `splitdial-challenge-v1`, talker id, dialer nonce, talker nonce, dialed —
-//! each followed by a NUL byte. The signature is then worthless for another
-//! talker id, another dialer's nonce or another address.
+//! The dialer sends a fresh nonce over the TLS connection it opened to the
+//! talker; the talker adds its own fresh nonce and signs the domain-separated
+//! message `splitdial-challenge-v2`, talker id, dialer nonce, talker nonce —
+//! each followed by a NUL byte — and the connection's channel binding (the 32
+//! bytes of RFC 9266's `tls-exporter`, which each end computes from its own
+//! side of the connection). The signature is then worthless for another talker
+//! id, another dialer's nonce or another connection: a host that relays the
+//! dialer's challenge to the real talker over a connection of its own gets a
+//! signature over that other connection's binding.
 //!
 //! Lives here (not in the agent) so the dialer can check answers without
 //! depending on the agent's media stack; the agent signs with the same
@@ -17,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 /// The domain-separation label of the talker challenge.
-pub const CHALLENGE_LABEL: &str = "splitdial-challenge-v1";
+pub const CHALLENGE_LABEL: &str = "splitdial-challenge-v2";
 
 /// The fields a dialer's challenge binds together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +32,9 @@ pub struct Challenge<'a> {
     pub dialer_nonce: &'a str,
     /// The talker's fresh nonce.
     pub talker_nonce: &'a str,
-    /// `host:port` as the dialer dialed it.
-    pub dialed: &'a str,
+    /// The channel binding of the TLS connection the challenge travels on
+    /// (`EXPORTER-Channel-Binding`, no context, 32 bytes).
+    pub channel_binding: &'a [u8; 32],
 }
 
 /// Why a challenge answer does not prove the talker.
@@ -42,13 +47,14 @@ pub enum ChallengeError {
     #[error("the signature is not an Ed25519 signature: {0}")]
     BadSignature(String),
     /// The signature does not check with the registry's key over this challenge.
-    #[error("the signature does not match the registry's key for this talker and address")]
+    #[error("the signature does not match the registry's key for this talker and connection")]
     Mismatch,
 }
 
 impl Challenge<'_> {
-    /// The exact bytes signed: fields separated by NUL, which none may contain
-    /// (NUL bytes inside a field are dropped, so they cannot shift fields).
+    /// The exact bytes signed: the text fields each followed by NUL, which
+    /// none may contain (NUL bytes inside a field are dropped, so they cannot
+    /// shift fields), then the 32 bytes of the channel binding.
     pub fn message(&self) -> Vec<u8> {
         let mut m = Vec::new();
         for part in [
@@ -56,11 +62,11 @@ impl Challenge<'_> {
             self.talker_id,
             self.dialer_nonce,
             self.talker_nonce,
-            self.dialed,
         ] {
             m.extend(part.bytes().filter(|b| *b != 0));
             m.push(0);
         }
+        m.extend_from_slice(self.channel_binding);
         m
     }
 
@@ -121,12 +127,11 @@ mod tests {
             talker_id: "tv-1",
             dialer_nonce: "dn",
             talker_nonce: "tn",
-            dialed: "192.0.2.1:8420",
+            channel_binding: &[0xab; 32],
         };
-        assert_eq!(
-            c.message(),
-            b"splitdial-challenge-v1\x00tv-1\x00dn\x00tn\x00192.0.2.1:8420\x00".to_vec()
-        );
+        let mut expected = b"splitdial-challenge-v2\x00tv-1\x00dn\x00tn\x00".to_vec();
+        expected.extend_from_slice(&[0xab; 32]);
+        assert_eq!(c.message(), expected);
         // A NUL inside a field cannot move bytes into the next field.
         let shifted = Challenge {
             talker_id: "tv-1\0dn",
@@ -143,7 +148,7 @@ mod tests {
             talker_id: "tv-1",
             dialer_nonce: "dialer-nonce-0123456789",
             talker_nonce: "00112233445566778899aabbccddeeff",
-            dialed: "192.0.2.1:8420",
+            channel_binding: &[1; 32],
         };
         let sig = talker.sign(&c.message());
         let pk = STANDARD.encode(talker.verifying_key().as_bytes());
@@ -164,7 +169,7 @@ mod tests {
                 ..c.clone()
             },
             Challenge {
-                dialed: "192.0.2.2:8420",
+                channel_binding: &[2; 32],
                 ..c.clone()
             },
         ] {

@@ -8,7 +8,7 @@
 //! * [`Browser`] streams de-duplicated [`TalkerEvent`]s and verifies known talkers
 //!   so a crashed one is removed within seconds, not after the 120 s TTL.
 //! * [`InterfaceSelection`]: the interfaces are always chosen by the caller.
-//! * [`challenge`]: the signed `splitdial-challenge-v1` message that turns a
+//! * [`challenge`]: the signed `splitdial-challenge-v2` message that turns a
 //!   discovered talker into a verified one (an advertisement proves nothing).
 //!
 //! Safety on shared machines: mdns-sd joins the multicast groups on every

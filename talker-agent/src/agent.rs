@@ -420,9 +420,13 @@ async fn serve_status(
         .await
         .map_err(status_error)?;
     let addr = listener.local_addr().map_err(status_error)?;
+    let tls = state
+        .identity
+        .tls_config()
+        .map_err(|e| status_error(std::io::Error::other(e)))?;
     let task = StoppableTask::spawn(|stop| {
         tokio::spawn(async move {
-            if let Err(e) = crate::status_api::serve(listener, state, stop).await {
+            if let Err(e) = crate::status_api::serve(listener, tls, state, stop).await {
                 warn!(error = %e, "status API stopped");
             }
         })

@@ -130,10 +130,22 @@ impl Identity {
         )
     }
 
-    /// Signs the dialer's challenge (DESIGN.md): label, talker id, both nonces and
-    /// the address as dialed, so a signature cannot be replayed elsewhere.
+    /// Signs the dialer's challenge (docs/discovery.md): label, talker id, both
+    /// nonces and the channel binding of the TLS connection it came on, so a
+    /// signature cannot be replayed elsewhere.
     pub fn sign_challenge(&self, challenge: &Challenge<'_>) -> Signature {
         self.key.sign(&challenge.message())
+    }
+
+    /// The status API's TLS configuration: a self-signed certificate for this
+    /// key, made now (docs/talker-agent.md, "Local status API").
+    pub fn tls_config(
+        &self,
+    ) -> Result<
+        std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+        splitdial_tls::talker::TalkerTlsError,
+    > {
+        splitdial_tls::talker::server_config(&self.key.to_bytes())
     }
 }
 
@@ -180,13 +192,13 @@ mod tests {
             talker_id: &talker_id,
             dialer_nonce: "dn",
             talker_nonce: "tn",
-            dialed: "192.0.2.1:8420",
+            channel_binding: &[1; 32],
         };
         let sig = id.sign_challenge(&c);
         assert!(c.verify(&id.public_key(), &sig));
         assert!(
             !Challenge {
-                dialed: "192.0.2.2:8420",
+                channel_binding: &[2; 32],
                 ..c.clone()
             }
             .verify(&id.public_key(), &sig)

@@ -83,9 +83,14 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let agent = Agent::start(config, &path).await?;
+        // The key its status API's certificate carries (public): what a test
+        // or a household pins when it reads the status without a registry.
         println!(
-            "talker-agent ready id {} sip {} status {}",
-            agent.id, agent.sip_addr, agent.status_addr
+            "talker-agent ready id {} sip {} status {} key {}",
+            agent.id,
+            agent.sip_addr,
+            agent.status_addr,
+            agent.identity.public_key_base64()
         );
         splitdial_sip::shutdown::shutdown_signal()
             .await

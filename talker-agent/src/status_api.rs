@@ -1,13 +1,17 @@
-//! The talker's local HTTP API, on the port its mDNS advertisement names
-//! (`docs/talker-agent.md`, "Local status API"):
+//! The talker's local HTTPS API, on the port its mDNS advertisement names
+//! (`docs/talker-agent.md`, "Local status API"). TLS 1.3 only, with a
+//! self-signed certificate that carries the talker's own Ed25519 key
+//! ([`splitdial_tls::talker`]): a dialer that pins the registry's key for the
+//! talker knows whom it talks to before it sends anything.
 //!
 //! * `GET /v1/status`: who the talker is, its accounts and their registration
 //!   state, its calls with live media statistics, whether each is held and
 //!   the DTMF digits it received (as their handlers keep them in
 //!   [`crate::calls`]). Never a secret.
-//! * `POST /v1/challenge`: signs DESIGN.md's domain-separated challenge with
-//!   the talker's own key, so a dialer can verify it is the enrolled talker.
-//!   Rate-limited.
+//! * `POST /v1/challenge`: signs the domain-separated challenge
+//!   (docs/discovery.md) with the talker's own key over the channel binding of
+//!   the TLS connection it came on, so a dialer can verify it is the enrolled
+//!   talker and that no relay stands between them. Rate-limited.
 //! * `POST /v1/calls/{id}/answer|decline|hangup`: the owner's actions, each
 //!   only with a matcher-signed owner token for that action and that call.
 //!
@@ -22,7 +26,6 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::registration::AccountHandle;
 use crate::trust::Trust;
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection};
@@ -31,6 +34,7 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use discovery::challenge::Challenge;
@@ -44,9 +48,11 @@ use splitdial_sip::call_token::Action;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, warn};
 
@@ -58,12 +64,12 @@ pub const CHALLENGE_BURST: u32 = 8;
 pub const CHALLENGE_PER_SECOND: u32 = 4;
 /// Shortest and longest dialer nonce accepted, in characters.
 pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=128;
-/// Longest `dialed` address accepted, in bytes.
-pub const DIALED_MAX_LEN: usize = 300;
 /// Longest owner token accepted, in bytes.
 const TOKEN_MAX_LEN: usize = 4096;
 /// Connections served at once; further ones are closed at once.
 const MAX_CONNECTIONS: usize = 64;
+/// A client must finish its TLS handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client must send a request's headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer per connection (bounds the request head).
@@ -155,15 +161,23 @@ impl TokenBucket {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled; then lets the
-/// requests in flight finish (for a few seconds at most) and returns. Fails
-/// only when the listener itself breaks.
+/// The channel binding of the TLS connection a request came on (RFC 9266),
+/// set on every request of that connection: the challenge signs it.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionBinding(splitdial_tls::talker::ChannelBinding);
+
+/// Serves the API over TLS with `tls` (the talker's certificate, see
+/// [`Identity::tls_config`]) on `listener` until `shutdown` is cancelled; then
+/// lets the requests in flight finish (for a few seconds at most) and returns.
+/// Fails only when the listener itself breaks.
 pub async fn serve(
     listener: TcpListener,
+    tls: Arc<ServerConfig>,
     state: StatusState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(state);
+    let acceptor = TlsAcceptor::from(tls);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -173,7 +187,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     if let Ok(local) = listener.local_addr() {
-        info!(%local, "status API listening");
+        info!(%local, "status API listening (HTTPS)");
     }
     loop {
         tokio::select! {
@@ -193,26 +207,18 @@ pub async fn serve(
                     debug!(%peer, "status API: too many connections; closing this one");
                     continue;
                 };
-                let connection = http.serve_connection(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(app.clone()),
-                );
-                let stop = shutdown.clone();
+                // The handshake runs in the connection's own task: a slow or
+                // silent client holds one permit, never the accept loop.
+                let connection = Connection {
+                    acceptor: acceptor.clone(),
+                    http: http.clone(),
+                    app: app.clone(),
+                    stop: shutdown.clone(),
+                };
                 connections.spawn(
                     async move {
                         let _permit = permit;
-                        let mut connection = std::pin::pin!(connection);
-                        tokio::select! {
-                            done = connection.as_mut() => {
-                                if let Err(e) = done {
-                                    debug!(error = %e, "status API connection ended");
-                                }
-                                return;
-                            }
-                            () = stop.cancelled() => {}
-                        }
-                        connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
+                        connection.run(stream).await;
                     }
                     .instrument(tracing::debug_span!("status_api", %peer)),
                 );
@@ -228,6 +234,58 @@ pub async fn serve(
     }
     info!("status API stopped");
     Ok(())
+}
+
+/// What one accepted connection needs: its TLS handshake, then HTTP/1.1 with
+/// the connection's channel binding on every request.
+struct Connection {
+    acceptor: TlsAcceptor,
+    http: hyper::server::conn::http1::Builder,
+    app: Router,
+    stop: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream) {
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)) => done,
+            () = self.stop.cancelled() => return,
+        };
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                debug!(error = %e, "status API: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!("status API: TLS handshake timed out");
+                return;
+            }
+        };
+        let binding = match splitdial_tls::talker::channel_binding(stream.get_ref().1) {
+            Ok(binding) => ConnectionBinding(binding),
+            Err(e) => {
+                debug!(error = %e, "status API: no channel binding; closing");
+                return;
+            }
+        };
+        let app = self.app.layer(Extension(binding));
+        let connection = self
+            .http
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            done = connection.as_mut() => {
+                if let Err(e) = done {
+                    debug!(error = %e, "status API connection ended");
+                }
+                return;
+            }
+            () = self.stop.cancelled() => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
 }
 
 /// Accept errors that say nothing about the listener (a client gave up, or we
@@ -507,6 +565,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn challenge(
     State(shared): State<Arc<Shared>>,
+    Extension(binding): Extension<ConnectionBinding>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -536,16 +595,15 @@ async fn challenge(
     }
     let request: ChallengeRequest = json_body(&headers, body)?;
     check_nonce(&request.nonce)?;
-    check_dialed(&request.dialed)?;
     let state = &shared.state;
     let talker_nonce = hex::encode(rand::random::<[u8; 16]>());
     let signature = state.identity.sign_challenge(&Challenge {
         talker_id: &state.talker_id,
         dialer_nonce: &request.nonce,
         talker_nonce: &talker_nonce,
-        dialed: &request.dialed,
+        channel_binding: &binding.0,
     });
-    debug!(dialed = %request.dialed, "challenge signed");
+    debug!("challenge signed");
     Ok(Json(ChallengeAnswer {
         talker_id: state.talker_id.clone(),
         talker_nonce,
@@ -572,31 +630,6 @@ fn check_nonce(nonce: &str) -> Result<(), ApiError> {
                 NONCE_LEN.start(),
                 NONCE_LEN.end()
             ),
-        ))
-    }
-}
-
-/// The address as dialed: `host:port`, where host is a name, an IPv4 literal
-/// or a bracketed IPv6 literal (zone allowed).
-fn check_dialed(dialed: &str) -> Result<(), ApiError> {
-    let charset = dialed.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']' | b'%')
-    });
-    let shape = match dialed.strip_prefix('[') {
-        Some(rest) => rest.split_once("]:").is_some_and(|(address, port)| {
-            !address.is_empty() && !address.contains(['[', ']']) && port_ok(port)
-        }),
-        None => dialed.split_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && !host.contains(['[', ']', '%']) && port_ok(port)
-        }),
-    };
-    if dialed.len() <= DIALED_MAX_LEN && charset && shape {
-        Ok(())
-    } else {
-        Err(error(
-            StatusCode::BAD_REQUEST,
-            "bad_dialed",
-            "dialed: the host:port you dialed (IPv6 in brackets), at most 300 bytes",
         ))
     }
 }
@@ -744,34 +777,13 @@ mod tests {
     }
 
     #[test]
-    fn nonces_and_dialed_addresses_are_bounded() {
+    fn nonces_are_bounded() {
         assert!(check_nonce(&"a".repeat(16)).is_ok());
         assert!(check_nonce("AbC-_+/=0123456789").is_ok());
         assert!(check_nonce(&"a".repeat(15)).is_err());
         assert!(check_nonce(&"a".repeat(129)).is_err());
         assert!(check_nonce("aaaaaaaaaaaaaaa\0").is_err());
         assert!(check_nonce("aaaaaaaaaaaaaaa é").is_err());
-        for good in [
-            "10.77.0.1:8420",
-            "[fd00:77::1]:8420",
-            "[fe80::1%eth0]:8420",
-            "splitdial-tv-1.local:8420",
-        ] {
-            assert!(check_dialed(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "10.77.0.1",
-            "10.77.0.1:",
-            ":8420",
-            "[fd00::1]",
-            "fd00::1:8420",
-            "a b:1",
-            "a\0b:1",
-            "host:0",
-        ] {
-            assert!(check_dialed(bad).is_err(), "{bad}");
-        }
-        assert!(check_dialed(&format!("{}:1", "a".repeat(DIALED_MAX_LEN))).is_err());
     }
 
     #[test]

@@ -1,18 +1,24 @@
-//! The local status API over real HTTP on 127.0.0.1: the status shape (with an
-//! account really registered at a `sip-server`), the signed challenge, owner
+//! The local status API over real HTTPS on 127.0.0.1: the certificate bound to
+//! the talker's key, the status shape (with an account really registered at a
+//! `sip-server`), the signed challenge bound to its TLS connection, owner
 //! actions that need a valid, unused owner token for that action and call, and
-//! the guards (Host, content type, body size, rate limit, no CORS).
+//! the guards (TLS only, Host, content type, body size, rate limit, no CORS).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, VerifyingKey};
-use reqwest::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use splitdial_api::{AccountState, Held, TalkerCallKind, TalkerCallState};
 use splitdial_sip::call_token::{Action, Claims, Issuer, TokenKind, key_id, unix_now};
+use splitdial_tls::talker::ChannelBinding;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +35,7 @@ const TALKER: &str = "tv-1";
 
 struct Rig {
     addr: SocketAddr,
-    client: reqwest::Client,
+    client: Client,
     calls: Calls,
     issuer: Issuer,
     identity: Arc<Identity>,
@@ -63,13 +69,14 @@ async fn rig(accounts: Vec<AccountHandle>) -> Rig {
         trust,
         identity: identity.clone(),
     };
-    let server = tokio::spawn(status_api::serve(listener, state, stop.clone()));
+    let tls = identity.tls_config().unwrap();
+    let server = tokio::spawn(status_api::serve(listener, tls, state, stop.clone()));
     Rig {
         addr,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
+        client: Client {
+            addr,
+            key: identity.public_key().to_bytes(),
+        },
         calls,
         issuer,
         identity,
@@ -79,11 +86,151 @@ async fn rig(accounts: Vec<AccountHandle>) -> Rig {
     }
 }
 
-impl Rig {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+/// A small HTTPS client for the tests, shaped like reqwest's (which this
+/// workspace builds without TLS): each request on a connection of its own
+/// that accepts only the talker's key, unless sent on a held [`Connection`].
+#[derive(Clone)]
+struct Client {
+    addr: SocketAddr,
+    key: [u8; 32],
+}
+
+/// One TLS connection to the talker, held open, with its channel binding.
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    binding: ChannelBinding,
+}
+
+impl Client {
+    /// A connection whose handshake proved the talker's key.
+    async fn connect(&self) -> Connection {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(
+            splitdial_tls::talker::client_config(&self.key).unwrap(),
+        )
+        .connect(splitdial_tls::talker::server_name(self.addr.ip()), tcp)
+        .await
+        .unwrap();
+        let binding = splitdial_tls::talker::channel_binding(tls.get_ref().1).unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        Connection { sender, binding }
     }
 
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(&self.addr.to_string()).unwrap(),
+        );
+        RequestBuilder {
+            client: self.clone(),
+            method,
+            path: path.to_owned(),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+}
+
+struct RequestBuilder {
+    client: Client,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl RequestBuilder {
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        self
+    }
+
+    fn bearer_auth(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    fn json(mut self, body: &Value) -> Self {
+        self.body = Bytes::from(serde_json::to_vec(body).unwrap());
+        self.header("content-type", "application/json")
+    }
+
+    fn body(mut self, body: &'static str) -> Self {
+        self.body = Bytes::from_static(body.as_bytes());
+        self
+    }
+
+    /// Sends on a connection of its own.
+    async fn send(self) -> Result<Answer, hyper::Error> {
+        let mut connection = self.client.connect().await;
+        self.send_on(&mut connection).await
+    }
+
+    /// Sends on `connection`, which stays open.
+    async fn send_on(self, connection: &mut Connection) -> Result<Answer, hyper::Error> {
+        let mut request = hyper::Request::builder()
+            .method(self.method)
+            .uri(self.path)
+            .body(Full::new(self.body))
+            .unwrap();
+        *request.headers_mut() = self.headers;
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            connection.sender.send_request(request),
+        )
+        .await
+        .expect("no answer")?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A whole answer.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.body)
+    }
+
+    async fn text(self) -> Result<String, std::string::FromUtf8Error> {
+        String::from_utf8(self.body.to_vec())
+    }
+}
+
+impl Rig {
     fn owner_token(&self, act: Action, dlg: &str) -> String {
         self.issuer.issue(TokenKind::Owner, &claims(act, dlg))
     }
@@ -94,7 +241,7 @@ impl Rig {
         token: Option<&str>,
         body: &Value,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.post(self.url(path)).json(body);
+        let mut request = self.client.post(path).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -137,9 +284,16 @@ fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error body: {body}"))
 }
 
-/// Sends one raw HTTP/1.1 request and reads the whole answer (status, text).
-async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+/// Sends one raw HTTP/1.1 request over TLS and reads the whole answer
+/// (status, text).
+async fn raw(rig: &Rig, request: &[u8]) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(
+        splitdial_tls::talker::client_config(&rig.client.key).unwrap(),
+    )
+    .connect(splitdial_tls::talker::server_name(rig.addr.ip()), tcp)
+    .await
+    .unwrap();
     stream.write_all(request).await.unwrap();
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
@@ -243,7 +397,7 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
         call.record_dtmf(digit);
     }
 
-    let response = rig.client.get(rig.url("/v1/status")).send().await.unwrap();
+    let response = rig.client.get("/v1/status").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers().clone();
     assert!(
@@ -298,7 +452,7 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
     call.set_held(None);
     let status: Value = rig
         .client
-        .get(rig.url("/v1/status"))
+        .get("/v1/status")
         .send()
         .await
         .unwrap()
@@ -311,19 +465,14 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
 
     // Unknown endpoints and methods answer with the JSON error shape.
     let (code, body) = {
-        let r = rig.client.get(rig.url("/v1/nothing")).send().await.unwrap();
+        let r = rig.client.get("/v1/nothing").send().await.unwrap();
         (r.status(), r.json::<Value>().await.unwrap())
     };
     assert_eq!(
         (code, error_code(&body)),
         (StatusCode::NOT_FOUND, "not_found")
     );
-    let r = rig
-        .client
-        .get(rig.url("/v1/challenge"))
-        .send()
-        .await
-        .unwrap();
+    let r = rig.client.get("/v1/challenge").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         error_code(&r.json::<Value>().await.unwrap()),
@@ -338,19 +487,25 @@ async fn status_shows_identity_registered_accounts_and_calls_without_secrets() {
     sip_server.shutdown().await;
 }
 
+/// Sends a challenge with `nonce` on `connection`: the answer's JSON.
+async fn challenge_on(rig: &Rig, connection: &mut Connection, nonce: &str) -> Value {
+    let answer = rig
+        .client
+        .post("/v1/challenge")
+        .json(&json!({ "nonce": nonce }))
+        .send_on(connection)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    answer.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address() {
+async fn the_challenge_is_signed_by_the_talker_key_over_its_own_connection() {
     let rig = rig(Vec::new()).await;
     let nonce = "dialer-nonce-0123456789abcdef";
-    let dialed = rig.addr.to_string();
-    let (code, body) = rig
-        .post_json(
-            "/v1/challenge",
-            None,
-            &json!({"nonce": nonce, "dialed": dialed}),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{body}");
+    let mut connection = rig.client.connect().await;
+    let body = challenge_on(&rig, &mut connection, nonce).await;
     assert_eq!(body["talker_id"], TALKER);
     let talker_nonce = body["talker_nonce"].as_str().unwrap();
     assert!(talker_nonce.len() >= 16);
@@ -371,13 +526,18 @@ async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address(
         talker_id: TALKER,
         dialer_nonce: nonce,
         talker_nonce,
-        dialed: &dialed,
+        channel_binding: &connection.binding,
     };
     assert!(challenge.verify(&key, &signature));
-    // The same signature is worthless for another address, nonce or talker.
+
+    // Another connection has another binding, and the signature made on the
+    // first is worthless for it (a relay's connection to the talker is such
+    // another connection); so it is for another nonce or talker.
+    let mut other = rig.client.connect().await;
+    assert_ne!(other.binding, connection.binding);
     assert!(
         !Challenge {
-            dialed: "10.0.0.9:8420",
+            channel_binding: &other.binding,
             ..challenge.clone()
         }
         .verify(&key, &signature)
@@ -397,39 +557,40 @@ async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address(
         .verify(&key, &signature)
     );
 
-    // A second challenge gets a fresh talker nonce.
-    let (_, again) = rig
-        .post_json(
-            "/v1/challenge",
-            None,
-            &json!({"nonce": nonce, "dialed": dialed}),
-        )
-        .await;
+    // A second challenge on the other connection: a fresh talker nonce, and
+    // signed over that connection's binding.
+    let again = challenge_on(&rig, &mut other, nonce).await;
     assert_ne!(again["talker_nonce"], body["talker_nonce"]);
+    let again_signature = Signature::from_bytes(
+        &STANDARD
+            .decode(again["signature"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    assert!(
+        Challenge {
+            talker_nonce: again["talker_nonce"].as_str().unwrap(),
+            channel_binding: &other.binding,
+            ..challenge.clone()
+        }
+        .verify(&key, &again_signature)
+    );
 
     // Bad input: 400 with a reason, never a signature. (Bad requests use up
-    // the rate limit too: let the bucket refill first.)
+    // the rate limit too: let the bucket refill first.) The address the
+    // dialer says it dialed is no part of the challenge any more: refused.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for (bad, expected) in [
-        (json!({"nonce": "short", "dialed": dialed}), "bad_nonce"),
+        (json!({"nonce": "short"}), "bad_nonce"),
+        (json!({"nonce": "x".repeat(200)}), "bad_nonce"),
+        (json!({"nonce": "a nonce with spaces!"}), "bad_nonce"),
+        (json!({}), "bad_json"),
         (
-            json!({"nonce": "x".repeat(200), "dialed": dialed}),
-            "bad_nonce",
-        ),
-        (
-            json!({"nonce": "a nonce with spaces!", "dialed": dialed}),
-            "bad_nonce",
-        ),
-        (json!({"nonce": nonce, "dialed": "no-port"}), "bad_dialed"),
-        (
-            json!({"nonce": nonce, "dialed": "evil\u{0}:1"}),
-            "bad_dialed",
-        ),
-        (json!({"nonce": nonce}), "bad_json"),
-        (
-            json!({"nonce": nonce, "dialed": dialed, "extra": 1}),
+            json!({"nonce": nonce, "dialed": "10.0.0.9:8420"}),
             "bad_json",
         ),
+        (json!({"nonce": nonce, "extra": 1}), "bad_json"),
     ] {
         let (code, body) = rig.post_json("/v1/challenge", None, &bad).await;
         assert_eq!(
@@ -439,6 +600,45 @@ async fn the_challenge_is_signed_by_the_talker_key_and_binds_the_dialed_address(
         );
         assert!(body.get("signature").is_none());
     }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_tls_with_the_talkers_own_key_is_served() {
+    let rig = rig(Vec::new()).await;
+    // A client that expects another key stops at the handshake.
+    let tcp = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let other = ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+        .verifying_key()
+        .to_bytes();
+    let refused =
+        tokio_rustls::TlsConnector::from(splitdial_tls::talker::client_config(&other).unwrap())
+            .connect(splitdial_tls::talker::server_name(rig.addr.ip()), tcp)
+            .await
+            .map(|_| ())
+            .unwrap_err();
+    assert_eq!(
+        splitdial_tls::talker::handshake_failure(&refused),
+        "its certificate carries another key than the registry's for this talker"
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer at all.
+    let mut plain = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    plain
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut answer))
+        .await
+        .expect("the talker kept a plaintext connection open");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"),
+        "served over plaintext"
+    );
+    // A connection that never starts its handshake holds no one up.
+    let _silent = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let r = rig.client.get("/v1/status").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     rig.stop().await;
 }
 
@@ -469,7 +669,7 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
     );
     let r = rig
         .client
-        .post(rig.url(&format!("/v1/calls/{id}/answer")))
+        .post(&format!("/v1/calls/{id}/answer"))
         .header("Authorization", "Basic YWxpY2U6cHc=")
         .json(&json!({}))
         .send()
@@ -521,7 +721,7 @@ async fn owner_actions_need_a_valid_unused_owner_token_for_that_call_and_action(
     let valid = rig.owner_token(Action::Answer, "ring-1@x");
     let r = rig
         .client
-        .post(rig.url(&format!("/v1/calls/{id}/answer")))
+        .post(&format!("/v1/calls/{id}/answer"))
         .bearer_auth(&valid)
         .header("Content-Type", "text/plain")
         .body("{}")
@@ -658,7 +858,7 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
     ] {
         let r = rig
             .client
-            .get(rig.url("/v1/status"))
+            .get("/v1/status")
             .header("Host", &host)
             .send()
             .await
@@ -667,9 +867,9 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
         assert_eq!(error_code(&r.json().await.unwrap()), "host_not_allowed");
         let r = rig
             .client
-            .post(rig.url("/v1/challenge"))
+            .post("/v1/challenge")
             .header("Host", &host)
-            .json(&json!({"nonce": "dialer-nonce-0123456789", "dialed": "10.0.0.1:1"}))
+            .json(&json!({"nonce": "dialer-nonce-0123456789"}))
             .send()
             .await
             .unwrap();
@@ -682,7 +882,7 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
     ] {
         let r = rig
             .client
-            .get(rig.url("/v1/status"))
+            .get("/v1/status")
             .header("Host", &host)
             .send()
             .await
@@ -692,20 +892,20 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
 
     // Absolute-form request line naming a foreign host: refused too.
     let (code, _) = raw(
-        rig.addr,
+        &rig,
         b"GET http://evil.example/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(code, 403);
     // No Host at all (HTTP/1.0): refused.
-    let (code, text) = raw(rig.addr, b"GET /v1/status HTTP/1.0\r\n\r\n").await;
+    let (code, text) = raw(&rig, b"GET /v1/status HTTP/1.0\r\n\r\n").await;
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("missing_host"), "{text}");
 
     // A CORS preflight from a web page gets no Access-Control header.
     let r = rig
         .client
-        .request(reqwest::Method::OPTIONS, rig.url("/v1/challenge"))
+        .request(Method::OPTIONS, "/v1/challenge")
         .header("Origin", "http://evil.example")
         .header("Access-Control-Request-Method", "POST")
         .header(
@@ -723,7 +923,7 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
     );
     let r = rig
         .client
-        .get(rig.url("/v1/status"))
+        .get("/v1/status")
         .header("Origin", "http://evil.example")
         .send()
         .await
@@ -741,7 +941,7 @@ async fn foreign_hosts_are_refused_and_no_cors_headers_are_sent() {
 async fn oversize_bodies_are_refused_declared_or_chunked() {
     let rig = rig(Vec::new()).await;
     let (call, mut actions) = ringing(&rig, "ring-1@x");
-    let big = json!({"nonce": "dialer-nonce-0123456789", "dialed": "a".repeat(MAX_BODY_BYTES)});
+    let big = json!({"nonce": "dialer-nonce-0123456789", "pad": "a".repeat(MAX_BODY_BYTES)});
     let (code, body) = rig.post_json("/v1/challenge", None, &big).await;
     assert_eq!(
         (code, error_code(&body)),
@@ -767,7 +967,7 @@ async fn oversize_bodies_are_refused_declared_or_chunked() {
         request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }
     request.push_str("0\r\n\r\n");
-    let (code, text) = raw(rig.addr, request.as_bytes()).await;
+    let (code, text) = raw(&rig, request.as_bytes()).await;
     assert_eq!(code, 413, "{text}");
     assert!(actions.try_recv().is_err(), "an oversize request acted");
     // The token was never looked at, so it still works with a proper body.
@@ -787,13 +987,13 @@ async fn oversize_bodies_are_refused_declared_or_chunked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_are_rate_limited_then_served_again() {
     let rig = rig(Vec::new()).await;
-    let body = json!({"nonce": "dialer-nonce-0123456789", "dialed": rig.addr.to_string()});
+    let body = json!({"nonce": "dialer-nonce-0123456789"});
     let mut ok = 0;
     let mut limited = 0;
     for _ in 0..40 {
         let response = rig
             .client
-            .post(rig.url("/v1/challenge"))
+            .post("/v1/challenge")
             .json(&body)
             .send()
             .await
@@ -811,7 +1011,7 @@ async fn challenges_are_rate_limited_then_served_again() {
     assert!(ok >= CHALLENGE_BURST as usize, "only {ok} served");
     assert!(limited > 0, "40 challenges back to back were all served");
     // The status endpoint is not limited by the challenge bucket.
-    let r = rig.client.get(rig.url("/v1/status")).send().await.unwrap();
+    let r = rig.client.get("/v1/status").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (code, _) = rig.post_json("/v1/challenge", None, &body).await;
@@ -822,15 +1022,30 @@ async fn challenges_are_rate_limited_then_served_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_returns_promptly_with_idle_and_stalled_connections_open() {
     let rig = rig(Vec::new()).await;
-    // An idle keep-alive connection (the client's pool) ...
-    let r = rig.client.get(rig.url("/v1/status")).send().await.unwrap();
+    // An idle keep-alive connection ...
+    let mut idle = rig.client.connect().await;
+    let r = rig
+        .client
+        .get("/v1/status")
+        .send_on(&mut idle)
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    // ... and one that sent half a request head and stalls.
-    let mut stalled = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    // ... one that sent half a request head and stalls ...
+    let tcp = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let mut stalled = tokio_rustls::TlsConnector::from(
+        splitdial_tls::talker::client_config(&rig.client.key).unwrap(),
+    )
+    .connect(splitdial_tls::talker::server_name(rig.addr.ip()), tcp)
+    .await
+    .unwrap();
     stalled
         .write_all(b"GET /v1/status HTTP/1.1\r\nHo")
         .await
         .unwrap();
+    // ... and one that stalls in its TLS handshake.
+    let mut in_handshake = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    in_handshake.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
     let addr = rig.addr;
     let start = Instant::now();
     rig.stop().await;

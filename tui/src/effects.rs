@@ -146,8 +146,12 @@ impl Network {
                     result,
                 });
             }
-            Effect::PollStatus { talker_id, dialed } => {
-                let result = self.talkers.status(dialed).await;
+            Effect::PollStatus {
+                talker_id,
+                dialed,
+                public_key,
+            } => {
+                let result = self.talkers.status(dialed, &public_key).await;
                 send(Action::TalkerStatus { talker_id, result });
             }
             Effect::PlaceCall {
@@ -200,12 +204,18 @@ impl Network {
             Effect::OwnerAction {
                 talker_id,
                 dialed,
+                public_key,
                 call_id,
                 sip_call_id,
                 action,
             } => {
+                let talker = VerifiedTalker {
+                    id: &talker_id,
+                    dialed,
+                    public_key: &public_key,
+                };
                 let result = self
-                    .owner_action(&talker_id, dialed, call_id, &sip_call_id, action)
+                    .owner_action(&talker, call_id, &sip_call_id, action)
                     .await;
                 send(Action::OwnerActionDone {
                     talker_id,
@@ -217,23 +227,40 @@ impl Network {
     }
 
     /// Fetches an owner token for `action` from the matcher and sends the
-    /// action to the (verified) talker at `dialed`.
+    /// action to the verified `talker`.
     pub async fn owner_action(
         &self,
-        talker_id: &str,
-        dialed: SocketAddr,
+        talker: &VerifiedTalker<'_>,
         call_id: u64,
         sip_call_id: &str,
         action: OwnerAction,
     ) -> Result<(), Problem> {
         let token = self
             .matcher_or_problem()?
-            .owner_token(talker_id, action, sip_call_id)
+            .owner_token(talker.id, action, sip_call_id)
             .await?;
         self.talkers
-            .owner_action(dialed, call_id, action, &token.token)
+            .owner_action(
+                talker.dialed,
+                talker.public_key,
+                call_id,
+                action,
+                &token.token,
+            )
             .await
     }
+}
+
+/// A talker the dialer verified: where, and with which registry key (its TLS
+/// handshake must prove that key again on every connection).
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedTalker<'a> {
+    /// The talker id.
+    pub id: &'a str,
+    /// Its verified address.
+    pub dialed: SocketAddr,
+    /// The registry's key for it (standard base64).
+    pub public_key: &'a str,
 }
 
 /// Writes `call` to `dir/last_call` (best effort: a failure is logged).

@@ -2,12 +2,21 @@
 //! status API"): the signed challenge that makes a discovered or hand-entered
 //! talker *verified*, its status, and the owner's actions on its calls.
 //!
-//! The challenge answer is checked with the public key the matcher's registry
-//! holds for the talker id the dialer asked about — never with the key the
-//! answer carries — over the dialer's own fresh nonce and the address it
-//! actually dialed, and the answer must name that same talker id. Owner tokens
-//! are sent only to talkers verified that way (the caller's duty: the state
-//! machine asks for owner actions on verified addresses only).
+//! Every request goes over its own TLS 1.3 connection that the dialer accepts
+//! only when the talker's certificate carries the key the matcher's registry
+//! holds for that talker and the handshake is signed with it
+//! ([`splitdial_tls::talker`]): a host without the talker's private key cannot
+//! even finish the handshake, so neither a status nor an owner token ever goes
+//! to it. HTTP/1.1 runs on hyper's client connection over that TLS stream,
+//! because the challenge needs the connection's channel binding (RFC 9266),
+//! which reqwest does not expose.
+//!
+//! The challenge answer is checked with the public key the registry holds for
+//! the talker id the dialer asked about — never with the key the answer
+//! carries — over the dialer's own fresh nonce and the channel binding of the
+//! connection it came on, and the answer must name that same talker id. Owner
+//! tokens are sent only to talkers verified that way (the caller's duty: the
+//! state machine asks for owner actions on verified addresses only).
 
 use crate::app::OwnerAction;
 use crate::config::Secret;
@@ -15,19 +24,30 @@ use crate::matcher_client::wire_action;
 use crate::model::{Problem, TalkerStatus};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use discovery::challenge::Challenge;
+use bytes::Bytes;
+use discovery::challenge::{Challenge, ChallengeError};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request, header};
+use hyper_util::rt::TokioIo;
 pub use splitdial_api::ChallengeAnswer;
 use splitdial_api::{ChallengeRequest, OwnerActionAccepted, OwnerActionRequest};
+use splitdial_tls::talker::{self as talker_tls, ChannelBinding};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// Talkers are on the LAN: a short bound keeps a dead one from holding a task.
+/// It bounds the TCP connection and the TLS handshake together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bounds a whole exchange: connection, handshake, request and answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest answer read (a status with a few calls and stats is ~2 KiB).
 const MAX_BODY: usize = 256 * 1024;
 /// Longest talker nonce accepted in an answer.
 const MAX_TALKER_NONCE: usize = 256;
+const USER_AGENT: &str = concat!("splitdial/", env!("CARGO_PKG_VERSION"));
 
 /// Why a talker is not verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +55,10 @@ pub enum VerifyError {
     /// The challenge request failed.
     #[error(transparent)]
     Request(#[from] Problem),
+    /// The TLS handshake did not prove the registry's key: another key, or a
+    /// certificate with the key but a handshake its owner did not sign.
+    #[error("not the registry's talker: {0}")]
+    NotTheTalker(String),
     /// The answer names another talker.
     #[error("the talker at this address answers as {answered:?}, not {asked:?}")]
     WrongTalker {
@@ -48,7 +72,7 @@ pub enum VerifyError {
     BadNonce,
     /// The signature does not check with the registry's key.
     #[error(transparent)]
-    Signature(#[from] discovery::challenge::ChallengeError),
+    Signature(#[from] ChallengeError),
 }
 
 /// A fresh dialer nonce: 32 random bytes, base64url (43 characters).
@@ -57,12 +81,14 @@ pub fn fresh_nonce() -> String {
 }
 
 /// Checks a challenge answer: it must name `talker_id`, and its signature over
-/// (`talker_id`, `dialer_nonce`, its nonce, `dialed`) must check with
+/// (`talker_id`, `dialer_nonce`, its nonce, `channel_binding`) must check with
 /// `registry_key` (standard base64, from `GET /v1/me/talkers`).
+/// `channel_binding` is the dialer's own side of the connection the answer
+/// came on.
 pub fn check_answer(
     talker_id: &str,
     dialer_nonce: &str,
-    dialed: &str,
+    channel_binding: &ChannelBinding,
     registry_key: &str,
     answer: &ChallengeAnswer,
 ) -> Result<(), VerifyError> {
@@ -79,7 +105,7 @@ pub fn check_answer(
         talker_id,
         dialer_nonce,
         talker_nonce: &answer.talker_nonce,
-        dialed,
+        channel_binding,
     }
     .verify_base64(registry_key, &answer.signature)?;
     Ok(())
@@ -88,13 +114,13 @@ pub fn check_answer(
 /// The client of talkers' local APIs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TalkerClient {
-    http: reqwest::Client,
+    _private: (),
 }
 
-fn unreachable(what: &str, error: &reqwest::Error) -> Problem {
+fn unreachable(what: &str, message: impl Into<String>) -> Problem {
     Problem::Unreachable {
         what: what.to_owned(),
-        message: crate::matcher_client::error_chain(error),
+        message: message.into(),
     }
 }
 
@@ -105,70 +131,185 @@ fn protocol(what: &str, message: impl Into<String>) -> Problem {
     }
 }
 
-/// `http://{addr}` plus a path; a scoped IPv6 address (`fe80::1%eth0`) cannot
-/// be written in a URL, so it is refused rather than silently unscoped.
-fn url(addr: SocketAddr, path: &str) -> Result<String, Problem> {
-    if let SocketAddr::V6(v6) = addr
-        && v6.scope_id() != 0
-    {
-        return Err(Problem::Unreachable {
-            what: format!("talker at {addr}"),
-            message:
-                "link-local IPv6 addresses with a zone are not supported; use its IPv4 address"
-                    .into(),
-        });
-    }
-    Ok(format!("http://{addr}{path}"))
+/// Why no connection to the talker was made.
+enum OpenError {
+    /// The talker did not prove the registry's key (the reason, one line).
+    NotTheTalker(String),
+    /// Nothing usable answered.
+    Transport(Problem),
 }
 
-impl TalkerClient {
-    /// A client with no proxy, no redirects and short timeouts.
-    pub fn new() -> Result<Self, Problem> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("splitdial/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| unreachable("talker", &e))?;
-        Ok(Self { http })
+impl OpenError {
+    /// As a [`Problem`] for status and owner actions: the connection was
+    /// refused before any request went out.
+    fn into_problem(self, what: &str) -> Problem {
+        match self {
+            OpenError::NotTheTalker(reason) => {
+                unreachable(what, format!("not the registry's talker: {reason}"))
+            }
+            OpenError::Transport(problem) => problem,
+        }
     }
+}
 
-    async fn read<T: serde::de::DeserializeOwned>(
-        what: &str,
-        response: reqwest::Response,
+impl From<OpenError> for VerifyError {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::NotTheTalker(reason) => VerifyError::NotTheTalker(reason),
+            OpenError::Transport(problem) => VerifyError::Request(problem),
+        }
+    }
+}
+
+/// One HTTPS connection to a talker that proved the registry's key.
+struct Session {
+    what: String,
+    host: String,
+    binding: ChannelBinding,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// Connects to `dialed` and completes a TLS handshake that must prove
+/// `registry_key` (standard base64).
+async fn open(what: &str, dialed: SocketAddr, registry_key: &str) -> Result<Session, OpenError> {
+    if let SocketAddr::V6(v6) = dialed
+        && v6.scope_id() != 0
+    {
+        // A Host header cannot name the zone the talker would have to check.
+        return Err(OpenError::Transport(unreachable(
+            what,
+            "link-local IPv6 addresses with a zone are not supported; use its IPv4 address",
+        )));
+    }
+    let key = discovery::challenge::decode_key(registry_key)
+        .map_err(|e| OpenError::Transport(protocol(what, format!("the registry's entry: {e}"))))?;
+    let config = talker_tls::client_config(key.as_bytes())
+        .map_err(|e| OpenError::Transport(unreachable(what, e.to_string())))?;
+    let connect = async {
+        let tcp = TcpStream::connect(dialed)
+            .await
+            .map_err(|e| OpenError::Transport(unreachable(what, format!("cannot connect: {e}"))))?;
+        let tls = TlsConnector::from(config)
+            .connect(talker_tls::server_name(dialed.ip()), tcp)
+            .await;
+        tls.map_err(|e| {
+            let reason = talker_tls::handshake_failure(&e);
+            let proof_failed = e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+            if proof_failed {
+                OpenError::NotTheTalker(reason)
+            } else {
+                OpenError::Transport(unreachable(what, reason))
+            }
+        })
+    };
+    let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| OpenError::Transport(unreachable(what, "timed out")))??;
+    let binding = talker_tls::channel_binding(tls.get_ref().1)
+        .map_err(|e| OpenError::Transport(unreachable(what, format!("TLS: {e}"))))?;
+    let (sender, connection) = http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| OpenError::Transport(unreachable(what, e.to_string())))?;
+    // Drives the connection; it ends when the session (its sender) is dropped.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "talker connection ended");
+        }
+    });
+    Ok(Session {
+        what: what.to_owned(),
+        host: dialed.to_string(),
+        binding,
+        sender,
+    })
+}
+
+impl Session {
+    /// Sends one request and reads its JSON answer, which must come with
+    /// status `expected` (any other status: the talker's error body).
+    async fn call<T: serde::de::DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        json: &impl serde::Serialize,
         expected: u16,
     ) -> Result<T, Problem> {
+        let what = self.what.as_str();
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::HOST, &self.host)
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(header::ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = if method == Method::GET {
+            Bytes::new()
+        } else {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Bytes::from(serde_json::to_vec(json).map_err(|e| protocol(what, e.to_string()))?)
+        };
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| protocol(what, e.to_string()))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(what, e.to_string()))?;
         let status = response.status().as_u16();
-        let mut response = response;
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY as u64)
-        {
-            return Err(protocol(
-                what,
-                format!("answer larger than {MAX_BODY} bytes"),
-            ));
+        let too_large = || protocol(what, format!("answer larger than {MAX_BODY} bytes"));
+        let declared = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(what, &e))? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(protocol(
-                    what,
-                    format!("answer larger than {MAX_BODY} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<LengthLimitError>() {
+                    too_large()
+                } else {
+                    unreachable(what, e.to_string())
+                }
+            })?
+            .to_bytes();
         if status != expected {
             return Err(crate::matcher_client::refusal(status, &body));
         }
         serde_json::from_slice(&body).map_err(|e| protocol(what, e.to_string()))
     }
+}
+
+/// Runs `exchange` within [`REQUEST_TIMEOUT`].
+async fn bounded<T, E: From<Problem>>(
+    what: &str,
+    exchange: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| E::from(unreachable(what, "timed out")))?
+}
+
+impl TalkerClient {
+    /// A client; it keeps nothing between requests (each has its own
+    /// connection, checked against the key given with it).
+    pub fn new() -> Result<Self, Problem> {
+        Ok(Self { _private: () })
+    }
 
     /// Asks the talker at `dialed` to sign a fresh challenge and checks the
-    /// answer with `registry_key`, the key the registry holds for `talker_id`.
+    /// answer with `registry_key`, the key the registry holds for `talker_id`:
+    /// the TLS handshake must prove that key, and the signature must cover the
+    /// connection's channel binding.
     pub async fn verify(
         &self,
         talker_id: &str,
@@ -177,53 +318,67 @@ impl TalkerClient {
     ) -> Result<(), VerifyError> {
         let what = format!("talker {talker_id} at {dialed}");
         let nonce = fresh_nonce();
-        let dialed_text = dialed.to_string();
-        let response = self
-            .http
-            .post(url(dialed, "/v1/challenge")?)
-            .json(&ChallengeRequest {
+        let (binding, answer) = bounded(&what, async {
+            let mut session = open(&what, dialed, registry_key).await?;
+            let request = ChallengeRequest {
                 nonce: nonce.clone(),
-                dialed: dialed_text.clone(),
-            })
-            .send()
-            .await
-            .map_err(|e| unreachable(&what, &e))?;
-        let answer: ChallengeAnswer = Self::read(&what, response, 200).await?;
-        check_answer(talker_id, &nonce, &dialed_text, registry_key, &answer)
+            };
+            let answer: ChallengeAnswer = session
+                .call(Method::POST, "/v1/challenge", None, &request, 200)
+                .await?;
+            Ok::<_, VerifyError>((session.binding, answer))
+        })
+        .await?;
+        check_answer(talker_id, &nonce, &binding, registry_key, &answer)
     }
 
-    /// `GET /v1/status` of the talker at `dialed`.
-    pub async fn status(&self, dialed: SocketAddr) -> Result<TalkerStatus, Problem> {
+    /// `GET /v1/status` of the talker at `dialed`, which must prove
+    /// `registry_key`.
+    pub async fn status(
+        &self,
+        dialed: SocketAddr,
+        registry_key: &str,
+    ) -> Result<TalkerStatus, Problem> {
         let what = format!("talker at {dialed}");
-        let response = self
-            .http
-            .get(url(dialed, "/v1/status")?)
-            .send()
-            .await
-            .map_err(|e| unreachable(&what, &e))?;
-        Self::read(&what, response, 200).await
+        bounded(&what, async {
+            let mut session = open(&what, dialed, registry_key)
+                .await
+                .map_err(|e| e.into_problem(&what))?;
+            session
+                .call(Method::GET, "/v1/status", None, &(), 200)
+                .await
+        })
+        .await
     }
 
-    /// `POST /v1/calls/{call_id}/{action}` with the owner token; `Ok` on 202.
+    /// `POST /v1/calls/{call_id}/{action}` with the owner token to the talker
+    /// at `dialed`, which must prove `registry_key`; `Ok` on 202.
     pub async fn owner_action(
         &self,
         dialed: SocketAddr,
+        registry_key: &str,
         call_id: u64,
         action: OwnerAction,
         token: &Secret,
     ) -> Result<(), Problem> {
         let what = format!("talker at {dialed}");
-        let action = wire_action(action);
-        let response = self
-            .http
-            .post(url(dialed, &format!("/v1/calls/{call_id}/{action}"))?)
-            .bearer_auth(token.expose())
-            .json(&OwnerActionRequest {})
-            .send()
-            .await
-            .map_err(|e| unreachable(&what, &e))?;
-        let _: OwnerActionAccepted = Self::read(&what, response, 202).await?;
-        Ok(())
+        let path = format!("/v1/calls/{call_id}/{}", wire_action(action));
+        bounded(&what, async {
+            let mut session = open(&what, dialed, registry_key)
+                .await
+                .map_err(|e| e.into_problem(&what))?;
+            let _: OwnerActionAccepted = session
+                .call(
+                    Method::POST,
+                    &path,
+                    Some(token.expose()),
+                    &OwnerActionRequest {},
+                    202,
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -243,18 +398,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn zoned_ipv6_is_refused_and_others_are_bracketed() {
-        assert_eq!(
-            url("[2001:db8::1]:8420".parse().unwrap(), "/v1/status").unwrap(),
-            "http://[2001:db8::1]:8420/v1/status"
-        );
+    #[tokio::test]
+    async fn zoned_ipv6_is_refused_before_connecting() {
         let zoned = SocketAddr::V6(std::net::SocketAddrV6::new(
             "fe80::1".parse().unwrap(),
             8420,
             0,
             2,
         ));
-        assert!(url(zoned, "/v1/status").is_err());
+        let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+        let error = TalkerClient::new()
+            .unwrap()
+            .status(zoned, &key)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("with a zone"), "{error}");
     }
 }

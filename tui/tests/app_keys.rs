@@ -290,7 +290,10 @@ fn polls_registry_every_10_s_and_verified_talkers_every_2_s_without_piling_up() 
                 .count(),
             effects
                 .iter()
-                .filter(|e| matches!(e, Effect::PollStatus { talker_id, .. } if talker_id == "tv"))
+                .filter(|e| {
+                    matches!(e, Effect::PollStatus { talker_id, public_key, .. }
+                    if talker_id == "tv" && public_key == "key-of-tv")
+                })
                 .count(),
         )
     };
@@ -541,6 +544,9 @@ fn incoming_calls_are_answered_and_declined_on_their_talker() {
     let answer = Effect::OwnerAction {
         talker_id: "tv".into(),
         dialed: addr(20),
+        // The key it was verified with: the owner token goes only over a
+        // connection whose handshake proves it again.
+        public_key: "key-of-tv".into(),
         call_id: 3,
         sip_call_id: "a84b4c76e66710".into(),
         action: OwnerAction::Answer,

@@ -24,7 +24,7 @@ use splitdial_tui::talker_client::{TalkerClient, VerifyError};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -391,7 +391,7 @@ impl Request {
     }
 }
 
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request> {
+async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Option<Request> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -423,7 +423,7 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request> {
     Some(request)
 }
 
-async fn respond(stream: &mut tokio::net::TcpStream, status: &str, body: &str) {
+async fn respond(stream: &mut (impl AsyncWrite + Unpin), status: &str, body: &str) {
     let text = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -439,12 +439,14 @@ enum Talker {
     Honest,
     /// Answers as another talker id (signing that id).
     OtherId,
-    /// Signs the address it believes it is at, not the one dialed (a relay).
-    OtherDialed,
+    /// Signs the channel binding of another connection, not the one the
+    /// challenge came on (what a relay gets from the real talker).
+    OtherConnection,
 }
 
-/// Starts a fake talker: `POST /v1/challenge` signed with `key` as `id`,
-/// `GET /v1/status`, owner actions (recorded).
+/// Starts a fake talker on HTTPS with a certificate made from `key` (as the
+/// agent's): `POST /v1/challenge` signed with `key` as `id`, `GET /v1/status`,
+/// owner actions (recorded).
 async fn fake_talker(
     key: SigningKey,
     id: &'static str,
@@ -454,8 +456,15 @@ async fn fake_talker(
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let tls = tokio_rustls::TlsAcceptor::from(
+        splitdial_tls::talker::server_config(&key.to_bytes()).unwrap(),
+    );
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(mut stream) = tls.accept(stream).await else {
+                continue;
+            };
+            let binding = splitdial_tls::talker::channel_binding(stream.get_ref().1).unwrap();
             let Some(request) = read_request(&mut stream).await else {
                 continue;
             };
@@ -463,18 +472,16 @@ async fn fake_talker(
             let (status, body) = if line.starts_with("POST /v1/challenge ") {
                 let asked: Value = serde_json::from_slice(&request.body).unwrap();
                 let talker_nonce = "00112233445566778899aabbccddeeff";
-                let (answer_id, dialed) = match how {
-                    Talker::Honest => (id, asked["dialed"].as_str().unwrap().to_owned()),
-                    Talker::OtherId => {
-                        ("someone-else", asked["dialed"].as_str().unwrap().to_owned())
-                    }
-                    Talker::OtherDialed => (id, "10.9.9.9:8420".to_owned()),
+                let (answer_id, binding) = match how {
+                    Talker::Honest => (id, binding),
+                    Talker::OtherId => ("someone-else", binding),
+                    Talker::OtherConnection => (id, [0x5a; 32]),
                 };
                 let message = Challenge {
                     talker_id: answer_id,
                     dialer_nonce: asked["nonce"].as_str().unwrap(),
                     talker_nonce,
-                    dialed: &dialed,
+                    channel_binding: &binding,
                 }
                 .message();
                 let body = json!({
@@ -506,7 +513,7 @@ async fn fake_talker(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_registry_key_for_the_asked_id_at_the_dialed_address_verifies() {
+async fn only_the_registry_key_for_the_asked_id_on_this_connection_verifies() {
     let real = SigningKey::from_bytes(&[7; 32]);
     let registry_key = STANDARD.encode(real.verifying_key().as_bytes());
     let client = TalkerClient::new().unwrap();
@@ -514,23 +521,26 @@ async fn only_the_registry_key_for_the_asked_id_at_the_dialed_address_verifies()
     // The real talker, signing honestly: verified.
     let (addr, seen) = fake_talker(real.clone(), "tv-1", Talker::Honest).await;
     client.verify("tv-1", addr, &registry_key).await.unwrap();
-    // It was asked with a fresh nonce and the address actually dialed.
+    // It was asked with a fresh nonce and nothing else (the connection's
+    // channel binding is read by each end, never sent).
     let first: Value = serde_json::from_slice(&seen.lock().unwrap()[0].body).unwrap();
-    assert_eq!(first["dialed"], addr.to_string());
+    assert_eq!(first.as_object().unwrap().len(), 1, "{first}");
     client.verify("tv-1", addr, &registry_key).await.unwrap();
     let second: Value = serde_json::from_slice(&seen.lock().unwrap()[1].body).unwrap();
     assert_ne!(first["nonce"], second["nonce"], "a fresh nonce each time");
 
-    // An impostor with its own key, offering that key in its answer: the
-    // answer's key is never used, the registry's is.
+    // An impostor with its own key (in its certificate and its answer):
+    // refused at the TLS handshake, before any request is sent.
     let impostor = SigningKey::from_bytes(&[8; 32]);
-    let (addr, _) = fake_talker(impostor, "tv-1", Talker::Honest).await;
-    assert!(matches!(
-        client.verify("tv-1", addr, &registry_key).await,
-        Err(VerifyError::Signature(
-            discovery::challenge::ChallengeError::Mismatch
+    let (addr, seen) = fake_talker(impostor, "tv-1", Talker::Honest).await;
+    let refused = client.verify("tv-1", addr, &registry_key).await;
+    assert_eq!(
+        refused,
+        Err(VerifyError::NotTheTalker(
+            "its certificate carries another key than the registry's for this talker".into()
         ))
-    ));
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing sent to it");
 
     // The right key, but the answer speaks for another talker id.
     let (addr, _) = fake_talker(real.clone(), "tv-1", Talker::OtherId).await;
@@ -539,8 +549,9 @@ async fn only_the_registry_key_for_the_asked_id_at_the_dialed_address_verifies()
         Err(VerifyError::WrongTalker { answered, .. }) if answered == "someone-else"
     ));
 
-    // The right key and id, signed for another address (a relay): refused.
-    let (addr, _) = fake_talker(real.clone(), "tv-1", Talker::OtherDialed).await;
+    // The right key and id, signed for another connection (what a relay
+    // gets from the real talker): refused.
+    let (addr, _) = fake_talker(real.clone(), "tv-1", Talker::OtherConnection).await;
     assert!(matches!(
         client.verify("tv-1", addr, &registry_key).await,
         Err(VerifyError::Signature(
@@ -562,13 +573,16 @@ async fn only_the_registry_key_for_the_asked_id_at_the_dialed_address_verifies()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_owner_actions_speak_the_talkers_contract() {
-    let (addr, seen) = fake_talker(SigningKey::from_bytes(&[7; 32]), "tv-1", Talker::Honest).await;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let registry_key = STANDARD.encode(key.verifying_key().as_bytes());
+    let (addr, seen) = fake_talker(key, "tv-1", Talker::Honest).await;
     let client = TalkerClient::new().unwrap();
-    let status = client.status(addr).await.unwrap();
+    let status = client.status(addr, &registry_key).await.unwrap();
     assert_eq!(status.calls[0].sip_call_id, "abc@host");
     client
         .owner_action(
             addr,
+            &registry_key,
             3,
             OwnerAction::Answer,
             &Secret::new("owner.jws.token"),
@@ -595,10 +609,40 @@ async fn status_and_owner_actions_speak_the_talkers_contract() {
     }
     // A refusal comes back as the talker's error code.
     let refused = client
-        .owner_action(addr, 4, OwnerAction::Decline, &Secret::new("t"))
+        .owner_action(
+            addr,
+            &registry_key,
+            4,
+            OwnerAction::Decline,
+            &Secret::new("t"),
+        )
         .await
         .unwrap_err();
     assert_eq!(refused_code(&refused), (404, "not_found"));
+    // A talker whose key is not the registry's gets neither a status request
+    // nor an owner token: the connection ends at the handshake.
+    let other_key = STANDARD.encode(SigningKey::from_bytes(&[8; 32]).verifying_key().as_bytes());
+    let asked = seen.lock().unwrap().len();
+    let status = client.status(addr, &other_key).await.unwrap_err();
+    assert_eq!(
+        status.to_string(),
+        format!(
+            "talker at {addr} unreachable: not the registry's talker: \
+             its certificate carries another key than the registry's for this talker"
+        )
+    );
+    let action = client
+        .owner_action(
+            addr,
+            &other_key,
+            3,
+            OwnerAction::Answer,
+            &Secret::new("owner.jws.token"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(action, Problem::Unreachable { .. }), "{action}");
+    assert_eq!(seen.lock().unwrap().len(), asked, "no request reached it");
 }
 
 /// An SSE server whose first connection breaks in the middle of event 3; the
@@ -846,7 +890,7 @@ async fn the_talkers_listing_verifies_lan_and_manual_addresses_with_the_registry
     assert_eq!(row("tv").seen, Some("lan"));
     assert_eq!(row("pc").status, "unverified");
     assert!(
-        row("pc").reason.as_deref().unwrap().contains("signature"),
+        row("pc").reason.as_deref().unwrap().contains("another key"),
         "{:?}",
         row("pc")
     );

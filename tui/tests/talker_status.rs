@@ -38,14 +38,32 @@ const AGENT_HEAD: &str = concat!(
 /// the referred call with its worker's statistics.
 const AGENT_BODY: &str = r#"{"id":"tv","name":"Living-room TV","kind":"tv","media":["audio","video"],"accounts":[{"aor":"sip:alice-tv@family.example","state":"registered","expires":600,"gruu":"sip:alice-tv@family.example;gr=urn:uuid:afaa6571-c0a2-48da-88a8-15f918c897ed"},{"aor":"sip:alice-tv@work.example","state":"registered","expires":600,"gruu":"sip:alice-tv@work.example;gr=urn:uuid:afaa6571-c0a2-48da-88a8-15f918c897ed"}],"calls":[{"id":1,"kind":"control","state":"connected","sip_call_id":"2f72dec39a2011207b78b3acc4202519@splitdial.invalid","peer":"<sip:splitdial-matcher@family.example>;tag=BUeUuUjl","media":null},{"id":2,"kind":"referred","state":"connected","sip_call_id":"","peer":"sip:bob@family.example","media":{"audio":{"codec":"Opus","direction":"SendRecv","packets_sent":101,"packets_received":101,"packets_lost":0,"jitter_ms":0.08333333333333333},"video":null,"sound":{"level_dbfs":-13.50768998433582,"dominant_frequency_hz":880.0397796804974,"frequencies_hz":[880.0397796804974],"samples":96000,"sample_rate":48000,"onsets_past_second_ms":[841.270571]},"picture":null,"errors":[]}}]}"#;
 
-/// Serves `head` and `body` to every connection, once it has read a request head.
+/// The talker's identity key (its seed): the certificate carries it.
+const TALKER_SEED: [u8; 32] = [7; 32];
+
+/// The registry's form of the talker's key (standard base64).
+fn registry_key() -> String {
+    use base64::Engine;
+    let key = ed25519_dalek::SigningKey::from_bytes(&TALKER_SEED).verifying_key();
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+}
+
+/// Serves `head` and `body` over the talker's TLS to every connection, once it
+/// has read a request head.
 async fn talker_answering(head: &'static str, body: String) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let tls = tokio_rustls::TlsAcceptor::from(
+        splitdial_tls::talker::server_config(&TALKER_SEED).unwrap(),
+    );
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        while let Ok((stream, _)) = listener.accept().await {
             let answer = format!("{head}{body}");
+            let tls = tls.clone();
             tokio::spawn(async move {
+                let Ok(mut stream) = tls.accept(stream).await else {
+                    return;
+                };
                 let mut request = Vec::new();
                 let mut chunk = [0u8; 1024];
                 while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -123,7 +141,7 @@ async fn the_agents_status_reads_and_its_statistics_are_drawn() {
     let addr = talker_answering(AGENT_HEAD, AGENT_BODY.to_owned()).await;
     let status = tokio::time::timeout(
         Duration::from_secs(30),
-        TalkerClient::new().unwrap().status(addr),
+        TalkerClient::new().unwrap().status(addr, &registry_key()),
     )
     .await
     .unwrap()

@@ -140,6 +140,8 @@ pub enum Effect {
         talker_id: String,
         /// Its verified address.
         dialed: SocketAddr,
+        /// The registry's key it was verified with (its TLS handshake must prove it again).
+        public_key: String,
     },
     /// `POST /v1/calls` → [`Action::CallPlaced`].
     PlaceCall {
@@ -175,6 +177,8 @@ pub enum Effect {
         talker_id: String,
         /// Its verified address.
         dialed: SocketAddr,
+        /// The registry's key it was verified with (its TLS handshake must prove it again).
+        public_key: String,
         /// The talker's local call id.
         call_id: u64,
         /// The call's SIP Call-ID (the owner token is bound to it).

@@ -501,11 +501,11 @@ impl App {
             self.notify(format!("no call to {} on my talkers", action.as_str()));
             return;
         };
-        let Some(dialed) = self
+        let Some((dialed, public_key)) = self
             .verifications
             .get(&talker_id)
             .filter(|v| v.state == VerifyState::Verified)
-            .map(|v| v.dialed)
+            .map(|v| (v.dialed, v.public_key.clone()))
         else {
             self.notify_error(format!("{talker_id} is not verified"));
             return;
@@ -521,6 +521,7 @@ impl App {
         effects.push(Effect::OwnerAction {
             talker_id,
             dialed,
+            public_key,
             call_id,
             sip_call_id,
             action,
@@ -588,13 +589,13 @@ impl App {
         } else {
             STATUS_POLL_MS
         };
-        let verified: Vec<(String, std::net::SocketAddr)> = self
+        let verified: Vec<(String, std::net::SocketAddr, String)> = self
             .verifications
             .iter()
             .filter(|(_, v)| v.state == VerifyState::Verified)
-            .map(|(id, v)| (id.clone(), v.dialed))
+            .map(|(id, v)| (id.clone(), v.dialed, v.public_key.clone()))
             .collect();
-        for (talker_id, dialed) in verified {
+        for (talker_id, dialed, public_key) in verified {
             if self.polls.status_in_flight.contains(&talker_id) {
                 continue;
             }
@@ -602,7 +603,11 @@ impl App {
             if last.is_none_or(|last| self.now - last >= interval) {
                 self.polls.status_in_flight.insert(talker_id.clone());
                 self.polls.status_polled.insert(talker_id.clone(), self.now);
-                effects.push(Effect::PollStatus { talker_id, dialed });
+                effects.push(Effect::PollStatus {
+                    talker_id,
+                    dialed,
+                    public_key,
+                });
             }
         }
     }
