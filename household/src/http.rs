@@ -64,7 +64,7 @@ fn invalid(what: &str) -> std::io::Error {
 }
 
 /// Splits a whole HTTP/1.1 answer into status and body.
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+pub(crate) fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

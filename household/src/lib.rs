@@ -43,6 +43,7 @@ pub mod kamailio;
 pub mod oneshot;
 pub mod running;
 pub mod spec;
+pub mod talker_https;
 
 pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{

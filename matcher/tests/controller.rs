@@ -103,25 +103,18 @@ fn heard(list: &[f64], tone: f64) -> bool {
     list.iter().any(|f| (f - tone).abs() < tone * 0.03)
 }
 
-/// An agent's `GET /v1/status`, at the address its ready line names.
+/// An agent's `GET /v1/status`, at the address and with the key its ready
+/// line names (over HTTPS, as the dialer reads it).
 async fn agent_status(agent: &Process) -> serde_json::Value {
     let log = agent.log();
-    let addr = log
+    let line = log
         .lines()
         .find(|l| l.starts_with("talker-agent ready"))
-        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "status").nth(1))
-        .unwrap_or_else(|| panic!("no status address in the ready line:\n{log}"))
+        .unwrap_or_else(|| panic!("no ready line:\n{log}"))
         .to_owned();
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{addr}/v1/status"))
-        .send()
+    tokio::task::spawn_blocking(move || household::talker_https::status_of(&line))
         .await
         .unwrap()
-        .json()
-        .await
         .unwrap()
 }
 

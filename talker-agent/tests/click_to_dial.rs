@@ -374,12 +374,11 @@ async fn click_to_dial(scenario: Scenario) {
     if scenario == Scenario::HangUpWhileRinging {
         // B rings: for longer than the agents take to report media statistics
         // (0.5 s), its call and A's referred call carry no media.
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let (status_a, status_b) = (status_addr(&a), status_addr(&b));
         let ringing = Instant::now();
         while ringing.elapsed() < Duration::from_millis(1500) {
-            let ringing_a = status_calls(&client, status_a).await;
-            let ringing_b = status_calls(&client, status_b).await;
+            let ringing_a = status_calls(&status_a).await;
+            let ringing_b = status_calls(&status_b).await;
             assert!(
                 ringing_b
                     .iter()
@@ -402,9 +401,9 @@ async fn click_to_dial(scenario: Scenario) {
         if let Err(e) = b.wait_for_output("caller gave up", Duration::from_secs(15)) {
             panic!("{e}\nA:\n{}", a.log());
         }
-        for (agent, status) in [(&a, status_a), (&b, status_b)] {
+        for (agent, status) in [(&a, &status_a), (&b, &status_b)] {
             testbed::wait_until_async("no calls left", Duration::from_secs(15), || async {
-                status_calls(&client, status).await.is_empty().then_some(())
+                status_calls(status).await.is_empty().then_some(())
             })
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", agent.log()));
@@ -591,18 +590,14 @@ async fn a_second_refer_makes_a_three_party_call_where_each_hears_both_others() 
     server.shutdown().await;
 }
 
-/// The agent's status API address, from its ready line.
-fn status_addr(agent: &Process) -> SocketAddr {
+/// The agent's ready line: where its status API is and the key its
+/// certificate carries.
+fn status_addr(agent: &Process) -> String {
     let log = agent.log();
-    let line = log
-        .lines()
+    log.lines()
         .find(|l| l.contains("talker-agent ready"))
-        .unwrap_or_else(|| panic!("no ready line in:\n{log}"));
-    line.split_whitespace()
-        .skip_while(|w| *w != "status")
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no status address in {line:?}"))
+        .unwrap_or_else(|| panic!("no ready line in:\n{log}"))
+        .to_owned()
 }
 
 /// Waits until each of `users` has a binding at the server.
@@ -616,15 +611,13 @@ async fn registered(location: &sip_server::location::Location, users: &[&str]) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// The agent's calls as `GET /v1/status` shows them.
-async fn status_calls(client: &reqwest::Client, agent: SocketAddr) -> Vec<serde_json::Value> {
-    let status: serde_json::Value = client
-        .get(format!("http://{agent}/v1/status"))
-        .send()
+/// The agent's calls as `GET /v1/status` shows them (over HTTPS, to the
+/// address and key its ready line names).
+async fn status_calls(ready_line: &str) -> Vec<serde_json::Value> {
+    let line = ready_line.to_owned();
+    let status = tokio::task::spawn_blocking(move || household::talker_https::status_of(&line))
         .await
         .unwrap()
-        .json()
-        .await
         .unwrap();
     status["calls"].as_array().cloned().unwrap_or_default()
 }
@@ -787,18 +780,17 @@ async fn an_unrefreshed_control_leg_expires_alone_and_the_referred_call_goes_on(
 
     // The referred call goes on: no media summary anywhere, both sides still
     // connected, and the packets each side receives still rise.
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status_a, status_b) = (status_addr(&a), status_addr(&b));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let first_a = status_calls(&client, status_a).await;
-    let first_b = status_calls(&client, status_b).await;
+    let first_a = status_calls(&status_a).await;
+    let first_b = status_calls(&status_b).await;
     assert!(
         !first_a.iter().any(|c| c["kind"] == "control"),
         "the control leg is gone: {first_a:?}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let then_a = status_calls(&client, status_a).await;
-    let then_b = status_calls(&client, status_b).await;
+    let then_a = status_calls(&status_a).await;
+    let then_b = status_calls(&status_b).await;
     let rising = |before: &[serde_json::Value], after: &[serde_json::Value], kind: &str| match (
         audio_received(before, kind),
         audio_received(after, kind),

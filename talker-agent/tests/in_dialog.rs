@@ -388,10 +388,10 @@ impl Rig {
             .find(|l| l.starts_with("talker-agent ready"))
             .unwrap()
             .to_owned();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let at = words.iter().position(|w| *w == "status").unwrap();
-        let url = format!("http://{}/v1/status", words[at + 1]);
-        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let status = tokio::task::spawn_blocking(move || household::talker_https::status_of(&line))
+            .await
+            .unwrap()
+            .unwrap();
         status["calls"]
             .as_array()
             .unwrap()

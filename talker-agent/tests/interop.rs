@@ -188,16 +188,16 @@ struct ReferredCallView {
     packets_received: u64,
 }
 
-/// Reads the agent's `GET /v1/status` and returns its referred call, if any.
+/// Reads the agent's `GET /v1/status` (over HTTPS, with the address and key
+/// its ready line `status` names) and returns its referred call, if any.
 async fn referred_call(status: &str) -> Option<ReferredCallView> {
-    let body = reqwest::get(format!("http://{status}/v1/status"))
+    let line = status.to_owned();
+    let body = tokio::task::spawn_blocking(move || household::talker_https::status_of(&line))
         .await
         .ok()?
-        .text()
-        .await
         .ok()?;
     let talker: splitdial_api::TalkerStatus<splitdial_media::MediaStats> =
-        serde_json::from_str(&body).unwrap();
+        serde_json::from_value(body).unwrap();
     let call = talker
         .calls
         .into_iter()
@@ -221,7 +221,7 @@ async fn referred_call_until(
         referred_call(status).await.filter(|c| wanted(c))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e} (GET http://{status}/v1/status)"))
+    .unwrap_or_else(|e| panic!("{e} (GET /v1/status of {status:?})"))
 }
 
 /// baresip puts the call on hold (a re-INVITE with `a=sendonly`) and resumes it: the
@@ -280,15 +280,13 @@ async fn baresip_puts_the_referred_call_on_hold_and_resumes_it() {
     call.server.shutdown().await;
 }
 
-/// The agent's status API address from its `talker-agent ready ... status ADDR` line.
+/// The agent's `talker-agent ready ... status ADDR key KEY` line: where its
+/// status API is and the key its certificate carries.
 fn status_addr(log: &str) -> String {
-    let line = log
-        .lines()
+    log.lines()
         .find(|l| l.contains("talker-agent ready"))
-        .unwrap();
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == "status").unwrap();
-    words.next().unwrap().to_owned()
+        .unwrap()
+        .to_owned()
 }
 
 /// Two agents registered at Kamailio; `b` auto-answers alice.

@@ -55,10 +55,9 @@ fn owner_action(home: &Household, user: &str, id: &str, leg: &Value, action: &st
         .unwrap();
     assert!(issued.status < 300, "{}", issued.body);
     let token = issued.json()["token"].as_str().unwrap().to_owned();
-    let status_addr = home.talker(id).unwrap().status_addr.unwrap();
     let path = format!("/v1/calls/{}/{action}", leg["id"]);
     let done = home
-        .request_from_dialer("POST", status_addr, &path, Some(&token), Some("{}"))
+        .talker_request(id, "POST", &path, Some(&token), Some("{}"))
         .unwrap();
     assert_eq!(done.status, 202, "{action}: {}", done.body);
 }

@@ -59,6 +59,9 @@ pub struct RunningTalker {
     /// Its local status API (`GET /v1/status`, challenge, owner actions);
     /// `None` for a baresip phone, which has none.
     pub status_addr: Option<SocketAddr>,
+    /// The Ed25519 key its status API's certificate carries (from its ready
+    /// line); `None` for a baresip phone.
+    pub status_key: Option<[u8; 32]>,
     /// The LAN host it runs on (`None` on loopback).
     pub netns: Option<String>,
     /// The process (its log holds the `media summary` lines).
@@ -255,15 +258,53 @@ impl Household {
         self.request_from_dialer(method, self.matcher_addr, path, self.token(user), json_body)
     }
 
-    /// Talker `id`'s `GET /v1/status`, as JSON.
-    pub fn talker_status(&self, id: &str) -> Result<Value, Error> {
+    /// One HTTPS request from the dialer's host to talker `id`'s local API,
+    /// accepting only the key its ready line named (as the dialer accepts only
+    /// the registry's).
+    ///
+    /// # Errors
+    /// When there is no such talker, it has no status API (baresip), or the
+    /// request fails.
+    pub fn talker_request(
+        &self,
+        id: &str,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        json_body: Option<&str>,
+    ) -> Result<Response, Error> {
         let talker = self
             .talker(id)
             .ok_or_else(|| Error::Spec(format!("no talker {id:?}")))?;
-        let status_addr = talker
-            .status_addr
-            .ok_or_else(|| Error::Spec(format!("talker {id:?} has no status API (baresip)")))?;
-        let response = self.request_from_dialer("GET", status_addr, "/v1/status", None, None)?;
+        let (Some(addr), Some(key)) = (talker.status_addr, talker.status_key) else {
+            return Err(Error::Spec(format!(
+                "talker {id:?} has no status API (baresip)"
+            )));
+        };
+        let method = method.to_owned();
+        let path = path.to_owned();
+        let bearer = bearer.map(str::to_owned);
+        let body = json_body.map(str::to_owned);
+        let send = move || {
+            crate::talker_https::request(
+                &method,
+                addr,
+                &key,
+                &path,
+                bearer.as_deref(),
+                body.as_deref(),
+                HTTP_TIMEOUT,
+            )
+        };
+        Ok(match &self.lan {
+            Some(lan) => lan.host(DIALER_HOST).run_in(send)??,
+            None => send()?,
+        })
+    }
+
+    /// Talker `id`'s `GET /v1/status`, as JSON.
+    pub fn talker_status(&self, id: &str) -> Result<Value, Error> {
+        let response = self.talker_request(id, "GET", "/v1/status", None, None)?;
         if response.status != 200 {
             return Err(Error::Output {
                 what: format!("{id} /v1/status"),

@@ -525,6 +525,7 @@ impl Household {
             spec: talker.clone(),
             sip_addr,
             status_addr: None,
+            status_key: None,
             netns: Some(host.netns().to_owned()),
             process,
         })
@@ -666,10 +667,11 @@ impl StartingAgent {
     /// The running talker once its ready line names its addresses.
     fn ready(mut self) -> Result<RunningTalker, Error> {
         let line = ready_line(&mut self.process, "talker-agent ready", READY_TIMEOUT)?;
-        // `talker-agent ready id ID sip ADDR status ADDR`
+        // `talker-agent ready id ID sip ADDR status ADDR key BASE64`
         let sip = word_after(&line, "sip").and_then(|w| w.parse().ok());
         let status = word_after(&line, "status").and_then(|w| w.parse().ok());
-        let (Some(sip_addr), Some(status_addr)) = (sip, status) else {
+        let key = word_after(&line, "key").and_then(status_key);
+        let (Some(sip_addr), Some(status_addr), Some(status_key)) = (sip, status, key) else {
             return Err(Error::Output {
                 what: format!("talker-agent {} ready line", self.spec.id),
                 output: line,
@@ -679,10 +681,21 @@ impl StartingAgent {
             spec: self.spec,
             sip_addr,
             status_addr: Some(status_addr),
+            status_key: Some(status_key),
             netns: self.netns,
             process: self.process,
         })
     }
+}
+
+/// A standard-base64 Ed25519 public key, as the agent's ready line names it.
+fn status_key(word: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(word)
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// The matcher's admin commands on one registry database.
@@ -846,9 +859,13 @@ mod tests {
 
     #[test]
     fn reads_ready_lines_and_online_listings() {
-        let line = "talker-agent ready id tv sip 10.77.0.3:5070 status 10.77.0.3:8420";
+        let line = "talker-agent ready id tv sip 10.77.0.3:5070 status 10.77.0.3:8420 \
+                    key BTm5mtdk5faFCjJiMRhFPnCIYn52q8jAEZ/wB9OzCMY=";
         assert_eq!(word_after(line, "status"), Some("10.77.0.3:8420"));
         assert_eq!(word_after(line, "nothing"), None);
+        let key = word_after(line, "key").and_then(status_key).unwrap();
+        assert_eq!(key[..3], [0x05, 0x39, 0xb9]);
+        assert_eq!(status_key("c2hvcnQ="), None, "not 32 bytes");
         let listing = json!({"talkers": [
             {"id": "tv", "online": true, "accounts": [{"registered": true}]},
             {"id": "pc", "online": true, "accounts": [{"registered": false}]},
