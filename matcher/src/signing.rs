@@ -134,3 +134,47 @@ impl KeyRing {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    fn verifies(key: &PublishedKey, signature: &KeySetSignature, input: &[u8]) -> bool {
+        let Ok(public) = STANDARD.decode(&key.public_key) else {
+            return false;
+        };
+        let (Ok(public), Ok(bytes)) = (
+            <[u8; 32]>::try_from(public),
+            <[u8; 64]>::try_from(STANDARD.decode(&signature.signature).unwrap_or_default()),
+        ) else {
+            return false;
+        };
+        VerifyingKey::from_bytes(&public)
+            .is_ok_and(|k| k.verify(input, &Signature::from_bytes(&bytes)).is_ok())
+    }
+
+    /// After a rotation both keys are published and each signs the set, so a
+    /// talker holding only the old key takes the new one.
+    #[tokio::test]
+    async fn a_rotated_key_set_is_signed_by_the_old_key_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("matcher.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let old = KeyRing::load(&store).await.unwrap();
+        let old_kid = old.issuer().kid().to_owned();
+        let new_kid = KeyRing::rotate(&store).await.unwrap();
+        let ring = KeyRing::load(&store).await.unwrap();
+        assert_eq!(ring.issuer().kid(), new_kid);
+        let kids: Vec<_> = ring.published().iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids.len(), 2);
+        assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+        let signatures = ring.sign_key_set("tv-1", 1_796_662_510_126);
+        let input = key_set_signing_input("tv-1", 1_796_662_510_126, ring.published());
+        let old_key = &old.published()[0];
+        let by_old = signatures.iter().find(|s| s.kid == old_kid).unwrap();
+        assert!(verifies(old_key, by_old, &input));
+        let later = key_set_signing_input("tv-1", 1_796_662_510_127, ring.published());
+        assert!(!verifies(old_key, by_old, &later), "the time is bound");
+    }
+}
