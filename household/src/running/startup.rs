@@ -3,7 +3,7 @@
 
 use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
-use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
+use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file, write_private};
 use crate::spec::{
     CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, ServerSpec,
     TalkerSoftware, TalkerSpec,
@@ -204,7 +204,7 @@ impl Household {
                 .dir
                 .path()
                 .join(format!("{}.users.toml", server.domain));
-            std::fs::write(&users, users_file(&self.spec, &server.domain, passwords))?;
+            write_private(&users, users_file(&self.spec, &server.domain, passwords))?;
             let mut spawn = household_program(&binaries.sip_server)
                 .arg("--listen")
                 .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
@@ -444,7 +444,7 @@ impl Household {
             &state_dir,
             &self.matcher_url(),
         );
-        std::fs::write(&config_path, text)?;
+        write_private(&config_path, text)?;
         let netns = self
             .lan
             .as_ref()
