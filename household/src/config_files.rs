@@ -8,22 +8,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// Writes a file that carries secrets (a users file, an agent configuration
-/// with inline passwords) readable by its owner only, as the programs require.
-pub fn write_private(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode through open: narrow it.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_ref())
-}
-
 /// SIP passwords by (domain, user), made fresh for each household.
 #[derive(Debug, Clone, Default)]
 pub struct Passwords(BTreeMap<(String, String), String>);
@@ -181,19 +165,6 @@ pub fn agent_config(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_files_are_0600_even_over_a_shared_one() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.toml");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, "new").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-    }
 
     #[test]
     fn users_file_lists_each_account_of_the_domain_once() {

@@ -383,7 +383,7 @@ fn setup(matcher_url: Option<&str>, id: Option<&str>, accounts: &[(&str, String,
     }
     text.push_str("[discovery]\nenabled = false\n[audio]\nsource = \"none\"\nsink = \"none\"\n");
     let config = dir.path().join("tv.toml");
-    std::fs::write(&config, text).unwrap();
+    testbed::write_private(&config, text).unwrap();
     Setup { dir, config }
 }
 

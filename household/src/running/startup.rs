@@ -3,7 +3,7 @@
 
 use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
-use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file, write_private};
+use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
 use crate::spec::{
     CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, ServerSpec,
     TalkerSoftware, TalkerSpec,
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testbed::write_private;
 use testbed::{Lan, Process, Spawn};
 
 /// How long one program may take to print its ready line.
