@@ -1,7 +1,7 @@
 //! `POST /v1/talkers/{id}/heartbeat` with the talker's credential: its state
 //! and registrations in, the matcher's time, keys and interval out.
 
-use crate::keys::MatcherKey;
+use crate::keys::{KeySetSignature, MatcherKey};
 use crate::word::wire_words;
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +43,18 @@ pub struct HeartbeatAccount {
 /// The 200 answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
-    /// The matcher's Unix time, seconds with milliseconds (talkers keep an
-    /// offset from it for token times).
+    /// The matcher's Unix time in whole milliseconds, as seconds (talkers
+    /// keep an offset from it for token times; the signatures bind it).
     pub time: f64,
-    /// The matcher's current token keys (they replace the talker's set).
+    /// The matcher's current token keys (they replace the talker's learnt set
+    /// once a signature checks).
     pub keys: Vec<MatcherKey>,
+    /// One signature per published key over `keys`, this talker's id and
+    /// `time` ([`crate::key_set_signing_input`]); a talker takes the keys
+    /// and the time only when one of them checks with a key it holds. Absent
+    /// means unsigned: refused.
+    #[serde(default)]
+    pub signatures: Vec<KeySetSignature>,
     /// Seconds until the next heartbeat.
     #[serde(default)]
     pub interval_s: Option<u64>,

@@ -16,7 +16,7 @@
 //! | [`calls`] | `POST /v1/calls`, `GET`/`DELETE /v1/calls/{id}`, `/events`, `/parties` | [`NewCall`], [`Call`], [`CallState`], [`CallEvent`], [`EventDetail`], [`PartyState`], [`NewParty`], [`PartyAdded`] |
 //! | [`enrollment`] | `POST /v1/talkers` | [`EnrollRequest`], [`EnrollAccount`], [`EnrollReply`] |
 //! | [`heartbeat`] | `POST /v1/talkers/{id}/heartbeat` | [`Heartbeat`], [`HeartbeatAccount`], [`TalkerState`], [`HeartbeatReply`] |
-//! | [`keys`] | (in enrollment and heartbeat replies) | [`MatcherKey`] |
+//! | [`keys`] | (in enrollment and heartbeat replies) | [`MatcherKey`], [`KeySetSignature`], [`key_set_signing_input`] |
 //! | [`owner_tokens`] | `POST /v1/talkers/{id}/owner-tokens` | [`OwnerTokenRequest`], [`OwnerAction`], [`OwnerToken`] |
 //! | [`health`] | `GET /healthz` | [`Health`] |
 //! | [`errors`] | every error answer, both APIs | [`ErrorBody`], [`ErrorDetail`] |
@@ -55,7 +55,7 @@ pub use enrollment::{EnrollAccount, EnrollReply, EnrollRequest};
 pub use errors::{ErrorBody, ErrorDetail};
 pub use health::Health;
 pub use heartbeat::{Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
-pub use keys::MatcherKey;
+pub use keys::{KEY_SET_DOMAIN, KeySetSignature, MatcherKey, key_set_signing_input, time_ms};
 pub use me::Me;
 pub use owner_tokens::{OwnerAction, OwnerToken, OwnerTokenRequest};
 pub use routes::{RouteView, Routes};

@@ -409,8 +409,12 @@ fn enrollment_and_heartbeats() {
             time: 1_796_662_510.126_356_4,
             keys: vec![key()],
             interval_s: Some(30),
+            signatures: vec![KeySetSignature {
+                kid: "m-4744ef1014406875".into(),
+                signature: "c2ln".into(),
+            }],
         },
-        r#"{"interval_s":30,"keys":[{"kid":"m-4744ef1014406875","public_key":"a3rv7NXy/O8/naPdOoV6Vhj/t6ISLUM/XVFP9F1layo="}],"time":1796662510.1263564}"#,
+        r#"{"interval_s":30,"keys":[{"kid":"m-4744ef1014406875","public_key":"a3rv7NXy/O8/naPdOoV6Vhj/t6ISLUM/XVFP9F1layo="}],"signatures":[{"kid":"m-4744ef1014406875","signature":"c2ln"}],"time":1796662510.1263564}"#,
     );
     let reply = EnrollReply {
         talker_id: "t".into(),

@@ -232,6 +232,45 @@ async fn every_endpoint_authorizes_every_request() {
         .await;
         assert_eq!(status, expected, "heartbeat with {token:?}: {body}");
     }
+    // The reply's key set is signed by every published key over carol-tv's id
+    // and the reply's time.
+    let (_, reply) = call(
+        b,
+        Method::POST,
+        "/v1/talkers/carol-tv/heartbeat",
+        Some(&carol_credential),
+        Some(beat.clone()),
+    )
+    .await;
+    let reply: splitdial_api::HeartbeatReply = serde_json::from_value(reply).unwrap();
+    let time_ms = splitdial_api::time_ms(reply.time).unwrap();
+    let input = splitdial_api::key_set_signing_input("carol-tv", time_ms, &reply.keys);
+    assert_eq!(reply.signatures.len(), reply.keys.len());
+    for (key, signature) in reply.keys.iter().zip(&reply.signatures) {
+        use ed25519_dalek::Verifier;
+        let public: [u8; 32] = STANDARD
+            .decode(&key.public_key)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+        assert_eq!(signature.kid, key.kid);
+        assert_eq!(key.kid, splitdial_sip::call_token::key_id(&public));
+        let bytes: [u8; 64] = STANDARD
+            .decode(&signature.signature)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        public
+            .verify(&input, &ed25519_dalek::Signature::from_bytes(&bytes))
+            .expect("the key set signature checks");
+        let other = splitdial_api::key_set_signing_input("other-tv", time_ms, &reply.keys);
+        assert!(
+            public
+                .verify(&other, &ed25519_dalek::Signature::from_bytes(&bytes))
+                .is_err()
+        );
+    }
     let (status, _) = call(
         b,
         Method::POST,

@@ -508,6 +508,35 @@ async fn sqlite_file_holds_the_registry_across_reopening() {
     );
 }
 
+/// The file holds the signing seeds: created 0600 in a 0700 directory, and
+/// refused with one line naming it once its group or others can read it.
+#[tokio::test]
+async fn the_sqlite_file_is_private_or_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new/matcher.db");
+    let url = format!("sqlite:{}", file.display());
+    let store = Store::open(&url).await.unwrap();
+    matcher::signing::KeyRing::load(&store).await.unwrap();
+    store.close().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+    for shared in [0o640, 0o604] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(shared)).unwrap();
+        let e = Store::open(&url).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "database file {}: readable by group or others (mode {shared:o}); it holds the signing keys: chmod 600 it",
+                file.display()
+            )
+        );
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(Store::open(&url).await.is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root: run scripts/test"]
 async fn postgres_holds_the_same_registry() {

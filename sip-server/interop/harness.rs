@@ -100,7 +100,7 @@ impl Proxy {
                     )
                     .args(["--listen", &addr.to_string(), "--domain", DOMAIN]);
                 if auth == Auth::Digest {
-                    spawn = spawn.arg("--users").arg(interop_dir().join("users.toml"));
+                    spawn = spawn.arg("--users").arg(private_users_file(rundir.path())?);
                 }
                 (spawn, "sip-server ready")
             }
@@ -461,6 +461,16 @@ pub struct CallLoad {
     pub timeout: Duration,
     /// Extra options for the calling sipp.
     pub uac_args: Vec<String>,
+}
+
+/// A copy of `interop/users.toml` in `dir`, mode 0600: sip-server refuses a
+/// users file others can read, and git keeps no such mode.
+fn private_users_file(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join("users.toml");
+    std::fs::copy(interop_dir().join("users.toml"), &copy)?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;
+    Ok(copy)
 }
 
 /// Accounts of `users.toml` used by the call scenarios.

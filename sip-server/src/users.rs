@@ -86,11 +86,24 @@ impl UserDirectory {
     }
 
     /// Reads a users file; `realm` is the domain the H(A1) values were made for.
+    /// The file holds passwords or their hashes: it is refused when its group or
+    /// others may access it.
     pub fn load(path: &Path, realm: &str) -> Result<Self, UsersFileError> {
+        use std::os::unix::fs::PermissionsExt;
         let fail = |problem: String| UsersFileError {
             path: path.display().to_string(),
             problem,
         };
+        let mode = std::fs::metadata(path)
+            .map_err(|e| fail(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(fail(format!(
+                "readable by group or others (mode {:o}); it holds passwords: chmod 600 it",
+                mode & 0o777
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         Self::parse(&text, realm).map_err(fail)
     }
@@ -166,6 +179,27 @@ mod tests {
         );
         assert!(dir.get("bob").unwrap().ha1(Algorithm::Sha256).is_none());
         assert!(!dir.contains("carol"));
+    }
+
+    #[test]
+    fn a_users_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, "[users.alice]\npassword = \"pw\"\n").unwrap();
+        for shared in [0o644, 0o640, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(shared)).unwrap();
+            let e = UserDirectory::load(&path, "r").unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "users file {}: readable by group or others (mode {shared:o}); it holds passwords: chmod 600 it",
+                    path.display()
+                )
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(UserDirectory::load(&path, "r").unwrap().contains("alice"));
     }
 
     #[test]

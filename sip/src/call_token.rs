@@ -191,6 +191,11 @@ impl KeySet {
     pub fn remove(&mut self, kid: &str) {
         self.keys.remove(kid);
     }
+
+    /// The key named `kid`, if held.
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
 }
 
 /// What the receiver requires of a token.
@@ -294,25 +299,55 @@ fn check_refer_target(target: Option<&str>, refer_to: Option<&str>) -> Result<()
     }
 }
 
-/// Remembers used token ids until they expire, so each is accepted once.
+/// Remembers used token ids, so each is accepted once. An id is kept until a
+/// deadline on the local monotonic clock (the token's remaining lifetime and
+/// twice the skew, counted from its use), never by the matcher's clock: a
+/// clock offset that moves (it follows heartbeat replies) cannot empty the
+/// store early. A forgotten id's `exp` raises a floor below which every token
+/// counts as used, so not even an offset that moves back revives one.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, u64>>,
+    memory: Mutex<ReplayMemory>,
+}
+
+#[derive(Debug, Default)]
+struct ReplayMemory {
+    /// Used ids with the local instant until which each is kept, and its `exp`.
+    seen: HashMap<String, (tokio::time::Instant, u64)>,
+    /// The latest `exp` of a forgotten id: tokens expiring no later are refused.
+    forgotten_through: u64,
 }
 
 impl ReplayGuard {
-    /// Marks `claims.jti` used; `Err(Replay)` if it was already.
+    /// Marks `claims.jti` used, `now` being the matcher's time (Unix seconds);
+    /// `Err(Replay)` if it was already, or if it expires no later than an id
+    /// already forgotten.
     pub fn consume(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {
-        let mut seen = self
-            .seen
+        let mut memory = self
+            .memory
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Forget ids whose tokens can no longer pass the time check anyway.
-        seen.retain(|_, exp| *exp + DEFAULT_SKEW_SECS * 2 >= now);
-        if seen.contains_key(&claims.jti) {
+        let local = tokio::time::Instant::now();
+        let ReplayMemory {
+            seen,
+            forgotten_through,
+        } = &mut *memory;
+        seen.retain(|_, (deadline, exp)| {
+            let keep = *deadline > local;
+            if !keep {
+                *forgotten_through = (*forgotten_through).max(*exp);
+            }
+            keep
+        });
+        if claims.exp <= *forgotten_through || seen.contains_key(&claims.jti) {
             return Err(TokenError::Replay);
         }
-        seen.insert(claims.jti.clone(), claims.exp);
+        // Bounded by the longest lifetime, whatever `now` says.
+        let remaining = (claims.exp + DEFAULT_SKEW_SECS * 2)
+            .saturating_sub(now)
+            .min(MAX_LIFETIME_SECS + DEFAULT_SKEW_SECS * 2);
+        let deadline = local + std::time::Duration::from_secs(remaining);
+        seen.insert(claims.jti.clone(), (deadline, claims.exp));
         Ok(())
     }
 }
@@ -499,6 +534,41 @@ mod tests {
         );
         assert_eq!(ok("<tel:+1234>"), Err(TokenError::Target));
         assert_eq!(ok("<sip:bob@work.example:5060>"), Err(TokenError::Target));
+    }
+
+    /// On paused time: a used id stays used while the matcher's clock (the
+    /// offset) jumps ahead and back, until its local deadline; after that the
+    /// floor still refuses it, and a later token is taken.
+    #[tokio::test(start_paused = true)]
+    async fn used_ids_are_kept_by_the_local_clock_not_the_matchers() {
+        let guard = ReplayGuard::default();
+        let now = 1_000_000;
+        let first = claims(Action::Control, now);
+        guard.consume(&first, now).unwrap();
+        // The offset jumps 100 s ahead (a purge by the matcher's clock would
+        // forget the first id here) while another token is used.
+        let second = Claims {
+            jti: "j2".into(),
+            ..claims(Action::Control, now)
+        };
+        guard.consume(&second, now + 100).unwrap();
+        // Back to the old offset: the first token is still remembered.
+        assert_eq!(guard.consume(&first, now + 1), Err(TokenError::Replay));
+
+        // Past its local deadline (20 s of life and 10 s of skew) it is
+        // forgotten, but tokens expiring no later than it stay refused.
+        tokio::time::advance(std::time::Duration::from_secs(31)).await;
+        assert_eq!(guard.consume(&first, now + 1), Err(TokenError::Replay));
+        let older = Claims {
+            jti: "j3".into(),
+            ..claims(Action::Control, now - 5)
+        };
+        assert_eq!(guard.consume(&older, now + 1), Err(TokenError::Replay));
+        let later = Claims {
+            jti: "j4".into(),
+            ..claims(Action::Control, now + 31)
+        };
+        guard.consume(&later, now + 31).unwrap();
     }
 
     proptest::proptest! {

@@ -260,14 +260,34 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads and checks the file at `path`.
+    /// Reads and checks the file at `path`. A file that carries a password
+    /// inline must be readable by its owner only.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |field: String, problem: String| ConfigError {
             path: path.display().to_string(),
-            field: "-".into(),
-            problem: e.to_string(),
-        })?;
-        Self::parse(&text, path)
+            field,
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail("-".into(), e.to_string()))?;
+        let config = Self::parse(&text, path)?;
+        if let Some(index) = config.accounts.iter().position(|a| a.password.is_some()) {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| fail("-".into(), e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(fail(
+                    format!("accounts[{index}].password"),
+                    format!(
+                        "an inline password needs the file readable by its owner only \
+                         (mode {:o}): chmod 600 it, or use password_file",
+                        mode & 0o777
+                    ),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and checks configuration text; `path` is only used in errors.
@@ -465,6 +485,41 @@ password = "pw"
         assert!(e.starts_with("config tv.toml: answer.allow: "), "{e}");
         let e = err("name = ");
         assert!(e.starts_with("config tv.toml: -: "), "{e}");
+    }
+
+    #[test]
+    fn an_inline_password_needs_a_private_config_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tv.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        for shared in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(shared)).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "config {}: accounts[0].password: an inline password needs the file readable by its owner only (mode {shared:o}): chmod 600 it, or use password_file",
+                    path.display()
+                )
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&path).is_ok());
+        // With the password in its own (private) file the config may be shared.
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "pw\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            &path,
+            GOOD.replace(
+                "password = \"pw\"",
+                &format!("password_file = {:?}", secret.display().to_string()),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path).is_ok());
     }
 
     #[test]

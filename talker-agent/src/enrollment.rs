@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::identity::{Identity, IdentityError};
-use crate::trust::decode_key;
+use crate::trust::decode_matcher_key;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
@@ -29,7 +29,7 @@ pub fn decode_keys(keys: &[MatcherKey]) -> Result<Vec<(String, VerifyingKey)>, S
             if k.kid.is_empty() || k.kid.len() > 128 {
                 return Err(format!("key id {:?} is not usable", k.kid));
             }
-            decode_key(&k.public_key)
+            decode_matcher_key(k)
                 .map(|key| (k.kid.clone(), key))
                 .map_err(|e| format!("key {}: {e}", k.kid))
         })
@@ -363,7 +363,7 @@ mod tests {
             talker_id: "tv-1".into(),
             credential: "secret-credential".into(),
             keys: vec![MatcherKey {
-                kid: "m-1".into(),
+                kid: splitdial_sip::call_token::key_id(&key),
                 public_key: base64::engine::general_purpose::STANDARD.encode(key.to_bytes()),
             }],
         }
@@ -402,7 +402,13 @@ mod tests {
         bad.keys[0].public_key = "bm90IGEga2V5".into();
         bad.save(dir.path()).unwrap();
         let e = Enrollment::load(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("m-1"), "{e}");
+        assert!(e.contains(&bad.keys[0].kid), "{e}");
+        // A kid that is not its key's id.
+        let mut renamed = sample();
+        renamed.keys[0].kid = "m-0000000000000000".into();
+        renamed.save(dir.path()).unwrap();
+        let e = Enrollment::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("kid is not the key's id"), "{e}");
     }
 
     #[test]

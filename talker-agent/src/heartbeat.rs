@@ -1,16 +1,15 @@
 //! Heartbeats to the matcher, once enrolled: every `interval_s` (the matcher's
 //! choice, 30 s by default) and soon after the talker's state changes, the
 //! agent reports idle/busy and each account's registration and GRUU. Each
-//! authenticated reply brings the matcher's current token keys, which replace
-//! the pinned set, and its clock, from which the agent keeps an offset for
-//! token times (the system clock is never set). Failures back off (1 s
+//! reply brings the matcher's current token keys, which replace the learnt set,
+//! and its clock, from which the agent keeps an offset for token times (the
+//! system clock is never set) — both only when the matcher's signature over
+//! them checks with a key the talker already holds (see [`crate::trust`]). Failures back off (1 s
 //! doubling, at most the interval) and are logged once per change of state.
 
-use crate::enrollment::{
-    Enrollment, EnrollmentError, decode_keys, error_chain, http_client, refusal,
-};
+use crate::enrollment::{Enrollment, EnrollmentError, error_chain, http_client, refusal};
 use crate::registration::AccountHandle;
-use crate::trust::Trust;
+use crate::trust::{KeyUpdate, Trust};
 use splitdial_api::{AccountState, Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -327,32 +326,30 @@ async fn beat(
     Ok((reply, (sent + received) / 2.0))
 }
 
-/// Takes keys and clock from an authenticated reply; the interval to wait.
-/// A reply that is not usable as a whole changes nothing.
+/// Takes keys and clock from a reply whose key set is signed by a matcher key
+/// the talker holds ([`Trust::take_update`]); the interval to wait. A reply
+/// that is not usable as a whole changes nothing.
 fn apply(
     plan: &mut HeartbeatPlan,
     url: &str,
     reply: &HeartbeatReply,
     local_mid: f64,
 ) -> Result<Duration, EnrollmentError> {
-    let bad = |problem: String| EnrollmentError::BadReply {
-        url: url.to_owned(),
-        problem,
+    let update = KeyUpdate {
+        keys: &reply.keys,
+        signatures: &reply.signatures,
+        time: reply.time,
     };
-    if !reply.time.is_finite() || reply.time <= 0.0 {
-        return Err(bad(format!("time {} is not a Unix time", reply.time)));
-    }
-    if reply.keys.is_empty() {
-        return Err(bad("no matcher key".into()));
-    }
-    let keys = decode_keys(&reply.keys).map_err(bad)?;
-    #[allow(clippy::cast_possible_truncation)] // Rounded seconds; bounded below.
-    let offset = (reply.time - local_mid).round().clamp(-1e12, 1e12) as i64;
-    if offset != plan.trust.clock_offset() {
+    let taken =
+        plan.trust
+            .take_update(&update, local_mid)
+            .map_err(|e| EnrollmentError::BadReply {
+                url: url.to_owned(),
+                problem: format!("trust update refused: {e}"),
+            })?;
+    if let Some(offset) = taken.new_offset {
         info!(offset_s = offset, "clock offset to the matcher");
-        plan.trust.set_clock_offset(offset);
     }
-    plan.trust.set_matcher_keys(&keys);
     if reply.keys != plan.enrollment.keys {
         info!(
             kids = ?reply.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),

@@ -1,15 +1,23 @@
-//! What the agent trusts: the matcher keys it pinned, the clock offset to the
-//! matcher, and the token ids already used. Every call token passes through
-//! [`Trust::check`] before the agent acts on it.
+//! What the agent trusts: the matcher keys it pinned, the keys it learnt from
+//! the matcher, the clock offset to the matcher, and the token ids already
+//! used. Every call token passes through [`Trust::check`] before the agent
+//! acts on it; every heartbeat reply's key set and time pass through
+//! [`Trust::take_update`] before the agent believes them
+//! (`docs/talker-agent.md`, "Trust").
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use splitdial_api::{KeySetSignature, MatcherKey, key_set_signing_input, time_ms};
 use splitdial_sip::call_token::{
     self, Action, Claims, DEFAULT_SKEW_SECS, Expectation, KeySet, ReplayGuard, TokenError,
     TokenKind,
 };
 use std::sync::RwLock;
+
+/// The most the clock offset to the matcher may move in one heartbeat reply
+/// (after the first since the start, which sets it).
+pub const MAX_OFFSET_STEP_SECS: i64 = 60;
 
 /// The agent's trust anchors and replay memory.
 pub struct Trust {
@@ -18,11 +26,21 @@ pub struct Trust {
     /// Keys pinned in the configuration: kept whatever heartbeats announce.
     pinned: RwLock<Vec<(String, VerifyingKey)>>,
     replay: ReplayGuard,
-    /// Seconds to add to our clock to get the matcher's (from heartbeats).
-    clock_offset: RwLock<i64>,
+    /// The offset to the matcher's clock (from heartbeats).
+    clock: RwLock<ClockOffset>,
     /// Tokens issued before this are refused: the replay memory starts empty at
     /// every start, so older tokens could otherwise be replayed after a restart.
     started_at: u64,
+}
+
+/// Seconds to add to our clock to get the matcher's.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClockOffset {
+    seconds: i64,
+    /// Whether a heartbeat reply set it since the start; until then any offset
+    /// is taken (our clock may be off by any amount), after it each move is
+    /// bounded by [`MAX_OFFSET_STEP_SECS`].
+    synced: bool,
 }
 
 /// A matcher key given as base64 could not be used.
@@ -30,7 +48,62 @@ pub struct Trust {
 #[error("not a base64 Ed25519 public key")]
 pub struct BadKey;
 
-/// Decodes a matcher public key given in standard base64 (32 bytes).
+/// Why a heartbeat reply's key set and time were not taken. Whatever the
+/// reason, the keys, the offset and the replay memory stay as they were.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateRefused {
+    /// The reply names no key.
+    #[error("the key set is empty")]
+    NoKeys,
+    /// The reply carries no signature at all.
+    #[error("the key set is not signed")]
+    Unsigned,
+    /// No signature checks with a key this talker holds.
+    #[error("no signature on the key set checks with a matcher key this talker holds")]
+    Signature,
+    /// A key is not an Ed25519 key, or its `kid` is not its key id.
+    #[error("key {kid:?}: {problem}")]
+    Key {
+        /// The `kid` as sent.
+        kid: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The reply's `time` is not a Unix time.
+    #[error("time {0} is not a Unix time")]
+    Time(f64),
+    /// The offset would move more than [`MAX_OFFSET_STEP_SECS`].
+    #[error(
+        "the clock offset to the matcher would jump from {from} s to {to} s \
+         (at most {MAX_OFFSET_STEP_SECS} s per heartbeat); kept {from} s"
+    )]
+    ClockJump {
+        /// The offset in force (kept).
+        from: i64,
+        /// The offset the reply asked for.
+        to: i64,
+    },
+}
+
+/// A heartbeat reply's trust-relevant part, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyUpdate<'a> {
+    /// The key set that would replace the learnt keys.
+    pub keys: &'a [MatcherKey],
+    /// The matcher's signatures over it.
+    pub signatures: &'a [KeySetSignature],
+    /// The matcher's time, Unix seconds.
+    pub time: f64,
+}
+
+/// What [`Trust::take_update`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateTaken {
+    /// The new clock offset, when it changed.
+    pub new_offset: Option<i64>,
+}
+
+/// Decodes a matcher key given in standard base64 (32 bytes).
 pub fn decode_key(key: &str) -> Result<VerifyingKey, BadKey> {
     let bytes: [u8; 32] = STANDARD
         .decode(key.trim())
@@ -38,6 +111,17 @@ pub fn decode_key(key: &str) -> Result<VerifyingKey, BadKey> {
         .try_into()
         .map_err(|_| BadKey)?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)
+}
+
+/// Decodes a published matcher key and checks that its `kid` is its key id
+/// (`m-` and 16 hex digits of its SHA-256, as the matcher derives it).
+pub fn decode_matcher_key(key: &MatcherKey) -> Result<VerifyingKey, String> {
+    let decoded = decode_key(&key.public_key).map_err(|e| e.to_string())?;
+    let id = call_token::key_id(&decoded);
+    if id != key.kid {
+        return Err(format!("kid is not the key's id ({id})"));
+    }
+    Ok(decoded)
 }
 
 impl Trust {
@@ -48,7 +132,7 @@ impl Trust {
             keys: RwLock::default(),
             pinned: RwLock::default(),
             replay: ReplayGuard::default(),
-            clock_offset: RwLock::new(0),
+            clock: RwLock::default(),
             started_at: call_token::unix_now(),
         }
     }
@@ -72,16 +156,19 @@ impl Trust {
     }
 
     /// Replaces the matcher keys learnt from the matcher (enrollment, then each
-    /// authenticated heartbeat reply) with `keys`; keys pinned in the
-    /// configuration stay.
+    /// heartbeat reply [`Trust::take_update`] accepted) with `keys`; keys
+    /// pinned in the configuration stay, and a learnt key never takes a pinned
+    /// key's `kid`.
     pub fn set_matcher_keys(&self, keys: &[(String, VerifyingKey)]) {
         let mut set = KeySet::default();
-        if let Ok(pinned) = self.pinned.read() {
-            for (kid, key) in pinned.iter() {
-                set.insert(kid.clone(), *key);
-            }
-        }
+        let pinned = self.pinned.read().map(|p| p.clone()).unwrap_or_default();
         for (kid, key) in keys {
+            if pinned.iter().any(|(p, _)| p == kid) {
+                continue;
+            }
+            set.insert(kid.clone(), *key);
+        }
+        for (kid, key) in &pinned {
             set.insert(kid.clone(), *key);
         }
         if let Ok(mut current) = self.keys.write() {
@@ -89,17 +176,95 @@ impl Trust {
         }
     }
 
-    /// Sets the offset from our clock to the matcher's, in seconds (from the
-    /// `time` of a heartbeat reply). The system clock is never touched.
-    pub fn set_clock_offset(&self, seconds: i64) {
-        if let Ok(mut offset) = self.clock_offset.write() {
-            *offset = seconds;
+    /// Takes the key set and the time of a heartbeat reply whose midpoint on
+    /// our clock was `local_mid` (Unix seconds), all or nothing: the set must
+    /// be signed over this talker's id and the reply's time by a key this
+    /// talker holds now, every `kid` must be its key's id, a key may not
+    /// displace a pinned one, and the offset may move at most
+    /// [`MAX_OFFSET_STEP_SECS`] (the first reply since the start sets it).
+    pub fn take_update(
+        &self,
+        update: &KeyUpdate<'_>,
+        local_mid: f64,
+    ) -> Result<UpdateTaken, UpdateRefused> {
+        if update.keys.is_empty() {
+            return Err(UpdateRefused::NoKeys);
         }
+        let time = time_ms(update.time).ok_or(UpdateRefused::Time(update.time))?;
+        self.check_signatures(update, time)?;
+        let keys = self.learnt_keys(update.keys)?;
+        #[allow(clippy::cast_possible_truncation)] // Rounded seconds, bounded by time_ms.
+        let to = (update.time - local_mid).round() as i64;
+        let clock = self.clock.read().map(|c| *c).unwrap_or_default();
+        if clock.synced && (to - clock.seconds).abs() > MAX_OFFSET_STEP_SECS {
+            return Err(UpdateRefused::ClockJump {
+                from: clock.seconds,
+                to,
+            });
+        }
+        self.set_matcher_keys(&keys);
+        if let Ok(mut current) = self.clock.write() {
+            *current = ClockOffset {
+                seconds: to,
+                synced: true,
+            };
+        }
+        Ok(UpdateTaken {
+            new_offset: (!clock.synced || to != clock.seconds).then_some(to),
+        })
+    }
+
+    /// One signature over the key set must check with a key held now.
+    fn check_signatures(&self, update: &KeyUpdate<'_>, time: i64) -> Result<(), UpdateRefused> {
+        if update.signatures.is_empty() {
+            return Err(UpdateRefused::Unsigned);
+        }
+        let input = key_set_signing_input(&self.talker_id, time, update.keys);
+        let keys = self.keys.read().map_err(|_| UpdateRefused::Signature)?;
+        let checks = |s: &KeySetSignature| {
+            let Some(key) = keys.get(&s.kid) else {
+                return false;
+            };
+            let Some(bytes) = STANDARD
+                .decode(s.signature.trim())
+                .ok()
+                .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            else {
+                return false;
+            };
+            key.verify(&input, &Signature::from_bytes(&bytes)).is_ok()
+        };
+        if update.signatures.iter().any(checks) {
+            Ok(())
+        } else {
+            Err(UpdateRefused::Signature)
+        }
+    }
+
+    /// The keys of a signed set, each checked against its `kid` and the pins.
+    fn learnt_keys(
+        &self,
+        keys: &[MatcherKey],
+    ) -> Result<Vec<(String, VerifyingKey)>, UpdateRefused> {
+        let pinned = self.pinned.read().map(|p| p.clone()).unwrap_or_default();
+        keys.iter()
+            .map(|k| {
+                let refused = |problem: String| UpdateRefused::Key {
+                    kid: k.kid.clone(),
+                    problem,
+                };
+                let key = decode_matcher_key(k).map_err(refused)?;
+                if pinned.iter().any(|(kid, p)| *kid == k.kid && *p != key) {
+                    return Err(refused("a pinned key has this kid".into()));
+                }
+                Ok((k.kid.clone(), key))
+            })
+            .collect()
     }
 
     /// The current offset from our clock to the matcher's, in seconds.
     pub fn clock_offset(&self) -> i64 {
-        self.clock_offset.read().map_or(0, |o| *o)
+        self.clock.read().map_or(0, |c| c.seconds)
     }
 
     /// Now, on the matcher's clock.
@@ -161,5 +326,332 @@ impl Trust {
         }
         self.replay.consume(&claims, now)?;
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use splitdial_sip::call_token::{Issuer, TokenError};
+
+    const TALKER: &str = "tv-1";
+
+    /// A matcher key: its issuer (tokens) and its published entry.
+    struct MatcherSide {
+        signing: SigningKey,
+        issuer: Issuer,
+        published: MatcherKey,
+    }
+
+    fn matcher_key(seed: u8) -> MatcherSide {
+        let signing = SigningKey::from_bytes(&[seed; 32]);
+        let kid = call_token::key_id(&signing.verifying_key());
+        MatcherSide {
+            issuer: Issuer::new([seed; 32], kid.clone()),
+            published: MatcherKey {
+                kid,
+                public_key: STANDARD.encode(signing.verifying_key().to_bytes()),
+            },
+            signing,
+        }
+    }
+
+    fn sign(
+        by: &MatcherSide,
+        kid: &str,
+        talker: &str,
+        time: f64,
+        keys: &[MatcherKey],
+    ) -> KeySetSignature {
+        let input = key_set_signing_input(talker, time_ms(time).unwrap(), keys);
+        KeySetSignature {
+            kid: kid.into(),
+            signature: STANDARD.encode(by.signing.sign(&input).to_bytes()),
+        }
+    }
+
+    fn now_f64() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    /// A call token of `issuer` for a control INVITE in dialog `dlg`, on the
+    /// matcher's clock `offset` seconds from ours.
+    fn token(issuer: &Issuer, dlg: &str, offset: i64) -> String {
+        let now = call_token::unix_now().saturating_add_signed(offset);
+        issuer.issue(
+            TokenKind::Call,
+            &Claims {
+                aud: TALKER.into(),
+                jti: format!("j-{dlg}"),
+                iat: now,
+                exp: now + 20,
+                call: "call-1".into(),
+                dlg: dlg.into(),
+                act: Action::Control,
+                target: None,
+            },
+        )
+    }
+
+    fn accepts(trust: &Trust, issuer: &Issuer, dlg: &str) -> Result<Claims, TokenError> {
+        let t = token(issuer, dlg, trust.clock_offset());
+        trust.check(Some(&t), Action::Control, dlg, None)
+    }
+
+    /// A talker that learnt `old` at enrollment and synced its clock once.
+    fn enrolled(old: &MatcherSide) -> Trust {
+        let trust = Trust::new(TALKER);
+        trust.set_matcher_keys(&[(
+            old.published.kid.clone(),
+            decode_matcher_key(&old.published).unwrap(),
+        )]);
+        let keys = [old.published.clone()];
+        let time = now_f64();
+        let signatures = [sign(old, &old.published.kid, TALKER, time, &keys)];
+        let update = KeyUpdate {
+            keys: &keys,
+            signatures: &signatures,
+            time,
+        };
+        trust.take_update(&update, time).unwrap();
+        trust
+    }
+
+    /// The update is refused, and the talker still takes the old key's tokens
+    /// and refuses the new key's.
+    fn refused_and_unchanged(
+        trust: &Trust,
+        old: &MatcherSide,
+        new: &MatcherSide,
+        update: &KeyUpdate<'_>,
+        expected: &UpdateRefused,
+    ) {
+        let offset = trust.clock_offset();
+        assert_eq!(&trust.take_update(update, now_f64()).unwrap_err(), expected);
+        assert_eq!(trust.clock_offset(), offset, "offset kept");
+        let dlg = format!("old-{}", rand::random::<u32>());
+        assert!(
+            accepts(trust, &old.issuer, &dlg).is_ok(),
+            "old key still works"
+        );
+        let dlg = format!("new-{}", rand::random::<u32>());
+        assert_eq!(
+            accepts(trust, &new.issuer, &dlg),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn a_rotation_signed_by_the_old_key_is_taken() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        // The matcher rotated: both keys published, each signs.
+        let keys = [new.published.clone(), old.published.clone()];
+        let time = now_f64();
+        let signatures = [
+            sign(&new, &new.published.kid, TALKER, time, &keys),
+            sign(&old, &old.published.kid, TALKER, time, &keys),
+        ];
+        let update = KeyUpdate {
+            keys: &keys,
+            signatures: &signatures,
+            time,
+        };
+        trust.take_update(&update, time).unwrap();
+        assert!(accepts(&trust, &new.issuer, "d-new").is_ok());
+        assert!(accepts(&trust, &old.issuer, "d-old").is_ok(), "overlap");
+        // The overlap ends: the new key alone, signed by itself.
+        let keys = [new.published.clone()];
+        let signatures = [sign(&new, &new.published.kid, TALKER, time, &keys)];
+        let update = KeyUpdate {
+            keys: &keys,
+            signatures: &signatures,
+            time,
+        };
+        trust.take_update(&update, time).unwrap();
+        assert_eq!(
+            accepts(&trust, &old.issuer, "d-retired"),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn unsigned_and_wrongly_signed_key_sets_are_refused() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        let keys = [new.published.clone()];
+        let time = now_f64();
+        let unsigned = KeyUpdate {
+            keys: &keys,
+            signatures: &[],
+            time,
+        };
+        refused_and_unchanged(&trust, &old, &new, &unsigned, &UpdateRefused::Unsigned);
+        let by_itself = [sign(&new, &new.published.kid, TALKER, time, &keys)];
+        let by_itself = KeyUpdate {
+            keys: &keys,
+            signatures: &by_itself,
+            time,
+        };
+        refused_and_unchanged(&trust, &old, &new, &by_itself, &UpdateRefused::Signature);
+        // A stranger's signature under the old key's kid.
+        let forged = [sign(&new, &old.published.kid, TALKER, time, &keys)];
+        let forged = KeyUpdate {
+            keys: &keys,
+            signatures: &forged,
+            time,
+        };
+        refused_and_unchanged(&trust, &old, &new, &forged, &UpdateRefused::Signature);
+        // The old key's signature, but over another talker's set or time.
+        for (talker, signed_time) in [("pc-1", time), (TALKER, time + 1.0)] {
+            let other = [sign(&old, &old.published.kid, talker, signed_time, &keys)];
+            let other = KeyUpdate {
+                keys: &keys,
+                signatures: &other,
+                time,
+            };
+            refused_and_unchanged(&trust, &old, &new, &other, &UpdateRefused::Signature);
+        }
+        // A garbled signature.
+        let garbled = [KeySetSignature {
+            kid: old.published.kid.clone(),
+            signature: "not base64!".into(),
+        }];
+        let garbled = KeyUpdate {
+            keys: &keys,
+            signatures: &garbled,
+            time,
+        };
+        refused_and_unchanged(&trust, &old, &new, &garbled, &UpdateRefused::Signature);
+    }
+
+    #[test]
+    fn a_kid_that_is_not_the_keys_id_is_refused() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        let mut renamed = new.published.clone();
+        renamed.kid = "m-0123456789abcdef".into();
+        let keys = [renamed];
+        let time = now_f64();
+        let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
+        let update = KeyUpdate {
+            keys: &keys,
+            signatures: &signatures,
+            time,
+        };
+        let expected = UpdateRefused::Key {
+            kid: "m-0123456789abcdef".into(),
+            problem: format!("kid is not the key's id ({})", new.published.kid),
+        };
+        refused_and_unchanged(&trust, &old, &new, &update, &expected);
+    }
+
+    #[test]
+    fn a_learnt_key_never_displaces_a_pinned_one() {
+        let (pinned, old, new) = (matcher_key(3), matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        trust.pin_base64(&pinned.published.public_key).unwrap();
+        // Signed by a held key, but claiming the pinned key's kid.
+        let mut impostor = new.published.clone();
+        impostor.kid = pinned.published.kid.clone();
+        let keys = [impostor];
+        let time = now_f64();
+        let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
+        let update = KeyUpdate {
+            keys: &keys,
+            signatures: &signatures,
+            time,
+        };
+        let refused = trust.take_update(&update, time).unwrap_err();
+        assert!(
+            matches!(&refused, UpdateRefused::Key { kid, .. } if *kid == pinned.published.kid),
+            "{refused}"
+        );
+        // Learnt directly (as from enrollment) it is dropped, the pin stays.
+        trust.set_matcher_keys(&[(pinned.published.kid.clone(), new.issuer.verifying_key())]);
+        let impostor = Issuer::new([2; 32], pinned.published.kid.clone());
+        assert_eq!(
+            accepts(&trust, &impostor, "d-impostor"),
+            Err(TokenError::Signature)
+        );
+        assert!(accepts(&trust, &pinned.issuer, "d-pinned").is_ok());
+    }
+
+    /// The first reply sets the offset; later ones move it by 59 s but not by
+    /// 61 s (refused with the keys, the old offset kept).
+    #[test]
+    fn the_clock_offset_moves_at_most_a_minute_per_heartbeat() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = Trust::new(TALKER);
+        trust.set_matcher_keys(&[(
+            old.published.kid.clone(),
+            decode_matcher_key(&old.published).unwrap(),
+        )]);
+        let keys = [old.published.clone(), new.published.clone()];
+        let reply = |offset: f64| {
+            let time = (now_f64() + offset).round();
+            let signatures = vec![sign(&old, &old.published.kid, TALKER, time, &keys)];
+            (time, signatures)
+        };
+        let take = |offset: f64| {
+            let (time, signatures) = reply(offset);
+            let update = KeyUpdate {
+                keys: &keys,
+                signatures: &signatures,
+                time,
+            };
+            trust.take_update(&update, time - offset)
+        };
+        assert_eq!(take(300.0).unwrap().new_offset, Some(300), "first sync");
+        assert_eq!(
+            take(361.0).unwrap_err(),
+            UpdateRefused::ClockJump { from: 300, to: 361 }
+        );
+        assert_eq!(trust.clock_offset(), 300);
+        assert_eq!(
+            take(239.0).unwrap_err(),
+            UpdateRefused::ClockJump { from: 300, to: 239 }
+        );
+        assert_eq!(take(359.0).unwrap().new_offset, Some(359));
+        assert_eq!(take(359.0).unwrap().new_offset, None);
+        assert_eq!(take(300.0).unwrap().new_offset, Some(300));
+        assert!(accepts(&trust, &new.issuer, "d-on-time").is_ok());
+    }
+
+    /// A used token stays used while the offset moves ahead and back (the
+    /// replay memory runs on the local clock).
+    #[test]
+    fn a_replayed_token_is_refused_after_the_offset_moved() {
+        let old = matcher_key(1);
+        let trust = enrolled(&old);
+        let keys = [old.published.clone()];
+        let take = |offset: f64| {
+            let time = (now_f64() + offset).round();
+            let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
+            let update = KeyUpdate {
+                keys: &keys,
+                signatures: &signatures,
+                time,
+            };
+            trust.take_update(&update, time - offset).unwrap();
+        };
+        take(0.0);
+        let first = token(&old.issuer, "d-1", 0);
+        trust
+            .check(Some(&first), Action::Control, "d-1", None)
+            .unwrap();
+        // Ahead by 59 s: another token is used (a purge by the matcher's
+        // clock would forget the first here).
+        take(59.0);
+        assert!(accepts(&trust, &old.issuer, "d-2").is_ok());
+        take(0.0);
+        assert_eq!(
+            trust.check(Some(&first), Action::Control, "d-1", None),
+            Err(TokenError::Replay)
+        );
     }
 }

@@ -33,7 +33,7 @@ fn agent_config(
     extra: &str,
 ) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
+    testbed::write_private(
         &path,
         format!(
             r#"

@@ -35,7 +35,7 @@ async fn rig_with_proxy(policy: &str, proxy: &str) -> Rig {
     let issuer = Issuer::new(seed, key_id(&probe.verifying_key()));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tv.toml");
-    std::fs::write(
+    testbed::write_private(
         &config,
         format!(
             r#"

@@ -45,6 +45,9 @@ const DOMAIN: &str = "home.example";
 #[derive(Clone)]
 struct HeartbeatAnswer {
     keys: Vec<Value>,
+    /// The kids whose keys sign the key set; `None`: every key of the set, as
+    /// the matcher does.
+    signed_by: Option<Vec<String>>,
     /// Added to the real time in the reply.
     clock_offset: f64,
     /// Answer 503 (with a key list in the body that must not be used).
@@ -255,12 +258,42 @@ async fn heartbeat(
         )
             .into_response();
     }
+    // Whole milliseconds, as the matcher sends them.
+    let time = ((unix_seconds() + answer.clock_offset) * 1000.0).round() / 1000.0;
     axum::Json(json!({
-        "time": unix_seconds() + answer.clock_offset,
+        "time": time,
         "keys": answer.keys,
         "interval_s": 1,
+        "signatures": sign_key_set(&id, time, &answer),
     }))
     .into_response()
+}
+
+/// Every key made by [`matcher_key`], by kid: the stand-in signs with them.
+static SIGNING_KEYS: Mutex<Vec<(String, ed25519_dalek::SigningKey)>> = Mutex::new(Vec::new());
+
+/// The signatures of a heartbeat reply's key set, as `docs/talker-agent.md`
+/// ("Trust") defines them.
+fn sign_key_set(talker: &str, time: f64, answer: &HeartbeatAnswer) -> Vec<Value> {
+    use ed25519_dalek::Signer;
+    let keys: Vec<splitdial_api::MatcherKey> = answer
+        .keys
+        .iter()
+        .map(|k| serde_json::from_value(k.clone()).unwrap())
+        .collect();
+    let kids = answer
+        .signed_by
+        .clone()
+        .unwrap_or_else(|| keys.iter().map(|k| k.kid.clone()).collect());
+    let input =
+        splitdial_api::key_set_signing_input(talker, splitdial_api::time_ms(time).unwrap(), &keys);
+    let signing = SIGNING_KEYS.lock().unwrap();
+    kids.iter()
+        .filter_map(|kid| signing.iter().find(|(k, _)| k == kid))
+        .map(|(kid, key)| {
+            json!({"kid": kid, "signature": STANDARD.encode(key.sign(&input).to_bytes())})
+        })
+        .collect()
 }
 
 impl ContractMatcher {
@@ -270,6 +303,7 @@ impl ContractMatcher {
             token_used: Mutex::new(false),
             heartbeat: Mutex::new(HeartbeatAnswer {
                 keys: enroll_keys.clone(),
+                signed_by: None,
                 clock_offset: 0.0,
                 fail: false,
             }),
@@ -309,6 +343,10 @@ fn matcher_key() -> (Issuer, Value) {
     let seed: [u8; 32] = rand::random();
     let probe = Issuer::new(seed, "x");
     let kid = key_id(&probe.verifying_key());
+    SIGNING_KEYS
+        .lock()
+        .unwrap()
+        .push((kid.clone(), ed25519_dalek::SigningKey::from_bytes(&seed)));
     let issuer = Issuer::new(seed, kid.clone());
     let public = STANDARD.encode(issuer.verifying_key().to_bytes());
     (issuer, json!({"kid": kid, "public_key": public}))
@@ -345,7 +383,7 @@ fn setup(matcher_url: Option<&str>, id: Option<&str>, accounts: &[(&str, String,
     }
     text.push_str("[discovery]\nenabled = false\n[audio]\nsource = \"none\"\nsink = \"none\"\n");
     let config = dir.path().join("tv.toml");
-    std::fs::write(&config, text).unwrap();
+    testbed::write_private(&config, text).unwrap();
     Setup { dir, config }
 }
 
@@ -669,10 +707,11 @@ impl Controller {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_and_clock_come_from_authenticated_heartbeat_replies() {
+async fn keys_and_clock_come_from_signed_heartbeat_replies() {
     let (old_issuer, old_key) = matcher_key();
     let (new_issuer, new_key) = matcher_key();
     let (rogue_issuer, rogue_key) = matcher_key();
+    let kid = |key: &Value| key["kid"].as_str().unwrap().to_owned();
     let matcher = ContractMatcher::start(vec![old_key.clone()]).await;
     // No matcher_key in the config: every key comes from the matcher.
     let s = setup(
@@ -689,31 +728,55 @@ async fn keys_and_clock_come_from_authenticated_heartbeat_replies() {
         talker: id,
     };
     let log = || agent.log();
-    wait_until("the first heartbeat", log, || {
-        !matcher.heartbeats().is_empty()
-    })
-    .await;
+    let stand_in = &matcher;
+    let beats = |n: usize| {
+        let seen = stand_in.heartbeats().len();
+        move || stand_in.heartbeats().len() >= seen + n
+    };
+    wait_until("the first heartbeat", log, beats(1)).await;
 
     // The enrolled key works.
     let t = ctl.token(&old_issuer, "c-enrolled", 0);
     assert_eq!(ctl.invite("c-enrolled", &t).await, 200, "{}", agent.log());
 
-    // Rotation: the matcher announces only the new key, and a clock 120 s ahead.
+    // A rogue key set, signed only by itself or unsigned, is not taken (the
+    // first refusal is the one warned about).
+    for signed_by in [vec![kid(&rogue_key)], vec![]] {
+        matcher.answer_heartbeats(HeartbeatAnswer {
+            keys: vec![rogue_key.clone()],
+            signed_by: Some(signed_by),
+            clock_offset: 0.0,
+            fail: false,
+        });
+        wait_until("two heartbeats with a rogue key", log, beats(2)).await;
+    }
+    let t = ctl.token(&rogue_issuer, "c-rogue-signed", 0);
+    assert_eq!(
+        ctl.invite("c-rogue-signed", &t).await,
+        403,
+        "unsigned rogue key"
+    );
+    assert!(
+        agent
+            .log()
+            .contains("no signature on the key set checks with a matcher key this talker holds"),
+        "{}",
+        agent.log()
+    );
+
+    // Rotation: the new key set signed by the old key, and a clock 50 s ahead.
     matcher.answer_heartbeats(HeartbeatAnswer {
         keys: vec![new_key.clone()],
-        clock_offset: 120.0,
+        signed_by: Some(vec![kid(&old_key)]),
+        clock_offset: 50.0,
         fail: false,
     });
-    let seen = matcher.heartbeats().len();
-    wait_until("two heartbeats with the new keys", log, || {
-        matcher.heartbeats().len() >= seen + 2
-    })
-    .await;
-    let t = ctl.token(&new_issuer, "c-new", 120);
+    wait_until("two heartbeats with the new keys", log, beats(2)).await;
+    let t = ctl.token(&new_issuer, "c-new", 50);
     assert_eq!(ctl.invite("c-new", &t).await, 200, "{}", agent.log());
-    let t = ctl.token(&old_issuer, "c-retired", 120);
+    let t = ctl.token(&old_issuer, "c-retired", 50);
     assert_eq!(ctl.invite("c-retired", &t).await, 403, "retired key");
-    // On the matcher's clock a token stamped with our (120 s slow) time is stale.
+    // On the matcher's clock a token stamped with our (50 s slow) time is stale.
     let t = ctl.token(&new_issuer, "c-stale", 0);
     assert_eq!(
         ctl.invite("c-stale", &t).await,
@@ -725,31 +788,38 @@ async fn keys_and_clock_come_from_authenticated_heartbeat_replies() {
             .unwrap();
     assert_eq!(kept["keys"], json!([new_key]), "the new key set is kept");
 
+    // A clock jump of more than a minute is refused, the offset kept.
+    matcher.answer_heartbeats(HeartbeatAnswer {
+        keys: vec![new_key.clone()],
+        signed_by: None,
+        clock_offset: 111.0,
+        fail: false,
+    });
+    wait_until("two heartbeats with a clock jump", log, beats(2)).await;
+    let t = ctl.token(&new_issuer, "c-after-jump", 50);
+    assert_eq!(ctl.invite("c-after-jump", &t).await, 200, "{}", agent.log());
+    assert!(
+        agent.log().contains("would jump from 50 s to 111 s"),
+        "{}",
+        agent.log()
+    );
+
     // A failed reply changes nothing, whatever its body says.
     matcher.answer_heartbeats(HeartbeatAnswer {
         keys: vec![rogue_key],
+        signed_by: None,
         clock_offset: 0.0,
         fail: true,
     });
-    let seen = matcher.heartbeats().len();
-    wait_until("two failed heartbeats", log, || {
-        matcher.heartbeats().len() >= seen + 2
-    })
-    .await;
-    let t = ctl.token(&rogue_issuer, "c-rogue", 120);
+    wait_until("two failed heartbeats", log, beats(2)).await;
+    let t = ctl.token(&rogue_issuer, "c-rogue", 50);
     assert_eq!(
         ctl.invite("c-rogue", &t).await,
         403,
         "key from a failed reply"
     );
-    let t = ctl.token(&new_issuer, "c-still", 120);
+    let t = ctl.token(&new_issuer, "c-still", 50);
     assert_eq!(ctl.invite("c-still", &t).await, 200, "{}", agent.log());
-    assert_eq!(
-        agent.log().matches("heartbeat failed;").count(),
-        1,
-        "warned once:\n{}",
-        agent.log()
-    );
     drop(agent);
 }
 
@@ -862,6 +932,12 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
             matcher.log()
         );
     }
+    // The real matcher's signed key sets check.
+    assert!(
+        !agent.log().contains("trust update refused"),
+        "{}",
+        agent.log()
+    );
     // Shutdown's last heartbeat tells the matcher the account is gone.
     assert!(agent.stop(Duration::from_secs(15)).unwrap().success());
     let talkers = my_talkers(&http, &url, &user_token).await;

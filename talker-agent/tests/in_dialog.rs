@@ -42,7 +42,7 @@ async fn rig() -> Rig {
     let controller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tv.toml");
-    std::fs::write(
+    testbed::write_private(
         &config,
         format!(
             r#"

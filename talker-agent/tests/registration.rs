@@ -27,7 +27,7 @@ async fn registers_with_digest_and_instance_then_unregisters_on_sigterm() {
 
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("tv.toml");
-    std::fs::write(
+    testbed::write_private(
         &config_path,
         format!(
             r#"
@@ -123,7 +123,7 @@ async fn re_registers_after_a_server_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("tv.toml");
-    std::fs::write(
+    testbed::write_private(
         &config_path,
         format!(
             "name = \"TV\"\nkind = \"tv\"\nstate_dir = \"{}\"\n[[accounts]]\nserver = \"{DOMAIN}\"\nproxy = \"{addr}\"\nuser = \"alice\"\npassword = \"alice-pw\"\nexpires = 10\n[discovery]\nenabled = false\n",

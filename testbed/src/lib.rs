@@ -41,6 +41,7 @@ pub mod ports;
 pub mod postgres;
 pub mod prerequisites;
 pub mod process;
+pub mod secret_file;
 pub mod wait;
 
 pub use avahi::{AvahiStack, avahi_resolved};
@@ -57,6 +58,7 @@ pub use prerequisites::{
     require_program, require_root,
 };
 pub use process::{Process, Spawn};
+pub use secret_file::write_private;
 pub use wait::{wait_until, wait_until_async};
 
 /// Errors from the test rig.

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testbed::write_private;
 use testbed::{Lan, Process, Spawn};
 
 /// How long one program may take to print its ready line.
@@ -204,7 +205,7 @@ impl Household {
                 .dir
                 .path()
                 .join(format!("{}.users.toml", server.domain));
-            std::fs::write(&users, users_file(&self.spec, &server.domain, passwords))?;
+            write_private(&users, users_file(&self.spec, &server.domain, passwords))?;
             let mut spawn = household_program(&binaries.sip_server)
                 .arg("--listen")
                 .arg(SocketAddr::new(self.cloud_ip(), port).to_string())
@@ -444,7 +445,7 @@ impl Household {
             &state_dir,
             &self.matcher_url(),
         );
-        std::fs::write(&config_path, text)?;
+        write_private(&config_path, text)?;
         let netns = self
             .lan
             .as_ref()

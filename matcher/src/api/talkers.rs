@@ -178,11 +178,23 @@ pub async fn heartbeat(
         .record_heartbeat(&talker.id, body.state.as_str(), &reports)
         .await?;
     state.metrics.heartbeat();
+    // Whole milliseconds, so the time the signatures bind survives JSON.
+    let time_ms = unix_time_ms();
+    #[allow(clippy::cast_precision_loss)] // Milliseconds stay exact below 2^53.
+    let time = time_ms as f64 / 1000.0;
     Ok(Json(HeartbeatReply {
-        time: unix_time_f64(),
+        time,
         keys: state.keys.published().to_vec(),
         interval_s: Some(state.settings.heartbeat_interval.as_secs()),
+        signatures: state.keys.sign_key_set(&talker.id, time_ms),
     }))
+}
+
+/// Now, in whole Unix milliseconds.
+fn unix_time_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `POST /v1/talkers/{id}/owner-tokens`: a token for one owner action on one

@@ -11,6 +11,7 @@ mod contacts;
 mod keys;
 mod route_inputs;
 mod servers;
+mod sqlite_file;
 mod talkers;
 mod tokens;
 mod users;
@@ -43,6 +44,15 @@ pub enum StorageError {
     /// A stored value could not be read back (a word the code does not know).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The SQLite file (it holds the signing seeds) is not private, or could not
+    /// be made so.
+    #[error("database file {path}: {problem}")]
+    SecretFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Applying the migrations failed.
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -87,20 +97,16 @@ pub fn default_url() -> String {
 impl Store {
     /// Opens (creating when needed) the database at `url` — `sqlite:PATH`,
     /// `sqlite::memory:` or `postgres://...` — and brings its schema up to date.
+    /// An SQLite file is created 0600 in a 0700 directory, and refused when its
+    /// group or others may access it (it holds the signing seeds).
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let (engine, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
-            if path != ":memory:"
-                && let Some(dir) = Path::new(path)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StorageError::Database(sqlx::Error::Configuration(
-                        format!("creating {}: {e}", dir.display()).into(),
-                    ))
-                })?;
+            if path != ":memory:" {
+                // The path without URL parameters (`?mode=...`).
+                let file = path.split_once('?').map_or(path, |(file, _)| file);
+                sqlite_file::make_private(Path::new(file))?;
             }
             let sep = if path.contains('?') { '&' } else { '?' };
             (Engine::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))

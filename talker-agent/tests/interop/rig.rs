@@ -79,7 +79,7 @@ pub fn agent_config(
     extra: &str,
 ) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
+    testbed::write_private(
         &path,
         format!(
             r#"

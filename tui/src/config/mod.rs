@@ -292,6 +292,24 @@ impl Config {
     }
 }
 
+/// A configuration file that carries the token inline must be readable by its
+/// owner only.
+fn private_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "an inline token needs the file readable by its owner only (mode {:o}): \
+             chmod 600 it, or use token_file",
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
 fn apply_file(config: &mut Config, text: &str, path: &Path) -> Result<(), ConfigError> {
     let name = path.display().to_string();
     let fail = |field: String, problem: String| ConfigError::new(name.clone(), field, problem);
@@ -316,6 +334,7 @@ fn apply_file(config: &mut Config, text: &str, path: &Path) -> Result<(), Config
             ));
         }
         (Some(token), None) => {
+            private_file(path).map_err(|p| fail("token".into(), p))?;
             config.token = Some(check_token(token.expose()).map_err(|p| fail("token".into(), p))?);
         }
         (None, Some(token_file)) => {
@@ -440,6 +459,8 @@ mod tests {
         let path = dir.join("splitdial").join("config.toml");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
+        // Private, as a file with an inline token must be.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         path
     }
 
@@ -585,6 +606,29 @@ no_color = false
         )
         .unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn an_inline_token_needs_a_private_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "token = \"s3cret-token\"");
+        let xdg = dir.path().to_str().unwrap();
+        for shared in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(shared)).unwrap();
+            let e = Config::load(&Overrides::default(), &env_of(&[("XDG_CONFIG_HOME", xdg)]))
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "config {}: token: an inline token needs the file readable by its owner only (mode {shared:o}): chmod 600 it, or use token_file",
+                    path.display()
+                )
+            );
+        }
+        // Without a secret in it the file may be shared.
+        write(dir.path(), "matcher_url = \"http://h:1\"");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&Overrides::default(), &env_of(&[("XDG_CONFIG_HOME", xdg)])).is_ok());
     }
 
     #[test]
