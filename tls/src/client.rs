@@ -19,6 +19,18 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 pub fn verifying_client_builder(
     trust: &ServerTrust,
 ) -> Result<(reqwest::ClientBuilder, VerifiedChain), TrustError> {
+    let (config, chain) = verifying_client_config(trust)?;
+    Ok((
+        reqwest::Client::builder().tls_backend_preconfigured(config),
+        chain,
+    ))
+}
+
+/// The rustls client configuration of [`verifying_client_builder`], for a client that is not
+/// reqwest (a blocking test client), and the handle on the pins it verifies.
+pub fn verifying_client_config(
+    trust: &ServerTrust,
+) -> Result<(rustls::ClientConfig, VerifiedChain), TrustError> {
     install_provider();
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
@@ -32,10 +44,7 @@ pub fn verifying_client_builder(
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((
-        reqwest::Client::builder().tls_backend_preconfigured(config),
-        chain,
-    ))
+    Ok((config, chain))
 }
 
 /// Checks a server's base URL: `https://host[:port]`, or `http://` for a loopback host only (a

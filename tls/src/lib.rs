@@ -18,7 +18,9 @@ mod provider;
 pub mod server;
 pub mod verifier;
 
-pub use client::{check_base_url, client_builder, verifying_client_builder};
+pub use client::{
+    check_base_url, client_builder, verifying_client_builder, verifying_client_config,
+};
 pub use pin::SpkiPin;
 pub use provider::install_provider;
 pub use verifier::{ServerTrust, TrustError, TrustRoots, VerifiedChain};

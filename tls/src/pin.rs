@@ -69,7 +69,10 @@ mod tests {
         let pin = SpkiPin::of_certificate(first.der()).unwrap();
         assert_eq!(pin, SpkiPin::of_certificate(renewed.der()).unwrap());
         assert_ne!(pin, SpkiPin::of_certificate(other.der()).unwrap());
-        assert_eq!(pin, SpkiPin::of_spki(&rcgen::PublicKeyData::subject_public_key_info(&key)));
+        assert_eq!(
+            pin,
+            SpkiPin::of_spki(&rcgen::PublicKeyData::subject_public_key_info(&key))
+        );
         assert_eq!(SpkiPin::parse(pin.as_str()).unwrap(), pin);
         assert!(SpkiPin::parse("c2hvcnQ=").is_err());
     }

@@ -289,7 +289,10 @@ fn describe(error: &webpki::Error) -> String {
         webpki::Error::CertNotValidForName(_) => {
             "not valid for the matcher URL's host name".to_owned()
         }
-        webpki::Error::InvalidSignatureForPublicKey => "bad signature".to_owned(),
+        webpki::Error::InvalidSignatureForPublicKey => {
+            "its signature does not verify with the trusted CA's key (another CA of the same name?)"
+                .to_owned()
+        }
         webpki::Error::CaUsedAsEndEntity => "a CA certificate used as the server's".to_owned(),
         other => format!("refused: {other}"),
     }
