@@ -164,7 +164,7 @@ impl Household {
                 .unwrap_or_else(|e| panic!("the household starts: {e}"));
         Self {
             home,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: splitdial_tls::client_builder().no_proxy().build().unwrap(),
         }
     }
 

@@ -112,7 +112,7 @@ async fn agent_status(agent: &Process) -> serde_json::Value {
         .and_then(|l| l.split_whitespace().skip_while(|w| *w != "status").nth(1))
         .unwrap_or_else(|| panic!("no status address in the ready line:\n{log}"))
         .to_owned();
-    reqwest::Client::builder()
+    splitdial_tls::client_builder()
         .no_proxy()
         .build()
         .unwrap()
