@@ -124,7 +124,7 @@ fn url(addr: SocketAddr, path: &str) -> Result<String, Problem> {
 impl TalkerClient {
     /// A client with no proxy, no redirects and short timeouts.
     pub fn new() -> Result<Self, Problem> {
-        let http = reqwest::Client::builder()
+        let http = splitdial_tls::client_builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
