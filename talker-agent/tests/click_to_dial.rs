@@ -374,7 +374,7 @@ async fn click_to_dial(scenario: Scenario) {
     if scenario == Scenario::HangUpWhileRinging {
         // B rings: for longer than the agents take to report media statistics
         // (0.5 s), its call and A's referred call carry no media.
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = splitdial_tls::client_builder().no_proxy().build().unwrap();
         let (status_a, status_b) = (status_addr(&a), status_addr(&b));
         let ringing = Instant::now();
         while ringing.elapsed() < Duration::from_millis(1500) {
@@ -787,7 +787,7 @@ async fn an_unrefreshed_control_leg_expires_alone_and_the_referred_call_goes_on(
 
     // The referred call goes on: no media summary anywhere, both sides still
     // connected, and the packets each side receives still rise.
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = splitdial_tls::client_builder().no_proxy().build().unwrap();
     let (status_a, status_b) = (status_addr(&a), status_addr(&b));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let first_a = status_calls(&client, status_a).await;

@@ -66,7 +66,7 @@ async fn rig(accounts: Vec<AccountHandle>) -> Rig {
     let server = tokio::spawn(status_api::serve(listener, state, stop.clone()));
     Rig {
         addr,
-        client: reqwest::Client::builder()
+        client: splitdial_tls::client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
