@@ -459,7 +459,7 @@ async fn enroll_writes_a_private_enrollment_and_sends_key_and_accounts() {
     let kept: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(
         kept,
-        json!({"matcher_url": matcher.url(), "talker_id": id, "credential": CREDENTIAL, "keys": [key]})
+        json!({"matcher_url": matcher.url(), "talker_id": id, "credential": CREDENTIAL, "keys": [key], "tls_pins": []})
     );
     let mut names: Vec<String> = std::fs::read_dir(s.state_dir())
         .unwrap()

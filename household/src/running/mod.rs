@@ -105,6 +105,14 @@ impl Household {
         &self.pki.ca_certificate
     }
 
+    /// How a client in the household trusts the matcher: its CA.
+    pub fn matcher_trust(&self) -> splitdial_tls::ServerTrust {
+        splitdial_tls::ServerTrust {
+            roots: splitdial_tls::TrustRoots::CaFile(self.pki.ca_certificate.clone()),
+            pins: Vec::new(),
+        }
+    }
+
     /// The matcher's HTTP address.
     pub fn matcher_addr(&self) -> SocketAddr {
         self.matcher_addr
