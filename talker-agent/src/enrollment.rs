@@ -290,6 +290,10 @@ pub async fn enroll(
 
 /// A reqwest error with its causes, on one line (reqwest's own text omits them).
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    // A refused certificate is the whole story: say what was wrong with it.
+    if let Some(refusal) = splitdial_tls::certificate_refusal(error) {
+        return one_line(&refusal);
+    }
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

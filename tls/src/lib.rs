@@ -23,4 +23,4 @@ pub use client::{
 };
 pub use pin::SpkiPin;
 pub use provider::install_provider;
-pub use verifier::{ServerTrust, TrustError, TrustRoots, VerifiedChain};
+pub use verifier::{ServerTrust, TrustError, TrustRoots, VerifiedChain, certificate_refusal};

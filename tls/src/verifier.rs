@@ -93,6 +93,31 @@ fn refuse(text: impl Into<String>) -> rustls::Error {
     )))))
 }
 
+/// Why a connection's certificate was refused, in words, when `error` (a reqwest or I/O error
+/// and its causes) comes from a TLS handshake this stack refused; `None` for any other failure.
+pub fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        // io::Error hides the error it wraps from `source()`: look inside it.
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(error), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(match tls {
+                    rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                        format!("certificate refused: {}", other.0)
+                    }
+                    other => other.to_string(),
+                });
+            }
+        }
+        cause = error.source();
+    }
+    None
+}
+
 /// The rustls server-certificate verifier of [`ServerTrust`]: webpki path building to the roots
 /// (or an exact match with the pinned certificate), the name check, then the SPKI pins.
 #[derive(Debug)]

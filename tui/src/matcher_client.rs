@@ -82,6 +82,10 @@ fn protocol(message: impl Into<String>) -> Problem {
 /// A transport error with its causes, on one line, without the URL (which is
 /// known) and never with a header.
 pub fn error_chain(error: &reqwest::Error) -> String {
+    // A refused certificate is the whole story: say what was wrong with it.
+    if let Some(refusal) = splitdial_tls::certificate_refusal(error) {
+        return one_line(&refusal);
+    }
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {

@@ -688,6 +688,7 @@ async fn a_broken_event_stream_resumes_after_the_last_complete_event() {
 fn config_for(base: &str, token: &str) -> splitdial_tui::config::Config {
     splitdial_tui::config::Config {
         matcher_url: Some(base.to_owned()),
+        matcher_ca: Some(PKI.ca_certificate.clone()),
         token: Some(Secret::new(token)),
         discovery: false,
         ..splitdial_tui::config::Config::default()
