@@ -80,6 +80,15 @@ pub struct AgentPlacement {
     pub mdns_interface: Option<String>,
 }
 
+/// How an agent reaches the matcher: its URL and the CA its certificate chains to.
+#[derive(Debug, Clone, Copy)]
+pub struct MatcherAccess<'a> {
+    /// The matcher's base URL.
+    pub url: &'a str,
+    /// The household CA's certificate.
+    pub ca: &'a Path,
+}
+
 /// The configuration file of one talker agent.
 pub fn agent_config(
     spec: &HouseholdSpec,
@@ -88,8 +97,7 @@ pub fn agent_config(
     proxies: &BTreeMap<String, SocketAddr>,
     passwords: &Passwords,
     state_dir: &Path,
-    matcher_url: &str,
-    matcher_ca: &Path,
+    matcher: &MatcherAccess<'_>,
 ) -> String {
     let media = if talker.video {
         r#"["audio", "video"]"#
@@ -105,10 +113,10 @@ pub fn agent_config(
     );
     // A plain SIP phone is not enrolled: it never talks to the matcher.
     if talker.owner.is_some() {
-        text.push_str(&format!("matcher_url = {}\n", quoted(matcher_url)));
+        text.push_str(&format!("matcher_url = {}\n", quoted(matcher.url)));
         text.push_str(&format!(
             "matcher_ca = {}\n",
-            quoted(&matcher_ca.display().to_string())
+            quoted(&matcher.ca.display().to_string())
         ));
     }
     text.push_str(&format!(
@@ -228,8 +236,10 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/x"),
-            "https://10.77.0.1:8740",
-            Path::new("/tmp/pki/ca.crt"),
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
         let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(
@@ -255,8 +265,10 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/y"),
-            "https://10.77.0.1:8740",
-            Path::new("/tmp/pki/ca.crt"),
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
         assert!(
             !text.contains("matcher_url") && !text.contains("matcher_ca"),
@@ -270,8 +282,10 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/z"),
-            "https://10.77.0.1:8740",
-            Path::new("/tmp/pki/ca.crt"),
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
         assert!(text.contains("source = \"pattern\""), "{text}");
         assert!(text.contains("source = \"tone:440\""), "{text}");

@@ -1,6 +1,7 @@
 //! The matcher's HTTPS: the flags that choose plain HTTP are refused off loopback, a client
 //! that never finishes its handshake holds up no one, SIGHUP serves a new certificate and a
 //! bad new pair leaves the old one serving, and plain HTTP works only as the loopback exception.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! One TLS stack in the whole workspace: `cargo tree` over every crate (this platform) finds no
 //! aws-lc, no OpenSSL, no native-tls, and rustls built with ring as its only provider.
+#![allow(clippy::expect_used)] // Test code: a panic is the failure report.
 
 use std::process::Command;
 

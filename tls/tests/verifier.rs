@@ -2,6 +2,7 @@
 //! configured CA passes and yields the pins of its keys; a wrong CA, an expired certificate, a
 //! wrong name and an unpinned chain are refused with words saying which; a renewed certificate
 //! from the same CA, or with the same key, passes the pins enrollment stored.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
@@ -136,7 +137,7 @@ fn pins_keep_a_renewal_and_refuse_a_stranger_chain() {
         .unwrap();
     let other_trust = ServerTrust {
         roots: TrustRoots::CaFile(pki.other.certificate_path()),
-        pins: pins.clone(),
+        pins,
     };
     check(
         &verifier(&other_trust),

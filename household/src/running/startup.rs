@@ -452,8 +452,10 @@ impl Household {
             proxies,
             passwords,
             &state_dir,
-            &self.matcher_url(),
-            &self.pki.ca_certificate,
+            &crate::config_files::MatcherAccess {
+                url: &self.matcher_url(),
+                ca: &self.pki.ca_certificate,
+            },
         );
         std::fs::write(&config_path, text)?;
         let netns = self
