@@ -391,7 +391,16 @@ impl Rig {
         let words: Vec<&str> = line.split_whitespace().collect();
         let at = words.iter().position(|w| *w == "status").unwrap();
         let url = format!("http://{}/v1/status", words[at + 1]);
-        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let status: serde_json::Value = splitdial_tls::client_builder()
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         status["calls"]
             .as_array()
             .unwrap()

@@ -190,7 +190,11 @@ struct ReferredCallView {
 
 /// Reads the agent's `GET /v1/status` and returns its referred call, if any.
 async fn referred_call(status: &str) -> Option<ReferredCallView> {
-    let body = reqwest::get(format!("http://{status}/v1/status"))
+    let body = splitdial_tls::client_builder()
+        .build()
+        .unwrap()
+        .get(format!("http://{status}/v1/status"))
+        .send()
         .await
         .ok()?
         .text()
