@@ -54,6 +54,7 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
+    splitdial_tls::install_provider();
     let args = Args::parse();
     init_tracing();
     let options = demo::Options {

@@ -80,6 +80,15 @@ pub struct AgentPlacement {
     pub mdns_interface: Option<String>,
 }
 
+/// How an agent reaches the matcher: its URL and the CA its certificate chains to.
+#[derive(Debug, Clone, Copy)]
+pub struct MatcherAccess<'a> {
+    /// The matcher's base URL.
+    pub url: &'a str,
+    /// The household CA's certificate.
+    pub ca: &'a Path,
+}
+
 /// The configuration file of one talker agent.
 pub fn agent_config(
     spec: &HouseholdSpec,
@@ -88,7 +97,7 @@ pub fn agent_config(
     proxies: &BTreeMap<String, SocketAddr>,
     passwords: &Passwords,
     state_dir: &Path,
-    matcher_url: &str,
+    matcher: &MatcherAccess<'_>,
 ) -> String {
     let media = if talker.video {
         r#"["audio", "video"]"#
@@ -104,7 +113,11 @@ pub fn agent_config(
     );
     // A plain SIP phone is not enrolled: it never talks to the matcher.
     if talker.owner.is_some() {
-        text.push_str(&format!("matcher_url = {}\n", quoted(matcher_url)));
+        text.push_str(&format!("matcher_url = {}\n", quoted(matcher.url)));
+        text.push_str(&format!(
+            "matcher_ca = {}\n",
+            quoted(&matcher.ca.display().to_string())
+        ));
     }
     text.push_str(&format!(
         "\n[sip]\nlisten = {}\n",
@@ -223,13 +236,17 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/x"),
-            "http://10.77.0.1:8740",
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
         let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(
             parsed["matcher_url"].as_str(),
-            Some("http://10.77.0.1:8740")
+            Some("https://10.77.0.1:8740")
         );
+        assert_eq!(parsed["matcher_ca"].as_str(), Some("/tmp/pki/ca.crt"));
         assert_eq!(parsed["answer"]["policy"].as_str(), Some("auto"));
         let allow = parsed["answer"]["allow"].as_array().map(Vec::len);
         assert_eq!(allow, Some(4), "{text}");
@@ -248,9 +265,15 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/y"),
-            "http://10.77.0.1:8740",
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
-        assert!(!text.contains("matcher_url"), "{text}");
+        assert!(
+            !text.contains("matcher_url") && !text.contains("matcher_ca"),
+            "{text}"
+        );
         let tv = spec.talker("tv").unwrap();
         let text = agent_config(
             &spec,
@@ -259,7 +282,10 @@ mod tests {
             &proxies,
             &passwords,
             Path::new("/tmp/z"),
-            "http://10.77.0.1:8740",
+            &MatcherAccess {
+                url: "https://10.77.0.1:8740",
+                ca: Path::new("/tmp/pki/ca.crt"),
+            },
         );
         assert!(text.contains("source = \"pattern\""), "{text}");
         assert!(text.contains("source = \"tone:440\""), "{text}");

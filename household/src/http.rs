@@ -5,9 +5,20 @@
 //! inside a host's network namespace (`LanHost::run_in`), and a blocking
 //! socket made on that very thread is the simplest thing that stays there.
 
+use rustls_pki_types::ServerName;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// TLS toward one server: the client configuration and the name its certificate must carry.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The client configuration (roots and verifier).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The server's name or address in its certificate.
+    pub server_name: ServerName<'static>,
+}
 
 /// Largest answer read (a registry listing is a few KiB).
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
@@ -28,8 +39,9 @@ impl Response {
     }
 }
 
-/// Sends one request and reads the whole answer (`Connection: close`).
-/// `Host` is the IP address, as the talker's status API demands.
+/// Sends one request (over TLS when `tls` is given) and reads the whole
+/// answer (`Connection: close`). `Host` is the IP address, as the talker's
+/// status API demands.
 pub fn request(
     method: &str,
     addr: SocketAddr,
@@ -37,10 +49,38 @@ pub fn request(
     bearer: Option<&str>,
     json_body: Option<&str>,
     timeout: Duration,
+    tls: Option<&Tls>,
 ) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    match tls {
+        None => exchange(stream, method, addr, path, bearer, json_body),
+        Some(tls) => {
+            let connection =
+                rustls::ClientConnection::new(Arc::clone(&tls.config), tls.server_name.clone())
+                    .map_err(std::io::Error::other)?;
+            exchange(
+                rustls::StreamOwned::new(connection, stream),
+                method,
+                addr,
+                path,
+                bearer,
+                json_body,
+            )
+        }
+    }
+}
+
+/// Writes the request and reads the answer to its end.
+fn exchange(
+    mut stream: impl Read + Write,
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    json_body: Option<&str>,
+) -> std::io::Result<Response> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
@@ -55,7 +95,12 @@ pub fn request(
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
-    stream.take(MAX_RESPONSE).read_to_end(&mut raw)?;
+    match stream.take(MAX_RESPONSE).read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS server that closes without close_notify after a whole answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
     parse_response(&raw)
 }
 

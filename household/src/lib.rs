@@ -41,6 +41,7 @@ pub mod dialer;
 pub mod http;
 pub mod kamailio;
 pub mod oneshot;
+pub mod pki;
 pub mod running;
 pub mod spec;
 pub mod talker_https;

@@ -65,7 +65,16 @@ fn call_through_the_matcher(home: &Household) {
 fn the_demo_household_on_loopback_calls_bob() {
     let home = Household::start(HouseholdSpec::demo(), Placement::Loopback).unwrap();
     eprintln!("start-up: {:?}", home.timings());
-    assert!(home.matcher_url().starts_with("http://127.0.0.1:"));
+    // The matcher serves HTTPS with a certificate from the household's own CA, which
+    // the talkers and the dialer trust (the checks below go over it).
+    assert!(home.matcher_url().starts_with("https://127.0.0.1:"));
+    let ca = std::fs::read_to_string(home.matcher_ca()).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let agent_config = std::fs::read_to_string(home.dir().join("tv.toml")).unwrap();
+    assert!(
+        agent_config.contains(&format!("matcher_ca = \"{}\"", home.matcher_ca().display())),
+        "{agent_config}"
+    );
     let talkers = home
         .matcher_request("alice", "GET", "/v1/me/talkers", None)
         .unwrap()

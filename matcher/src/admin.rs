@@ -46,6 +46,7 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
             out.item(&json!({"kid": kid}), &format!("new signing key {kid}"));
             Ok(())
         }
+        Command::Pki(command) => crate::pki::run_pki(command, as_json),
     }
 }
 

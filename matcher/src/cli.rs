@@ -5,6 +5,7 @@
 use crate::registry::TalkerKind;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// splitdial's matcher: finds the SIP server caller and callee share and has it
 /// connect their talkers.
@@ -29,9 +30,18 @@ pub struct Cli {
 /// Options of the server.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// HTTP API address.
+    /// HTTPS API address.
     #[arg(long, env = "MATCHER_LISTEN", default_value = "127.0.0.1:8740")]
     pub listen: SocketAddr,
+    /// The API's certificate chain (PEM, the matcher's certificate first); reread on SIGHUP.
+    #[arg(long, env = "MATCHER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, mode 0600); reread on SIGHUP.
+    #[arg(long, env = "MATCHER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS: development only, and only on a loopback --listen.
+    #[arg(long, env = "MATCHER_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// The call controller's SIP address (UDP and TCP); port 0 picks one.
     #[arg(long, env = "MATCHER_SIP_LISTEN", default_value = "127.0.0.1:0")]
     pub sip_listen: SocketAddr,
@@ -51,6 +61,54 @@ pub struct ServeArgs {
     /// Requests per second allowed per client.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
+}
+
+/// How the API is to be served, as the flags say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeTransport {
+    /// HTTPS with this certificate chain and key.
+    Tls {
+        /// The certificate chain file.
+        certificate: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// Plain HTTP on loopback (`--insecure-http`).
+    InsecureHttp,
+}
+
+impl ServeArgs {
+    /// HTTPS when a certificate and a key are given; plain HTTP only with `--insecure-http` on a
+    /// loopback address. Anything else is one line saying what to give.
+    pub fn transport(&self) -> Result<ServeTransport, String> {
+        if self.insecure_http {
+            if self.tls_cert.is_some() || self.tls_key.is_some() {
+                return Err("--insecure-http with --tls-cert/--tls-key: choose one".into());
+            }
+            if !self.listen.ip().is_loopback() {
+                return Err(format!(
+                    "--insecure-http is allowed only on a loopback --listen, not {}; serve HTTPS \
+                     with --tls-cert and --tls-key",
+                    self.listen
+                ));
+            }
+            return Ok(ServeTransport::InsecureHttp);
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(certificate), Some(key)) => Ok(ServeTransport::Tls {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) => Err("--tls-cert without --tls-key".into()),
+            (None, Some(_)) => Err("--tls-key without --tls-cert".into()),
+            (None, None) => Err(
+                "no certificate: give --tls-cert and --tls-key (MATCHER_TLS_CERT, \
+                 MATCHER_TLS_KEY; `matcher pki` makes them), or --insecure-http on a loopback \
+                 --listen for development"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// Admin subcommands.
@@ -75,6 +133,38 @@ pub enum Command {
     },
     /// Makes a new token-signing key; the old ones stay published for a day.
     RotateKey,
+    /// The household PKI: a private CA and the certificates it issues (no database needed).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+/// `matcher pki ...`.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Makes a private CA (`ca.key`, `ca.crt`) in DIR, created 0700; never overwrites one.
+    Init {
+        /// The CA's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's name (its certificate's common name).
+        #[arg(long, default_value = "splitdial household CA")]
+        name: String,
+    },
+    /// Issues NAME.crt and NAME.key (0600) in DIR, signed by its CA: a server certificate, or a
+    /// client one with --client. Issuing again renews it.
+    Issue {
+        /// The certificate's name; also its only subject alternative name unless --san is given.
+        name: String,
+        /// The CA's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A client certificate instead of a server one.
+        #[arg(long)]
+        client: bool,
+        /// A host name or IP address the certificate is valid for (repeated).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
 }
 
 /// `matcher user ...`.

@@ -6,13 +6,17 @@ use clap::Parser;
 use matcher::admin::run_admin;
 use matcher::api::ApiSettings;
 use matcher::calls::CallTimeouts;
-use matcher::cli::Cli;
+use matcher::cli::{Cli, Command, ServeTransport};
+use matcher::http_listener::Transport;
 use matcher::server::{MatcherConfig, RunningMatcher};
 use splitdial_sip::shutdown::shutdown_signal;
+use splitdial_tls::server::ReloadableCertificate;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
+    splitdial_tls::install_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -27,6 +31,9 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Pki(command)) = cli.command {
+        return matcher::pki::run_pki(command, cli.json);
+    }
     let db = cli.db.unwrap_or_else(matcher::storage::default_url);
     if let Some(command) = cli.command {
         let store = matcher::storage::Store::open(&db)
@@ -37,9 +44,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return result;
     }
     let serve = cli.serve;
+    let transport = match serve.transport().map_err(anyhow::Error::msg)? {
+        ServeTransport::Tls { certificate, key } => {
+            let pair = Arc::new(ReloadableCertificate::load(&certificate, &key)?);
+            tokio::spawn(reload_on_sighup(Arc::clone(&pair)));
+            Transport::Tls(pair)
+        }
+        ServeTransport::InsecureHttp => {
+            tracing::warn!(
+                listen = %serve.listen,
+                "PLAINTEXT HTTP (--insecure-http): tokens and credentials cross unencrypted; \
+                 development on this machine only"
+            );
+            Transport::InsecureHttp
+        }
+    };
     let matcher = RunningMatcher::start(MatcherConfig {
         db,
         listen: serve.listen,
+        transport,
         sip_listen: serve.sip_listen,
         instance: serve.instance,
         api: ApiSettings {
@@ -54,10 +77,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     })
     .await?;
+    // `http ADDR` names the API's address whatever its scheme (what scripts parse); `url` says
+    // how to reach it.
     println!(
-        "matcher ready http {} sip {}",
+        "matcher ready http {} sip {} url {}",
         matcher.http_addr(),
-        matcher.sip_addr()
+        matcher.sip_addr(),
+        matcher.base_url()
     );
     shutdown_signal()
         .await
@@ -65,4 +91,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending live calls");
     matcher.shutdown().await;
     Ok(())
+}
+
+/// Rereads the certificate pair on every SIGHUP; a bad new pair is one log line and the old one
+/// keeps serving.
+async fn reload_on_sighup(pair: Arc<ReloadableCertificate>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler: the certificate is not reloadable");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match pair.reload() {
+            Ok(()) => tracing::info!(
+                certificate = %pair.certificate_file().display(),
+                "SIGHUP: certificate reloaded; new connections get it"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                "SIGHUP: new certificate refused; the old one keeps serving"
+            ),
+        }
+    }
 }

@@ -1,10 +1,11 @@
-//! A running matcher: storage, keys, the call controller and the HTTP API wired
+//! A running matcher: storage, keys, the call controller and the HTTPS API wired
 //! together, with an orderly shutdown (stop accepting, BYE the live control
 //! legs, close the database).
 
 use crate::api::{self, ApiSettings, AppState, RateLimiter, StreamSlots};
 use crate::calls::{CallService, CallTimeouts};
 use crate::controller::{Controller, ControllerConfig};
+use crate::http_listener::{self, Transport};
 use crate::metrics::Metrics;
 use crate::presence::{Presence, run_prober};
 use crate::signing::KeyRing;
@@ -22,6 +23,8 @@ pub struct MatcherConfig {
     pub db: String,
     /// HTTP API address.
     pub listen: SocketAddr,
+    /// HTTPS with a certificate, or the plain-HTTP exception on loopback.
+    pub transport: Transport,
     /// The controller's SIP address.
     pub sip_listen: SocketAddr,
     /// Instance name (owner of its calls).
@@ -32,9 +35,10 @@ pub struct MatcherConfig {
     pub timeouts: CallTimeouts,
 }
 
-/// A matcher serving HTTP and SIP.
+/// A matcher serving HTTPS (or plain HTTP on loopback) and SIP.
 pub struct RunningMatcher {
     http: SocketAddr,
+    scheme: &'static str,
     sip: SocketAddr,
     calls: CallService,
     store: Store,
@@ -91,18 +95,16 @@ impl RunningMatcher {
         let http = listener.local_addr()?;
         let app = api::router(state);
         let stopped = stop.clone();
+        let scheme = config.transport.scheme();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stopped.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "HTTP server failed");
+            if let Err(error) = http_listener::serve(listener, app, config.transport, stopped).await
+            {
+                tracing::error!(error = format!("{error:#}"), "HTTP server failed");
             }
         });
         Ok(Self {
             http,
+            scheme,
             sip,
             calls,
             store,
@@ -114,6 +116,11 @@ impl RunningMatcher {
     /// The HTTP API's address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The API's base URL: `https://IP:PORT`, or `http://` on the loopback exception.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.http)
     }
 
     /// The controller's SIP address.

@@ -5,6 +5,20 @@
 
 use std::process::Output;
 
+/// The test CA and the matcher certificate it issued, one for the whole test binary.
+static PKI: std::sync::LazyLock<testbed::TestPki> = std::sync::LazyLock::new(testbed::TestPki::new);
+
+/// HTTPS with the test PKI's matcher certificate.
+fn https() -> matcher::http_listener::Transport {
+    matcher::http_listener::Transport::Tls(std::sync::Arc::new(
+        splitdial_tls::server::ReloadableCertificate::load(
+            &PKI.matcher_certificate,
+            &PKI.matcher_key,
+        )
+        .unwrap(),
+    ))
+}
+
 fn matcher(db: &str, args: &[&str]) -> Output {
     std::process::Command::new(testbed::workspace_binary("matcher"))
         .args(["--db", db, "--json"])
@@ -142,6 +156,7 @@ async fn an_api_token_revoked_from_the_command_line_is_refused_at_once() {
     let matcher = RunningMatcher::start(MatcherConfig {
         db: db.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        transport: https(),
         sip_listen: "127.0.0.1:0".parse().unwrap(),
         instance: "test".into(),
         api: matcher::api::ApiSettings::default(),
@@ -149,9 +164,10 @@ async fn an_api_token_revoked_from_the_command_line_is_refused_at_once() {
     })
     .await
     .unwrap();
-    let me = format!("http://{}/v1/me", matcher.http_addr());
+    let me = format!("{}/v1/me", matcher.base_url());
     let status = |token: &serde_json::Value| {
-        let request = reqwest::Client::new()
+        let request = PKI
+            .client()
             .get(&me)
             .bearer_auth(token["token"].as_str().unwrap())
             .send();

@@ -17,6 +17,20 @@ use serde_json::{Value, json};
 use splitdial_api::CallState;
 use std::time::Duration;
 
+/// The test CA and the matcher certificate it issued, one for the whole test binary.
+static PKI: std::sync::LazyLock<testbed::TestPki> = std::sync::LazyLock::new(testbed::TestPki::new);
+
+/// HTTPS with the test PKI's matcher certificate.
+fn https() -> matcher::http_listener::Transport {
+    matcher::http_listener::Transport::Tls(std::sync::Arc::new(
+        splitdial_tls::server::ReloadableCertificate::load(
+            &PKI.matcher_certificate,
+            &PKI.matcher_key,
+        )
+        .unwrap(),
+    ))
+}
+
 struct World {
     matcher: RunningMatcher,
     base: String,
@@ -46,6 +60,7 @@ async fn empty_matcher(rate_per_second: u32) -> (RunningMatcher, tempfile::TempD
     let matcher = RunningMatcher::start(MatcherConfig {
         db,
         listen: "127.0.0.1:0".parse().unwrap(),
+        transport: https(),
         sip_listen: "127.0.0.1:0".parse().unwrap(),
         instance: "test".into(),
         api: ApiSettings {
@@ -109,6 +124,7 @@ async fn world() -> World {
     let matcher = RunningMatcher::start(MatcherConfig {
         db,
         listen: "127.0.0.1:0".parse().unwrap(),
+        transport: https(),
         sip_listen: "127.0.0.1:0".parse().unwrap(),
         instance: "test".into(),
         api: ApiSettings {
@@ -124,7 +140,7 @@ async fn world() -> World {
     })
     .await
     .unwrap();
-    let base = format!("http://{}", matcher.http_addr());
+    let base = matcher.base_url();
     World {
         matcher,
         base,
@@ -142,7 +158,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
+    let client = PKI.client();
     let mut request = client.request(method, format!("{base}{path}"));
     if let Some(t) = token {
         request = request.bearer_auth(t);
@@ -422,7 +438,10 @@ async fn every_endpoint_authorizes_every_request() {
     // Health and metrics need no token.
     let (status, _) = call(b, Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    let metrics = reqwest::get(format!("{b}/metrics"))
+    let metrics = PKI
+        .client()
+        .get(format!("{b}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -437,7 +456,7 @@ async fn every_endpoint_authorizes_every_request() {
 async fn bad_bodies_get_json_errors_and_nothing_changes() {
     let w = world().await;
     let b = w.base.as_str();
-    let client = reqwest::Client::new();
+    let client = PKI.client();
     // Malformed JSON, wrong types, unknown fields, oversize.
     for (body, expected) in [
         ("{", StatusCode::BAD_REQUEST),
@@ -523,7 +542,7 @@ async fn bad_bodies_get_json_errors_and_nothing_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_over_its_rate_gets_429() {
     let (matcher, _dir) = empty_matcher(2).await;
-    let base = format!("http://{}", matcher.http_addr());
+    let base = matcher.base_url();
     let mut statuses = Vec::new();
     for _ in 0..12 {
         statuses.push(
@@ -576,7 +595,7 @@ async fn call_in_progress(w: &World, id: &str) -> Store {
 
 /// Opens `GET /v1/calls/{call}/events` with `token`, on a connection of its own.
 async fn open_events(base: &str, call: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    PKI.client()
         .get(format!("{base}/v1/calls/{call}/events"))
         .bearer_auth(token)
         .send()
@@ -586,7 +605,10 @@ async fn open_events(base: &str, call: &str, token: &str) -> reqwest::Response {
 
 /// The `matcher_event_streams` gauge.
 async fn open_streams(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = PKI
+        .client()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -737,9 +759,11 @@ async fn stopping_the_matcher_ends_its_event_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_tokens_are_limited_per_address() {
     let (matcher, _dir) = empty_matcher(2).await;
-    let url = format!("http://{}/v1/me", matcher.http_addr());
+    let url = format!("{}/v1/me", matcher.base_url());
     let from = |address: &str| {
-        reqwest::Client::builder()
+        splitdial_tls::verifying_client_builder(&PKI.trust())
+            .unwrap()
+            .0
             .local_address(address.parse::<std::net::IpAddr>().unwrap())
             .build()
             .unwrap()

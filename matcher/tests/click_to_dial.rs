@@ -162,9 +162,10 @@ impl Household {
         let home =
             tokio::task::block_in_place(|| household::Household::start(spec, Placement::Loopback))
                 .unwrap_or_else(|e| panic!("the household starts: {e}"));
+        let (http, _) = splitdial_tls::verifying_client_builder(&home.matcher_trust()).unwrap();
         Self {
             home,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: http.no_proxy().build().unwrap(),
         }
     }
 

@@ -18,6 +18,20 @@ use sip_server::ServerConfig;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
+/// The test CA and the matcher certificate it issued, one for the whole test binary.
+static PKI: std::sync::LazyLock<testbed::TestPki> = std::sync::LazyLock::new(testbed::TestPki::new);
+
+/// HTTPS with the test PKI's matcher certificate.
+fn https() -> matcher::http_listener::Transport {
+    matcher::http_listener::Transport::Tls(std::sync::Arc::new(
+        splitdial_tls::server::ReloadableCertificate::load(
+            &PKI.matcher_certificate,
+            &PKI.matcher_key,
+        )
+        .unwrap(),
+    ))
+}
+
 const DOMAIN: &str = "family.example";
 
 /// A desk phone: registers `desk` and answers every request 200.
@@ -55,7 +69,8 @@ async fn desk_phone(server: std::net::SocketAddr) -> tokio::task::JoinHandle<()>
 }
 
 async fn routes_online(base: &str, token: &str) -> Option<bool> {
-    let reply: Value = reqwest::Client::new()
+    let reply: Value = PKI
+        .client()
         .get(format!("{base}/v1/routes?callee=desk"))
         .bearer_auth(token)
         .send()
@@ -131,6 +146,7 @@ async fn a_desk_phone_is_offline_until_it_registers() {
     let matcher = RunningMatcher::start(MatcherConfig {
         db,
         listen: "127.0.0.1:0".parse().unwrap(),
+        transport: https(),
         sip_listen: "127.0.0.1:0".parse().unwrap(),
         instance: "test".into(),
         api: ApiSettings {
@@ -142,8 +158,8 @@ async fn a_desk_phone_is_offline_until_it_registers() {
     })
     .await
     .unwrap();
-    let base = format!("http://{}", matcher.http_addr());
-    let client = reqwest::Client::new();
+    let base = matcher.base_url();
+    let client = PKI.client();
 
     // Alice's talker, enrolled and online (its heartbeat says registered).
     let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());

@@ -35,6 +35,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    splitdial_tls::install_provider();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

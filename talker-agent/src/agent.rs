@@ -156,6 +156,7 @@ impl Agent {
                 accounts: accounts.clone(),
                 busy: calls.busy(),
                 trust: trust.clone(),
+                matcher_roots: config.matcher_roots(),
             };
             StoppableTask::spawn(|stop| crate::heartbeat::spawn(plan, stop))
         });

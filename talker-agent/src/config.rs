@@ -26,6 +26,14 @@ pub struct Config {
     /// The matcher's base URL (enrollment and heartbeats).
     #[serde(default)]
     pub matcher_url: Option<String>,
+    /// A CA file (PEM) the matcher's certificate must chain to, instead of the
+    /// system's roots (a household CA, `matcher pki init`). Relative to this file.
+    #[serde(default)]
+    pub matcher_ca: Option<PathBuf>,
+    /// The matcher's own certificate (PEM), pinned: trusted for its bytes only.
+    /// Relative to this file.
+    #[serde(default)]
+    pub matcher_certificate: Option<PathBuf>,
     /// The matcher's public key (base64), pinned here instead of at enrollment.
     #[serde(default)]
     pub matcher_key: Option<String>,
@@ -270,7 +278,7 @@ impl Config {
             problem,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail("-".into(), e.to_string()))?;
-        let config = Self::parse(&text, path)?;
+        let mut config = Self::parse(&text, path)?;
         if let Some(index) = config.accounts.iter().position(|a| a.password.is_some()) {
             let mode = std::fs::metadata(path)
                 .map_err(|e| fail("-".into(), e.to_string()))?
@@ -287,6 +295,10 @@ impl Config {
                 ));
             }
         }
+        // The certificate files are relative to this file, as password files.
+        let beside = |file: &PathBuf| path.parent().map_or(file.clone(), |dir| dir.join(file));
+        config.matcher_ca = config.matcher_ca.as_ref().map(beside);
+        config.matcher_certificate = config.matcher_certificate.as_ref().map(beside);
         Ok(config)
     }
 
@@ -312,7 +324,25 @@ impl Config {
         Ok(config)
     }
 
+    /// How the matcher's certificate is checked before pins: the pinned
+    /// certificate, else the CA file, else the system's roots.
+    pub fn matcher_roots(&self) -> splitdial_tls::TrustRoots {
+        match (&self.matcher_certificate, &self.matcher_ca) {
+            (Some(certificate), _) => {
+                splitdial_tls::TrustRoots::CertificateFile(certificate.clone())
+            }
+            (None, Some(ca)) => splitdial_tls::TrustRoots::CaFile(ca.clone()),
+            (None, None) => splitdial_tls::TrustRoots::System,
+        }
+    }
+
     fn check(&self) -> Result<(), (String, String)> {
+        if self.matcher_ca.is_some() && self.matcher_certificate.is_some() {
+            return Err((
+                "matcher_certificate".into(),
+                "give matcher_ca or matcher_certificate, not both".into(),
+            ));
+        }
         if self.name.trim().is_empty() || self.name.len() > 63 {
             return Err((
                 "name".into(),

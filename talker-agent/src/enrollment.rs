@@ -1,8 +1,10 @@
 //! Enrollment with the matcher (`talker-agent enroll`): the talker sends its id,
 //! public key and accounts with a one-time enrollment token, and keeps what the
 //! matcher answers — its heartbeat credential and the matcher's token keys — in
-//! `state_dir/enrollment.json` (0600, written atomically). The wire format is
-//! the matcher's HTTP contract (`docs/talker-agent.md`, "Enrollment").
+//! `state_dir/enrollment.json` (0600, written atomically), with the SPKI pins of
+//! the certificate chain it verified: later connections (heartbeats,
+//! re-enrollment) need a chain that contains one of those keys. The wire format
+//! is the matcher's HTTPS contract (`docs/talker-agent.md`, "Enrollment").
 
 use crate::config::{Config, ConfigError};
 use crate::identity::{Identity, IdentityError};
@@ -10,6 +12,7 @@ use crate::trust::decode_matcher_key;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
+use splitdial_tls::{ServerTrust, SpkiPin, TrustRoots, VerifiedChain};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -48,6 +51,10 @@ pub struct Enrollment {
     pub credential: String,
     /// The matcher's token keys (updated from heartbeat replies).
     pub keys: Vec<MatcherKey>,
+    /// SPKI pins of the chain verified at enrollment (the matcher's key, then
+    /// its issuers'); empty for a loopback `http://` matcher.
+    #[serde(default)]
+    pub tls_pins: Vec<SpkiPin>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -58,6 +65,7 @@ impl std::fmt::Debug for Enrollment {
             .field("talker_id", &self.talker_id)
             .field("credential", &"<redacted>")
             .field("keys", &self.keys)
+            .field("tls_pins", &self.tls_pins)
             .finish()
     }
 }
@@ -122,8 +130,8 @@ pub struct Enrolled {
     pub path: PathBuf,
 }
 
-/// The matcher's base URL from the configuration, checked: `http://` only in
-/// this version (no TLS yet), no trailing slash.
+/// The matcher's base URL from the configuration, checked: `https://`, or
+/// `http://` to a loopback host only; no trailing slash.
 pub fn matcher_base_url(config: &Config, config_path: &Path) -> Result<String, ConfigError> {
     let fail = |problem: &str| ConfigError {
         path: config_path.display().to_string(),
@@ -134,24 +142,24 @@ pub fn matcher_base_url(config: &Config, config_path: &Path) -> Result<String, C
         .matcher_url
         .as_deref()
         .ok_or_else(|| fail("missing: enrollment needs the matcher's URL"))?;
-    check_base_url(url).map_err(fail)
+    splitdial_tls::check_base_url(url).map_err(|e| fail(&e))
 }
 
-fn check_base_url(url: &str) -> Result<String, &'static str> {
-    let url = url.trim().trim_end_matches('/');
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err("must start with http:// (TLS is not supported yet)");
+/// The HTTPS client for the matcher: certificates checked with `roots` and, once
+/// enrolled, the stored `pins`; no proxy from the environment, no redirects (the
+/// bearer must go to the configured matcher only), bounded time. Also returns
+/// the handle that reads the pins of the chain it verified.
+pub fn http_client(
+    roots: &TrustRoots,
+    pins: &[SpkiPin],
+) -> Result<(reqwest::Client, VerifiedChain), String> {
+    let trust = ServerTrust {
+        roots: roots.clone(),
+        pins: pins.to_vec(),
     };
-    if rest.is_empty() || rest.contains(['?', '#', ' ', '@']) {
-        return Err("must be like http://host:port");
-    }
-    Ok(url.to_owned())
-}
-
-/// The HTTP client for the matcher: no proxy from the environment, no
-/// redirects (the bearer must go to the configured matcher only), bounded time.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    let (builder, chain) =
+        splitdial_tls::verifying_client_builder(&trust).map_err(|e| e.to_string())?;
+    let client = builder
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -161,7 +169,8 @@ pub fn http_client() -> Result<reqwest::Client, String> {
             env!("CARGO_PKG_VERSION")
         ))
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((client, chain))
 }
 
 /// The enrollment request this talker sends.
@@ -223,7 +232,12 @@ pub async fn enroll(
         url: url.clone(),
         problem,
     };
-    let client = http_client().map_err(unreachable)?;
+    // A re-enrollment to the same matcher keeps to the keys the first one verified.
+    let pins = match Enrollment::load(&config.state_dir) {
+        Ok(Some(old)) if old.matcher_url == base => old.tls_pins,
+        _ => Vec::new(),
+    };
+    let (client, chain) = http_client(&config.matcher_roots(), &pins).map_err(unreachable)?;
     let response = client
         .post(&url)
         .bearer_auth(token.trim())
@@ -259,6 +273,11 @@ pub async fn enroll(
         talker_id: reply.talker_id.clone(),
         credential: reply.credential,
         keys: reply.keys,
+        tls_pins: if base.starts_with("https://") {
+            chain.pins()
+        } else {
+            Vec::new()
+        },
     };
     let path = enrollment.save(&config.state_dir)?;
     Ok(Enrolled {
@@ -271,6 +290,10 @@ pub async fn enroll(
 
 /// A reqwest error with its causes, on one line (reqwest's own text omits them).
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    // A refused certificate is the whole story: say what was wrong with it.
+    if let Some(refusal) = splitdial_tls::certificate_refusal(error) {
+        return one_line(&refusal);
+    }
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -301,7 +324,8 @@ impl Enrollment {
         let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
         let enrollment: Self =
             serde_json::from_slice(&text).map_err(|e| fail(one_line(&e.to_string())))?;
-        check_base_url(&enrollment.matcher_url).map_err(|e| fail(format!("matcher_url {e}")))?;
+        splitdial_tls::check_base_url(&enrollment.matcher_url)
+            .map_err(|e| fail(format!("matcher_url {e}")))?;
         decode_keys(&enrollment.keys).map_err(fail)?;
         Ok(Some(enrollment))
     }
@@ -366,6 +390,7 @@ mod tests {
                 kid: splitdial_sip::call_token::key_id(&key),
                 public_key: base64::engine::general_purpose::STANDARD.encode(key.to_bytes()),
             }],
+            tls_pins: vec![SpkiPin::of_spki(b"a key")],
         }
     }
 
@@ -409,17 +434,6 @@ mod tests {
         renamed.save(dir.path()).unwrap();
         let e = Enrollment::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("kid is not the key's id"), "{e}");
-    }
-
-    #[test]
-    fn base_urls_are_plain_http() {
-        assert_eq!(
-            check_base_url("http://127.0.0.1:8740/").unwrap(),
-            "http://127.0.0.1:8740"
-        );
-        assert!(check_base_url("https://matcher.example").is_err());
-        assert!(check_base_url("http://").is_err());
-        assert!(check_base_url("http://user@host").is_err());
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct HeartbeatPlan {
     pub busy: watch::Receiver<bool>,
     /// Where the keys and the clock offset go.
     pub trust: Arc<Trust>,
+    /// What the matcher's certificate chains to (the enrollment's pins are
+    /// checked on top).
+    pub matcher_roots: splitdial_tls::TrustRoots,
 }
 
 impl HeartbeatPlan {
@@ -81,8 +84,8 @@ pub fn spawn(plan: HeartbeatPlan, stop: CancellationToken) -> tokio::task::JoinH
 }
 
 async fn run(plan: HeartbeatPlan, stop: CancellationToken) {
-    let client = match http_client() {
-        Ok(client) => client,
+    let client = match http_client(&plan.matcher_roots, &plan.enrollment.tls_pins) {
+        Ok((client, _)) => client,
         Err(e) => {
             warn!(error = %e, "no HTTP client: no heartbeats");
             return;

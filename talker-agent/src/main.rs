@@ -40,6 +40,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    splitdial_tls::install_provider();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

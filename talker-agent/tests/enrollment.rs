@@ -497,7 +497,7 @@ async fn enroll_writes_a_private_enrollment_and_sends_key_and_accounts() {
     let kept: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(
         kept,
-        json!({"matcher_url": matcher.url(), "talker_id": id, "credential": CREDENTIAL, "keys": [key]})
+        json!({"matcher_url": matcher.url(), "talker_id": id, "credential": CREDENTIAL, "keys": [key], "tls_pins": []})
     );
     let mut names: Vec<String> = std::fs::read_dir(s.state_dir())
         .unwrap()
@@ -555,15 +555,20 @@ async fn a_refused_or_unreachable_enrollment_is_one_line_and_exit_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(reason_line(&stderr).contains(&closed_url), "{stderr}");
 
-    // Configuration problems stay exit 2: no matcher_url, or https.
+    // Configuration problems stay exit 2: no matcher_url, or plain http:// to a
+    // host that is not loopback (TLS is required there).
     let s = setup(None, None, &account);
     let out = run_enroll(&s.config, TOKEN).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matcher_url"));
-    let s = setup(Some("https://matcher.example"), None, &account);
+    let s = setup(Some("http://192.0.2.7:8740"), None, &account);
     let out = run_enroll(&s.config, TOKEN).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("loopback") && stderr.contains("https://"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -872,6 +877,12 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
         .as_str()
         .unwrap()
         .to_owned();
+    let pki = testbed::TestPki::new();
+    // The matcher reads its pair from these paths again on SIGHUP.
+    let served_certificate = pki.dir().join("served.crt");
+    let served_key = pki.dir().join("served.key");
+    std::fs::copy(&pki.matcher_certificate, &served_certificate).unwrap();
+    std::fs::copy(&pki.matcher_key, &served_key).unwrap();
     let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
         .args([
             "--db",
@@ -881,6 +892,10 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
             "--heartbeat-interval",
             "1",
         ])
+        .arg("--tls-cert")
+        .arg(&served_certificate)
+        .arg("--tls-key")
+        .arg(&served_key)
         .label("matcher")
         .start()
         .unwrap();
@@ -894,9 +909,11 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
         .unwrap()
         .to_owned();
     let http_addr = ready.split_whitespace().nth(3).unwrap().to_owned();
-    let url = format!("http://{http_addr}");
+    let url = format!("https://{http_addr}");
+    assert!(ready.ends_with(&format!("url {url}")), "{ready}");
 
     let s = setup(Some(&url), None, &[(DOMAIN, proxy, "alice-tv")]);
+    trust_ca(&s.config, &pki.ca_certificate);
     let out = run_enroll(&s.config, "not-a-token").await;
     assert_eq!(out.status.code(), Some(1));
     assert!(reason_line(&String::from_utf8_lossy(&out.stderr)).contains("401 unauthorized"));
@@ -908,8 +925,28 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Enrollment stored the pins of the chain it verified: the matcher's key and the CA's.
+    let enrolled: Value =
+        serde_json::from_slice(&std::fs::read(s.state_dir().join("enrollment.json")).unwrap())
+            .unwrap();
+    let pins: Vec<String> = enrolled["tls_pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let ca_pem = std::fs::read(&pki.ca_certificate).unwrap();
+    let ca_der = rustls_pki_types::pem::PemObject::from_pem_slice(&ca_pem).unwrap();
+    assert_eq!(pins.len(), 2, "{enrolled}");
+    assert_eq!(
+        pins[1],
+        splitdial_tls::SpkiPin::of_certificate(&ca_der)
+            .unwrap()
+            .to_string()
+    );
+
     let (mut agent, _sip, id) = start_agent(&s.config);
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = pki.client();
     let seen = testbed::wait_until_async(
         "the matcher seeing the talker online with its account registered",
         Duration::from_secs(30),
@@ -947,6 +984,84 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
         "{talkers}\n{}",
         agent.log()
     );
+
+    // A renewal from the same CA, with a new key, served after SIGHUP: the
+    // enrolled CA pin keeps the talker working (re-enrollment needs a new token).
+    let renewed = pki
+        .ca
+        .issue(
+            "renewed",
+            splitdial_tls::pki::Usage::Server,
+            &["127.0.0.1".into()],
+        )
+        .unwrap();
+    serve_after_sighup(&matcher, &served_certificate, &served_key, &renewed);
+    let out = run_enroll(&s.config, "not-a-token").await;
+    let line = reason_line(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        line.contains("401 unauthorized"),
+        "the renewed certificate was refused: {line}"
+    );
+
+    // A certificate from another CA, which the configuration now names: verified,
+    // but not pinned at enrollment, so refused in one line naming the matcher.
+    let elsewhere = testbed::TestPki::new();
+    let pair = elsewhere
+        .ca
+        .issue(
+            "elsewhere",
+            splitdial_tls::pki::Usage::Server,
+            &["127.0.0.1".into()],
+        )
+        .unwrap();
+    serve_after_sighup(&matcher, &served_certificate, &served_key, &pair);
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        &pki.ca_certificate.display().to_string(),
+        &elsewhere.ca_certificate.display().to_string(),
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let out = run_enroll(&s.config, &enroll_token).await;
+    assert_eq!(out.status.code(), Some(1));
+    let line = reason_line(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        line.contains(&url) && line.contains("pinned at enrollment"),
+        "{line}"
+    );
     drop(matcher);
     server.shutdown().await;
+}
+
+/// Names `ca` as the matcher's CA in the agent's configuration.
+fn trust_ca(config: &Path, ca: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = text.replacen(
+        "matcher_url = ",
+        &format!("matcher_ca = \"{}\"\nmatcher_url = ", ca.display()),
+        1,
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+/// Writes `pair` where the matcher reads its certificate, sends it SIGHUP, and
+/// waits until a handshake gets the new certificate.
+fn serve_after_sighup(
+    matcher: &testbed::Process,
+    certificate: &Path,
+    key: &Path,
+    pair: &splitdial_tls::pki::IssuedPair,
+) {
+    std::fs::write(certificate, &pair.certificate_pem).unwrap();
+    std::fs::write(key, &pair.key_pem).unwrap();
+    let reloads = matcher.log().matches("certificate reloaded").count();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &matcher.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    testbed::wait_until(
+        "the matcher reloading its certificate",
+        Duration::from_secs(10),
+        || (matcher.log().matches("certificate reloaded").count() > reloads).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", matcher.log()));
 }

@@ -22,6 +22,8 @@
 //!   that must be told their port before they start.
 //! * [`binary`]: [`workspace_binary`] (and [`find_binary`], which returns the
 //!   error) finds a program of this build, or says how to build it.
+//! * [`pki`]: [`TestPki`], a household CA in a temporary directory with a matcher
+//!   certificate for loopback, and HTTP clients that trust it.
 //! * [`prerequisites`]: root-only tests carry
 //!   `#[ignore = "needs root: run scripts/test"]` and begin with
 //!   [`require_root`] and [`require_program`], so inside `scripts/test` (which
@@ -37,6 +39,7 @@ pub mod lan;
 pub mod media_summary;
 pub mod name;
 pub mod netns;
+pub mod pki;
 pub mod ports;
 pub mod postgres;
 pub mod prerequisites;
@@ -51,6 +54,7 @@ pub use lan::{Lan, LanBuilder, LanHost};
 pub use media_summary::MediaSummary;
 pub use name::unique_name;
 pub use netns::Namespace;
+pub use pki::TestPki;
 pub use ports::{free_port, free_port_pair};
 pub use postgres::{Postgres, postgres_available};
 pub use prerequisites::{

@@ -73,7 +73,7 @@ fn main() {
         .unwrap();
     let direct = runtime.block_on(DirectCaller::start(&home));
     let token = Secret::new(home.token("alice").expect("alice's API token"));
-    let dialer = MatcherClient::new(&home.matcher_url(), token).unwrap();
+    let dialer = MatcherClient::new(&home.matcher_url(), token, &home.matcher_trust()).unwrap();
     // What the dialer asks before a call can be placed: it opens the connection the call reuses.
     runtime
         .block_on(dialer.routes("bob", &[CALLER.to_owned()], false))

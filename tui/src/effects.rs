@@ -57,9 +57,10 @@ impl Network {
     /// token is not an error here (the error pane says so on the first load).
     pub fn new(config: &Config) -> Result<Network, NetworkError> {
         let matcher = match (&config.matcher_url, &config.token) {
-            (Some(url), Some(token)) => {
-                Some(MatcherClient::new(url, token.clone()).map_err(NetworkError::Matcher)?)
-            }
+            (Some(url), Some(token)) => Some(
+                MatcherClient::new(url, token.clone(), &config.matcher_trust())
+                    .map_err(NetworkError::Matcher)?,
+            ),
             _ => None,
         };
         let talkers = TalkerClient::new().map_err(NetworkError::Talker)?;

@@ -26,6 +26,7 @@ fn init_tracing(full_screen: bool) {
 }
 
 fn main() -> std::process::ExitCode {
+    splitdial_tls::install_provider();
     let cli = Cli::parse();
     // These need no configuration, so a broken config file cannot stop them.
     match &cli.command {

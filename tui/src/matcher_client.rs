@@ -2,7 +2,9 @@
 //! my talkers, my contacts, routes, calls and their Server-Sent Events, owner
 //! tokens.
 //!
-//! The HTTP client takes no proxy from the environment and follows no
+//! The HTTP client speaks HTTPS and verifies the matcher's certificate (system
+//! roots, or the CA or certificate of the configuration; plain `http://` only
+//! to a loopback host), takes no proxy from the environment and follows no
 //! redirect (the bearer token must reach the configured matcher and nothing
 //! else), bounds every answer's size and every request's time, and never logs
 //! the token (reqwest marks the `Authorization` header sensitive). Every
@@ -80,6 +82,10 @@ fn protocol(message: impl Into<String>) -> Problem {
 /// A transport error with its causes, on one line, without the URL (which is
 /// known) and never with a header.
 pub fn error_chain(error: &reqwest::Error) -> String {
+    // A refused certificate is the whole story: say what was wrong with it.
+    if let Some(refusal) = splitdial_tls::certificate_refusal(error) {
+        return one_line(&refusal);
+    }
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
@@ -145,28 +151,35 @@ async fn bounded_body(mut response: reqwest::Response, limit: usize) -> Result<V
 }
 
 impl MatcherClient {
-    /// A client of the matcher at `base_url` (`http://host:port`) with the
-    /// user's bearer `token`.
-    pub fn new(base_url: &str, token: Secret) -> Result<Self, Problem> {
-        let base = Url::parse(base_url.trim_end_matches('/'))
+    /// A client of the matcher at `base_url` (`https://host:port`, or
+    /// `http://` to a loopback host) with the user's bearer `token`, checking
+    /// the matcher's certificate with `trust`.
+    pub fn new(
+        base_url: &str,
+        token: Secret,
+        trust: &splitdial_tls::ServerTrust,
+    ) -> Result<Self, Problem> {
+        let checked = splitdial_tls::check_base_url(base_url)
             .map_err(|e| protocol(format!("bad matcher URL: {e}")))?;
-        if base.scheme() != "http" || base.cannot_be_a_base() {
-            return Err(protocol("the matcher URL must be http://host:port"));
-        }
+        let base = Url::parse(&checked).map_err(|e| protocol(format!("bad matcher URL: {e}")))?;
         let builder = || {
-            reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .user_agent(concat!("splitdial/", env!("CARGO_PKG_VERSION")))
+            splitdial_tls::verifying_client_builder(trust)
+                .map(|(builder, _)| {
+                    builder
+                        .no_proxy()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .user_agent(concat!("splitdial/", env!("CARGO_PKG_VERSION")))
+                })
+                .map_err(|e| protocol(format!("matcher {checked}: {e}")))
         };
-        let http = builder()
+        let http = builder()?
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| protocol(error_chain(&e)))?;
         // The event stream lives as long as the call: no overall timeout, an
         // idle bound per chunk instead (see `CallEventStream`).
-        let stream_http = builder().build().map_err(|e| protocol(error_chain(&e)))?;
+        let stream_http = builder()?.build().map_err(|e| protocol(error_chain(&e)))?;
         Ok(Self {
             http,
             stream_http,

@@ -236,9 +236,20 @@ fn failures_exit_with_their_documented_codes_and_reasons() {
     // 5: nothing listens at the matcher URL (the dialer's own host, port 9).
     let mut env = home.dialer_env("alice");
     env.retain(|(k, _)| k != "SPLITDIAL_MATCHER_URL");
-    let nowhere = format!("http://{}:9", home.lan().unwrap().host("dialer").ip());
+    let nowhere = format!("https://{}:9", home.lan().unwrap().host("dialer").ip());
     env.push(("SPLITDIAL_MATCHER_URL".into(), nowhere));
-    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env).expect(&["contacts"], 5);
+    Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env.clone()).expect(&["contacts"], 5);
+    // 2: plain http:// to a host that is not loopback is a configuration error,
+    // never a connection in clear.
+    let mut env = home.dialer_env("alice");
+    env.retain(|(k, _)| k != "SPLITDIAL_MATCHER_URL");
+    env.push((
+        "SPLITDIAL_MATCHER_URL".into(),
+        home.matcher_url().replace("https://", "http://"),
+    ));
+    let done =
+        Dialer::with_env(&home, env!("CARGO_BIN_EXE_splitdial"), env).expect(&["contacts"], 2);
+    assert!(done.stderr.contains("loopback"), "{}", done.stderr);
     home.shutdown();
 }
 

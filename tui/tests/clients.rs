@@ -27,6 +27,20 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The test CA and the matcher certificate it issued, one for the whole test binary.
+static PKI: std::sync::LazyLock<testbed::TestPki> = std::sync::LazyLock::new(testbed::TestPki::new);
+
+/// HTTPS with the test PKI's matcher certificate.
+fn https() -> matcher::http_listener::Transport {
+    matcher::http_listener::Transport::Tls(std::sync::Arc::new(
+        splitdial_tls::server::ReloadableCertificate::load(
+            &PKI.matcher_certificate,
+            &PKI.matcher_key,
+        )
+        .unwrap(),
+    ))
+}
+
 const LIMIT: Duration = Duration::from_secs(30);
 
 struct World {
@@ -154,6 +168,7 @@ async fn world() -> World {
     let matcher = RunningMatcher::start(MatcherConfig {
         db,
         listen: "127.0.0.1:0".parse().unwrap(),
+        transport: https(),
         sip_listen: "127.0.0.1:0".parse().unwrap(),
         instance: "test".into(),
         api: ApiSettings {
@@ -167,7 +182,7 @@ async fn world() -> World {
     })
     .await
     .unwrap();
-    let base = format!("http://{}", matcher.http_addr());
+    let base = matcher.base_url();
     World {
         matcher,
         base,
@@ -187,7 +202,7 @@ fn refused_code(problem: &Problem) -> (u16, &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matcher_client_reads_the_registry_and_maps_errors() {
     let w = world().await;
-    let client = MatcherClient::new(&w.base, Secret::new(w.alice.clone())).unwrap();
+    let client = MatcherClient::new(&w.base, Secret::new(w.alice.clone()), &PKI.trust()).unwrap();
     // The token never shows in Debug.
     assert!(!format!("{client:?}").contains(&w.alice));
 
@@ -277,7 +292,8 @@ async fn matcher_client_reads_the_registry_and_maps_errors() {
     assert!(owner.expires_in > 0);
 
     // A wrong token is 401 unauthorized on every endpoint.
-    let stranger = MatcherClient::new(&w.base, Secret::new("sdu_not-a-token")).unwrap();
+    let stranger =
+        MatcherClient::new(&w.base, Secret::new("sdu_not-a-token"), &PKI.trust()).unwrap();
     assert_eq!(
         refused_code(&stranger.me().await.unwrap_err()),
         (401, "unauthorized")
@@ -293,7 +309,8 @@ async fn matcher_client_reads_the_registry_and_maps_errors() {
 
     // Nothing listening: unreachable, not a refusal.
     let nowhere = SocketAddr::from(([127, 0, 0, 1], testbed::free_port().unwrap()));
-    let dead = MatcherClient::new(&format!("http://{nowhere}"), Secret::new("t")).unwrap();
+    let dead =
+        MatcherClient::new(&format!("http://{nowhere}"), Secret::new("t"), &PKI.trust()).unwrap();
     assert!(matches!(
         dead.me().await.unwrap_err(),
         Problem::Unreachable { what, .. } if what == "matcher"
@@ -312,7 +329,7 @@ fn problem_message(problem: &Problem) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_followed_to_its_end_over_sse() {
     let w = world().await;
-    let client = MatcherClient::new(&w.base, Secret::new(w.alice.clone())).unwrap();
+    let client = MatcherClient::new(&w.base, Secret::new(w.alice.clone()), &PKI.trust()).unwrap();
     let call = client
         .place_call("bob", &["alice-tv".into()], false)
         .await
@@ -362,7 +379,7 @@ async fn a_call_is_followed_to_its_end_over_sse() {
     assert_eq!(first.seq, 1);
 
     // A bad token is refused for good: the stream gives up at once.
-    let mut stranger = MatcherClient::new(&w.base, Secret::new("sdu_x"))
+    let mut stranger = MatcherClient::new(&w.base, Secret::new("sdu_x"), &PKI.trust())
         .unwrap()
         .follow_call(&call.call);
     let refused = tokio::time::timeout(LIMIT, stranger.next()).await.unwrap();
@@ -694,7 +711,8 @@ async fn a_broken_event_stream_resumes_after_the_last_complete_event() {
             let _ = stream.shutdown().await;
         }
     });
-    let client = MatcherClient::new(&format!("http://{addr}"), Secret::new("t")).unwrap();
+    let client =
+        MatcherClient::new(&format!("http://{addr}"), Secret::new("t"), &PKI.trust()).unwrap();
     let mut events = client.follow_call("c1");
     let mut seqs = Vec::new();
     tokio::time::timeout(LIMIT, async {
@@ -714,6 +732,7 @@ async fn a_broken_event_stream_resumes_after_the_last_complete_event() {
 fn config_for(base: &str, token: &str) -> splitdial_tui::config::Config {
     splitdial_tui::config::Config {
         matcher_url: Some(base.to_owned()),
+        matcher_ca: Some(PKI.ca_certificate.clone()),
         token: Some(Secret::new(token)),
         discovery: false,
         ..splitdial_tui::config::Config::default()

@@ -316,6 +316,7 @@ fn socket(args: &Args) -> anyhow::Result<(Socket, Option<Socket>, u32)> {
 }
 
 fn main() -> anyhow::Result<()> {
+    splitdial_tls::install_provider();
     let args = Args::parse();
     netns_guard::refuse_host_netns(args.allow_host_netns)?;
     let (v4, v6, index) = socket(&args)?;

@@ -82,6 +82,7 @@ pub struct Household {
     tokens: BTreeMap<String, String>,
     timings: Vec<(String, Duration)>,
     lan: Option<Lan>,
+    pki: crate::pki::HouseholdPki,
     dir: tempfile::TempDir,
 }
 
@@ -96,9 +97,23 @@ impl Household {
         self.placement
     }
 
-    /// The matcher's base URL (`http://IP:PORT`).
+    /// The matcher's base URL (`https://IP:PORT`).
     pub fn matcher_url(&self) -> String {
-        format!("http://{}", self.matcher_addr)
+        format!("https://{}", self.matcher_addr)
+    }
+
+    /// The household CA's certificate, which the dialer and the talkers trust
+    /// for the matcher.
+    pub fn matcher_ca(&self) -> &Path {
+        &self.pki.ca_certificate
+    }
+
+    /// How a client in the household trusts the matcher: its CA.
+    pub fn matcher_trust(&self) -> splitdial_tls::ServerTrust {
+        splitdial_tls::ServerTrust {
+            roots: splitdial_tls::TrustRoots::CaFile(self.pki.ca_certificate.clone()),
+            pins: Vec::new(),
+        }
     }
 
     /// The matcher's HTTP address.
@@ -194,11 +209,16 @@ impl Household {
     }
 
     /// The environment that points the dialer (`splitdial`) at this
-    /// household as `user`: `SPLITDIAL_MATCHER_URL`, `SPLITDIAL_TOKEN` and
-    /// `SPLITDIAL_INTERFACES` (docs/dialer.md, "Configuration").
+    /// household as `user`: `SPLITDIAL_MATCHER_URL`, `SPLITDIAL_MATCHER_CA`,
+    /// `SPLITDIAL_TOKEN` and `SPLITDIAL_INTERFACES` (docs/dialer.md,
+    /// "Configuration").
     pub fn dialer_env(&self, user: &str) -> Vec<(String, String)> {
         let mut env = vec![
             ("SPLITDIAL_MATCHER_URL".to_owned(), self.matcher_url()),
+            (
+                "SPLITDIAL_MATCHER_CA".to_owned(),
+                self.pki.ca_certificate.display().to_string(),
+            ),
             (
                 "SPLITDIAL_INTERFACES".to_owned(),
                 self.dialer_interface().to_owned(),
@@ -218,7 +238,8 @@ impl Household {
         })
     }
 
-    /// One HTTP request from the dialer's host (where the dialer would send it).
+    /// One HTTP request from the dialer's host (where the dialer would send it);
+    /// HTTPS when it goes to the matcher.
     pub fn request_from_dialer(
         &self,
         method: &str,
@@ -227,6 +248,10 @@ impl Household {
         bearer: Option<&str>,
         json_body: Option<&str>,
     ) -> Result<Response, Error> {
+        let tls = (addr == self.matcher_addr).then(|| http::Tls {
+            config: std::sync::Arc::clone(&self.pki.client),
+            server_name: self.pki.server_name.clone(),
+        });
         let method = method.to_owned();
         let path = path.to_owned();
         let bearer = bearer.map(str::to_owned);
@@ -239,6 +264,7 @@ impl Household {
                 bearer.as_deref(),
                 body.as_deref(),
                 HTTP_TIMEOUT,
+                tls.as_ref(),
             )
         };
         Ok(match &self.lan {

@@ -87,6 +87,11 @@ impl Household {
                 Some(Lan::with_hosts(hosts)?)
             }
         };
+        let matcher_ip = match &lan {
+            Some(lan) => IpAddr::V4(lan.host(CLOUD_HOST).ip()),
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let pki = crate::pki::HouseholdPki::make(dir.path(), matcher_ip)?;
         let mut home = Self {
             spec,
             placement,
@@ -97,6 +102,7 @@ impl Household {
             tokens: BTreeMap::new(),
             timings: Vec::new(),
             lan,
+            pki,
             dir,
         };
         home.mark("lan", began);
@@ -344,6 +350,10 @@ impl Household {
             .arg(db)
             .arg("--listen")
             .arg(listen.to_string())
+            .arg("--tls-cert")
+            .arg(&self.pki.matcher_certificate)
+            .arg("--tls-key")
+            .arg(&self.pki.matcher_key)
             .arg("--sip-listen")
             .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
             .arg("--heartbeat-interval")
@@ -443,7 +453,10 @@ impl Household {
             proxies,
             passwords,
             &state_dir,
-            &self.matcher_url(),
+            &crate::config_files::MatcherAccess {
+                url: &self.matcher_url(),
+                ca: &self.pki.ca_certificate,
+            },
         );
         write_private(&config_path, text)?;
         let netns = self

@@ -55,7 +55,9 @@ pub async fn run(command: Command, loaded: Loaded) -> Result<(), Exit> {
 /// The matcher client, or exit 2 naming what is missing.
 pub fn matcher(config: &Config) -> Result<MatcherClient, Exit> {
     match (&config.matcher_url, &config.token) {
-        (Some(url), Some(token)) => MatcherClient::new(url, token.clone()).map_err(Exit::from),
+        (Some(url), Some(token)) => {
+            MatcherClient::new(url, token.clone(), &config.matcher_trust()).map_err(Exit::from)
+        }
         _ => Err(Exit::from(crate::effects::not_configured(config))),
     }
 }

@@ -1,7 +1,8 @@
 //! The dialer's configuration, merged from three places, later ones winning:
 //! the file (`$XDG_CONFIG_HOME/splitdial/config.toml`, or `--config FILE`) <
-//! the environment (`SPLITDIAL_MATCHER_URL`, `SPLITDIAL_TOKEN`,
-//! `SPLITDIAL_INTERFACES`, `NO_COLOR`) < command-line flags. The file is read
+//! the environment (`SPLITDIAL_MATCHER_URL`, `SPLITDIAL_MATCHER_CA`,
+//! `SPLITDIAL_MATCHER_CERTIFICATE`, `SPLITDIAL_TOKEN`, `SPLITDIAL_INTERFACES`,
+//! `NO_COLOR`) < command-line flags. The file is read
 //! strictly: an unknown key or a bad value is a [`ConfigError`] naming the
 //! file, the field and the problem. `docs/dialer.md` ("Configuration") is the
 //! reference.
@@ -60,8 +61,14 @@ pub struct ManualTalker {
 /// The effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
-    /// The matcher's base URL (`http://host:port`); nothing works without it.
+    /// The matcher's base URL (`https://host:port`, or `http://` to a loopback
+    /// host); nothing works without it.
     pub matcher_url: Option<String>,
+    /// A CA file the matcher's certificate must chain to, instead of the
+    /// system's roots (a household CA).
+    pub matcher_ca: Option<PathBuf>,
+    /// The matcher's own certificate, pinned: trusted for its bytes only.
+    pub matcher_certificate: Option<PathBuf>,
     /// The bearer token.
     pub token: Option<Secret>,
     /// `all` or a comma-separated list of interfaces for mDNS.
@@ -82,6 +89,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             matcher_url: None,
+            matcher_ca: None,
+            matcher_certificate: None,
             token: None,
             interfaces: "all".to_owned(),
             discovery: true,
@@ -98,6 +107,8 @@ impl Default for Config {
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     matcher_url: Option<String>,
+    matcher_ca: Option<PathBuf>,
+    matcher_certificate: Option<PathBuf>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
     interfaces: Option<String>,
@@ -234,6 +245,12 @@ impl Config {
                     .map_err(|p| ConfigError::new("environment", "SPLITDIAL_MATCHER_URL", p))?,
             );
         }
+        if let Some(ca) = env_value("SPLITDIAL_MATCHER_CA") {
+            config.matcher_ca = Some(PathBuf::from(ca));
+        }
+        if let Some(certificate) = env_value("SPLITDIAL_MATCHER_CERTIFICATE") {
+            config.matcher_certificate = Some(PathBuf::from(certificate));
+        }
         if let Some(token) = env_value("SPLITDIAL_TOKEN") {
             config.token = Some(
                 check_token(&token)
@@ -275,7 +292,30 @@ impl Config {
         if config.theme.no_color {
             config.no_color = true;
         }
+        if config.matcher_ca.is_some() && config.matcher_certificate.is_some() {
+            return Err(ConfigError::new(
+                "configuration",
+                "matcher_certificate",
+                "give matcher_ca or matcher_certificate, not both",
+            ));
+        }
         Ok(Loaded { config, file })
+    }
+
+    /// How the matcher's certificate is checked: the pinned certificate, else
+    /// the CA file, else the system's roots.
+    pub fn matcher_trust(&self) -> splitdial_tls::ServerTrust {
+        let roots = match (&self.matcher_certificate, &self.matcher_ca) {
+            (Some(certificate), _) => {
+                splitdial_tls::TrustRoots::CertificateFile(certificate.clone())
+            }
+            (None, Some(ca)) => splitdial_tls::TrustRoots::CaFile(ca.clone()),
+            (None, None) => splitdial_tls::TrustRoots::System,
+        };
+        splitdial_tls::ServerTrust {
+            roots,
+            pins: Vec::new(),
+        }
     }
 
     /// The mDNS interfaces as discovery wants them.
@@ -326,6 +366,14 @@ fn apply_file(config: &mut Config, text: &str, path: &Path) -> Result<(), Config
         config.matcher_url =
             Some(check_matcher_url(&url).map_err(|p| fail("matcher_url".into(), p))?);
     }
+    // Relative paths are relative to the config file, as token_file.
+    let beside = |file: PathBuf| path.parent().map_or(file.clone(), |dir| dir.join(&file));
+    if let Some(ca) = file.matcher_ca {
+        config.matcher_ca = Some(beside(ca));
+    }
+    if let Some(certificate) = file.matcher_certificate {
+        config.matcher_certificate = Some(beside(certificate));
+    }
     match (file.token, file.token_file) {
         (Some(_), Some(_)) => {
             return Err(fail(
@@ -370,20 +418,10 @@ fn apply_file(config: &mut Config, text: &str, path: &Path) -> Result<(), Config
     Ok(())
 }
 
-/// `http://host:port` without a path; TLS is not supported yet (the HTTP
-/// client is built without it), so `https://` is refused up front.
+/// `https://host:port` without a path, or `http://` to a loopback host only
+/// (a development matcher on this machine).
 pub fn check_matcher_url(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(format!(
-            "{url:?} must start with http:// (TLS is not supported yet)"
-        ));
-    };
-    if rest.is_empty() || rest.contains(['?', '#', ' ', '@', '/']) {
-        return Err(format!("{url:?} must be like http://host:port"));
-    }
-    reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
-    Ok(url.to_owned())
+    splitdial_tls::check_base_url(url)
 }
 
 fn check_token(token: &str) -> Result<Secret, String> {
@@ -485,7 +523,8 @@ mod tests {
         write(
             dir.path(),
             r#"
-matcher_url = "http://10.0.0.1:8740/"
+matcher_url = "https://10.0.0.1:8740/"
+matcher_ca = "ca.crt"
 token = "from-file"
 interfaces = "eth0"
 discovery = true
@@ -501,7 +540,13 @@ no_color = false
         let c = Config::load(&Overrides::default(), &env_of(&[("XDG_CONFIG_HOME", xdg)]))
             .unwrap()
             .config;
-        assert_eq!(c.matcher_url.as_deref(), Some("http://10.0.0.1:8740"));
+        assert_eq!(c.matcher_url.as_deref(), Some("https://10.0.0.1:8740"));
+        let ca = dir.path().join("splitdial").join("ca.crt");
+        assert_eq!(
+            c.matcher_trust().roots,
+            splitdial_tls::TrustRoots::CaFile(ca),
+            "a relative CA file is beside the config file"
+        );
         assert_eq!(c.token.as_ref().unwrap().expose(), "from-file");
         assert_eq!(c.interfaces, "eth0");
         assert_eq!(c.talkers[0].id, "tv");
@@ -509,13 +554,13 @@ no_color = false
         // The environment beats the file.
         let env = env_of(&[
             ("XDG_CONFIG_HOME", xdg),
-            ("SPLITDIAL_MATCHER_URL", "http://10.0.0.2:8740"),
+            ("SPLITDIAL_MATCHER_URL", "https://10.0.0.2:8740"),
             ("SPLITDIAL_TOKEN", "from-env"),
             ("SPLITDIAL_INTERFACES", "wlan0, eth1"),
             ("NO_COLOR", ""),
         ]);
         let c = Config::load(&Overrides::default(), &env).unwrap().config;
-        assert_eq!(c.matcher_url.as_deref(), Some("http://10.0.0.2:8740"));
+        assert_eq!(c.matcher_url.as_deref(), Some("https://10.0.0.2:8740"));
         assert_eq!(c.token.as_ref().unwrap().expose(), "from-env");
         assert_eq!(c.interfaces, "wlan0,eth1");
         assert!(c.no_color, "NO_COLOR counts whatever its value");
@@ -547,7 +592,12 @@ no_color = false
         let xdg = dir.path().to_str().unwrap();
         for (text, field, problem) in [
             ("matcher_url = 3", "matcher_url", "invalid type"),
-            ("matcher_url = \"https://x\"", "matcher_url", "http://"),
+            (
+                "matcher_url = \"http://10.0.0.1:8740\"",
+                "matcher_url",
+                "loopback",
+            ),
+            ("matcher_url = \"ftp://x\"", "matcher_url", "https://"),
             ("colour = true", "colour", "unknown field `colour`"),
             (
                 "[[talkers]]\nid = \"tv\"\naddress = \"nowhere\"",
@@ -586,7 +636,7 @@ no_color = false
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
-            "token = \"s3cret-token\"\nmatcher_url = \"http://h:1\"",
+            "token = \"s3cret-token\"\nmatcher_url = \"https://h:1\"",
         );
         let xdg = dir.path().to_str().unwrap();
         let c = Config::load(&Overrides::default(), &env_of(&[("XDG_CONFIG_HOME", xdg)]))
