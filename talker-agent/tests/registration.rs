@@ -89,6 +89,112 @@ enabled = false
     server.shutdown().await;
 }
 
+/// An agent configuration with one account, alice on `DOMAIN`, sent to `proxy`.
+fn agent_config(dir: &std::path::Path, proxy: std::net::SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("tv.toml");
+    testbed::write_private(
+        &path,
+        format!(
+            "name = \"TV\"\nkind = \"tv\"\nstate_dir = \"{}\"\n[[accounts]]\nserver = \"{DOMAIN}\"\nproxy = \"{proxy}\"\nuser = \"alice\"\npassword = \"alice-pw\"\nexpires = 300\n[discovery]\nenabled = false\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A realm that also serves an MD5-only phone (eve) challenges MD5 first and
+/// SHA-256 second; alice's account is not marked `md5`, so an MD5 answer would
+/// get 403: the agent registers only by answering the SHA-256 challenge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sha256_when_md5_is_offered_first() {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    let users = UserDirectory::parse(
+        "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\npassword = \"eve-pw\"\nmd5 = true\n",
+        DOMAIN,
+    )
+    .unwrap();
+    assert_eq!(
+        users.challenge_set(),
+        [
+            sip_server::digest::Algorithm::Md5,
+            sip_server::digest::Algorithm::Sha256
+        ]
+    );
+    config.users = Some(users);
+    let server = sip_server::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(agent_config(dir.path(), server.local_addr()))
+        .label("talker-agent")
+        .start()
+        .unwrap();
+    let location = &server.context().location;
+    wait_until("the registration", || !location.lookup("alice").is_empty()).await;
+    assert!(
+        !agent.log().contains("registration refused"),
+        "{}",
+        agent.log()
+    );
+    agent.stop(Duration::from_secs(10)).unwrap();
+    server.shutdown().await;
+}
+
+/// A 401 whose challenge names another realm than the account's domain is not
+/// answered (one log line), so the agent never sends credentials there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_from_another_realm_is_not_answered() {
+    let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(agent_config(dir.path(), registrar.local_addr().unwrap()))
+        .label("talker-agent")
+        .start()
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut registers = 0;
+    // Answer every REGISTER for a few seconds (the agent retries with back-off).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Ok((n, from))) =
+        tokio::time::timeout_at(deadline, registrar.recv_from(&mut buf)).await
+    {
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            !request.contains("Authorization:"),
+            "credentials sent to another realm:\n{request}"
+        );
+        registers += 1;
+        let echoed: String = request
+            .lines()
+            .filter(|l| {
+                ["Via:", "From:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|h| l.starts_with(h))
+            })
+            .map(|l| format!("{}\r\n", l.trim_end()))
+            .collect();
+        let to = request
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .unwrap()
+            .trim_end();
+        let reply = format!(
+            "SIP/2.0 401 Unauthorized\r\n{echoed}{to};tag=evil\r\nWWW-Authenticate: Digest realm=\"evil.example\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"\r\nContent-Length: 0\r\n\r\n"
+        );
+        registrar.send_to(reply.as_bytes(), from).await.unwrap();
+    }
+    assert!(registers >= 1, "no REGISTER arrived:\n{}", agent.log());
+    agent
+        .wait_for_output(
+            "digest challenge from a realm other than the account's",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    agent.stop(Duration::from_secs(10)).unwrap();
+}
+
 #[test]
 fn a_bad_config_is_one_line_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
