@@ -39,11 +39,9 @@ fn quoted(text: &str) -> String {
 
 /// The users file of the server for `domain`.
 ///
-/// An account of a baresip phone gets only its MD5 H(A1), marked `md5 = true`:
-/// MD5 is the one digest algorithm baresip 1.0 answers, and it answers only the
-/// first challenge (offered SHA-256 first, it fails with "Function not
-/// implemented"), so the server then challenges everyone in that realm with MD5
-/// first and SHA-256 second; the agents answer the SHA-256 one.
+/// An account of a baresip phone gets only its MD5 H(A1): the server then
+/// challenges it with MD5 alone, the one digest algorithm baresip 1.0 answers
+/// (offered SHA-256 first, it fails with "Function not implemented").
 pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> String {
     let md5_only = |user: &str| {
         spec.talkers.iter().any(|t| {
@@ -59,10 +57,7 @@ pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> 
             let password = passwords.of(domain, user);
             if md5_only(user) {
                 let ha1 = md5::Md5::digest(format!("{user}:{domain}:{password}").as_bytes());
-                format!(
-                    "[users.{}]\nha1_md5 = \"{ha1:x}\"\nmd5 = true\n",
-                    quoted(user)
-                )
+                format!("[users.{}]\nha1_md5 = \"{ha1:x}\"\n", quoted(user))
             } else {
                 format!(
                     "[users.{}]\npassword = {}\n",
@@ -192,9 +187,7 @@ mod tests {
         let pw = passwords.of("work.example", "dave");
         let ha1 = md5::Md5::digest(format!("dave:work.example:{pw}").as_bytes());
         assert!(
-            text.contains(&format!(
-                "[users.\"dave\"]\nha1_md5 = \"{ha1:x}\"\nmd5 = true\n"
-            )),
+            text.contains(&format!("[users.\"dave\"]\nha1_md5 = \"{ha1:x}\"\n")),
             "{text}"
         );
         assert!(!text.contains(pw), "{text}");

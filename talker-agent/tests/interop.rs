@@ -61,7 +61,7 @@ impl BaresipCall {
     /// has the controller refer the agent to eve.
     async fn connect() -> Self {
         let users = format!(
-            "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\nmd5 = true\n"
+            "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
         );
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
         config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
