@@ -103,69 +103,28 @@ fn agent_config(dir: &std::path::Path, proxy: std::net::SocketAddr) -> std::path
     path
 }
 
-/// A realm that also serves an MD5-only phone (eve) challenges MD5 first and
-/// SHA-256 second; alice's account is not marked `md5`, so an MD5 answer would
-/// get 403: the agent registers only by answering the SHA-256 challenge.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_sha256_when_md5_is_offered_first() {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
-    let users = UserDirectory::parse(
-        "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\npassword = \"eve-pw\"\nmd5 = true\n",
-        DOMAIN,
-    )
-    .unwrap();
-    assert_eq!(
-        users.challenge_set(),
-        [
-            sip_server::digest::Algorithm::Md5,
-            sip_server::digest::Algorithm::Sha256
-        ]
-    );
-    config.users = Some(users);
-    let server = sip_server::start(config).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
-        .arg("--config")
-        .arg(agent_config(dir.path(), server.local_addr()))
-        .label("talker-agent")
-        .start()
-        .unwrap();
-    let location = &server.context().location;
-    wait_until("the registration", || !location.lookup("alice").is_empty()).await;
-    assert!(
-        !agent.log().contains("registration refused"),
-        "{}",
-        agent.log()
-    );
-    agent.stop(Duration::from_secs(10)).unwrap();
-    server.shutdown().await;
-}
-
-/// A 401 whose challenge names another realm than the account's domain is not
-/// answered (one log line), so the agent never sends credentials there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_challenge_from_another_realm_is_not_answered() {
+/// A fake registrar on 127.0.0.1: answers each REGISTER with a 401 carrying
+/// `challenges` (header values) and returns every request it received within
+/// `listen`.
+async fn challenged_registers(
+    agent_dir: &std::path::Path,
+    challenges: &[&str],
+    listen: Duration,
+) -> (Vec<String>, testbed::process::Process) {
     let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+    let agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
         .arg("--config")
-        .arg(agent_config(dir.path(), registrar.local_addr().unwrap()))
+        .arg(agent_config(agent_dir, registrar.local_addr().unwrap()))
         .label("talker-agent")
         .start()
         .unwrap();
     let mut buf = vec![0u8; 65536];
-    let mut registers = 0;
-    // Answer every REGISTER for a few seconds (the agent retries with back-off).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    let mut requests = Vec::new();
+    let deadline = tokio::time::Instant::now() + listen;
     while let Ok(Ok((n, from))) =
         tokio::time::timeout_at(deadline, registrar.recv_from(&mut buf)).await
     {
         let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-        assert!(
-            !request.contains("Authorization:"),
-            "credentials sent to another realm:\n{request}"
-        );
-        registers += 1;
         let echoed: String = request
             .lines()
             .filter(|l| {
@@ -179,13 +138,66 @@ async fn a_challenge_from_another_realm_is_not_answered() {
             .lines()
             .find(|l| l.starts_with("To:"))
             .unwrap()
-            .trim_end();
+            .trim_end()
+            .to_owned();
+        let offered: String = challenges
+            .iter()
+            .map(|c| format!("WWW-Authenticate: {c}\r\n"))
+            .collect();
         let reply = format!(
-            "SIP/2.0 401 Unauthorized\r\n{echoed}{to};tag=evil\r\nWWW-Authenticate: Digest realm=\"evil.example\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"\r\nContent-Length: 0\r\n\r\n"
+            "SIP/2.0 401 Unauthorized\r\n{echoed}{to};tag=fake\r\n{offered}Content-Length: 0\r\n\r\n"
         );
         registrar.send_to(reply.as_bytes(), from).await.unwrap();
+        requests.push(request);
     }
-    assert!(registers >= 1, "no REGISTER arrived:\n{}", agent.log());
+    (requests, agent)
+}
+
+/// A server that sends MD5 first and SHA-256 second (one that also serves
+/// MD5-only phones) gets a SHA-256 answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sha256_when_md5_is_offered_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (requests, mut agent) = challenged_registers(
+        dir.path(),
+        &[
+            &format!("Digest realm=\"{DOMAIN}\", nonce=\"n1\", algorithm=MD5, qop=\"auth\""),
+            &format!("Digest realm=\"{DOMAIN}\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\""),
+        ],
+        Duration::from_secs(3),
+    )
+    .await;
+    agent.stop(Duration::from_secs(10)).unwrap();
+    let answer = requests
+        .iter()
+        .flat_map(|r| r.lines())
+        .find(|l| l.starts_with("Authorization:"))
+        .unwrap_or_else(|| panic!("the challenge was not answered:\n{}", agent.log()));
+    assert!(answer.contains("algorithm=SHA-256"), "{answer}");
+}
+
+/// A 401 whose challenge names another realm than the account's domain is not
+/// answered (one log line), so the agent never sends credentials there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_from_another_realm_is_not_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (requests, mut agent) = challenged_registers(
+        dir.path(),
+        &["Digest realm=\"evil.example\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\""],
+        Duration::from_secs(4),
+    )
+    .await;
+    assert!(
+        !requests.is_empty(),
+        "no REGISTER arrived:\n{}",
+        agent.log()
+    );
+    for r in &requests {
+        assert!(
+            !r.contains("Authorization:"),
+            "credentials sent to another realm:\n{r}"
+        );
+    }
     agent
         .wait_for_output(
             "digest challenge from a realm other than the account's",
