@@ -34,9 +34,11 @@ pub fn check(value: &str) {
     let _ = (credentials.username(), credentials.realm());
     let algorithm = credentials.algorithm().unwrap_or(Algorithm::Md5);
     let stored = ha1(algorithm, "alice", "home.example", "pw");
+    // The request's URI as the header names it, so only the nonce can fail it.
+    let request_uri = credentials.get("uri").unwrap_or_default();
     for method in ["REGISTER", "INVITE"] {
         assert_eq!(
-            authority().check(&credentials, method, &stored),
+            authority().check(&credentials, method, request_uri, &stored),
             Check::Invalid,
             "{value:?}"
         );

@@ -274,10 +274,20 @@ impl Sipp {
         self.arg("-s").arg(user)
     }
 
-    /// Digest credentials for 401/407 challenges.
+    /// Digest credentials for 401/407 challenges, answered for `request_uri`
+    /// (the Request-URI the scenario's authenticated request carries, without
+    /// its `sip:`). sipp 3.6 otherwise puts `uri="sip:REMOTE_IP:REMOTE_PORT"`
+    /// in every answer, which a registrar that checks the digest `uri` against
+    /// the Request-URI (RFC 3261 §22.4) rightly refuses; `-auth_uri` is how
+    /// sipp is told the real one (it prefixes `sip:` itself).
     #[must_use]
-    pub fn credentials(self, user: &str, password: &str) -> Self {
-        self.arg("-au").arg(user).arg("-ap").arg(password)
+    pub fn credentials(self, user: &str, password: &str, request_uri: &str) -> Self {
+        self.arg("-au")
+            .arg(user)
+            .arg("-ap")
+            .arg(password)
+            .arg("-auth_uri")
+            .arg(request_uri)
     }
 
     /// Stop after `calls` calls (`-m`).
@@ -427,7 +437,12 @@ pub fn register(
 ) -> Result<SippOutcome> {
     let mut sipp = match credentials {
         Some((name, password)) => {
-            Sipp::new("register_auth.xml", local_port, proxy).credentials(name, password)
+            // register_auth.xml's Request-URI.
+            Sipp::new("register_auth.xml", local_port, proxy).credentials(
+                name,
+                password,
+                "home.example",
+            )
         }
         None => Sipp::new("register.xml", local_port, proxy),
     }
@@ -521,7 +536,12 @@ pub fn run_calls(
         return Err(format!("sipp UAS exited at start:\n{}", uas.output()).into());
     }
     let mut uac = match &load.auth {
-        Some(c) => Sipp::new("uac_auth.xml", uac_port, proxy).credentials(&c.uac.0, &c.uac.1),
+        // uac_auth.xml's Request-URI, with `[service]` = uas.
+        Some(c) => Sipp::new("uac_auth.xml", uac_port, proxy).credentials(
+            &c.uac.0,
+            &c.uac.1,
+            "uas@home.example",
+        ),
         None => Sipp::new("uac.xml", uac_port, proxy),
     }
     .service("uas")

@@ -6,6 +6,7 @@
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use splitdial_sip::uri_match::SipUri;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -187,6 +188,9 @@ pub enum Check {
     Stale,
     /// Wrong, malformed or for another realm.
     Invalid,
+    /// The `uri` parameter is not the request's Request-URI (RFC 3261 §22.4):
+    /// answer 400, the credentials were made for another request.
+    UriMismatch,
 }
 
 impl DigestAuthority {
@@ -251,9 +255,15 @@ impl DigestAuthority {
         u64::from_str_radix(issued, 16).ok()
     }
 
-    /// Checks `credentials` for a request with `method`, given the user's H(A1)
-    /// for the algorithm the client chose.
-    pub fn check(&self, credentials: &Credentials, method: &str, ha1: &str) -> Check {
+    /// Checks `credentials` for a request with `method` and `request_uri`, given
+    /// the user's H(A1) for the algorithm the client chose.
+    pub fn check(
+        &self,
+        credentials: &Credentials,
+        method: &str,
+        request_uri: &str,
+        ha1: &str,
+    ) -> Check {
         let (Some(nonce), Some(uri), Some(response), Some(algorithm)) = (
             credentials.get("nonce"),
             credentials.get("uri"),
@@ -264,6 +274,9 @@ impl DigestAuthority {
         };
         if credentials.realm() != Some(self.realm.as_str()) {
             return Check::Invalid;
+        }
+        if !same_uri(uri, request_uri) {
+            return Check::UriMismatch;
         }
         let Some(issued) = self.nonce_issued(nonce) else {
             return Check::Invalid;
@@ -318,6 +331,16 @@ impl DigestAuthority {
     }
 }
 
+/// Whether the digest `uri` names the Request-URI: equivalent by RFC 3261
+/// §19.1.4 (clients may print it differently), or the same text when either is
+/// not a SIP URI.
+fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
+    match (SipUri::parse(digest_uri), SipUri::parse(request_uri)) {
+        (Ok(a), Ok(b)) => a.equivalent(&b),
+        _ => digest_uri == request_uri,
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -325,6 +348,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Request-URI the test answers are made for.
+    const URI: &str = "sip:home.example";
+
+    #[test]
+    fn the_uri_must_be_the_request_uri() {
+        let auth = DigestAuthority::new("home.example");
+        let stored = ha1(Algorithm::Sha256, "alice", "home.example", "pw");
+        let good = answer(&auth, Algorithm::Sha256, "pw");
+        // Another request's URI: refused before anything else, even with a
+        // right response for the URI it names.
+        assert_eq!(
+            auth.check(&good, "REGISTER", "sip:other.example", &stored),
+            Check::UriMismatch
+        );
+        assert_eq!(
+            auth.check(&good, "REGISTER", "sip:home.example;transport=tcp", &stored),
+            Check::UriMismatch
+        );
+        // The same URI printed otherwise is the same URI (RFC 3261 §19.1.4).
+        assert_eq!(
+            auth.check(&good, "REGISTER", "sip:HOME.example", &stored),
+            Check::Valid
+        );
+    }
 
     fn answer(auth: &DigestAuthority, alg: Algorithm, pw: &str) -> Credentials {
         answer_with(&auth.nonce(), alg, pw, 1, "abc")
@@ -347,23 +395,23 @@ mod tests {
         let stored = ha1(Algorithm::Md5, "alice", "home.example", "pw");
         let nonce = auth.nonce();
         let first = answer_with(&nonce, Algorithm::Md5, "pw", 1, "abc");
-        assert_eq!(auth.check(&first, "REGISTER", &stored), Check::Valid);
+        assert_eq!(auth.check(&first, "REGISTER", URI, &stored), Check::Valid);
         // The same Authorization again: a replay.
-        assert_eq!(auth.check(&first, "REGISTER", &stored), Check::Stale);
+        assert_eq!(auth.check(&first, "REGISTER", URI, &stored), Check::Stale);
         // The client's next count on the same nonce is fine; going back is not.
         let third = answer_with(&nonce, Algorithm::Md5, "pw", 3, "abc");
-        assert_eq!(auth.check(&third, "REGISTER", &stored), Check::Valid);
+        assert_eq!(auth.check(&third, "REGISTER", URI, &stored), Check::Valid);
         let second = answer_with(&nonce, Algorithm::Md5, "pw", 2, "abc");
-        assert_eq!(auth.check(&second, "REGISTER", &stored), Check::Stale);
+        assert_eq!(auth.check(&second, "REGISTER", URI, &stored), Check::Stale);
         // Another client nonce counts on its own.
         let other = answer_with(&nonce, Algorithm::Md5, "pw", 1, "xyz");
-        assert_eq!(auth.check(&other, "REGISTER", &stored), Check::Valid);
+        assert_eq!(auth.check(&other, "REGISTER", URI, &stored), Check::Valid);
         // A count that is not eight hex digits is refused outright.
         let odd = Credentials::parse(&format!(
             "Digest username=\"alice\", realm=\"home.example\", nonce=\"{nonce}\", uri=\"sip:home.example\", response=\"0\", qop=auth, nc=1, cnonce=\"q\""
         ))
         .unwrap();
-        assert_eq!(auth.check(&odd, "REGISTER", &stored), Check::Invalid);
+        assert_eq!(auth.check(&odd, "REGISTER", URI, &stored), Check::Invalid);
     }
 
     #[test]
@@ -388,9 +436,9 @@ mod tests {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let good = answer(&auth, alg, "pw");
             let stored = ha1(alg, "alice", "home.example", "pw");
-            assert_eq!(auth.check(&good, "REGISTER", &stored), Check::Valid);
+            assert_eq!(auth.check(&good, "REGISTER", URI, &stored), Check::Valid);
             let bad = answer(&auth, alg, "wrong");
-            assert_eq!(auth.check(&bad, "REGISTER", &stored), Check::Invalid);
+            assert_eq!(auth.check(&bad, "REGISTER", URI, &stored), Check::Invalid);
         }
     }
 
@@ -400,7 +448,7 @@ mod tests {
         let theirs = DigestAuthority::new("home.example");
         let creds = answer(&theirs, Algorithm::Md5, "pw");
         let stored = ha1(Algorithm::Md5, "alice", "home.example", "pw");
-        assert_eq!(ours.check(&creds, "REGISTER", &stored), Check::Invalid);
+        assert_eq!(ours.check(&creds, "REGISTER", URI, &stored), Check::Invalid);
     }
 
     #[test]

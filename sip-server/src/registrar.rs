@@ -160,7 +160,16 @@ fn authenticate(context: &Context, request: &Request, user: &str) -> Option<Resp
     let Some(ha1) = secrets.ha1(algorithm) else {
         return Some(challenge(false));
     };
-    match context.digest.check(&credentials, "REGISTER", ha1) {
+    match context
+        .digest
+        .check(&credentials, "REGISTER", &request.uri.to_string(), ha1)
+    {
+        Check::UriMismatch => Some(reply(
+            request,
+            400,
+            "Digest URI Does Not Match Request-URI",
+            vec![],
+        )),
         Check::Valid if username == user => None,
         Check::Valid => Some(reply(request, 403, "Credentials Do Not Match To", vec![])),
         Check::Stale => Some(challenge(true)),

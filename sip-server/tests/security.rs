@@ -104,6 +104,68 @@ async fn register_needs_the_right_password() {
     server.shutdown().await;
 }
 
+/// Credentials made for another Request-URI (a captured answer moved to
+/// another request) get 400, and nothing is registered.
+#[tokio::test]
+async fn a_digest_uri_other_than_the_request_uri_gets_400() {
+    let server = server(Some(USERS)).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    bob.send(&bob.register_text("d1", 1, 300, "")).await;
+    let challenge = md5_challenge(&bob.response().await, "WWW-Authenticate");
+    let elsewhere = answer(
+        &challenge,
+        "bob",
+        "bob-pw",
+        "REGISTER",
+        "sip:elsewhere.example",
+    );
+    bob.send(&bob.register_text("d1", 2, 300, &format!("Authorization: {elsewhere}\n")))
+        .await;
+    let r = bob.response().await;
+    assert_eq!(r.status_code.code(), 400, "{r}");
+    assert!(server.context().location.lookup("bob").is_empty());
+    server.shutdown().await;
+}
+
+/// The proxy applies the same rule to its 407 answers: credentials made for
+/// another callee's URI get 400 and the INVITE goes nowhere.
+#[tokio::test]
+async fn a_proxy_authorization_for_another_request_uri_gets_400() {
+    let server = server(Some(USERS)).await;
+    let alice = Ua::new("alice", server.local_addr()).await;
+    let bob = Ua::new("bob", server.local_addr()).await;
+    register_with_digest(&bob, "bob-pw").await;
+    alice.send(&alice.invite_text("bob", "uri-1", "")).await;
+    let r = alice.response().await;
+    assert_eq!(r.status_code.code(), 407, "{r}");
+    let challenge = md5_challenge(&r, "Proxy-Authenticate");
+    alice.send(&format!("ACK sip:bob@{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {};branch=z9hG4bKack2\nMax-Forwards: 70\nFrom: <sip:alice@{DOMAIN}>;tag=f{}\nTo: {}\nCall-ID: uri-1\nCSeq: 1 ACK\nContent-Length: 0\n\n", alice.local, alice.local.port(), header(&r.headers, "To").unwrap())).await;
+    let elsewhere = answer(
+        &challenge,
+        "alice",
+        "alice-pw",
+        "INVITE",
+        &format!("sip:carol@{DOMAIN}"),
+    );
+    let text = alice
+        .invite_text(
+            "bob",
+            "uri-1",
+            &format!("Proxy-Authorization: {elsewhere}\n"),
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    alice.send(&text).await;
+    let r = alice.response().await;
+    assert_eq!(r.status_code.code(), 400, "{r}");
+    assert!(
+        bob.recv_within(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the INVITE must not be forwarded"
+    );
+    server.shutdown().await;
+}
+
 /// Registers `ua` with digest (users file in force).
 async fn register_with_digest(ua: &Ua, password: &str) {
     let call_id = format!("reg-{}", ua.local.port());

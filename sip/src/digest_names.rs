@@ -3,6 +3,9 @@
 //! the non-standard name in its answers. The hash itself does not depend on the
 //! token, so translating the name at the edge gives real SHA-256 digest
 //! authentication with any standard server (our sip-server, Kamailio).
+//!
+//! The same inspector first keeps only the challenges our client should answer
+//! ([`crate::digest_choice`]: the account's realm, SHA-256 whenever offered).
 
 use rsipstack::sip::{Header, SipMessage};
 use rsipstack::transaction::endpoint::MessageInspector;
@@ -46,6 +49,7 @@ impl MessageInspector for DigestAlgorithmNames {
 
     fn after_received(&self, mut msg: SipMessage, _from: Option<&SipAddr>) -> SipMessage {
         if let SipMessage::Response(resp) = &mut msg {
+            crate::digest_choice::keep_answerable_challenges(resp);
             for h in resp.headers.iter_mut() {
                 let replacement = match h {
                     Header::WwwAuthenticate(v) => rename(v.value(), "SHA-256", "SHA256")

@@ -9,6 +9,8 @@
 //!   and serves it, each incoming transaction in a task of its own.
 //! * [`digest_names`] lets rsipstack's digest client speak RFC 8760's
 //!   `SHA-256` (it only knows a non-standard spelling).
+//! * [`digest_choice`] keeps only the challenges our client should answer: the
+//!   account's realm, and SHA-256 whenever a server offers it, in any order.
 //! * [`screen`] checks a parsed request the way a careful proxy must before acting
 //!   on it (RFC 3261 §16.3, RFC 4475's invalid and application-level cases) and
 //!   says which 4xx to answer.
@@ -37,6 +39,7 @@
 //!   SIGTERM), so that it can end its dialogs first.
 
 pub mod call_token;
+pub mod digest_choice;
 pub mod digest_names;
 pub mod endpoint;
 pub mod event;

@@ -271,6 +271,8 @@ impl Dialer {
             credential: Some(Credential {
                 username: account.user.clone(),
                 password: account.password.clone(),
+                // rsipstack ignores this; the realm is pinned to the account's
+                // domain, and SHA-256 preferred, by splitdial_sip::digest_choice.
                 realm: None,
                 auth_username: None,
             }),

@@ -132,6 +132,8 @@ fn registration(
     let credential = Credential {
         username: plan.user.clone(),
         password: plan.password.clone(),
+        // rsipstack ignores this; the realm is pinned to the account's domain,
+        // and SHA-256 preferred, by splitdial_sip::digest_choice.
         realm: None,
         auth_username: None,
     };

@@ -89,6 +89,124 @@ enabled = false
     server.shutdown().await;
 }
 
+/// An agent configuration with one account, alice on `DOMAIN`, sent to `proxy`.
+fn agent_config(dir: &std::path::Path, proxy: std::net::SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("tv.toml");
+    testbed::write_private(
+        &path,
+        format!(
+            "name = \"TV\"\nkind = \"tv\"\nstate_dir = \"{}\"\n[[accounts]]\nserver = \"{DOMAIN}\"\nproxy = \"{proxy}\"\nuser = \"alice\"\npassword = \"alice-pw\"\nexpires = 300\n[discovery]\nenabled = false\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A fake registrar on 127.0.0.1: answers each REGISTER with a 401 carrying
+/// `challenges` (header values) and returns every request it received within
+/// `listen`.
+async fn challenged_registers(
+    agent_dir: &std::path::Path,
+    challenges: &[&str],
+    listen: Duration,
+) -> (Vec<String>, testbed::process::Process) {
+    let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let agent = Spawn::new(env!("CARGO_BIN_EXE_talker-agent"))
+        .arg("--config")
+        .arg(agent_config(agent_dir, registrar.local_addr().unwrap()))
+        .label("talker-agent")
+        .start()
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut requests = Vec::new();
+    let deadline = tokio::time::Instant::now() + listen;
+    while let Ok(Ok((n, from))) =
+        tokio::time::timeout_at(deadline, registrar.recv_from(&mut buf)).await
+    {
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let echoed: String = request
+            .lines()
+            .filter(|l| {
+                ["Via:", "From:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|h| l.starts_with(h))
+            })
+            .map(|l| format!("{}\r\n", l.trim_end()))
+            .collect();
+        let to = request
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .unwrap()
+            .trim_end()
+            .to_owned();
+        let offered: String = challenges
+            .iter()
+            .map(|c| format!("WWW-Authenticate: {c}\r\n"))
+            .collect();
+        let reply = format!(
+            "SIP/2.0 401 Unauthorized\r\n{echoed}{to};tag=fake\r\n{offered}Content-Length: 0\r\n\r\n"
+        );
+        registrar.send_to(reply.as_bytes(), from).await.unwrap();
+        requests.push(request);
+    }
+    (requests, agent)
+}
+
+/// A server that sends MD5 first and SHA-256 second (one that also serves
+/// MD5-only phones) gets a SHA-256 answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sha256_when_md5_is_offered_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (requests, mut agent) = challenged_registers(
+        dir.path(),
+        &[
+            &format!("Digest realm=\"{DOMAIN}\", nonce=\"n1\", algorithm=MD5, qop=\"auth\""),
+            &format!("Digest realm=\"{DOMAIN}\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\""),
+        ],
+        Duration::from_secs(3),
+    )
+    .await;
+    agent.stop(Duration::from_secs(10)).unwrap();
+    let answer = requests
+        .iter()
+        .flat_map(|r| r.lines())
+        .find(|l| l.starts_with("Authorization:"))
+        .unwrap_or_else(|| panic!("the challenge was not answered:\n{}", agent.log()));
+    assert!(answer.contains("algorithm=SHA-256"), "{answer}");
+}
+
+/// A 401 whose challenge names another realm than the account's domain is not
+/// answered (one log line), so the agent never sends credentials there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_from_another_realm_is_not_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (requests, mut agent) = challenged_registers(
+        dir.path(),
+        &["Digest realm=\"evil.example\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\""],
+        Duration::from_secs(4),
+    )
+    .await;
+    assert!(
+        !requests.is_empty(),
+        "no REGISTER arrived:\n{}",
+        agent.log()
+    );
+    for r in &requests {
+        assert!(
+            !r.contains("Authorization:"),
+            "credentials sent to another realm:\n{r}"
+        );
+    }
+    agent
+        .wait_for_output(
+            "digest challenge from a realm other than the account's",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    agent.stop(Duration::from_secs(10)).unwrap();
+}
+
 #[test]
 fn a_bad_config_is_one_line_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -253,10 +253,15 @@ fn authenticate(context: &Context, request: &Request) -> Result<Option<String>, 
     let Some(ha1) = secrets.ha1(algorithm) else {
         return Err(challenge(false));
     };
-    match context
-        .digest
-        .check(&credentials, &request.method.to_string(), ha1)
-    {
+    match context.digest.check(
+        &credentials,
+        &request.method.to_string(),
+        &request.uri.to_string(),
+        ha1,
+    ) {
+        Check::UriMismatch => {
+            return Err(Refusal::new(400, "Digest URI Does Not Match Request-URI").into());
+        }
         Check::Valid => {}
         Check::Stale => return Err(challenge(true)),
         Check::Invalid => return Err(challenge(false)),
