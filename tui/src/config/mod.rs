@@ -676,7 +676,7 @@ no_color = false
             );
         }
         // Without a secret in it the file may be shared.
-        write(dir.path(), "matcher_url = \"http://h:1\"");
+        write(dir.path(), "matcher_url = \"https://h:1\"");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Config::load(&Overrides::default(), &env_of(&[("XDG_CONFIG_HOME", xdg)])).is_ok());
     }
