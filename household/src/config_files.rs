@@ -39,9 +39,12 @@ fn quoted(text: &str) -> String {
 
 /// The users file of the server for `domain`.
 ///
-/// An account of a baresip phone gets only its MD5 H(A1): the server then
-/// challenges it with MD5 alone, the one digest algorithm baresip 1.0 answers
-/// (offered SHA-256 first, it fails with "Function not implemented").
+/// An account of a baresip phone gets only its MD5 H(A1): MD5 is the one digest
+/// algorithm baresip 1.0 answers, and its libre refuses a whole 401 as soon as
+/// one challenge in it is not MD5 ("Function not implemented"), whatever the
+/// order. A realm with such a phone is therefore challenged with MD5 alone
+/// (`challenge = "md5"`) and every account in it is marked `md5 = true`, the
+/// agents' too; a realm without one is challenged with SHA-256 alone.
 pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> String {
     let md5_only = |user: &str| {
         spec.talkers.iter().any(|t| {
@@ -51,22 +54,28 @@ pub fn users_file(spec: &HouseholdSpec, domain: &str, passwords: &Passwords) -> 
                     .any(|a| a.server == domain && a.user == user)
         })
     };
-    spec.sip_users_on(domain)
-        .iter()
-        .map(|user| {
-            let password = passwords.of(domain, user);
-            if md5_only(user) {
-                let ha1 = md5::Md5::digest(format!("{user}:{domain}:{password}").as_bytes());
-                format!("[users.{}]\nha1_md5 = \"{ha1:x}\"\n", quoted(user))
-            } else {
-                format!(
-                    "[users.{}]\npassword = {}\n",
-                    quoted(user),
-                    quoted(password)
-                )
-            }
-        })
-        .collect()
+    let users = spec.sip_users_on(domain);
+    let md5_realm = users.iter().any(|user| md5_only(user));
+    let header = if md5_realm {
+        "challenge = \"md5\"\n"
+    } else {
+        ""
+    };
+    let accounts = users.iter().map(|user| {
+        let password = passwords.of(domain, user);
+        if md5_only(user) {
+            let ha1 = md5::Md5::digest(format!("{user}:{domain}:{password}").as_bytes());
+            format!("[users.{}]\nha1_md5 = \"{ha1:x}\"\n", quoted(user))
+        } else {
+            let mark = if md5_realm { "md5 = true\n" } else { "" };
+            format!(
+                "[users.{}]\npassword = {}\n{mark}",
+                quoted(user),
+                quoted(password)
+            )
+        }
+    });
+    std::iter::once(header.to_owned()).chain(accounts).collect()
 }
 
 /// Where a talker agent listens and whether it advertises itself.
@@ -204,9 +213,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(pw), "{text}");
-        // Everyone else keeps a password (both algorithms offered).
+        // libre refuses any non-MD5 challenge: the realm is MD5 alone, and
+        // everyone else keeps a password, marked for MD5 (the server refuses an
+        // MD5-only realm with an unmarked account; tests/tests/interop.rs runs it).
+        assert!(text.starts_with("challenge = \"md5\"\n"), "{text}");
+        let alice_pc = passwords.of("work.example", "alice-pc");
         assert!(
-            text.contains(passwords.of("work.example", "alice-pc")),
+            text.contains(&format!(
+                "[users.\"alice-pc\"]\npassword = {}\nmd5 = true\n",
+                quoted(alice_pc)
+            )),
             "{text}"
         );
     }

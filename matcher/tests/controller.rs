@@ -649,7 +649,9 @@ async fn a_talker_that_refuses_the_token_is_reported_as_talker_rejected() {
 }
 
 /// MD5(eve:home.example:eve-pw). baresip's SIP stack answers only MD5 digest
-/// challenges, so its account gets an MD5 H(A1) only.
+/// challenges and refuses a 401 that carries any other, so its account gets an
+/// MD5 H(A1) only and its realm is challenged with MD5 alone (`challenge =
+/// "md5"`, every account marked).
 const EVE_HA1_MD5: &str = "8c4d506c4f0c83294a5e0db87b5e077a";
 
 /// baresip 1.0 as a third-party talker: registered as eve at the server,
@@ -692,8 +694,9 @@ async fn a_third_party_phone_serves_as_the_talker() {
     // baresip is a SIP server of its own: never in the machine's own network namespace.
     testbed::require_loopback_only_namespace();
     testbed::require_program("baresip", "baresip-core");
-    let users =
-        format!("[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.bob]\npassword = \"bob-pw\"\n");
+    let users = format!(
+        "challenge = \"md5\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.bob]\npassword = \"bob-pw\"\nmd5 = true\n"
+    );
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
     config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());
     config.trusted = vec!["127.0.0.1".parse().unwrap()];

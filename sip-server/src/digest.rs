@@ -3,6 +3,7 @@
 //! A nonce needs no state until it is used; its uses are then remembered, so a
 //! captured `Authorization` cannot be replayed while the nonce lives.
 
+use crate::users::{Secrets, UserDirectory};
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -339,6 +340,21 @@ fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
         (Ok(a), Ok(b)) => a.equivalent(&b),
         _ => digest_uri == request_uri,
     }
+}
+
+/// The reason phrase of the 403 that refuses an MD5 answer from an account not
+/// marked `md5`.
+pub const MD5_REFUSED: &str = "MD5 Not Allowed For This Account";
+
+/// Whether `credentials` answer with MD5 for an account that may not use it.
+/// An unknown user is refused the same way as a known one, so the answer says
+/// nothing about who exists; and nothing is computed, so a client that could
+/// answer MD5 learns nothing about the password either.
+pub fn md5_refused(users: &UserDirectory, credentials: &Credentials) -> bool {
+    credentials.algorithm() == Some(Algorithm::Md5)
+        && !users
+            .get(credentials.username().unwrap_or_default())
+            .is_some_and(Secrets::md5_allowed)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

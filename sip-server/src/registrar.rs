@@ -3,7 +3,7 @@
 //! devices that register an instance id (RFC 5626, RFC 5627).
 
 use crate::context::Context;
-use crate::digest::{Check, Credentials};
+use crate::digest::{Check, Credentials, MD5_REFUSED, md5_refused};
 use crate::location::{ContactUpdate, UpdateError};
 use rsipstack::sip::{Header, Request, Response, StatusCode, typed};
 use rsipstack::transaction::transaction::Transaction;
@@ -137,11 +137,10 @@ fn contact_updates(
 /// is a challenge or refusal to send instead of going on.
 fn authenticate(context: &Context, request: &Request, user: &str) -> Option<Response> {
     let users = context.config.users.as_ref()?;
-    let offer = users.algorithms_for(user);
     let challenge = |stale: bool| {
         let hs = context
             .digest
-            .challenges(stale, &offer)
+            .challenges(stale, users.challenge_set())
             .into_iter()
             .map(|c| rsipstack::sip::headers::make_header("WWW-Authenticate", c))
             .collect();
@@ -154,6 +153,10 @@ fn authenticate(context: &Context, request: &Request, user: &str) -> Option<Resp
         return Some(challenge(false));
     };
     let username = credentials.username().unwrap_or_default();
+    if md5_refused(users, &credentials) {
+        info!(user = %username, "REGISTER answered with MD5 for an account not marked md5");
+        return Some(reply(request, 403, MD5_REFUSED, vec![]));
+    }
     let (Some(secrets), Some(algorithm)) = (users.get(username), credentials.algorithm()) else {
         return Some(challenge(false));
     };

@@ -9,7 +9,25 @@ use splitdial_sip::headers;
 use support::{DOMAIN, Ua, header, server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USERS: &str = "[users.alice]\npassword = \"alice-pw\"\n[users.bob]\npassword = \"bob-pw\"\n";
+/// alice and bob stand for MD5-only phones (`md5 = true`); carol is an
+/// ordinary account, SHA-256 only.
+const USERS: &str = "[users.alice]\npassword = \"alice-pw\"\nmd5 = true\n[users.bob]\npassword = \"bob-pw\"\nmd5 = true\n[users.carol]\npassword = \"carol-pw\"\n";
+
+/// The `algorithm=` of each challenge `name` in `r`, in order.
+fn challenge_algorithms(r: &rsipstack::sip::Response, name: &str) -> Vec<String> {
+    headers::values(&r.headers, name)
+        .map(|v| {
+            v.split("algorithm=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
 
 fn md5_hex(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
@@ -46,11 +64,6 @@ async fn register_needs_the_right_password() {
     bob.send(&bob.register_text("d1", 1, 300, "")).await;
     let r = bob.response().await;
     assert_eq!(r.status_code.code(), 401);
-    let challenges: Vec<_> = headers::values(&r.headers, "WWW-Authenticate").collect();
-    assert!(
-        challenges[0].contains("SHA-256"),
-        "SHA-256 offered first: {challenges:?}"
-    );
     let challenge = md5_challenge(&r, "WWW-Authenticate");
 
     let wrong = answer(
@@ -163,6 +176,106 @@ async fn a_proxy_authorization_for_another_request_uri_gets_400() {
             .is_none(),
         "the INVITE must not be forwarded"
     );
+    server.shutdown().await;
+}
+
+/// A realm with an account marked `md5` sends MD5 first and SHA-256 second, to
+/// every user alike: a marked one, an unmarked one, and one that does not exist.
+#[tokio::test]
+async fn one_challenge_set_md5_first_for_known_and_unknown_users() {
+    let server = server(Some(USERS)).await;
+    for user in ["alice", "carol", "nobody"] {
+        let ua = Ua::new(user, server.local_addr()).await;
+        ua.send(&ua.register_text("set-1", 1, 300, "")).await;
+        let r = ua.response().await;
+        assert_eq!(r.status_code.code(), 401, "{r}");
+        assert_eq!(
+            challenge_algorithms(&r, "WWW-Authenticate"),
+            ["MD5", "SHA-256"],
+            "{user}: {r}"
+        );
+        // The proxy's 407 carries the same set.
+        ua.send(&ua.invite_text("bob", &format!("set-{user}"), ""))
+            .await;
+        let r = ua.response().await;
+        assert_eq!(r.status_code.code(), 407, "{r}");
+        assert_eq!(
+            challenge_algorithms(&r, "Proxy-Authenticate"),
+            ["MD5", "SHA-256"],
+            "{user}: {r}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// Without a marked account the realm offers SHA-256 alone, known user or not;
+/// a realm whose file says `challenge = "md5"` (libre-based phones) offers MD5
+/// alone, also to everyone.
+#[tokio::test]
+async fn a_realm_offers_its_one_set_alone_sha256_or_md5() {
+    let realms = [
+        ("[users.carol]\npassword = \"carol-pw\"\n", "SHA-256"),
+        (
+            "challenge = \"md5\"\n[users.carol]\npassword = \"carol-pw\"\nmd5 = true\n",
+            "MD5",
+        ),
+    ];
+    for (users, algorithm) in realms {
+        let server = server(Some(users)).await;
+        for user in ["carol", "nobody"] {
+            let ua = Ua::new(user, server.local_addr()).await;
+            ua.send(&ua.register_text("one-1", 1, 300, "")).await;
+            let r = ua.response().await;
+            assert_eq!(r.status_code.code(), 401, "{r}");
+            assert_eq!(
+                challenge_algorithms(&r, "WWW-Authenticate"),
+                [algorithm],
+                "{user}: {r}"
+            );
+        }
+        server.shutdown().await;
+    }
+}
+
+/// An MD5 answer, even with the right password, from an account not marked
+/// `md5` gets 403 at the registrar and at the proxy, and registers nothing.
+#[tokio::test]
+async fn an_md5_answer_from_a_sha256_account_gets_403() {
+    let server = server(Some(USERS)).await;
+    let carol = Ua::new("carol", server.local_addr()).await;
+    carol.send(&carol.register_text("c1", 1, 300, "")).await;
+    let challenge = md5_challenge(&carol.response().await, "WWW-Authenticate");
+    let creds = answer(
+        &challenge,
+        "carol",
+        "carol-pw",
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    carol
+        .send(&carol.register_text("c1", 2, 300, &format!("Authorization: {creds}\n")))
+        .await;
+    let r = carol.response().await;
+    assert_eq!(r.status_code.code(), 403, "{r}");
+    assert!(server.context().location.lookup("carol").is_empty());
+
+    carol.send(&carol.invite_text("bob", "c2", "")).await;
+    let r = carol.response().await;
+    assert_eq!(r.status_code.code(), 407, "{r}");
+    let challenge = md5_challenge(&r, "Proxy-Authenticate");
+    let creds = answer(
+        &challenge,
+        "carol",
+        "carol-pw",
+        "INVITE",
+        &format!("sip:bob@{DOMAIN}"),
+    );
+    let text = carol
+        .invite_text("bob", "c2", &format!("Proxy-Authorization: {creds}\n"))
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    carol.send(&text).await;
+    let r = carol.response().await;
+    assert_eq!(r.status_code.code(), 403, "{r}");
     server.shutdown().await;
 }
 

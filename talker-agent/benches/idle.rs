@@ -134,7 +134,7 @@ fn main() {
 
 async fn run() {
     let users = format!(
-        "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.zed]\nha1_md5 = \"{ZED_HA1_MD5}\"\n"
+        "challenge = \"md5\"\n[users.alice]\npassword = \"alice-pw\"\nmd5 = true\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n[users.zed]\nha1_md5 = \"{ZED_HA1_MD5}\"\n"
     );
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
     config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());

@@ -60,8 +60,9 @@ impl BaresipCall {
     /// Starts the server, baresip (sending a random tone over G.711) and the agent, and
     /// has the controller refer the agent to eve.
     async fn connect() -> Self {
+        // baresip refuses a 401 carrying any non-MD5 challenge: an MD5-only realm.
         let users = format!(
-            "[users.alice]\npassword = \"alice-pw\"\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
+            "challenge = \"md5\"\n[users.alice]\npassword = \"alice-pw\"\nmd5 = true\n[users.eve]\nha1_md5 = \"{EVE_HA1_MD5}\"\n"
         );
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
         config.users = Some(UserDirectory::parse(&users, DOMAIN).unwrap());

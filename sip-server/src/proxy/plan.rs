@@ -5,7 +5,7 @@
 
 use super::{Answer, Plan};
 use crate::context::Context;
-use crate::digest::{Check, Credentials};
+use crate::digest::{Check, Credentials, MD5_REFUSED, md5_refused};
 use crate::hints;
 use crate::location::Binding;
 use crate::routing::{self, Refusal};
@@ -221,15 +221,10 @@ fn authenticate(context: &Context, request: &Request) -> Result<Option<String>, 
     if matches!(request.method, Method::Ack | Method::Cancel) {
         return Ok(None);
     }
-    let caller = headers::first(&request.headers, "From")
-        .and_then(|f| typed::From::parse(f).ok())
-        .and_then(|f| f.uri.user().map(str::to_owned))
-        .unwrap_or_default();
-    let offer = users.algorithms_for(&caller);
     let challenge = |stale: bool| {
         let hs = context
             .digest
-            .challenges(stale, &offer)
+            .challenges(stale, users.challenge_set())
             .into_iter()
             .map(|c| rsipstack::sip::headers::make_header("Proxy-Authenticate", c))
             .collect();
@@ -247,6 +242,9 @@ fn authenticate(context: &Context, request: &Request) -> Result<Option<String>, 
         return Err(challenge(false));
     };
     let username = credentials.username().unwrap_or_default().to_owned();
+    if md5_refused(users, &credentials) {
+        return Err(Refusal::new(403, MD5_REFUSED).into());
+    }
     let (Some(secrets), Some(algorithm)) = (users.get(&username), credentials.algorithm()) else {
         return Err(challenge(false));
     };
