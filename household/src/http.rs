@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// TLS toward one server: the client configuration and the name its certificate must carry.
+/// How the server is verified is the configuration's: the household CA for the matcher, the
+/// talker's own key for a talker's status API ([`crate::talker_https`]).
 #[derive(Debug, Clone)]
 pub struct Tls {
     /// The client configuration (roots and verifier).
@@ -20,7 +22,7 @@ pub struct Tls {
     pub server_name: ServerName<'static>,
 }
 
-/// Largest answer read (a registry listing is a few KiB).
+/// Largest answer read (a registry listing or a talker's status is a few KiB).
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
 /// One answer: status code and body text.
@@ -94,10 +96,12 @@ fn exchange(
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
+    stream.flush()?;
     let mut raw = Vec::new();
     match stream.take(MAX_RESPONSE).read_to_end(&mut raw) {
         Ok(_) => {}
-        // A TLS server that closes without close_notify after a whole answer.
+        // A TLS server that closes without close_notify after a whole answer
+        // (the talker's status API does) has sent all it will send.
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(e) => return Err(e),
     }

@@ -3,20 +3,16 @@
 //! the dialer does (`splitdial_tls::talker`), with the key the agent's ready
 //! line names.
 //!
-//! Blocking, like [`crate::http`], so that on the simulated LAN the request
-//! leaves from a thread inside a host's network namespace.
+//! The request itself is [`crate::http`]'s, blocking, so that on the simulated
+//! LAN it leaves from a thread inside a host's network namespace.
 
-use crate::http::{Response, parse_response};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use crate::http::{self, Response};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Largest answer read (a status with a few calls is a few KiB).
-const MAX_RESPONSE: u64 = 1024 * 1024;
-
 /// Sends one request to the talker at `addr`, whose certificate must carry
-/// `talker_key`, and reads the whole answer (`Connection: close`). `Host` is
-/// the IP address, as the talker's status API demands.
+/// `talker_key`, and reads the whole answer ([`http::request`] with the
+/// talker's verifier).
 pub fn request(
     method: &str,
     addr: SocketAddr,
@@ -26,37 +22,11 @@ pub fn request(
     json_body: Option<&str>,
     timeout: Duration,
 ) -> std::io::Result<Response> {
-    let config = splitdial_tls::talker::client_config(talker_key).map_err(std::io::Error::other)?;
-    let connection =
-        rustls::ClientConnection::new(config, splitdial_tls::talker::server_name(addr.ip()))
-            .map_err(std::io::Error::other)?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
-    tcp.set_read_timeout(Some(timeout))?;
-    tcp.set_write_timeout(Some(timeout))?;
-    let mut stream = rustls::StreamOwned::new(connection, tcp);
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
-    );
-    if let Some(token) = bearer {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let body = json_body.unwrap_or("");
-    if json_body.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()?;
-    let mut raw = Vec::new();
-    // The talker closes after its answer; a peer that drops the TCP connection
-    // without TLS's close_notify has sent all it will send too.
-    match (&mut stream).take(MAX_RESPONSE).read_to_end(&mut raw) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e),
-    }
-    parse_response(&raw)
+    let tls = http::Tls {
+        config: splitdial_tls::talker::client_config(talker_key).map_err(std::io::Error::other)?,
+        server_name: splitdial_tls::talker::server_name(addr.ip()),
+    };
+    http::request(method, addr, path, bearer, json_body, timeout, Some(&tls))
 }
 
 /// The status API's address and key from an agent's ready line

@@ -116,27 +116,17 @@ fn main() {
 /// The matcher (release build) on HTTPS with the test CA's certificate.
 fn start_matcher(pki: &TestPki) -> (Process, SocketAddr) {
     let db = format!("sqlite:{}", pki.dir().join("bench.db").display());
-    let mut process = Spawn::new(testbed::workspace_binary("matcher"))
-        .args(["--db", &db, "--listen", "127.0.0.1:0"])
-        .arg("--tls-cert")
-        .arg(&pki.matcher_certificate)
-        .arg("--tls-key")
-        .arg(&pki.matcher_key)
-        .env("RUST_LOG", "warn")
-        .label("matcher")
-        .start()
-        .unwrap();
-    process
-        .wait_for_output("matcher ready", Duration::from_secs(30))
-        .unwrap();
-    let addr = process
-        .log()
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-        .and_then(|a| a.parse().ok())
-        .expect("the matcher's ready line names its address");
-    (process, addr)
+    let (process, ready) = testbed::start_matcher(
+        testbed::matcher_spawn()
+            .args(["--db", &db, "--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&pki.matcher_certificate)
+            .arg("--tls-key")
+            .arg(&pki.matcher_key)
+            .env("RUST_LOG", "warn"),
+    )
+    .expect("the matcher starts and names its address");
+    (process, ready.http)
 }
 
 /// haproxy terminating TLS with the matcher's certificate and key, answering every request

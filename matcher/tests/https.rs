@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use testbed::{Process, Spawn, TestPki};
+use testbed::{Process, TestPki};
 
 fn matcher() -> Command {
     Command::new(testbed::workspace_binary("matcher"))
@@ -48,26 +48,17 @@ fn plain_http_is_refused_off_loopback_and_without_the_flag() {
 
 fn start(pki: &TestPki, certificate: &Path, key: &Path) -> (Process, String) {
     let db = format!("sqlite:{}", pki.dir().join("m.db").display());
-    let mut process = Spawn::new(testbed::workspace_binary("matcher"))
-        .args(["--db", &db, "--listen", "127.0.0.1:0"])
-        .arg("--tls-cert")
-        .arg(certificate)
-        .arg("--tls-key")
-        .arg(key)
-        .label("matcher")
-        .start()
-        .unwrap();
-    process
-        .wait_for_output("matcher ready", Duration::from_secs(30))
-        .unwrap();
-    let url = process
-        .log()
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
-        .unwrap();
-    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    (process, url)
+    let (process, ready) = testbed::start_matcher(
+        testbed::matcher_spawn()
+            .args(["--db", &db, "--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(certificate)
+            .arg("--tls-key")
+            .arg(key),
+    )
+    .unwrap();
+    assert!(ready.url.starts_with("https://127.0.0.1:"), "{ready:?}");
+    (process, ready.url)
 }
 
 async fn health(client: &reqwest::Client, url: &str) -> Result<u16, String> {
@@ -140,21 +131,17 @@ async fn a_silent_handshake_holds_up_no_one_and_sighup_swaps_the_certificate() {
 async fn insecure_http_on_loopback_serves_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("m.db").display());
-    let mut process = Spawn::new(testbed::workspace_binary("matcher"))
-        .args(["--db", &db, "--listen", "127.0.0.1:0", "--insecure-http"])
-        .label("matcher")
-        .start()
-        .unwrap();
-    process
-        .wait_for_output("matcher ready", Duration::from_secs(30))
-        .unwrap();
+    let (process, ready) = testbed::start_matcher(testbed::matcher_spawn().args([
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure-http",
+    ]))
+    .unwrap();
     let log = process.log();
     assert!(log.contains("PLAINTEXT HTTP"), "{log}");
-    let url = log
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
-        .unwrap();
+    let url = ready.url;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let client = splitdial_tls::client_builder().no_proxy().build().unwrap();
     assert_eq!(health(&client, &url).await, Ok(200));

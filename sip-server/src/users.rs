@@ -21,6 +21,7 @@
 
 use crate::digest::{Algorithm, ha1};
 use serde::Deserialize;
+use splitdial_tls::secret_file::SecretFileError;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -156,21 +157,16 @@ impl UserDirectory {
     /// The file holds passwords or their hashes: it is refused when its group or
     /// others may access it.
     pub fn load(path: &Path, realm: &str) -> Result<Self, UsersFileError> {
-        use std::os::unix::fs::PermissionsExt;
         let fail = |problem: String| UsersFileError {
             path: path.display().to_string(),
             problem,
         };
-        let mode = std::fs::metadata(path)
-            .map_err(|e| fail(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(fail(format!(
-                "readable by group or others (mode {:o}); it holds passwords: chmod 600 it",
-                mode & 0o777
-            )));
-        }
+        splitdial_tls::secret_file::refuse_shared(path).map_err(|e| match e {
+            SecretFileError::SharedFile { mode, .. } => fail(format!(
+                "readable by group or others (mode {mode:o}); it holds passwords: chmod 600 it"
+            )),
+            other => fail(other.problem()),
+        })?;
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         Self::parse(&text, realm).map_err(fail)
     }

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use splitdial_api::{Media, TalkerKind};
+use splitdial_tls::secret_file::{self, SecretFileError};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -271,7 +272,6 @@ impl Config {
     /// Reads and checks the file at `path`. A file that carries a password
     /// inline must be readable by its owner only.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        use std::os::unix::fs::PermissionsExt;
         let fail = |field: String, problem: String| ConfigError {
             path: path.display().to_string(),
             field,
@@ -280,20 +280,16 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| fail("-".into(), e.to_string()))?;
         let mut config = Self::parse(&text, path)?;
         if let Some(index) = config.accounts.iter().position(|a| a.password.is_some()) {
-            let mode = std::fs::metadata(path)
-                .map_err(|e| fail("-".into(), e.to_string()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(fail(
+            secret_file::refuse_shared(path).map_err(|e| match e {
+                SecretFileError::SharedFile { mode, .. } => fail(
                     format!("accounts[{index}].password"),
                     format!(
                         "an inline password needs the file readable by its owner only \
-                         (mode {:o}): chmod 600 it, or use password_file",
-                        mode & 0o777
+                         (mode {mode:o}): chmod 600 it, or use password_file"
                     ),
-                ));
-            }
+                ),
+                other => fail("-".into(), other.problem()),
+            })?;
         }
         // The certificate files are relative to this file, as password files.
         let beside = |file: &PathBuf| path.parent().map_or(file.clone(), |dir| dir.join(file));
@@ -437,14 +433,7 @@ impl Account {
         let Some(file) = &self.password_file else {
             return Err(fail("missing".into()));
         };
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(file).map_err(|e| fail(format!("{}: {e}", file.display())))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(fail(format!(
-                "{} is readable by others; chmod 600 it",
-                file.display()
-            )));
-        }
+        secret_file::refuse_shared(file).map_err(|e| fail(e.to_string()))?;
         let text =
             std::fs::read_to_string(file).map_err(|e| fail(format!("{}: {e}", file.display())))?;
         let pw = text.trim_end_matches(['\n', '\r']).to_owned();

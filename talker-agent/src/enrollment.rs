@@ -12,10 +12,8 @@ use crate::trust::decode_matcher_key;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use splitdial_api::{EnrollAccount, EnrollReply, EnrollRequest, MatcherKey};
+use splitdial_tls::secret_file;
 use splitdial_tls::{ServerTrust, SpkiPin, TrustRoots, VerifiedChain};
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -313,13 +311,10 @@ impl Enrollment {
             path: path.clone(),
             problem,
         };
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(fail(e.to_string())),
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(fail("readable by others; chmod 600 it".into()));
+        match secret_file::refuse_shared(&path) {
+            Ok(()) => {}
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+            Err(e) => return Err(fail(e.problem())),
         }
         let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
         let enrollment: Self =
@@ -334,38 +329,15 @@ impl Enrollment {
     /// the same directory, synced, then renamed over the old one).
     pub fn save(&self, state_dir: &Path) -> Result<PathBuf, EnrollmentError> {
         let path = state_dir.join(ENROLLMENT_FILE);
-        let temp = state_dir.join(format!(
-            ".{ENROLLMENT_FILE}.{}.{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let fail = |p: &Path, e: std::io::Error| EnrollmentError::File {
-            path: p.to_owned(),
-            problem: e.to_string(),
-        };
         let mut text = serde_json::to_vec_pretty(self).map_err(|e| EnrollmentError::File {
             path: path.clone(),
             problem: e.to_string(),
         })?;
         text.push(b'\n');
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(fail(&path, e));
-        }
-        // Make the rename itself durable.
-        if let Ok(dir) = std::fs::File::open(state_dir) {
-            let _ = dir.sync_all();
-        }
+        secret_file::replace(&path, &text).map_err(|e| EnrollmentError::File {
+            path: path.clone(),
+            problem: e.problem(),
+        })?;
         Ok(path)
     }
 
@@ -379,6 +351,7 @@ impl Enrollment {
 mod tests {
     use super::*;
     use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> Enrollment {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();

@@ -8,9 +8,9 @@ use base64::engine::general_purpose::STANDARD;
 use discovery::challenge::Challenge;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use splitdial_tls::secret_file::{self, SecretFileError};
+use std::fs::OpenOptions;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const KEY_FILE: &str = "talker.key";
@@ -36,6 +36,18 @@ pub enum IdentityError {
     },
 }
 
+/// A key file group or others may read is a bad key; a failed read or write stays an I/O error
+/// on its path.
+fn secret_file_error(e: SecretFileError) -> IdentityError {
+    match e {
+        SecretFileError::Io { path, source } => IdentityError::Io { path, source },
+        other => IdentityError::BadKey {
+            path: other.path().to_owned(),
+            problem: other.problem(),
+        },
+    }
+}
+
 /// The talker's key pair.
 pub struct Identity {
     key: SigningKey,
@@ -49,21 +61,11 @@ impl Identity {
             let path = path.to_owned();
             move |source| IdentityError::Io { path, source }
         };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(io(state_dir))?;
+        secret_file::create_private_dirs(state_dir).map_err(secret_file_error)?;
         let path = state_dir.join(KEY_FILE);
         match OpenOptions::new().read(true).open(&path) {
             Ok(mut file) => {
-                let mode = file.metadata().map_err(io(&path))?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    return Err(IdentityError::BadKey {
-                        path,
-                        problem: "key file is readable by others; chmod 600 it".into(),
-                    });
-                }
+                secret_file::refuse_shared_open(&path, &file).map_err(secret_file_error)?;
                 let mut seed = [0u8; 32];
                 let mut extra = [0u8; 1];
                 file.read_exact(&mut seed)
@@ -83,14 +85,7 @@ impl Identity {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let seed: [u8; 32] = rand::random();
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io(&path))?;
-                file.write_all(&seed).map_err(io(&path))?;
-                file.sync_all().map_err(io(&path))?;
+                secret_file::write_new(&path, &seed).map_err(secret_file_error)?;
                 tracing::info!(path = %path.display(), "generated a new talker key");
                 Ok(Self {
                     key: SigningKey::from_bytes(&seed),
@@ -152,6 +147,7 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_is_created_once_private_and_reloaded() {

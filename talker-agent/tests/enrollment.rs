@@ -883,34 +883,24 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
     let served_key = pki.dir().join("served.key");
     std::fs::copy(&pki.matcher_certificate, &served_certificate).unwrap();
     std::fs::copy(&pki.matcher_key, &served_key).unwrap();
-    let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
-        .args([
-            "--db",
-            &db,
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-interval",
-            "1",
-        ])
-        .arg("--tls-cert")
-        .arg(&served_certificate)
-        .arg("--tls-key")
-        .arg(&served_key)
-        .label("matcher")
-        .start()
-        .unwrap();
-    matcher
-        .wait_for_output("matcher ready", Duration::from_secs(30))
-        .unwrap();
-    let ready = matcher
-        .log()
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .unwrap()
-        .to_owned();
-    let http_addr = ready.split_whitespace().nth(3).unwrap().to_owned();
-    let url = format!("https://{http_addr}");
-    assert!(ready.ends_with(&format!("url {url}")), "{ready}");
+    let (matcher, ready) = testbed::start_matcher(
+        testbed::matcher_spawn()
+            .args([
+                "--db",
+                &db,
+                "--listen",
+                "127.0.0.1:0",
+                "--heartbeat-interval",
+                "1",
+            ])
+            .arg("--tls-cert")
+            .arg(&served_certificate)
+            .arg("--tls-key")
+            .arg(&served_key),
+    )
+    .unwrap();
+    let url = format!("https://{}", ready.http);
+    assert_eq!(ready.url, url);
 
     let s = setup(Some(&url), None, &[(DOMAIN, proxy, "alice-tv")]);
     trust_ca(&s.config, &pki.ca_certificate);

@@ -24,6 +24,8 @@
 //!   error) finds a program of this build, or says how to build it.
 //! * [`pki`]: [`TestPki`], a household CA in a temporary directory with a matcher
 //!   certificate for loopback, and HTTP clients that trust it.
+//! * [`matcher`]: [`start_matcher`] runs the matcher binary and reads the
+//!   addresses of its ready line ([`MatcherReady`]).
 //! * [`prerequisites`]: root-only tests carry
 //!   `#[ignore = "needs root: run scripts/test"]` and begin with
 //!   [`require_root`] and [`require_program`], so inside `scripts/test` (which
@@ -36,6 +38,7 @@ pub mod avahi;
 pub mod binary;
 pub mod kamailio;
 pub mod lan;
+pub mod matcher;
 pub mod media_summary;
 pub mod name;
 pub mod netns;
@@ -51,6 +54,7 @@ pub use avahi::{AvahiStack, avahi_resolved};
 pub use binary::{find_binary, workspace_binary};
 pub use kamailio::{KAMAILIO_LOAD_MEMORY_MB, KAMAILIO_MEMORY_MB, kamailio};
 pub use lan::{Lan, LanBuilder, LanHost};
+pub use matcher::{MatcherReady, matcher_spawn, start_matcher};
 pub use media_summary::MediaSummary;
 pub use name::unique_name;
 pub use netns::Namespace;

@@ -85,6 +85,23 @@ impl TestPki {
         builder.no_proxy().build().expect("a reqwest client")
     }
 
+    /// The matcher's certificate pair as an in-process matcher serves it (HTTPS).
+    ///
+    /// # Panics
+    /// When the pair cannot be read back.
+    #[allow(clippy::expect_used)]
+    pub fn served_certificate(
+        &self,
+    ) -> std::sync::Arc<splitdial_tls::server::ReloadableCertificate> {
+        std::sync::Arc::new(
+            splitdial_tls::server::ReloadableCertificate::load(
+                &self.matcher_certificate,
+                &self.matcher_key,
+            )
+            .expect("the test matcher's certificate pair"),
+        )
+    }
+
     /// A temporary directory of this PKI for a test's own files.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -9,12 +9,18 @@
 //! - [`server`]: a server certificate pair reloaded in place.
 //! - [`pki`]: the household CA (`matcher pki`).
 //! - [`pem`]: PEM files read with one-line errors.
+//! - `handshake_signature`: the handshake-signature half that both server-certificate verifiers
+//!   ([`verifier`]'s and [`talker`]'s) share.
+//! - [`secret_file`]: secret files and their directories: refused when shared, written 0600 in
+//!   0700.
 
 pub mod client;
+mod handshake_signature;
 pub mod pem;
 pub mod pin;
 pub mod pki;
 mod provider;
+pub mod secret_file;
 pub mod server;
 pub mod talker;
 pub mod verifier;

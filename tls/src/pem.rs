@@ -40,26 +40,13 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Pe
 /// Reads the one private key of a PEM file (PKCS#8, PKCS#1 or SEC1). The key file must not be
 /// readable by group or others.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemFileError> {
-    refuse_shared(path)?;
+    crate::secret_file::refuse_shared(path).map_err(|e| PemFileError::new(path, e.problem()))?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => {
             PemFileError::new(path, "holds no PRIVATE KEY block")
         }
         other => PemFileError::new(path, format!("not a PEM private key: {other}")),
     })
-}
-
-/// Refuses a secret file that group or others may read (a key copied with a loose umask).
-pub fn refuse_shared(path: &Path) -> Result<(), PemFileError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| PemFileError::new(path, e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(PemFileError::new(
-            path,
-            "readable by group or others; chmod 600 it",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

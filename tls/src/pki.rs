@@ -1,14 +1,12 @@
 //! The household PKI: a private CA (a key and a self-signed certificate in a directory of its
 //! own) that issues server and client certificates. Every file is written 0600 in a 0700
-//! directory; an existing CA is never overwritten.
+//! directory ([`crate::secret_file`]); an existing CA is never overwritten.
 
+use crate::secret_file::{self, SecretFileError};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
@@ -46,6 +44,12 @@ fn file_error(path: &Path, problem: impl std::fmt::Display) -> PkiError {
     PkiError::File {
         path: path.to_owned(),
         problem: problem.to_string().replace('\n', " "),
+    }
+}
+
+impl From<SecretFileError> for PkiError {
+    fn from(e: SecretFileError) -> Self {
+        file_error(e.path(), e.problem())
     }
 }
 
@@ -101,7 +105,7 @@ impl HouseholdCa {
     /// Makes a new CA named `name` in `dir` (created 0700 if missing; an existing one must not be
     /// readable by group or others). Refuses to overwrite a CA already there.
     pub fn init(dir: &Path, name: &str) -> Result<Self, PkiError> {
-        private_dir(dir)?;
+        secret_file::private_dir(dir)?;
         for file in [CA_CERTIFICATE, CA_KEY] {
             let path = dir.join(file);
             if path.exists() {
@@ -125,8 +129,8 @@ impl HouseholdCa {
         let certificate = params
             .self_signed(&key)
             .map_err(generate_error("the CA certificate"))?;
-        write_private(&dir.join(CA_KEY), &key.serialize_pem(), false)?;
-        write_private(&dir.join(CA_CERTIFICATE), &certificate.pem(), false)?;
+        secret_file::write_new(&dir.join(CA_KEY), key.serialize_pem().as_bytes())?;
+        secret_file::write_new(&dir.join(CA_CERTIFICATE), certificate.pem().as_bytes())?;
         Self::open(dir)
     }
 
@@ -134,7 +138,7 @@ impl HouseholdCa {
     pub fn open(dir: &Path) -> Result<Self, PkiError> {
         let key_path = dir.join(CA_KEY);
         let certificate_path = dir.join(CA_CERTIFICATE);
-        crate::pem::refuse_shared(&key_path).map_err(|e| file_error(&key_path, e.problem))?;
+        secret_file::refuse_shared(&key_path)?;
         let key_pem = std::fs::read_to_string(&key_path).map_err(|e| file_error(&key_path, e))?;
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| file_error(&key_path, format!("not a PEM private key: {e}")))?;
@@ -247,65 +251,16 @@ impl HouseholdCa {
         let pair = self.issue(name, usage, sans)?;
         let key_path = self.dir.join(format!("{name}.key"));
         let certificate_path = self.dir.join(format!("{name}.crt"));
-        write_private(&key_path, &pair.key_pem, true)?;
-        write_private(&certificate_path, &pair.certificate_pem, true)?;
+        secret_file::replace(&key_path, pair.key_pem.as_bytes())?;
+        secret_file::replace(&certificate_path, pair.certificate_pem.as_bytes())?;
         Ok((certificate_path, key_path))
     }
-}
-
-/// Creates `dir` 0700, or checks that an existing one is not open to group or others.
-pub fn private_dir(dir: &Path) -> Result<(), PkiError> {
-    match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(file_error(dir, "not a directory")),
-        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
-            Err(file_error(dir, "open to group or others; chmod 700 it"))
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| file_error(dir, e)),
-        Err(e) => Err(file_error(dir, e)),
-    }
-}
-
-/// Writes a file 0600: a new file only, or (with `replace`) through a temporary file renamed
-/// over the old one, so a reader never sees half a key.
-pub fn write_private(path: &Path, text: &str, replace: bool) -> Result<(), PkiError> {
-    let target = if replace {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-    } else {
-        path.to_owned()
-    };
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        if replace {
-            std::fs::rename(&target, path)?;
-        }
-        Ok::<(), std::io::Error>(())
-    })();
-    written.map_err(|e| {
-        if replace {
-            let _ = std::fs::remove_file(&target);
-        }
-        file_error(path, e)
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -9,14 +9,12 @@
 //! `tls-exporter`), which the signed challenge covers, so a challenge answered over one connection
 //! proves nothing on another.
 
+use crate::handshake_signature::HandshakeSignatures;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ED25519};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::server::ParsedCertificate;
-use rustls::{
-    CertificateError, ClientConfig, ConnectionCommon, DigitallySignedStruct, ServerConfig,
-    SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, ConnectionCommon, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use std::sync::Arc;
 
@@ -140,7 +138,7 @@ pub fn handshake_failure(error: &std::io::Error) -> String {
 #[derive(Debug)]
 pub struct TalkerKeyVerifier {
     spki: Vec<u8>,
-    algorithms: WebPkiSupportedAlgorithms,
+    signatures: HandshakeSignatures,
 }
 
 impl TalkerKeyVerifier {
@@ -150,7 +148,7 @@ impl TalkerKeyVerifier {
         spki.extend_from_slice(&talker_key);
         Self {
             spki,
-            algorithms: ring().signature_verification_algorithms,
+            signatures: HandshakeSignatures::ed25519_tls13(&ring()),
         }
     }
 }
@@ -174,36 +172,7 @@ impl ServerCertVerifier for TalkerKeyVerifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // The configuration allows TLS 1.3 only; a TLS 1.2 signature is never acceptable.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // `cert` is the end entity accepted above, so its key is the expected one.
-        if dss.scheme != SignatureScheme::ED25519 {
-            return Err(rustls::Error::PeerMisbehaved(
-                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
-            ));
-        }
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
+    crate::handshake_signature::handshake_signature_methods!();
 }
 
 #[cfg(test)]

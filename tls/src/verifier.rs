@@ -2,11 +2,12 @@
 //! or a CA file the configuration names), or one pinned certificate; and, once enrollment has
 //! stored the SPKI pins of the chain it verified, a chain that contains one of those keys.
 
+use crate::handshake_signature::HandshakeSignatures;
 use crate::pem::{PemFileError, load_certificates};
 use crate::pin::SpkiPin;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+use rustls::{CertificateError, OtherError};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -127,6 +128,7 @@ pub struct PinningVerifier {
     pins: Vec<SpkiPin>,
     verified: VerifiedChain,
     provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
 }
 
 impl PinningVerifier {
@@ -158,6 +160,7 @@ impl PinningVerifier {
             pinned_certificate,
             pins: trust.pins.clone(),
             verified: VerifiedChain::default(),
+            signatures: HandshakeSignatures::of_provider(&provider),
             provider,
         })
     }
@@ -230,39 +233,7 @@ impl ServerCertVerifier for PinningVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    crate::handshake_signature::handshake_signature_methods!();
 }
 
 /// The system's roots; the unreadable ones are skipped, none at all is an error.

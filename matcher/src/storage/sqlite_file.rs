@@ -3,9 +3,8 @@
 //! refused, before anything reads it, when its group or others may access it.
 
 use super::StorageError;
-use std::fs::{DirBuilder, OpenOptions};
+use splitdial_tls::secret_file::{self, SecretFileError};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Makes sure the database at `path` is private: creates its missing
@@ -17,31 +16,18 @@ pub(super) fn make_private(path: &Path) -> Result<(), StorageError> {
         problem,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| fail(format!("creating its directory: {e}")))?;
+        secret_file::create_private_dirs(dir)
+            .map_err(|e| fail(format!("creating its directory: {}", e.problem())))?;
     }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(fail(e.to_string())),
+    match secret_file::write_new(path, b"") {
+        Ok(()) => return Ok(()),
+        Err(e) if e.io_kind() == Some(ErrorKind::AlreadyExists) => {}
+        Err(e) => return Err(fail(e.problem())),
     }
-    let mode = std::fs::metadata(path)
-        .map_err(|e| fail(e.to_string()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(fail(format!(
-            "readable by group or others (mode {:o}); it holds the signing keys: chmod 600 it",
-            mode & 0o777
-        )));
-    }
-    Ok(())
+    secret_file::refuse_shared(path).map_err(|e| match e {
+        SecretFileError::SharedFile { mode, .. } => fail(format!(
+            "readable by group or others (mode {mode:o}); it holds the signing keys: chmod 600 it"
+        )),
+        other => fail(other.problem()),
+    })
 }

@@ -15,6 +15,7 @@ pub use theme::Theme;
 
 use discovery::{InterfaceSelection, TalkerId};
 use serde::{Deserialize, Serialize};
+use splitdial_tls::secret_file::SecretFileError;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -335,19 +336,13 @@ impl Config {
 /// A configuration file that carries the token inline must be readable by its
 /// owner only.
 fn private_file(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "an inline token needs the file readable by its owner only (mode {:o}): \
-             chmod 600 it, or use token_file",
-            mode & 0o777
-        ));
-    }
-    Ok(())
+    splitdial_tls::secret_file::refuse_shared(path).map_err(|e| match e {
+        SecretFileError::SharedFile { mode, .. } => format!(
+            "an inline token needs the file readable by its owner only (mode {mode:o}): \
+             chmod 600 it, or use token_file"
+        ),
+        other => other.problem(),
+    })
 }
 
 fn apply_file(config: &mut Config, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -434,14 +429,7 @@ fn check_token(token: &str) -> Result<Secret, String> {
 }
 
 fn read_token_file(path: &Path) -> Result<Secret, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by others; chmod 600 it",
-            path.display()
-        ));
-    }
+    splitdial_tls::secret_file::refuse_shared(path).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     check_token(&text).map_err(|p| format!("{}: {p}", path.display()))
 }
