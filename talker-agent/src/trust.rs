@@ -196,7 +196,8 @@ impl Trust {
     /// displace a pinned one, and the offset may move at most
     /// [`MAX_OFFSET_STEP_SECS`] (the first reply since the start sets it).
     /// Each revoked kid is dropped at once, a pinned one too, and refused from
-    /// then on.
+    /// then on; the revocations alone are heeded even from a set that does
+    /// not check (they only take trust away).
     pub fn take_update(
         &self,
         update: &KeyUpdate<'_>,
@@ -206,7 +207,14 @@ impl Trust {
             return Err(UpdateRefused::NoKeys);
         }
         let time = time_ms(update.time).ok_or(UpdateRefused::Time(update.time))?;
-        self.check_signatures(update, time)?;
+        if let Err(refused) = self.check_signatures(update, time) {
+            // A revocation only takes trust away, so it is heeded even when no
+            // key the talker holds vouches for the set: after `matcher key
+            // rotate --revoke` of the only key it held, the talker refuses
+            // that key's tokens at once, and every token until re-enrolled.
+            self.revoke(update.revoked);
+            return Err(refused);
+        }
         let keys = self.learnt_keys(update.keys, update.revoked)?;
         #[allow(clippy::cast_possible_truncation)] // Rounded seconds, bounded by time_ms.
         let to = (update.time - local_mid).round() as i64;
@@ -243,6 +251,11 @@ impl Trust {
             .collect();
         if let Ok(mut pinned) = self.pinned.write() {
             pinned.retain(|(kid, _)| !revoked.contains(kid));
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            for kid in kids {
+                keys.revoke(kid.clone());
+            }
         }
         fresh
     }
@@ -543,7 +556,6 @@ mod tests {
             problem: "published and revoked at once".into(),
         };
         let new_revoked = vec![new.published.kid.clone()];
-        let old_revoked = vec![old_kid.clone()];
         #[rustfmt::skip]
         let cases: Vec<(&str, Vec<MatcherKey>, Vec<String>, Vec<KeySetSignature>, UpdateRefused)> = vec![
             ("unsigned", keys.clone(), vec![], vec![], UpdateRefused::Unsigned),
@@ -558,10 +570,8 @@ mod tests {
             ("a garbled signature", keys.clone(), vec![],
                 vec![KeySetSignature { kid: old_kid.clone(), signature: "not base64!".into() }],
                 UpdateRefused::Signature),
-            ("a revocation added after signing", keys.clone(), new_revoked.clone(),
+            ("a revocation added after signing", keys.clone(), vec!["m-0000000000000000".into()],
                 signed_as(&old, &old_kid, TALKER, time, &[]), UpdateRefused::Signature),
-            ("vouched for only by the key it revokes", keys.clone(), old_revoked.clone(),
-                signed_as(&old, &old_kid, TALKER, time, &old_revoked), UpdateRefused::Signature),
             ("a kid that is not the key's id", renamed_keys.clone(), vec![],
                 vec![sign(&old, &old_kid, TALKER, time, &renamed_keys, &[])], wrong_id),
             ("a key published and revoked at once", keys.clone(), new_revoked.clone(),
@@ -632,6 +642,30 @@ mod tests {
         );
         let again = trust.take_update(&revoking.update(), time).unwrap();
         assert!(again.newly_revoked.is_empty(), "known already");
+    }
+
+    /// `matcher key rotate --revoke` of the only key a talker holds: the new
+    /// set cannot vouch for itself, so its keys are not taken, but the
+    /// revocation is: the old key's tokens are refused at once.
+    #[test]
+    fn a_revocation_is_heeded_even_from_a_set_no_held_key_signs() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        let by_old = token(&old.issuer, "d-old", 0);
+        let time = now_f64();
+        let revoking = Reply::signed(&[&new], &[&old], &[&new], time);
+        assert_eq!(
+            trust.take_update(&revoking.update(), time),
+            Err(UpdateRefused::Signature)
+        );
+        assert_eq!(
+            trust.check(Some(&by_old), Action::Control, "d-old", None),
+            Err(TokenError::RevokedKey)
+        );
+        assert_eq!(
+            accepts(&trust, &new.issuer, "d-new"),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
