@@ -147,7 +147,7 @@ mod tests {
             plain
         );
         let revoking = revoking_key_set_signing_input("tv", 1_000, &keys, &["m-1".into()]);
-        let mut expected = plain.clone();
+        let mut expected = plain;
         expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3, b'm', b'-', b'1']);
         assert_eq!(revoking, expected);
         assert_ne!(

@@ -370,8 +370,8 @@ mod tests {
         assert_eq!(issuer.kid(), new_kid, "every handle signs with the new key");
         let set = ring.sign_key_set("tv-1", 1_000);
         let kids: Vec<_> = set.keys.iter().map(|k| k.kid.clone()).collect();
-        assert_eq!(kids, [new_kid.clone()]);
-        assert_eq!(set.revoked, [old_kid.clone()]);
+        assert_eq!(kids, std::slice::from_ref(&new_kid));
+        assert_eq!(set.revoked, std::slice::from_ref(&old_kid));
         assert_eq!(set.signatures.len(), 1);
         let input = revoking_key_set_signing_input("tv-1", 1_000, &set.keys, &set.revoked);
         assert!(verifies(&set.keys[0], &set.signatures[0], &input));

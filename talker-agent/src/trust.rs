@@ -532,6 +532,16 @@ mod tests {
         );
     }
 
+    /// What a refused reply carries and why it is refused: what the case
+    /// shows, keys, revoked kids, signatures, the refusal.
+    type RefusalCase = (
+        &'static str,
+        Vec<MatcherKey>,
+        Vec<String>,
+        Vec<KeySetSignature>,
+        UpdateRefused,
+    );
+
     /// Every key set that does not check is refused as a whole: the offset
     /// stays, the old key's tokens still pass, the new key's do not. The
     /// cases differ only by what the reply carries.
@@ -557,7 +567,7 @@ mod tests {
         };
         let new_revoked = vec![new.published.kid.clone()];
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<MatcherKey>, Vec<String>, Vec<KeySetSignature>, UpdateRefused)> = vec![
+        let cases: Vec<RefusalCase> = vec![
             ("unsigned", keys.clone(), vec![], vec![], UpdateRefused::Unsigned),
             ("signed by the new key only", keys.clone(), vec![],
                 signed_as(&new, &new.published.kid, TALKER, time, &[]), UpdateRefused::Signature),
