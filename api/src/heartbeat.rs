@@ -49,12 +49,18 @@ pub struct HeartbeatReply {
     /// The matcher's current token keys (they replace the talker's learnt set
     /// once a signature checks).
     pub keys: Vec<MatcherKey>,
-    /// One signature per published key over `keys`, this talker's id and
-    /// `time` ([`crate::key_set_signing_input`]); a talker takes the keys
+    /// One signature per published key over `keys`, `revoked`, this talker's
+    /// id and `time` ([`crate::revoking_key_set_signing_input`]); a talker takes the keys
     /// and the time only when one of them checks with a key it holds. Absent
     /// means unsigned: refused.
     #[serde(default)]
     pub signatures: Vec<KeySetSignature>,
+    /// The `kid`s of keys the matcher revoked: a talker drops each at once,
+    /// whether it learnt or pinned it, and refuses tokens signed by it even
+    /// before their `exp`. The signatures cover this list
+    /// ([`crate::revoking_key_set_signing_input`]); absent means none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
     /// Seconds until the next heartbeat.
     #[serde(default)]
     pub interval_s: Option<u64>,

@@ -2,7 +2,9 @@
 //! enrollment reply and every heartbeat reply): talkers check call and owner
 //! tokens with them. In a heartbeat reply the key set comes signed (see
 //! [`key_set_signing_input`]) by the matcher keys it replaces, so a talker
-//! takes a new set only from a key it already trusts.
+//! takes a new set only from a key it already trusts. The set also names the
+//! keys the matcher revoked ([`revoking_key_set_signing_input`]): a talker
+//! drops them at once, pinned or learnt, and refuses their tokens from then on.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,13 +39,21 @@ pub const KEY_SET_DOMAIN: &str = "splitdial-keyset-v1";
 /// string is its UTF-8 bytes after their length (4 bytes, big-endian), so no
 /// two key sets encode alike.
 pub fn key_set_signing_input(talker_id: &str, time_ms: i64, keys: &[MatcherKey]) -> Vec<u8> {
-    fn string(out: &mut Vec<u8>, s: &str) {
-        // A length past u32 cannot come from a parsed reply; saturating keeps
-        // the encoding total anyway.
-        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
+    revoking_key_set_signing_input(talker_id, time_ms, keys, &[])
+}
+
+/// The bytes a matcher key signs for a heartbeat reply's key set that also
+/// names revoked keys: [`key_set_signing_input`]'s bytes, then, only when
+/// `revoked` is not empty, their number (4 bytes, big-endian) and each revoked
+/// `kid` after its length. A set that revokes nothing encodes exactly as
+/// before, so talkers that predate revocation keep taking it; the count that
+/// starts the revoked part is never zero, so no two statements encode alike.
+pub fn revoking_key_set_signing_input(
+    talker_id: &str,
+    time_ms: i64,
+    keys: &[MatcherKey],
+    revoked: &[String],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + keys.len() * 80);
     out.extend_from_slice(KEY_SET_DOMAIN.as_bytes());
     out.push(0);
@@ -55,7 +65,23 @@ pub fn key_set_signing_input(talker_id: &str, time_ms: i64, keys: &[MatcherKey])
         string(&mut out, &key.kid);
         string(&mut out, &key.public_key);
     }
+    if !revoked.is_empty() {
+        let count = u32::try_from(revoked.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for kid in revoked {
+            string(&mut out, kid);
+        }
+    }
     out
+}
+
+/// Appends `s` as its length (4 bytes, big-endian) and its UTF-8 bytes.
+fn string(out: &mut Vec<u8>, s: &str) {
+    // A length past u32 cannot come from a parsed reply; saturating keeps
+    // the encoding total anyway.
+    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// A reply's `time` (Unix seconds) in whole milliseconds, as the key-set
@@ -109,6 +135,24 @@ mod tests {
         assert_ne!(
             key_set_signing_input("tv", 1_000, &[key("m-1A", "A==")]),
             key_set_signing_input("tv", 1_000, &[key("m-1", "AA==")])
+        );
+    }
+
+    #[test]
+    fn revoked_kids_are_appended_only_when_there_are_some() {
+        let keys = [key("m-2", "AQ==")];
+        let plain = key_set_signing_input("tv", 1_000, &keys);
+        assert_eq!(
+            revoking_key_set_signing_input("tv", 1_000, &keys, &[]),
+            plain
+        );
+        let revoking = revoking_key_set_signing_input("tv", 1_000, &keys, &["m-1".into()]);
+        let mut expected = plain;
+        expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3, b'm', b'-', b'1']);
+        assert_eq!(revoking, expected);
+        assert_ne!(
+            revoking,
+            revoking_key_set_signing_input("tv", 1_000, &keys, &["m-3".into()])
         );
     }
 

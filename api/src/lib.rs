@@ -55,7 +55,10 @@ pub use enrollment::{EnrollAccount, EnrollReply, EnrollRequest};
 pub use errors::{ErrorBody, ErrorDetail};
 pub use health::Health;
 pub use heartbeat::{Heartbeat, HeartbeatAccount, HeartbeatReply, TalkerState};
-pub use keys::{KEY_SET_DOMAIN, KeySetSignature, MatcherKey, key_set_signing_input, time_ms};
+pub use keys::{
+    KEY_SET_DOMAIN, KeySetSignature, MatcherKey, key_set_signing_input,
+    revoking_key_set_signing_input, time_ms,
+};
 pub use me::Me;
 pub use owner_tokens::{OwnerAction, OwnerToken, OwnerTokenRequest};
 pub use routes::{RouteView, Routes};

@@ -408,6 +408,7 @@ fn enrollment_and_heartbeats() {
         &HeartbeatReply {
             time: 1_796_662_510.126_356_4,
             keys: vec![key()],
+            revoked: vec![],
             interval_s: Some(30),
             signatures: vec![KeySetSignature {
                 kid: "m-4744ef1014406875".into(),
@@ -415,6 +416,17 @@ fn enrollment_and_heartbeats() {
             }],
         },
         r#"{"interval_s":30,"keys":[{"kid":"m-4744ef1014406875","public_key":"a3rv7NXy/O8/naPdOoV6Vhj/t6ISLUM/XVFP9F1layo="}],"signatures":[{"kid":"m-4744ef1014406875","signature":"c2ln"}],"time":1796662510.1263564}"#,
+    );
+    // A set that revokes a key names it; the list is left out when empty.
+    wire(
+        &HeartbeatReply {
+            time: 1.5,
+            keys: vec![key()],
+            revoked: vec!["m-0123456789abcdef".into()],
+            interval_s: None,
+            signatures: vec![],
+        },
+        r#"{"interval_s":null,"keys":[{"kid":"m-4744ef1014406875","public_key":"a3rv7NXy/O8/naPdOoV6Vhj/t6ISLUM/XVFP9F1layo="}],"revoked":["m-0123456789abcdef"],"signatures":[],"time":1.5}"#,
     );
     let reply = EnrollReply {
         talker_id: "t".into(),

@@ -3,11 +3,12 @@
 //! item, or as one JSON value with `--json`.
 
 use crate::auth::{SecretKind, fingerprint, new_secret, secret_hash};
-use crate::cli::{Command, ContactCommand, ServerCommand, TalkerCommand, UserCommand};
+use crate::cli::{Command, ContactCommand, KeyCommand, ServerCommand, TalkerCommand, UserCommand};
 use crate::registry::{
     ContactTarget, ControllerTrust, MAX_FIELD, Media, Server, Transport, aor_domain,
     printable_field,
 };
+use crate::signing::{KEY_RELOAD_INTERVAL, KeyRing};
 use crate::storage::{NewAccount, NewSipPhone, Store, TokenSelector};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -39,12 +40,16 @@ pub async fn run_admin(store: &Store, command: Command, as_json: bool) -> anyhow
         }
         Command::Server(ServerCommand::List) => list_servers(store, out).await,
         Command::Contact(command) => add_contact(store, command, out).await,
+        Command::Talker(TalkerCommand::Remove { id }) => remove_talker(store, &id, out).await,
+        Command::Talker(TalkerCommand::Rotate { id }) => {
+            rotate_talker_credential(store, &id, out).await
+        }
         Command::Talker(command) => add_sip_phone(store, command, out).await,
         Command::EnrollToken { user } => new_enrollment_token(store, &user, out).await,
+        Command::Key(command) => run_key(store, command, out).await,
         Command::RotateKey => {
-            let kid = crate::signing::KeyRing::rotate(store).await?;
-            out.item(&json!({"kid": kid}), &format!("new signing key {kid}"));
-            Ok(())
+            let revoke = KeyCommand::Rotate { revoke: Vec::new() };
+            run_key(store, revoke, out).await
         }
         Command::Pki(command) => crate::pki::run_pki(command, as_json),
     }
@@ -236,7 +241,10 @@ async fn add_sip_phone(
         kind,
         video,
         accounts,
-    } = command;
+    } = command
+    else {
+        bail!("not `matcher talker add`");
+    };
     // The same rule as an enrolling agent's id.
     if !printable_field(&id) {
         bail!("talker id {id:?}: 1..={MAX_FIELD} printable characters");
@@ -262,6 +270,89 @@ async fn add_sip_phone(
             "added SIP phone {} ({}) for {}",
             talker.id, talker.name, owner.name
         ),
+    );
+    Ok(())
+}
+
+/// `matcher key ...`.
+async fn run_key(store: &Store, command: KeyCommand, out: AdminOutput) -> anyhow::Result<()> {
+    let reread = KEY_RELOAD_INTERVAL.as_secs();
+    match command {
+        KeyCommand::Rotate { revoke } => {
+            let kid = KeyRing::rotate(store, &revoke).await?;
+            let mut text = format!("new signing key {kid}");
+            if !revoke.is_empty() {
+                text.push_str(&format!("; revoked {}", revoke.join(", ")));
+            }
+            text.push_str(&format!(
+                " (running matchers take it within {reread} s, talkers at their next heartbeat)"
+            ));
+            out.item(&json!({"kid": kid, "revoked": revoke}), &text);
+        }
+        KeyCommand::Revoke { kid } => {
+            KeyRing::revoke(store, &kid).await?;
+            out.item(
+                &json!({"revoked": [kid]}),
+                &format!(
+                    "revoked signing key {kid} (running matchers stop publishing it within \
+                     {reread} s, talkers drop it at their next heartbeat)"
+                ),
+            );
+        }
+        KeyCommand::List => {
+            let keys = store.signing_key_history().await?;
+            let state = |k: &crate::storage::SigningKey| match (k.retired_at, k.revoked_at) {
+                (_, Some(_)) => "revoked",
+                (Some(_), None) => "retired",
+                (None, None) => "active",
+            };
+            let value: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    json!({"kid": k.kid, "state": state(k), "created_at": k.created_at,
+                        "retired_at": k.retired_at, "revoked_at": k.revoked_at})
+                })
+                .collect();
+            let lines = keys
+                .iter()
+                .map(|k| format!("{}\t{}\t{}", k.kid, state(k), k.created_at));
+            out.listing(&json!(value), lines);
+        }
+    }
+    Ok(())
+}
+
+/// `matcher talker remove`: an error when there is no such talker, so a typo
+/// is not mistaken for a removal.
+async fn remove_talker(store: &Store, id: &str, out: AdminOutput) -> anyhow::Result<()> {
+    if !store.remove_talker(id).await? {
+        bail!("no talker {id:?}");
+    }
+    out.item(
+        &json!({"talker": id, "removed": true}),
+        &format!("removed talker {id}"),
+    );
+    Ok(())
+}
+
+/// `matcher talker rotate`: a new heartbeat credential, printed once and
+/// stored hashed (the agent's `enrollment.json` takes it as `credential`).
+async fn rotate_talker_credential(store: &Store, id: &str, out: AdminOutput) -> anyhow::Result<()> {
+    let credential = new_secret(SecretKind::TalkerCredential);
+    let hash =
+        secret_hash(SecretKind::TalkerCredential, &credential).context("hashing the credential")?;
+    store
+        .rotate_talker_credential(id, &hash)
+        .await
+        .map_err(|e| match e {
+            crate::storage::StorageError::NotFound(_) => {
+                anyhow::anyhow!("no enrolled talker agent {id:?} (a SIP phone has no credential)")
+            }
+            other => other.into(),
+        })?;
+    out.item(
+        &json!({"talker": id, "credential": credential}),
+        &credential,
     );
     Ok(())
 }

@@ -131,11 +131,39 @@ pub enum Command {
         /// The user who will own the talker.
         user: String,
     },
-    /// Makes a new token-signing key; the old ones stay published for a day.
+    /// Token-signing keys: rotate, revoke, list.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The old spelling of `matcher key rotate` (without `--revoke`), kept so
+    /// scripts written for it go on working.
+    #[command(hide = true)]
     RotateKey,
     /// The household PKI: a private CA and the certificates it issues (no database needed).
     #[command(subcommand)]
     Pki(PkiCommand),
+}
+
+/// `matcher key ...`. Running matchers take a change within
+/// [`crate::signing::KEY_RELOAD_INTERVAL`], and talkers at their next heartbeat.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Makes a new token-signing key; the others stop signing and stay
+    /// published for a day, unless revoked.
+    Rotate {
+        /// Also revokes this key (by kid, from `matcher key list`): no longer
+        /// published, named as revoked to talkers, its tokens refused even
+        /// before they expire (repeated for several).
+        #[arg(long = "revoke", value_name = "KID")]
+        revoke: Vec<String>,
+    },
+    /// Revokes one key that is no longer the only active one (a retired key
+    /// still in its overlap; rotate with --revoke to replace the active key).
+    Revoke {
+        /// The key's id.
+        kid: String,
+    },
+    /// Lists every key: kid, state (active, retired, revoked), creation time.
+    List,
 }
 
 /// `matcher pki ...`.
@@ -276,5 +304,17 @@ pub enum TalkerCommand {
         /// preference.
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
+    },
+    /// Removes a talker (an enrolled agent or a SIP phone): its credential is
+    /// refused from its next request on, and it leaves routes and presence.
+    Remove {
+        /// The talker's id.
+        id: String,
+    },
+    /// Issues a new heartbeat credential for an enrolled agent, printed once;
+    /// the old one is refused from its next request on.
+    Rotate {
+        /// The talker's id.
+        id: String,
     },
 }

@@ -70,6 +70,7 @@ impl RunningMatcher {
                 .context("recovering call records")?;
         let presence = Arc::new(Presence::default());
         let stop = CancellationToken::new();
+        keys.keep_current(store.clone(), stop.clone());
         tokio::spawn(run_prober(
             store.clone(),
             prober,

@@ -13,10 +13,9 @@ use matcher::controller::{
 };
 use sip_server::users::UserDirectory;
 use sip_server::{RunningServer, ServerConfig};
-use splitdial_sip::call_token::{Issuer, key_id};
+use splitdial_sip::call_token::{CurrentIssuer, Issuer, key_id};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testbed::{Process, Spawn};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -205,7 +204,7 @@ impl Rig {
         .unwrap_or_else(|e| panic!("{e}"));
         let controller = Controller::start(ControllerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            issuer: Arc::new(if controller_key_matches {
+            issuer: CurrentIssuer::new(if controller_key_matches {
                 issuer
             } else {
                 new_issuer()
@@ -729,7 +728,7 @@ async fn a_third_party_phone_serves_as_the_talker() {
     .unwrap_or_else(|e| panic!("{e}"));
     let controller = Controller::start(ControllerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        issuer: Arc::new(issuer),
+        issuer: CurrentIssuer::new(issuer),
         user_agent: "splitdial-matcher-test".into(),
     })
     .await
@@ -1027,7 +1026,7 @@ async fn scripted_phone(script: PhoneScript) {
     let mut phone = ScriptedPhone::bind().await;
     let controller = Controller::start(ControllerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        issuer: Arc::new(issuer),
+        issuer: CurrentIssuer::new(issuer),
         user_agent: "splitdial-matcher-test".into(),
     })
     .await
@@ -1504,7 +1503,7 @@ async fn a_refresh_answered_481_loses_control_of_the_connected_call() {
         let mut phone = ScriptedPhone::bind().await;
         let controller = Controller::start(ControllerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            issuer: Arc::new(new_issuer()),
+            issuer: CurrentIssuer::new(new_issuer()),
             user_agent: "splitdial-matcher-test".into(),
         })
         .await

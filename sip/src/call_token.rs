@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The SIP header that carries a token.
@@ -104,6 +104,10 @@ pub enum TokenError {
     /// `kid` names no key we hold.
     #[error("unknown key")]
     UnknownKey,
+    /// `kid` names a key the matcher revoked: refused whatever the token's
+    /// `exp` says.
+    #[error("key revoked")]
+    RevokedKey,
     /// The signature does not verify.
     #[error("bad signature")]
     Signature,
@@ -175,16 +179,88 @@ impl Issuer {
     }
 }
 
-/// The matcher keys a talker accepts, by key id (several during a rotation).
+/// The issuer a long-lived signer (the matcher's call controller) uses now:
+/// clones share it, and [`CurrentIssuer::set`] swaps the key for every one of
+/// them at once, so a key rotation reaches calls without a restart.
+#[derive(Clone)]
+pub struct CurrentIssuer {
+    issuer: Arc<RwLock<Arc<Issuer>>>,
+}
+
+impl std::fmt::Debug for CurrentIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key itself never reaches a log.
+        f.debug_struct("CurrentIssuer")
+            .field("kid", &self.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CurrentIssuer {
+    /// Starts with `issuer`.
+    pub fn new(issuer: Issuer) -> Self {
+        Self {
+            issuer: Arc::new(RwLock::new(Arc::new(issuer))),
+        }
+    }
+
+    /// The issuer in force now.
+    pub fn get(&self) -> Arc<Issuer> {
+        // A poisoned lock still holds a whole issuer (it is swapped in one store).
+        match self.issuer.read() {
+            Ok(issuer) => Arc::clone(&issuer),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Makes `issuer` sign from now on.
+    pub fn set(&self, issuer: Issuer) {
+        let issuer = Arc::new(issuer);
+        match self.issuer.write() {
+            Ok(mut current) => *current = issuer,
+            Err(poisoned) => *poisoned.into_inner() = issuer,
+        }
+    }
+
+    /// The key id of the issuer in force now.
+    pub fn kid(&self) -> String {
+        self.get().kid().to_owned()
+    }
+
+    /// Signs `claims` as a token of `kind` with the issuer in force now.
+    pub fn issue(&self, kind: TokenKind, claims: &Claims) -> String {
+        self.get().issue(kind, claims)
+    }
+}
+
+/// The matcher keys a talker accepts, by key id (several during a rotation),
+/// and the ids of keys the matcher revoked, which it never accepts again.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: HashMap<String, VerifyingKey>,
+    revoked: HashSet<String>,
 }
 
 impl KeySet {
-    /// Adds (or replaces) a key.
+    /// Adds (or replaces) a key; a revoked `kid` is not added.
     pub fn insert(&mut self, kid: impl Into<String>, key: VerifyingKey) {
-        self.keys.insert(kid.into(), key);
+        let kid = kid.into();
+        if !self.revoked.contains(&kid) {
+            self.keys.insert(kid, key);
+        }
+    }
+
+    /// Drops the key `kid` and refuses it from now on ([`TokenError::RevokedKey`]),
+    /// even if it is inserted again.
+    pub fn revoke(&mut self, kid: impl Into<String>) {
+        let kid = kid.into();
+        self.keys.remove(&kid);
+        self.revoked.insert(kid);
+    }
+
+    /// Whether `kid` was revoked.
+    pub fn is_revoked(&self, kid: &str) -> bool {
+        self.revoked.contains(kid)
     }
 
     /// Removes a retired key.
@@ -249,6 +325,9 @@ pub fn verify(token: &str, keys: &KeySet, expect: &Expectation<'_>) -> Result<Cl
     }
     if header.typ != expect.kind.typ() {
         return Err(TokenError::Kind);
+    }
+    if keys.is_revoked(&header.kid) {
+        return Err(TokenError::RevokedKey);
     }
     let key = keys.keys.get(&header.kid).ok_or(TokenError::UnknownKey)?;
     let signature: [u8; 64] = decode(s)?.try_into().map_err(|_| TokenError::Malformed)?;
@@ -397,6 +476,40 @@ mod tests {
         let guard = ReplayGuard::default();
         guard.consume(&c, now).unwrap();
         assert_eq!(guard.consume(&c, now), Err(TokenError::Replay));
+    }
+
+    /// A revoked key's token is refused although it is unexpired and signed
+    /// well, and inserting the key again does not bring it back.
+    #[test]
+    fn a_revoked_keys_tokens_are_refused_before_they_expire() {
+        let (issuer, mut keys) = setup();
+        let now = 1_000_000;
+        let t = issuer.issue(TokenKind::Call, &claims(Action::Control, now));
+        let e = expect(Action::Control, now, None);
+        assert!(verify(&t, &keys, &e).is_ok());
+        keys.revoke("m1");
+        assert_eq!(verify(&t, &keys, &e), Err(TokenError::RevokedKey));
+        keys.insert("m1", issuer.verifying_key());
+        assert_eq!(verify(&t, &keys, &e), Err(TokenError::RevokedKey));
+        assert!(keys.get("m1").is_none());
+    }
+
+    #[test]
+    fn the_current_issuer_signs_with_the_key_set_last() {
+        let current = CurrentIssuer::new(Issuer::new([7; 32], "m1"));
+        let copy = current.clone();
+        let now = 1_000_000;
+        let kid = |t: &str| {
+            let header = t.split('.').next().unwrap_or_default();
+            let header: JoseHeader =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+            header.kid
+        };
+        let before = copy.issue(TokenKind::Call, &claims(Action::Control, now));
+        current.set(Issuer::new([8; 32], "m2"));
+        let after = copy.issue(TokenKind::Call, &claims(Action::Control, now));
+        assert_eq!((kid(&before), kid(&after)), ("m1".into(), "m2".into()));
+        assert_eq!(copy.kid(), "m2");
     }
 
     #[test]

@@ -340,6 +340,7 @@ fn apply(
 ) -> Result<Duration, EnrollmentError> {
     let update = KeyUpdate {
         keys: &reply.keys,
+        revoked: &reply.revoked,
         signatures: &reply.signatures,
         time: reply.time,
     };
@@ -350,6 +351,10 @@ fn apply(
                 url: url.to_owned(),
                 problem: format!("trust update refused: {e}"),
             })?;
+    if !taken.newly_revoked.is_empty() {
+        // Their tokens are refused from now on, whatever their expiry.
+        warn!(kids = ?taken.newly_revoked, "the matcher revoked keys: dropped");
+    }
     if let Some(offset) = taken.new_offset {
         info!(offset_s = offset, "clock offset to the matcher");
     }

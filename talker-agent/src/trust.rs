@@ -8,11 +8,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use splitdial_api::{KeySetSignature, MatcherKey, key_set_signing_input, time_ms};
+use splitdial_api::{KeySetSignature, MatcherKey, revoking_key_set_signing_input, time_ms};
 use splitdial_sip::call_token::{
     self, Action, Claims, DEFAULT_SKEW_SECS, Expectation, KeySet, ReplayGuard, TokenError,
     TokenKind,
 };
+use std::collections::BTreeSet;
 use std::sync::RwLock;
 
 /// The most the clock offset to the matcher may move in one heartbeat reply
@@ -23,8 +24,12 @@ pub const MAX_OFFSET_STEP_SECS: i64 = 60;
 pub struct Trust {
     talker_id: String,
     keys: RwLock<KeySet>,
-    /// Keys pinned in the configuration: kept whatever heartbeats announce.
+    /// Keys pinned in the configuration: kept whatever heartbeats announce,
+    /// unless the matcher revokes them.
     pinned: RwLock<Vec<(String, VerifyingKey)>>,
+    /// Kids the matcher revoked: never trusted again while the agent runs,
+    /// whoever names them (a pin, the enrollment, a later key set).
+    revoked: RwLock<BTreeSet<String>>,
     replay: ReplayGuard,
     /// The offset to the matcher's clock (from heartbeats).
     clock: RwLock<ClockOffset>,
@@ -90,6 +95,8 @@ pub enum UpdateRefused {
 pub struct KeyUpdate<'a> {
     /// The key set that would replace the learnt keys.
     pub keys: &'a [MatcherKey],
+    /// The kids the matcher revoked: dropped at once, pinned or learnt.
+    pub revoked: &'a [String],
     /// The matcher's signatures over it.
     pub signatures: &'a [KeySetSignature],
     /// The matcher's time, Unix seconds.
@@ -97,10 +104,12 @@ pub struct KeyUpdate<'a> {
 }
 
 /// What [`Trust::take_update`] changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateTaken {
     /// The new clock offset, when it changed.
     pub new_offset: Option<i64>,
+    /// The kids this update revoked that the talker had not known revoked.
+    pub newly_revoked: Vec<String>,
 }
 
 /// Decodes a matcher key given in standard base64 (32 bytes).
@@ -131,6 +140,7 @@ impl Trust {
             talker_id: talker_id.into(),
             keys: RwLock::default(),
             pinned: RwLock::default(),
+            revoked: RwLock::default(),
             replay: ReplayGuard::default(),
             clock: RwLock::default(),
             started_at: call_token::unix_now(),
@@ -157,10 +167,13 @@ impl Trust {
 
     /// Replaces the matcher keys learnt from the matcher (enrollment, then each
     /// heartbeat reply [`Trust::take_update`] accepted) with `keys`; keys
-    /// pinned in the configuration stay, and a learnt key never takes a pinned
-    /// key's `kid`.
+    /// pinned in the configuration stay, a learnt key never takes a pinned
+    /// key's `kid`, and a revoked key stays out.
     pub fn set_matcher_keys(&self, keys: &[(String, VerifyingKey)]) {
         let mut set = KeySet::default();
+        for kid in self.revoked.read().map(|r| r.clone()).unwrap_or_default() {
+            set.revoke(kid);
+        }
         let pinned = self.pinned.read().map(|p| p.clone()).unwrap_or_default();
         for (kid, key) in keys {
             if pinned.iter().any(|(p, _)| p == kid) {
@@ -182,6 +195,9 @@ impl Trust {
     /// talker holds now, every `kid` must be its key's id, a key may not
     /// displace a pinned one, and the offset may move at most
     /// [`MAX_OFFSET_STEP_SECS`] (the first reply since the start sets it).
+    /// Each revoked kid is dropped at once, a pinned one too, and refused from
+    /// then on; the revocations alone are heeded even from a set that does
+    /// not check (they only take trust away).
     pub fn take_update(
         &self,
         update: &KeyUpdate<'_>,
@@ -191,8 +207,15 @@ impl Trust {
             return Err(UpdateRefused::NoKeys);
         }
         let time = time_ms(update.time).ok_or(UpdateRefused::Time(update.time))?;
-        self.check_signatures(update, time)?;
-        let keys = self.learnt_keys(update.keys)?;
+        if let Err(refused) = self.check_signatures(update, time) {
+            // A revocation only takes trust away, so it is heeded even when no
+            // key the talker holds vouches for the set: after `matcher key
+            // rotate --revoke` of the only key it held, the talker refuses
+            // that key's tokens at once, and every token until re-enrolled.
+            self.revoke(update.revoked);
+            return Err(refused);
+        }
+        let keys = self.learnt_keys(update.keys, update.revoked)?;
         #[allow(clippy::cast_possible_truncation)] // Rounded seconds, bounded by time_ms.
         let to = (update.time - local_mid).round() as i64;
         let clock = self.clock.read().map(|c| *c).unwrap_or_default();
@@ -202,6 +225,7 @@ impl Trust {
                 to,
             });
         }
+        let newly_revoked = self.revoke(update.revoked);
         self.set_matcher_keys(&keys);
         if let Ok(mut current) = self.clock.write() {
             *current = ClockOffset {
@@ -211,7 +235,29 @@ impl Trust {
         }
         Ok(UpdateTaken {
             new_offset: (!clock.synced || to != clock.seconds).then_some(to),
+            newly_revoked,
         })
+    }
+
+    /// Marks `kids` revoked and unpins any of them; those not revoked before.
+    fn revoke(&self, kids: &[String]) -> Vec<String> {
+        let Ok(mut revoked) = self.revoked.write() else {
+            return Vec::new();
+        };
+        let fresh: Vec<String> = kids
+            .iter()
+            .filter(|kid| revoked.insert((*kid).clone()))
+            .cloned()
+            .collect();
+        if let Ok(mut pinned) = self.pinned.write() {
+            pinned.retain(|(kid, _)| !revoked.contains(kid));
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            for kid in kids {
+                keys.revoke(kid.clone());
+            }
+        }
+        fresh
     }
 
     /// One signature over the key set must check with a key held now.
@@ -219,9 +265,14 @@ impl Trust {
         if update.signatures.is_empty() {
             return Err(UpdateRefused::Unsigned);
         }
-        let input = key_set_signing_input(&self.talker_id, time, update.keys);
+        let input =
+            revoking_key_set_signing_input(&self.talker_id, time, update.keys, update.revoked);
         let keys = self.keys.read().map_err(|_| UpdateRefused::Signature)?;
         let checks = |s: &KeySetSignature| {
+            // A key this very set revokes cannot vouch for it.
+            if update.revoked.contains(&s.kid) {
+                return false;
+            }
             let Some(key) = keys.get(&s.kid) else {
                 return false;
             };
@@ -241,10 +292,12 @@ impl Trust {
         }
     }
 
-    /// The keys of a signed set, each checked against its `kid` and the pins.
+    /// The keys of a signed set, each checked against its `kid`, the pins and
+    /// the revoked list.
     fn learnt_keys(
         &self,
         keys: &[MatcherKey],
+        revoked: &[String],
     ) -> Result<Vec<(String, VerifyingKey)>, UpdateRefused> {
         let pinned = self.pinned.read().map(|p| p.clone()).unwrap_or_default();
         keys.iter()
@@ -256,6 +309,9 @@ impl Trust {
                 let key = decode_matcher_key(k).map_err(refused)?;
                 if pinned.iter().any(|(kid, p)| *kid == k.kid && *p != key) {
                     return Err(refused("a pinned key has this kid".into()));
+                }
+                if revoked.contains(&k.kid) {
+                    return Err(refused("published and revoked at once".into()));
                 }
                 Ok((k.kid.clone(), key))
             })
@@ -357,14 +413,56 @@ mod tests {
         }
     }
 
+    /// A heartbeat reply's key part as received.
+    struct Reply {
+        keys: Vec<MatcherKey>,
+        revoked: Vec<String>,
+        signatures: Vec<KeySetSignature>,
+        time: f64,
+    }
+
+    impl Reply {
+        /// `keys` and `revoked` at `time`, signed over them by each of `by`
+        /// under its own kid.
+        fn signed(
+            keys: &[&MatcherSide],
+            revoked: &[&MatcherSide],
+            by: &[&MatcherSide],
+            time: f64,
+        ) -> Self {
+            let keys: Vec<MatcherKey> = keys.iter().map(|k| k.published.clone()).collect();
+            let revoked: Vec<String> = revoked.iter().map(|k| k.published.kid.clone()).collect();
+            let signatures = by
+                .iter()
+                .map(|k| sign(k, &k.published.kid, TALKER, time, &keys, &revoked))
+                .collect();
+            Self {
+                keys,
+                revoked,
+                signatures,
+                time,
+            }
+        }
+
+        fn update(&self) -> KeyUpdate<'_> {
+            KeyUpdate {
+                keys: &self.keys,
+                revoked: &self.revoked,
+                signatures: &self.signatures,
+                time: self.time,
+            }
+        }
+    }
+
     fn sign(
         by: &MatcherSide,
         kid: &str,
         talker: &str,
         time: f64,
         keys: &[MatcherKey],
+        revoked: &[String],
     ) -> KeySetSignature {
-        let input = key_set_signing_input(talker, time_ms(time).unwrap(), keys);
+        let input = revoking_key_set_signing_input(talker, time_ms(time).unwrap(), keys, revoked);
         KeySetSignature {
             kid: kid.into(),
             signature: STANDARD.encode(by.signing.sign(&input).to_bytes()),
@@ -409,40 +507,10 @@ mod tests {
             old.published.kid.clone(),
             decode_matcher_key(&old.published).unwrap(),
         )]);
-        let keys = [old.published.clone()];
         let time = now_f64();
-        let signatures = [sign(old, &old.published.kid, TALKER, time, &keys)];
-        let update = KeyUpdate {
-            keys: &keys,
-            signatures: &signatures,
-            time,
-        };
-        trust.take_update(&update, time).unwrap();
+        let reply = Reply::signed(&[old], &[], &[old], time);
+        trust.take_update(&reply.update(), time).unwrap();
         trust
-    }
-
-    /// The update is refused, and the talker still takes the old key's tokens
-    /// and refuses the new key's.
-    fn refused_and_unchanged(
-        trust: &Trust,
-        old: &MatcherSide,
-        new: &MatcherSide,
-        update: &KeyUpdate<'_>,
-        expected: &UpdateRefused,
-    ) {
-        let offset = trust.clock_offset();
-        assert_eq!(&trust.take_update(update, now_f64()).unwrap_err(), expected);
-        assert_eq!(trust.clock_offset(), offset, "offset kept");
-        let dlg = format!("old-{}", rand::random::<u32>());
-        assert!(
-            accepts(trust, &old.issuer, &dlg).is_ok(),
-            "old key still works"
-        );
-        let dlg = format!("new-{}", rand::random::<u32>());
-        assert_eq!(
-            accepts(trust, &new.issuer, &dlg),
-            Err(TokenError::UnknownKey)
-        );
     }
 
     #[test]
@@ -450,104 +518,164 @@ mod tests {
         let (old, new) = (matcher_key(1), matcher_key(2));
         let trust = enrolled(&old);
         // The matcher rotated: both keys published, each signs.
-        let keys = [new.published.clone(), old.published.clone()];
         let time = now_f64();
-        let signatures = [
-            sign(&new, &new.published.kid, TALKER, time, &keys),
-            sign(&old, &old.published.kid, TALKER, time, &keys),
-        ];
-        let update = KeyUpdate {
-            keys: &keys,
-            signatures: &signatures,
-            time,
-        };
-        trust.take_update(&update, time).unwrap();
+        let rotated = Reply::signed(&[&new, &old], &[], &[&new, &old], time);
+        trust.take_update(&rotated.update(), time).unwrap();
         assert!(accepts(&trust, &new.issuer, "d-new").is_ok());
         assert!(accepts(&trust, &old.issuer, "d-old").is_ok(), "overlap");
         // The overlap ends: the new key alone, signed by itself.
-        let keys = [new.published.clone()];
-        let signatures = [sign(&new, &new.published.kid, TALKER, time, &keys)];
-        let update = KeyUpdate {
-            keys: &keys,
-            signatures: &signatures,
-            time,
-        };
-        trust.take_update(&update, time).unwrap();
+        let alone = Reply::signed(&[&new], &[], &[&new], time);
+        trust.take_update(&alone.update(), time).unwrap();
         assert_eq!(
             accepts(&trust, &old.issuer, "d-retired"),
             Err(TokenError::UnknownKey)
         );
     }
 
-    #[test]
-    fn unsigned_and_wrongly_signed_key_sets_are_refused() {
-        let (old, new) = (matcher_key(1), matcher_key(2));
-        let trust = enrolled(&old);
-        let keys = [new.published.clone()];
-        let time = now_f64();
-        let unsigned = KeyUpdate {
-            keys: &keys,
-            signatures: &[],
-            time,
-        };
-        refused_and_unchanged(&trust, &old, &new, &unsigned, &UpdateRefused::Unsigned);
-        let by_itself = [sign(&new, &new.published.kid, TALKER, time, &keys)];
-        let by_itself = KeyUpdate {
-            keys: &keys,
-            signatures: &by_itself,
-            time,
-        };
-        refused_and_unchanged(&trust, &old, &new, &by_itself, &UpdateRefused::Signature);
-        // A stranger's signature under the old key's kid.
-        let forged = [sign(&new, &old.published.kid, TALKER, time, &keys)];
-        let forged = KeyUpdate {
-            keys: &keys,
-            signatures: &forged,
-            time,
-        };
-        refused_and_unchanged(&trust, &old, &new, &forged, &UpdateRefused::Signature);
-        // The old key's signature, but over another talker's set or time.
-        for (talker, signed_time) in [("pc-1", time), (TALKER, time + 1.0)] {
-            let other = [sign(&old, &old.published.kid, talker, signed_time, &keys)];
-            let other = KeyUpdate {
-                keys: &keys,
-                signatures: &other,
-                time,
-            };
-            refused_and_unchanged(&trust, &old, &new, &other, &UpdateRefused::Signature);
-        }
-        // A garbled signature.
-        let garbled = [KeySetSignature {
-            kid: old.published.kid.clone(),
-            signature: "not base64!".into(),
-        }];
-        let garbled = KeyUpdate {
-            keys: &keys,
-            signatures: &garbled,
-            time,
-        };
-        refused_and_unchanged(&trust, &old, &new, &garbled, &UpdateRefused::Signature);
-    }
+    /// What a refused reply carries and why it is refused: what the case
+    /// shows, keys, revoked kids, signatures, the refusal.
+    type RefusalCase = (
+        &'static str,
+        Vec<MatcherKey>,
+        Vec<String>,
+        Vec<KeySetSignature>,
+        UpdateRefused,
+    );
 
+    /// Every key set that does not check is refused as a whole: the offset
+    /// stays, the old key's tokens still pass, the new key's do not. The
+    /// cases differ only by what the reply carries.
     #[test]
-    fn a_kid_that_is_not_the_keys_id_is_refused() {
+    fn key_sets_that_do_not_check_are_refused_and_change_nothing() {
         let (old, new) = (matcher_key(1), matcher_key(2));
-        let trust = enrolled(&old);
+        let time = now_f64();
+        let keys = vec![new.published.clone()];
+        let signed_as = |by: &MatcherSide, kid: &str, talker: &str, at: f64, revoked: &[String]| {
+            vec![sign(by, kid, talker, at, &keys, revoked)]
+        };
+        let old_kid = old.published.kid.clone();
         let mut renamed = new.published.clone();
         renamed.kid = "m-0123456789abcdef".into();
-        let keys = [renamed];
-        let time = now_f64();
-        let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
-        let update = KeyUpdate {
-            keys: &keys,
-            signatures: &signatures,
-            time,
-        };
-        let expected = UpdateRefused::Key {
-            kid: "m-0123456789abcdef".into(),
+        let wrong_id = UpdateRefused::Key {
+            kid: renamed.kid.clone(),
             problem: format!("kid is not the key's id ({})", new.published.kid),
         };
-        refused_and_unchanged(&trust, &old, &new, &update, &expected);
+        let renamed_keys = vec![renamed];
+        let both = UpdateRefused::Key {
+            kid: new.published.kid.clone(),
+            problem: "published and revoked at once".into(),
+        };
+        let new_revoked = vec![new.published.kid.clone()];
+        #[rustfmt::skip]
+        let cases: Vec<RefusalCase> = vec![
+            ("unsigned", keys.clone(), vec![], vec![], UpdateRefused::Unsigned),
+            ("signed by the new key only", keys.clone(), vec![],
+                signed_as(&new, &new.published.kid, TALKER, time, &[]), UpdateRefused::Signature),
+            ("a stranger's signature under the old kid", keys.clone(), vec![],
+                signed_as(&new, &old_kid, TALKER, time, &[]), UpdateRefused::Signature),
+            ("signed for another talker", keys.clone(), vec![],
+                signed_as(&old, &old_kid, "pc-1", time, &[]), UpdateRefused::Signature),
+            ("signed for another time", keys.clone(), vec![],
+                signed_as(&old, &old_kid, TALKER, time + 1.0, &[]), UpdateRefused::Signature),
+            ("a garbled signature", keys.clone(), vec![],
+                vec![KeySetSignature { kid: old_kid.clone(), signature: "not base64!".into() }],
+                UpdateRefused::Signature),
+            ("a revocation added after signing", keys.clone(), vec!["m-0000000000000000".into()],
+                signed_as(&old, &old_kid, TALKER, time, &[]), UpdateRefused::Signature),
+            ("a kid that is not the key's id", renamed_keys.clone(), vec![],
+                vec![sign(&old, &old_kid, TALKER, time, &renamed_keys, &[])], wrong_id),
+            ("a key published and revoked at once", keys.clone(), new_revoked.clone(),
+                signed_as(&old, &old_kid, TALKER, time, &new_revoked), both),
+        ];
+        for (what, keys, revoked, signatures, expected) in cases {
+            let trust = enrolled(&old);
+            let offset = trust.clock_offset();
+            let update = KeyUpdate {
+                keys: &keys,
+                revoked: &revoked,
+                signatures: &signatures,
+                time,
+            };
+            assert_eq!(
+                trust.take_update(&update, now_f64()),
+                Err(expected),
+                "{what}"
+            );
+            assert_eq!(trust.clock_offset(), offset, "{what}: offset kept");
+            assert!(
+                accepts(&trust, &old.issuer, "d-old").is_ok(),
+                "{what}: old key kept"
+            );
+            assert_eq!(
+                accepts(&trust, &new.issuer, "d-new"),
+                Err(TokenError::UnknownKey),
+                "{what}: new key not taken"
+            );
+        }
+    }
+
+    /// A revocation signed by a key still trusted drops the revoked keys at
+    /// once, a pinned one too: their unexpired tokens are refused, and naming
+    /// them again (as an enrollment would) does not bring them back.
+    #[test]
+    fn a_revoked_key_is_dropped_at_once_pinned_or_learnt() {
+        let (old, new, pinned) = (matcher_key(1), matcher_key(2), matcher_key(3));
+        let trust = enrolled(&old);
+        trust.pin_base64(&pinned.published.public_key).unwrap();
+        let time = now_f64();
+        let rotated = Reply::signed(&[&new, &old], &[], &[&old], time);
+        trust.take_update(&rotated.update(), time).unwrap();
+        // Minted before the revocation, still unexpired after it.
+        let by_old = token(&old.issuer, "d-old", 0);
+        let by_pinned = token(&pinned.issuer, "d-pinned", 0);
+        let revoking = Reply::signed(&[&new], &[&old, &pinned], &[&new], time);
+        let taken = trust.take_update(&revoking.update(), time).unwrap();
+        assert_eq!(taken.newly_revoked, revoking.revoked);
+        for (dlg, t) in [("d-old", &by_old), ("d-pinned", &by_pinned)] {
+            assert_eq!(
+                trust.check(Some(t), Action::Control, dlg, None),
+                Err(TokenError::RevokedKey),
+                "{dlg}"
+            );
+        }
+        assert!(accepts(&trust, &new.issuer, "d-new").is_ok());
+        let named_again = [&old, &new].map(|k| {
+            (
+                k.published.kid.clone(),
+                decode_matcher_key(&k.published).unwrap(),
+            )
+        });
+        trust.set_matcher_keys(&named_again);
+        assert_eq!(
+            accepts(&trust, &old.issuer, "d-old-again"),
+            Err(TokenError::RevokedKey)
+        );
+        let again = trust.take_update(&revoking.update(), time).unwrap();
+        assert!(again.newly_revoked.is_empty(), "known already");
+    }
+
+    /// `matcher key rotate --revoke` of the only key a talker holds: the new
+    /// set cannot vouch for itself, so its keys are not taken, but the
+    /// revocation is: the old key's tokens are refused at once.
+    #[test]
+    fn a_revocation_is_heeded_even_from_a_set_no_held_key_signs() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let trust = enrolled(&old);
+        let by_old = token(&old.issuer, "d-old", 0);
+        let time = now_f64();
+        let revoking = Reply::signed(&[&new], &[&old], &[&new], time);
+        assert_eq!(
+            trust.take_update(&revoking.update(), time),
+            Err(UpdateRefused::Signature)
+        );
+        assert_eq!(
+            trust.check(Some(&by_old), Action::Control, "d-old", None),
+            Err(TokenError::RevokedKey)
+        );
+        assert_eq!(
+            accepts(&trust, &new.issuer, "d-new"),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
@@ -560,9 +688,10 @@ mod tests {
         impostor.kid = pinned.published.kid.clone();
         let keys = [impostor];
         let time = now_f64();
-        let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
+        let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys, &[])];
         let update = KeyUpdate {
             keys: &keys,
+            revoked: &[],
             signatures: &signatures,
             time,
         };
@@ -591,20 +720,10 @@ mod tests {
             old.published.kid.clone(),
             decode_matcher_key(&old.published).unwrap(),
         )]);
-        let keys = [old.published.clone(), new.published.clone()];
-        let reply = |offset: f64| {
-            let time = (now_f64() + offset).round();
-            let signatures = vec![sign(&old, &old.published.kid, TALKER, time, &keys)];
-            (time, signatures)
-        };
         let take = |offset: f64| {
-            let (time, signatures) = reply(offset);
-            let update = KeyUpdate {
-                keys: &keys,
-                signatures: &signatures,
-                time,
-            };
-            trust.take_update(&update, time - offset)
+            let time = (now_f64() + offset).round();
+            let reply = Reply::signed(&[&old, &new], &[], &[&old], time);
+            trust.take_update(&reply.update(), time - offset)
         };
         assert_eq!(take(300.0).unwrap().new_offset, Some(300), "first sync");
         assert_eq!(
@@ -628,16 +747,10 @@ mod tests {
     fn a_replayed_token_is_refused_after_the_offset_moved() {
         let old = matcher_key(1);
         let trust = enrolled(&old);
-        let keys = [old.published.clone()];
         let take = |offset: f64| {
             let time = (now_f64() + offset).round();
-            let signatures = [sign(&old, &old.published.kid, TALKER, time, &keys)];
-            let update = KeyUpdate {
-                keys: &keys,
-                signatures: &signatures,
-                time,
-            };
-            trust.take_update(&update, time - offset).unwrap();
+            let reply = Reply::signed(&[&old], &[], &[&old], time);
+            trust.take_update(&reply.update(), time - offset).unwrap();
         };
         take(0.0);
         let first = token(&old.issuer, "d-1", 0);

@@ -1055,3 +1055,130 @@ fn serve_after_sighup(
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", matcher.log()));
 }
+
+/// The token-signing key `kid` as the real matcher stores it (read with the
+/// sqlite3 program, as an attacker holding a leaked key would sign).
+fn stored_issuer(db_file: &Path, kid: &str) -> Issuer {
+    let sqlite3 = testbed::require_program("sqlite3", "sqlite3");
+    let out = std::process::Command::new(sqlite3)
+        .arg(db_file)
+        .arg(format!("SELECT seed FROM signing_keys WHERE kid = '{kid}'"))
+        .output()
+        .unwrap();
+    let seed = String::from_utf8(out.stdout).unwrap();
+    let seed: [u8; 32] = hex_bytes(seed.trim()).try_into().unwrap();
+    Issuer::new(seed, kid)
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The active key's kid, from `matcher key list`.
+fn active_kid(db: &str) -> String {
+    let keys = matcher_admin(db, &["key", "list"]);
+    keys.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == json!("active"))
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Issue 17's test: a revoked key's tokens are refused before the next call.
+/// The real matcher rotates (the talker learns the new key at a heartbeat,
+/// signed by the old one), then revokes the old key while running; at its
+/// next heartbeat the real agent drops it, and a token the old key signed
+/// before, still unexpired, gets 403, while the new key's tokens pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_tokens_are_refused_after_the_next_heartbeat() {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+    config.users = Some(
+        UserDirectory::parse("[users.alice-tv]\npassword = \"alice-tv-pw\"\n", DOMAIN).unwrap(),
+    );
+    let server = sip_server::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("matcher.db");
+    let db = format!("sqlite:{}", db_file.display());
+    matcher_admin(&db, &["user", "add", OWNER]);
+    let proxy = server.local_addr().to_string();
+    matcher_admin(&db, &["server", "add", DOMAIN, "--proxy", &proxy]);
+    let enroll_token = matcher_admin(&db, &["enroll-token", OWNER])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pki = testbed::TestPki::new();
+    let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
+        .args([
+            "--db",
+            &db,
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "1",
+        ])
+        .arg("--tls-cert")
+        .arg(&pki.matcher_certificate)
+        .arg("--tls-key")
+        .arg(&pki.matcher_key)
+        .label("matcher")
+        .start()
+        .unwrap();
+    matcher
+        .wait_for_output("matcher ready", Duration::from_secs(30))
+        .unwrap();
+    let ready = matcher
+        .log()
+        .lines()
+        .find(|l| l.starts_with("matcher ready"))
+        .unwrap()
+        .to_owned();
+    let url = format!("https://{}", ready.split_whitespace().nth(3).unwrap());
+    let s = setup(Some(&url), None, &[(DOMAIN, proxy, "alice-tv")]);
+    trust_ca(&s.config, &pki.ca_certificate);
+    assert!(run_enroll(&s.config, &enroll_token).await.status.success());
+    let (agent, sip, id) = start_agent(&s.config);
+    let log = || format!("agent:\n{}\nmatcher:\n{}", agent.log(), matcher.log());
+    let ctl = Controller {
+        socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        agent: sip,
+        talker: id,
+    };
+    wait_until("the first heartbeat", log, || {
+        agent.log().contains("clock offset to the matcher")
+    })
+    .await;
+
+    let old_kid = active_kid(&db);
+    let old = stored_issuer(&db_file, &old_kid);
+    let t = ctl.token(&old, "c-before", 0);
+    assert_eq!(ctl.invite("c-before", &t).await, 200, "{}", log());
+
+    matcher_admin(&db, &["key", "rotate"]);
+    let new = stored_issuer(&db_file, &active_kid(&db));
+    wait_until("the talker learning the new key", log, || {
+        agent.log().contains("matcher keys changed")
+    })
+    .await;
+    // Signed by the old key before its revocation, valid for 20 s more.
+    let leaked = ctl.token(&old, "c-leaked", 0);
+    matcher_admin(&db, &["key", "revoke", &old_kid]);
+    wait_until("the talker dropping the revoked key", log, || {
+        agent.log().contains("the matcher revoked keys")
+    })
+    .await;
+    assert_eq!(ctl.invite("c-leaked", &leaked).await, 403, "{}", log());
+    let fresh = ctl.token(&old, "c-fresh-old", 0);
+    assert_eq!(ctl.invite("c-fresh-old", &fresh).await, 403, "{}", log());
+    let t = ctl.token(&new, "c-new", 0);
+    assert_eq!(ctl.invite("c-new", &t).await, 200, "{}", log());
+    assert!(!agent.log().contains("trust update refused"), "{}", log());
+    drop(agent);
+    drop(matcher);
+    server.shutdown().await;
+}

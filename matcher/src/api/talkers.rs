@@ -75,7 +75,7 @@ pub async fn enroll(
             talker_id: talker.id,
             owner: owner_name,
             credential,
-            keys: state.keys.published().to_vec(),
+            keys: state.keys.published(),
             time: unix_time_f64(),
         }),
     ))
@@ -182,11 +182,13 @@ pub async fn heartbeat(
     let time_ms = unix_time_ms();
     #[allow(clippy::cast_precision_loss)] // Milliseconds stay exact below 2^53.
     let time = time_ms as f64 / 1000.0;
+    let set = state.keys.sign_key_set(&talker.id, time_ms);
     Ok(Json(HeartbeatReply {
         time,
-        keys: state.keys.published().to_vec(),
+        keys: set.keys,
+        revoked: set.revoked,
         interval_s: Some(state.settings.heartbeat_interval.as_secs()),
-        signatures: state.keys.sign_key_set(&talker.id, time_ms),
+        signatures: set.signatures,
     }))
 }
 

@@ -66,7 +66,7 @@ use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use splitdial_sip::call_token::Issuer;
+use splitdial_sip::call_token::CurrentIssuer;
 use splitdial_sip::endpoint::{self, EndpointConfig};
 use splitdial_sip::headers;
 use splitdial_sip::uri_match::SipUri;
@@ -138,8 +138,8 @@ pub struct ControllerConfig {
     /// Address of the SIP endpoint (UDP and TCP); a concrete IP, port 0 picks
     /// one (tests use `127.0.0.1:0`). Its IP goes into Via, Contact and SDP.
     pub listen: SocketAddr,
-    /// Mints the call tokens (the matcher's key).
-    pub issuer: Arc<Issuer>,
+    /// Mints the call tokens (the matcher's key in force: a rotation swaps it).
+    pub issuer: CurrentIssuer,
     /// User-Agent header value.
     pub user_agent: String,
 }
@@ -269,7 +269,7 @@ struct KnownCalls {
 /// What the request handlers and the call tasks share.
 pub(crate) struct Shared {
     pub(crate) dialogs: Arc<DialogLayer>,
-    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) issuer: CurrentIssuer,
     pub(crate) local: SocketAddr,
     /// Our TCP connections to the servers' proxies (Nagle off).
     pub(crate) flows: splitdial_sip::tcp_flow::OutboundFlows,

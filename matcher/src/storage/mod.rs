@@ -18,7 +18,7 @@ mod users;
 
 pub use calls::{CallEvent, CallRecord};
 pub use contacts::ContactView;
-pub use keys::SigningKey;
+pub use keys::{Revocation, SigningKey};
 pub use route_inputs::RouteInputs;
 pub use talkers::{AccountReport, NewAccount, NewSipPhone, NewTalker};
 pub use tokens::{ApiTokenInfo, TokenSelector};

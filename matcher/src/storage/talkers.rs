@@ -337,6 +337,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes a talker and its accounts: its credential stops working with the
+    /// next request (every request looks the credential up here), and it drops
+    /// out of routes, listings and presence probes. False when there is none.
+    pub async fn remove_talker(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        // Not left to ON DELETE CASCADE: SQLite enforces it only with the
+        // foreign_keys pragma on.
+        sqlx::query("DELETE FROM accounts WHERE talker_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let removed = sqlx::query("DELETE FROM talkers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
+    /// Replaces an agent's heartbeat credential by the one hashed as
+    /// `credential_hash`: the old one is refused from the next request on.
+    /// [`StorageError::NotFound`] when there is no such agent (a SIP phone has
+    /// no credential to rotate).
+    pub async fn rotate_talker_credential(&self, id: &str, credential_hash: &str) -> Result<()> {
+        let updated =
+            sqlx::query("UPDATE talkers SET credential_hash = $1 WHERE id = $2 AND software = $3")
+                .bind(credential_hash)
+                .bind(id)
+                .bind(TalkerSoftware::Agent.as_str())
+                .execute(self.pool())
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("talker agent {id:?}")));
+        }
+        Ok(())
+    }
+
     /// Records a heartbeat: the talker is seen now, in `state`, and each reported
     /// account's registration (accounts it does not have are ignored).
     pub async fn record_heartbeat(
