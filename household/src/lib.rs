@@ -48,8 +48,8 @@ pub mod talker_https;
 
 pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
-    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec,
-    TalkerSoftware, TalkerSpec, UserSpec,
+    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, MatcherTransport, ServerSoftware,
+    ServerSpec, TalkerSoftware, TalkerSpec, UserSpec,
 };
 
 /// Why a household could not be started or asked something.
