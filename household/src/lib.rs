@@ -19,6 +19,9 @@
 //! simulated LAN ([`testbed::Lan`], needs root) where each talker is its own
 //! host advertising itself over mDNS, the servers and the matcher share a
 //! `cloud` host, and a `dialer` host is left free for the dialer under test.
+//! The matcher serves HTTPS with a certificate from the household's own CA
+//! ([`pki`]); [`MatcherTransport::InsecureHttp`] asks for plain HTTP instead,
+//! on loopback only (to measure what TLS costs).
 //!
 //! ```no_run
 //! use household::{Household, HouseholdSpec, Placement};
