@@ -94,8 +94,8 @@ pub struct AgentPlacement {
 pub struct MatcherAccess<'a> {
     /// The matcher's base URL.
     pub url: &'a str,
-    /// The household CA's certificate.
-    pub ca: &'a Path,
+    /// The household CA's certificate; `None` for a plain-HTTP matcher (loopback only).
+    pub ca: Option<&'a Path>,
 }
 
 /// The configuration file of one talker agent.
@@ -123,10 +123,12 @@ pub fn agent_config(
     // A plain SIP phone is not enrolled: it never talks to the matcher.
     if talker.owner.is_some() {
         text.push_str(&format!("matcher_url = {}\n", quoted(matcher.url)));
-        text.push_str(&format!(
-            "matcher_ca = {}\n",
-            quoted(&matcher.ca.display().to_string())
-        ));
+        if let Some(ca) = matcher.ca {
+            text.push_str(&format!(
+                "matcher_ca = {}\n",
+                quoted(&ca.display().to_string())
+            ));
+        }
     }
     text.push_str(&format!(
         "\n[sip]\nlisten = {}\n",
@@ -254,7 +256,7 @@ mod tests {
             Path::new("/tmp/x"),
             &MatcherAccess {
                 url: "https://10.77.0.1:8740",
-                ca: Path::new("/tmp/pki/ca.crt"),
+                ca: Some(Path::new("/tmp/pki/ca.crt")),
             },
         );
         let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -283,7 +285,7 @@ mod tests {
             Path::new("/tmp/y"),
             &MatcherAccess {
                 url: "https://10.77.0.1:8740",
-                ca: Path::new("/tmp/pki/ca.crt"),
+                ca: Some(Path::new("/tmp/pki/ca.crt")),
             },
         );
         assert!(
@@ -300,10 +302,30 @@ mod tests {
             Path::new("/tmp/z"),
             &MatcherAccess {
                 url: "https://10.77.0.1:8740",
-                ca: Path::new("/tmp/pki/ca.crt"),
+                ca: Some(Path::new("/tmp/pki/ca.crt")),
             },
         );
         assert!(text.contains("source = \"pattern\""), "{text}");
         assert!(text.contains("source = \"tone:440\""), "{text}");
+
+        // A plain-HTTP matcher on loopback: its URL and no CA at all.
+        let text = agent_config(
+            &spec,
+            tv,
+            &placement,
+            &proxies,
+            &passwords,
+            Path::new("/tmp/z"),
+            &MatcherAccess {
+                url: "http://127.0.0.1:8740",
+                ca: None,
+            },
+        );
+        let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            parsed["matcher_url"].as_str(),
+            Some("http://127.0.0.1:8740")
+        );
+        assert!(parsed.get("matcher_ca").is_none(), "{text}");
     }
 }

@@ -19,6 +19,9 @@
 //! simulated LAN ([`testbed::Lan`], needs root) where each talker is its own
 //! host advertising itself over mDNS, the servers and the matcher share a
 //! `cloud` host, and a `dialer` host is left free for the dialer under test.
+//! The matcher serves HTTPS with a certificate from the household's own CA
+//! ([`pki`]); [`MatcherTransport::InsecureHttp`] asks for plain HTTP instead,
+//! on loopback only (to measure what TLS costs).
 //!
 //! ```no_run
 //! use household::{Household, HouseholdSpec, Placement};
@@ -48,8 +51,8 @@ pub mod talker_https;
 
 pub use running::{Household, Placement, RunningServer, RunningTalker, call_of_kind};
 pub use spec::{
-    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, ServerSoftware, ServerSpec,
-    TalkerSoftware, TalkerSpec, UserSpec,
+    AccountSpec, AnswerSpec, ContactSpec, HouseholdSpec, MatcherTransport, ServerSoftware,
+    ServerSpec, TalkerSoftware, TalkerSpec, UserSpec,
 };
 
 /// Why a household could not be started or asked something.

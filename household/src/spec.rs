@@ -16,6 +16,23 @@ pub struct HouseholdSpec {
     /// Heartbeat interval the matcher asks of talkers, in seconds (a talker is
     /// online while its last heartbeat is younger than 2.5 intervals).
     pub heartbeat_interval_s: u32,
+    /// What the matcher's API speaks: HTTPS with the household's own CA, unless a loopback
+    /// household asks for plain HTTP by name.
+    pub matcher_transport: MatcherTransport,
+}
+
+/// What the household's matcher serves its API over (docs/matcher.md, "Running it").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MatcherTransport {
+    /// HTTPS with a certificate from the household's CA, which the dialer and the agents
+    /// are given: what every household runs unless told otherwise.
+    #[default]
+    Https,
+    /// Plain HTTP (`matcher --insecure-http`, which logs a `PLAINTEXT HTTP` warning): the
+    /// dialer and the agents get an `http://127.0.0.1:PORT` URL and no CA. Only for a
+    /// [`Placement::Loopback`](crate::Placement::Loopback) household (anything else is
+    /// refused at start), to measure what TLS costs against the same household in clear.
+    InsecureHttp,
 }
 
 /// One SIP server and how the matcher ranks it.
@@ -271,6 +288,7 @@ impl HouseholdSpec {
                 },
             ],
             heartbeat_interval_s: 5,
+            matcher_transport: MatcherTransport::Https,
         }
     }
 

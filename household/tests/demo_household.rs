@@ -1,6 +1,7 @@
 //! The demo household starts as real processes, the matcher sees every talker
 //! online, a call placed through the matcher API connects alice's TV to bob's
-//! phone with tones both ways, and everything ends by PID.
+//! phone with tones both ways, and everything ends by PID; the same on a
+//! plain-HTTP matcher, which only a loopback household may ask for.
 //!
 //! Needs root (ignored without it); run inside a private network namespace
 //! (scripts/test does):
@@ -8,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use household::{Household, HouseholdSpec, Placement};
+use household::{Error, Household, HouseholdSpec, MatcherTransport, Placement};
 use serde_json::json;
 use std::time::Duration;
 use testbed::require_root;
@@ -68,11 +69,12 @@ fn the_demo_household_on_loopback_calls_bob() {
     // The matcher serves HTTPS with a certificate from the household's own CA, which
     // the talkers and the dialer trust (the checks below go over it).
     assert!(home.matcher_url().starts_with("https://127.0.0.1:"));
-    let ca = std::fs::read_to_string(home.matcher_ca()).unwrap();
+    let ca_path = home.matcher_ca().unwrap();
+    let ca = std::fs::read_to_string(ca_path).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     let agent_config = std::fs::read_to_string(home.dir().join("tv.toml")).unwrap();
     assert!(
-        agent_config.contains(&format!("matcher_ca = \"{}\"", home.matcher_ca().display())),
+        agent_config.contains(&format!("matcher_ca = \"{}\"", ca_path.display())),
         "{agent_config}"
     );
     let talkers = home
@@ -104,6 +106,53 @@ fn the_demo_household_on_loopback_calls_bob() {
             "process {pid} survived the shutdown"
         );
     }
+}
+
+#[test]
+fn a_loopback_household_with_a_plain_http_matcher_says_so_and_calls_bob() {
+    let mut spec = HouseholdSpec::demo();
+    spec.matcher_transport = MatcherTransport::InsecureHttp;
+    let home = Household::start(spec, Placement::Loopback).unwrap();
+    // Plain HTTP on loopback, no CA handed to anyone, and the matcher says it in its log.
+    assert!(home.matcher_url().starts_with("http://127.0.0.1:"));
+    assert_eq!(home.matcher_ca(), None);
+    let env = home.dialer_env("alice");
+    assert!(
+        env.iter().all(|(k, _)| k != "SPLITDIAL_MATCHER_CA"),
+        "{env:?}"
+    );
+    let agent_config = std::fs::read_to_string(home.dir().join("tv.toml")).unwrap();
+    assert!(
+        agent_config.contains(&format!("matcher_url = \"{}\"", home.matcher_url()))
+            && !agent_config.contains("matcher_ca"),
+        "{agent_config}"
+    );
+    let (_, matcher) = home
+        .processes()
+        .into_iter()
+        .find(|(label, _)| label == "matcher")
+        .unwrap();
+    assert!(
+        matcher.log().contains("PLAINTEXT HTTP"),
+        "{}",
+        matcher.log()
+    );
+    // The agents enrolled and heartbeat over it (the household is up), and a
+    // click-to-dial call connects with tones both ways.
+    call_through_the_matcher(&home);
+    home.shutdown();
+}
+
+#[test]
+fn a_plain_http_matcher_is_refused_off_loopback() {
+    let mut spec = HouseholdSpec::demo();
+    spec.matcher_transport = MatcherTransport::InsecureHttp;
+    // Refused before anything starts: no LAN is made (so no root is needed to see it).
+    let refused = Household::start(spec, Placement::Lan).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Spec(line) if line.contains("loopback")),
+        "{refused}"
+    );
 }
 
 #[test]

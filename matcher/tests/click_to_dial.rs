@@ -145,6 +145,7 @@ fn household_of(devices: &[&Device]) -> HouseholdSpec {
         ],
         talkers,
         heartbeat_interval_s: 2,
+        matcher_transport: household::MatcherTransport::Https,
     }
 }
 

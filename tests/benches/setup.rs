@@ -1,33 +1,45 @@
-//! Click-to-dial set-up time against a direct call between the same two
-//! talkers through the same server (issue 5 and 7 measurements).
+//! Click-to-dial set-up time over HTTPS against plain HTTP to the matcher
+//! (issue 16), and against a direct call between the same two talkers through
+//! the same server (issues 5 and 7).
 //!
-//! The demo household runs on loopback (no mDNS: discovery is off there).
-//! Alice's TV calls Bob's phone on `family.example`, which answers Alice at
-//! once, two ways in turn:
+//! Two demo households run on loopback at once (no mDNS: discovery is off
+//! there): one whose matcher serves HTTPS with the household's own CA, as every
+//! household does, and one started with `MatcherTransport::InsecureHttp`
+//! (`matcher --insecure-http`: the dialer and the agents get an `http://` URL).
+//! In each, Alice's TV calls Bob's phone on `family.example`, which answers
+//! Alice at once. Each round places, in turn:
 //!
-//! - **click-to-dial**: the dialer's own matcher client sends `POST /v1/calls`
-//!   (over the connection its earlier requests opened), and the matcher has the
-//!   server connect the TV (control INVITE naming Bob), which calls Bob;
-//! - **direct**: the TV's own dialing code (`talker_agent::referred_call`) with
-//!   the TV's account and media, run in this process, INVITEs Bob through the
-//!   same server.
+//! - **click-to-dial over HTTPS** and **over plain HTTP** (their order swapped
+//!   every round): the dialer's own matcher client sends `POST /v1/calls` over
+//!   the connection its earlier requests opened (warm: no TCP or TLS handshake
+//!   in the timed request, as in the dialer), and the matcher has the server
+//!   connect the TV (control INVITE naming Bob), which calls Bob;
+//! - **direct**, in the HTTPS household: the TV's own dialing code
+//!   (`talker_agent::referred_call`) with the TV's account and media, run in
+//!   this process, INVITEs Bob through the same server.
 //!
-//! Both are timed from the request to Bob's log lines: `incoming call ringing`
-//! (the callee rings) and `receiving media` (the first audio left his jitter
-//! buffer). Run (release binaries next to the bench, in a private network
-//! namespace for good measure):
+//! Both households run the whole time, rather than one after the other, so
+//! that the two transports are measured side by side under the same load (the
+//! two cores are shared with whatever else runs, which drifts over minutes);
+//! an idle household costs a heartbeat per talker every 5 s.
+//!
+//! Every call is timed from the request to Bob's log lines: `incoming call
+//! ringing` (the callee rings) and `receiving media` (the first audio left his
+//! jitter buffer). Run (release binaries next to the bench, in a private
+//! network namespace for good measure):
 //!
 //! ```text
 //! cargo build --release --bins
-//! unshare --net -- sh -c 'ip link set lo up && cargo bench -p splitdial-e2e --bench setup'
+//! SETUP_BENCH_ROUNDS=100 unshare --net -- sh -c 'ip link set lo up && cargo bench -p splitdial-e2e --bench setup --offline'
 //! ```
 //!
 //! `SETUP_BENCH_ROUNDS=N` sets the calls of each kind (15); `SETUP_BENCH_LOGS=FILE` prints each
-//! click-to-dial request's time and writes every program's log to FILE at the end.
+//! click-to-dial request's time and writes every program's log, of both households, to FILE at
+//! the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use household::{Household, HouseholdSpec, Placement};
+use household::{Household, HouseholdSpec, MatcherTransport, Placement};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use splitdial_sip::endpoint::{EndpointConfig, bind};
 use splitdial_tui::config::Secret;
@@ -45,6 +57,14 @@ const SETTLE: Duration = Duration::from_millis(250);
 const CALLER: &str = "tv";
 const CALLEE: &str = "bob-phone";
 const TARGET: &str = "sip:bob@family.example";
+/// The matcher's call states, in the order a call goes through them.
+const STATES: [&str; 5] = [
+    "matching",
+    "dialing_talker",
+    "talker_answered",
+    "callee_ringing",
+    "connected",
+];
 
 /// When Bob's agent logged what we wait for, in ms after `t0`.
 #[derive(Debug, Clone, Copy)]
@@ -53,98 +73,176 @@ struct SetUp {
     media_ms: f64,
 }
 
+/// How one step's time is read from a [`SetUp`].
+type StepTime = fn(&SetUp) -> f64;
+
+/// The two steps every table shows.
+const STEPS: [(&str, StepTime); 2] = [
+    ("callee ringing", |s| s.ringing_ms),
+    ("media flowing", |s| s.media_ms),
+];
+
 /// The matcher's states of one click-to-dial call, in ms after the request
 /// (its events carry millisecond times).
 type Steps = Vec<(String, f64)>;
+
+/// One household and the dialer's client of its matcher, with what its calls measured.
+struct ClickToDial {
+    /// `HTTPS` or `plain HTTP`.
+    transport: &'static str,
+    home: Household,
+    dialer: MatcherClient,
+    set_ups: Vec<SetUp>,
+    steps: Vec<Steps>,
+}
+
+impl ClickToDial {
+    /// Starts the demo household with its matcher on `transport`, and a dialer's client of it
+    /// whose connection is open (the request a dialer makes before it places a call).
+    fn start(transport: MatcherTransport, runtime: &tokio::runtime::Runtime) -> Self {
+        let started = Instant::now();
+        let mut spec = HouseholdSpec::demo();
+        spec.matcher_transport = transport;
+        let home = Household::start(spec, Placement::Loopback).expect(
+            "start the demo household (binaries built with `cargo build --release --bins`?)",
+        );
+        let transport = match transport {
+            MatcherTransport::Https => "HTTPS",
+            MatcherTransport::InsecureHttp => "plain HTTP",
+        };
+        eprintln!(
+            "household ({transport}, {}) up in {:?}",
+            home.matcher_url(),
+            started.elapsed()
+        );
+        let token = Secret::new(home.token("alice").expect("alice's API token"));
+        let dialer = MatcherClient::new(&home.matcher_url(), token, &home.matcher_trust()).unwrap();
+        runtime
+            .block_on(dialer.routes("bob", &[CALLER.to_owned()], false))
+            .unwrap();
+        Self {
+            transport,
+            home,
+            dialer,
+            set_ups: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// One timed call, kept.
+    fn measure(&mut self, runtime: &tokio::runtime::Runtime) {
+        let (set_up, steps) = click_to_dial(self.transport, &self.home, runtime, &self.dialer);
+        self.set_ups.push(set_up);
+        self.steps.push(steps);
+    }
+
+    /// The p50 of `state` over the calls, when the matcher reported it.
+    fn state_p50(&self, state: &str) -> Option<f64> {
+        let at: Vec<f64> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.iter().find(|(name, _)| name == state).map(|(_, ms)| *ms))
+            .collect();
+        (!at.is_empty()).then(|| percentile(&at, 50))
+    }
+}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("setup: bench");
         return;
     }
-    let started = Instant::now();
-    let home = Household::start(HouseholdSpec::demo(), Placement::Loopback)
-        .expect("start the demo household (binaries built with `cargo build --release --bins`?)");
-    eprintln!("household up in {:?}", started.elapsed());
+    splitdial_tls::install_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let direct = runtime.block_on(DirectCaller::start(&home));
-    let token = Secret::new(home.token("alice").expect("alice's API token"));
-    let dialer = MatcherClient::new(&home.matcher_url(), token, &home.matcher_trust()).unwrap();
-    // What the dialer asks before a call can be placed: it opens the connection the call reuses.
-    runtime
-        .block_on(dialer.routes("bob", &[CALLER.to_owned()], false))
-        .unwrap();
+    let mut https = ClickToDial::start(MatcherTransport::Https, &runtime);
+    let mut plain = ClickToDial::start(MatcherTransport::InsecureHttp, &runtime);
+    let direct = runtime.block_on(DirectCaller::start(&https.home));
 
-    let (mut click, mut plain, mut steps) = (Vec::new(), Vec::new(), Vec::new());
     // One of each first, not counted: caches, first GStreamer pipeline.
-    click_to_dial(&home, &runtime, &dialer);
-    runtime.block_on(direct.call(&home));
+    click_to_dial(https.transport, &https.home, &runtime, &https.dialer);
+    click_to_dial(plain.transport, &plain.home, &runtime, &plain.dialer);
+    runtime.block_on(direct.call(&https.home));
     let rounds = std::env::var("SETUP_BENCH_ROUNDS")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(ROUNDS);
-    for _ in 0..rounds {
+    let mut direct_set_ups = Vec::new();
+    for round in 0..rounds {
+        // Neither transport always follows the direct call.
+        let (first, second) = if round % 2 == 0 {
+            (&mut https, &mut plain)
+        } else {
+            (&mut plain, &mut https)
+        };
         settle();
-        let (set_up, call_steps) = click_to_dial(&home, &runtime, &dialer);
-        click.push(set_up);
-        steps.push(call_steps);
+        first.measure(&runtime);
         settle();
-        plain.push(runtime.block_on(direct.call(&home)));
+        second.measure(&runtime);
+        settle();
+        direct_set_ups.push(runtime.block_on(direct.call(&https.home)));
     }
     direct.stop();
     if let Some(path) = std::env::var_os("SETUP_BENCH_LOGS") {
         // Every program's log, to line each call's steps up against the request times above.
-        std::fs::write(&path, home.logs()).unwrap();
+        let logs = [&https, &plain]
+            .iter()
+            .map(|c| {
+                format!(
+                    "===== household, matcher on {}\n{}",
+                    c.transport,
+                    c.home.logs()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, logs).unwrap();
     }
-    home.shutdown();
+    print_tables(rounds, &https, &plain, &direct_set_ups);
+    https.home.shutdown();
+    plain.home.shutdown();
+}
 
-    println!("click-to-dial vs direct call, {rounds} calls each (ms from the request)");
-    println!("| step | click-to-dial p50 | p90 | direct p50 | p90 | ratio of p50 |");
-    println!("|---|---|---|---|---|---|");
-    for (step, pick) in [
-        (
-            "callee ringing",
-            (|s: &SetUp| s.ringing_ms) as fn(&SetUp) -> f64,
-        ),
-        ("media flowing", |s: &SetUp| s.media_ms),
-    ] {
-        let c: Vec<f64> = click.iter().map(pick).collect();
-        let d: Vec<f64> = plain.iter().map(pick).collect();
-        let (c50, c90, d50, d90) = (
-            percentile(&c, 50),
-            percentile(&c, 90),
-            percentile(&d, 50),
-            percentile(&d, 90),
-        );
-        println!(
-            "| {step} | {c50:.1} | {c90:.1} | {d50:.1} | {d90:.1} | {:.2}× |",
-            c50 / d50
-        );
-    }
-
+/// The three tables: HTTPS against plain HTTP, HTTPS against the direct call, and the
+/// matcher's states under each transport.
+fn print_tables(rounds: usize, https: &ClickToDial, plain: &ClickToDial, direct: &[SetUp]) {
+    println!("click-to-dial over HTTPS vs plain HTTP, {rounds} calls each (ms from the request)");
+    compare(&https.set_ups, "HTTPS", &plain.set_ups, "plain HTTP");
+    println!();
+    println!("click-to-dial (HTTPS) vs direct call, {rounds} calls each (ms from the request)");
+    compare(&https.set_ups, "click-to-dial", direct, "direct");
     println!();
     println!("click-to-dial, the matcher's states (ms from the request, p50 of {rounds})");
-    println!("| state | p50 |");
-    println!("|---|---|");
-    for state in [
-        "matching",
-        "dialing_talker",
-        "talker_answered",
-        "callee_ringing",
-        "connected",
-    ] {
-        let at: Vec<f64> = steps
-            .iter()
-            .filter_map(|s| s.iter().find(|(name, _)| name == state).map(|(_, ms)| *ms))
-            .collect();
-        if !at.is_empty() {
-            println!("| {state} | {:.1} |", percentile(&at, 50));
+    println!("| state | HTTPS p50 | plain HTTP p50 |");
+    println!("|---|---|---|");
+    for state in STATES {
+        if let (Some(a), Some(b)) = (https.state_p50(state), plain.state_p50(state)) {
+            println!("| {state} | {a:.1} | {b:.1} |");
         }
+    }
+}
+
+/// One table of `a` against `b`: p50 and p90 of each step, and the ratio of the p50s.
+fn compare(a: &[SetUp], a_name: &str, b: &[SetUp], b_name: &str) {
+    println!("| step | {a_name} p50 | p90 | {b_name} p50 | p90 | ratio of p50 |");
+    println!("|---|---|---|---|---|---|");
+    for (step, pick) in STEPS {
+        let a: Vec<f64> = a.iter().map(pick).collect();
+        let b: Vec<f64> = b.iter().map(pick).collect();
+        let (a50, a90, b50, b90) = (
+            percentile(&a, 50),
+            percentile(&a, 90),
+            percentile(&b, 50),
+            percentile(&b, 90),
+        );
+        println!(
+            "| {step} | {a50:.1} | {a90:.1} | {b50:.1} | {b90:.1} | {:.2}× |",
+            a50 / b50
+        );
     }
 }
 
@@ -165,6 +263,7 @@ fn percentile(values: &[f64], p: usize) -> f64 {
 /// One click-to-dial call as the dialer places it (its own matcher client, whose connection is
 /// open from the dialer's earlier requests), timed, then hung up.
 fn click_to_dial(
+    transport: &str,
     home: &Household,
     runtime: &tokio::runtime::Runtime,
     dialer: &MatcherClient,
@@ -172,7 +271,7 @@ fn click_to_dial(
     let mark = callee_log_len(home);
     let t0 = wall_clock();
     if std::env::var_os("SETUP_BENCH_LOGS").is_some() {
-        eprintln!("click-to-dial request at {t0:.6}");
+        eprintln!("click-to-dial ({transport}) request at {t0:.6}");
     }
     let placed = runtime
         .block_on(dialer.place_call("bob", &[CALLER.to_owned()], false))

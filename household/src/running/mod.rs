@@ -82,7 +82,8 @@ pub struct Household {
     tokens: BTreeMap<String, String>,
     timings: Vec<(String, Duration)>,
     lan: Option<Lan>,
-    pki: crate::pki::HouseholdPki,
+    /// The CA and the matcher's certificate; `None` when the matcher speaks plain HTTP.
+    pki: Option<crate::pki::HouseholdPki>,
     dir: tempfile::TempDir,
 }
 
@@ -97,22 +98,29 @@ impl Household {
         self.placement
     }
 
-    /// The matcher's base URL (`https://IP:PORT`).
+    /// The matcher's base URL: `https://IP:PORT`, or `http://127.0.0.1:PORT` with
+    /// [`MatcherTransport::InsecureHttp`](crate::MatcherTransport::InsecureHttp).
     pub fn matcher_url(&self) -> String {
-        format!("https://{}", self.matcher_addr)
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.matcher_addr)
     }
 
     /// The household CA's certificate, which the dialer and the talkers trust
-    /// for the matcher.
-    pub fn matcher_ca(&self) -> &Path {
-        &self.pki.ca_certificate
+    /// for the matcher; `None` when the matcher speaks plain HTTP (there is no CA).
+    pub fn matcher_ca(&self) -> Option<&Path> {
+        self.pki.as_ref().map(|pki| pki.ca_certificate.as_path())
     }
 
-    /// How a client in the household trusts the matcher: its CA.
+    /// How a client in the household trusts the matcher: its CA (the system's roots,
+    /// as a dialer without a CA configured, when the matcher speaks plain HTTP and no
+    /// certificate is ever seen).
     pub fn matcher_trust(&self) -> splitdial_tls::ServerTrust {
-        splitdial_tls::ServerTrust {
-            roots: splitdial_tls::TrustRoots::CaFile(self.pki.ca_certificate.clone()),
-            pins: Vec::new(),
+        match &self.pki {
+            Some(pki) => splitdial_tls::ServerTrust {
+                roots: splitdial_tls::TrustRoots::CaFile(pki.ca_certificate.clone()),
+                pins: Vec::new(),
+            },
+            None => splitdial_tls::ServerTrust::system(),
         }
     }
 
@@ -209,21 +217,20 @@ impl Household {
     }
 
     /// The environment that points the dialer (`splitdial`) at this
-    /// household as `user`: `SPLITDIAL_MATCHER_URL`, `SPLITDIAL_MATCHER_CA`,
-    /// `SPLITDIAL_TOKEN` and `SPLITDIAL_INTERFACES` (docs/dialer.md,
-    /// "Configuration").
+    /// household as `user`: `SPLITDIAL_MATCHER_URL`, `SPLITDIAL_MATCHER_CA`
+    /// (none for a plain-HTTP matcher), `SPLITDIAL_TOKEN` and
+    /// `SPLITDIAL_INTERFACES` (docs/dialer.md, "Configuration").
     pub fn dialer_env(&self, user: &str) -> Vec<(String, String)> {
         let mut env = vec![
             ("SPLITDIAL_MATCHER_URL".to_owned(), self.matcher_url()),
-            (
-                "SPLITDIAL_MATCHER_CA".to_owned(),
-                self.pki.ca_certificate.display().to_string(),
-            ),
             (
                 "SPLITDIAL_INTERFACES".to_owned(),
                 self.dialer_interface().to_owned(),
             ),
         ];
+        if let Some(ca) = self.matcher_ca() {
+            env.push(("SPLITDIAL_MATCHER_CA".to_owned(), ca.display().to_string()));
+        }
         if let Some(token) = self.token(user) {
             env.push(("SPLITDIAL_TOKEN".to_owned(), token.to_owned()));
         }
@@ -239,7 +246,7 @@ impl Household {
     }
 
     /// One HTTP request from the dialer's host (where the dialer would send it);
-    /// HTTPS when it goes to the matcher.
+    /// HTTPS when it goes to the matcher, unless the matcher speaks plain HTTP.
     pub fn request_from_dialer(
         &self,
         method: &str,
@@ -248,10 +255,14 @@ impl Household {
         bearer: Option<&str>,
         json_body: Option<&str>,
     ) -> Result<Response, Error> {
-        let tls = (addr == self.matcher_addr).then(|| http::Tls {
-            config: std::sync::Arc::clone(&self.pki.client),
-            server_name: self.pki.server_name.clone(),
-        });
+        let tls = self
+            .pki
+            .as_ref()
+            .filter(|_| addr == self.matcher_addr)
+            .map(|pki| http::Tls {
+                config: std::sync::Arc::clone(&pki.client),
+                server_name: pki.server_name.clone(),
+            });
         let method = method.to_owned();
         let path = path.to_owned();
         let bearer = bearer.map(str::to_owned);

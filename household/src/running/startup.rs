@@ -5,8 +5,8 @@ use super::{Household, Placement, RunningServer, RunningTalker};
 use crate::Error;
 use crate::config_files::{AgentPlacement, Passwords, agent_config, users_file};
 use crate::spec::{
-    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, ServerSoftware, ServerSpec,
-    TalkerSoftware, TalkerSpec,
+    CLOUD_HOST, ContactSpec, DIALER_HOST, HouseholdSpec, MatcherTransport, ServerSoftware,
+    ServerSpec, TalkerSoftware, TalkerSpec,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -72,9 +72,11 @@ impl Household {
     ///
     /// `sip-server`, `matcher` and `talker-agent` are looked up next to the
     /// running executable ([`testbed::Error::MissingBinary`] when one is not
-    /// built).
+    /// built). A plain-HTTP matcher ([`MatcherTransport::InsecureHttp`]) anywhere
+    /// but on loopback is [`Error::Spec`], before anything starts.
     pub fn start(spec: HouseholdSpec, placement: Placement) -> Result<Self, Error> {
         spec.validate().map_err(Error::Spec)?;
+        refuse_plain_http_off_loopback(spec.matcher_transport, placement)?;
         let binaries = Binaries::find()?;
         let began = Instant::now();
         let dir = tempfile::Builder::new().prefix("household-").tempdir()?;
@@ -91,7 +93,12 @@ impl Household {
             Some(lan) => IpAddr::V4(lan.host(CLOUD_HOST).ip()),
             None => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
-        let pki = crate::pki::HouseholdPki::make(dir.path(), matcher_ip)?;
+        let pki = match spec.matcher_transport {
+            MatcherTransport::Https => {
+                Some(crate::pki::HouseholdPki::make(dir.path(), matcher_ip)?)
+            }
+            MatcherTransport::InsecureHttp => None,
+        };
         let mut home = Self {
             spec,
             placement,
@@ -350,15 +357,21 @@ impl Household {
             .arg(db)
             .arg("--listen")
             .arg(listen.to_string())
-            .arg("--tls-cert")
-            .arg(&self.pki.matcher_certificate)
-            .arg("--tls-key")
-            .arg(&self.pki.matcher_key)
             .arg("--sip-listen")
             .arg(SocketAddr::new(self.controller_ip(), 0).to_string())
             .arg("--heartbeat-interval")
             .arg(self.spec.heartbeat_interval_s.max(1).to_string())
             .label("matcher");
+        spawn = match &self.pki {
+            Some(pki) => spawn
+                .arg("--tls-cert")
+                .arg(&pki.matcher_certificate)
+                .arg("--tls-key")
+                .arg(&pki.matcher_key),
+            // Loopback only (checked at start; the matcher refuses it elsewhere too), and the
+            // matcher logs its PLAINTEXT HTTP warning.
+            None => spawn.arg("--insecure-http"),
+        };
         if let Some(ns) = self.cloud_netns() {
             spawn = spawn.in_netns(ns);
         }
@@ -455,7 +468,7 @@ impl Household {
             &state_dir,
             &crate::config_files::MatcherAccess {
                 url: &self.matcher_url(),
-                ca: &self.pki.ca_certificate,
+                ca: self.matcher_ca(),
             },
         );
         write_private(&config_path, text)?;
@@ -654,6 +667,25 @@ impl Household {
         Error::Timeout {
             what: format!("{what}\n{}", self.logs()),
             after,
+        }
+    }
+}
+
+/// Plain HTTP to the matcher is a loopback-only exception (as `matcher --insecure-http` and
+/// the clients' `http://` URLs are): any other placement is refused with one line saying so.
+fn refuse_plain_http_off_loopback(
+    transport: MatcherTransport,
+    placement: Placement,
+) -> Result<(), Error> {
+    match (transport, placement) {
+        (MatcherTransport::InsecureHttp, Placement::Lan) => Err(Error::Spec(
+            "matcher_transport InsecureHttp: a plain-HTTP matcher runs only in a loopback \
+             household (Placement::Loopback), never on the simulated LAN; use \
+             MatcherTransport::Https"
+                .into(),
+        )),
+        (MatcherTransport::InsecureHttp, Placement::Loopback) | (MatcherTransport::Https, _) => {
+            Ok(())
         }
     }
 }
@@ -870,6 +902,20 @@ fn json_string(value: &Value, field: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_plain_http_matcher_is_allowed_on_loopback_only() {
+        use MatcherTransport::{Https, InsecureHttp};
+        for placement in [Placement::Loopback, Placement::Lan] {
+            assert!(refuse_plain_http_off_loopback(Https, placement).is_ok());
+        }
+        assert!(refuse_plain_http_off_loopback(InsecureHttp, Placement::Loopback).is_ok());
+        let refused = refuse_plain_http_off_loopback(InsecureHttp, Placement::Lan).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Spec(line) if line.contains("loopback") && !line.contains('\n')),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn reads_ready_lines_and_online_listings() {
