@@ -271,12 +271,22 @@ fn trust(
     enrollment: Option<&Enrollment>,
 ) -> Result<Arc<Trust>, ConfigError> {
     let trust = Arc::new(Trust::new(id.to_owned()));
+    if let Some(enrollment) = enrollment {
+        trust.revoke_remembered(&enrollment.revoked);
+    }
     if let Some(key) = &config.matcher_key {
-        trust.pin_base64(key).map_err(|e| ConfigError {
+        let kid = trust.pin_base64(key).map_err(|e| ConfigError {
             path: config_path.display().to_string(),
             field: "matcher_key".into(),
             problem: e.to_string(),
         })?;
+        if trust.is_revoked(&kid) {
+            warn!(
+                config = %config_path.display(),
+                %kid,
+                "matcher_key names a key the matcher revoked: not trusted; remove it"
+            );
+        }
     }
     if let Some(enrollment) = enrollment {
         trust.set_matcher_keys(&enrollment.decoded_keys());

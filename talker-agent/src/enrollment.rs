@@ -53,6 +53,11 @@ pub struct Enrollment {
     /// its issuers'); empty for a loopback `http://` matcher.
     #[serde(default)]
     pub tls_pins: Vec<SpkiPin>,
+    /// Kids of matcher keys the matcher revoked (from heartbeat replies): kept
+    /// so that a revoked key pinned in the configuration stays refused after a
+    /// restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -64,6 +69,7 @@ impl std::fmt::Debug for Enrollment {
             .field("credential", &"<redacted>")
             .field("keys", &self.keys)
             .field("tls_pins", &self.tls_pins)
+            .field("revoked", &self.revoked)
             .finish()
     }
 }
@@ -276,6 +282,7 @@ pub async fn enroll(
         } else {
             Vec::new()
         },
+        revoked: Vec::new(),
     };
     let path = enrollment.save(&config.state_dir)?;
     Ok(Enrolled {
@@ -364,6 +371,7 @@ mod tests {
                 public_key: base64::engine::general_purpose::STANDARD.encode(key.to_bytes()),
             }],
             tls_pins: vec![SpkiPin::of_spki(b"a key")],
+            revoked: vec!["m-00000000000000aa".into()],
         }
     }
 
@@ -376,6 +384,18 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(Enrollment::load(dir.path()).unwrap().unwrap(), e);
+        // An enrollment saved before revocations existed still loads.
+        let mut text: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        text.as_object_mut().unwrap().remove("revoked");
+        std::fs::write(&path, text.to_string()).unwrap();
+        assert!(
+            Enrollment::load(dir.path())
+                .unwrap()
+                .unwrap()
+                .revoked
+                .is_empty()
+        );
         // Overwriting leaves no temporary file behind.
         e.save(dir.path()).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())

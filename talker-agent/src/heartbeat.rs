@@ -329,6 +329,18 @@ async fn beat(
     Ok((reply, (sent + received) / 2.0))
 }
 
+/// Saves the revocations the talker knows of into its enrollment when they grew,
+/// so that a restart does not trust a revoked key again (a pinned one included).
+fn remember_revocations(plan: &mut HeartbeatPlan) {
+    let revoked = plan.trust.revoked_kids();
+    if revoked != plan.enrollment.revoked {
+        plan.enrollment.revoked = revoked;
+        if let Err(e) = plan.enrollment.save(&plan.state_dir) {
+            warn!(error = %e, "cannot save the revoked matcher keys");
+        }
+    }
+}
+
 /// Takes keys and clock from a reply whose key set is signed by a matcher key
 /// the talker holds ([`Trust::take_update`]); the interval to wait. A reply
 /// that is not usable as a whole changes nothing.
@@ -344,13 +356,13 @@ fn apply(
         signatures: &reply.signatures,
         time: reply.time,
     };
-    let taken =
-        plan.trust
-            .take_update(&update, local_mid)
-            .map_err(|e| EnrollmentError::BadReply {
-                url: url.to_owned(),
-                problem: format!("trust update refused: {e}"),
-            })?;
+    let taken = plan.trust.take_update(&update, local_mid);
+    // A revocation holds even from a set that is otherwise refused: keep it now.
+    remember_revocations(plan);
+    let taken = taken.map_err(|e| EnrollmentError::BadReply {
+        url: url.to_owned(),
+        problem: format!("trust update refused: {e}"),
+    })?;
     if !taken.newly_revoked.is_empty() {
         // Their tokens are refused from now on, whatever their expiry.
         warn!(kids = ?taken.newly_revoked, "the matcher revoked keys: dropped");

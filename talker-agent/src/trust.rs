@@ -152,10 +152,15 @@ impl Trust {
         &self.talker_id
     }
 
-    /// Pins a matcher key given in standard base64.
+    /// Pins a matcher key given in standard base64; its kid. A key the matcher
+    /// revoked (see [`Trust::revoke_remembered`]) is not pinned: the caller
+    /// checks [`Trust::is_revoked`] to say so.
     pub fn pin_base64(&self, key: &str) -> Result<String, BadKey> {
         let key = decode_key(key)?;
         let kid = call_token::key_id(&key);
+        if self.is_revoked(&kid) {
+            return Ok(kid);
+        }
         if let Ok(mut pinned) = self.pinned.write() {
             pinned.push((kid.clone(), key));
         }
@@ -237,6 +242,27 @@ impl Trust {
             new_offset: (!clock.synced || to != clock.seconds).then_some(to),
             newly_revoked,
         })
+    }
+
+    /// Applies the revocations an earlier run of the agent learnt (kept in its
+    /// enrollment), before anything is pinned or learnt: a revoked key pinned
+    /// in the configuration must not come back with a restart.
+    pub fn revoke_remembered(&self, kids: &[String]) {
+        self.revoke(kids);
+    }
+
+    /// Whether the matcher revoked key `kid`.
+    pub fn is_revoked(&self, kid: &str) -> bool {
+        self.revoked.read().is_ok_and(|r| r.contains(kid))
+    }
+
+    /// Every kid the matcher revoked that this agent knows of, in order: what
+    /// its enrollment keeps across restarts.
+    pub fn revoked_kids(&self) -> Vec<String> {
+        self.revoked
+            .read()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Marks `kids` revoked and unpins any of them; those not revoked before.
@@ -652,6 +678,31 @@ mod tests {
         );
         let again = trust.take_update(&revoking.update(), time).unwrap();
         assert!(again.newly_revoked.is_empty(), "known already");
+    }
+
+    /// What one run learnt is revoked stays revoked in the next (the agent keeps
+    /// [`Trust::revoked_kids`] in its enrollment): the same key pinned again in
+    /// the configuration is not trusted.
+    #[test]
+    fn a_remembered_revocation_outlives_a_restart_and_a_pin() {
+        let (old, new) = (matcher_key(1), matcher_key(2));
+        let first_run = enrolled(&old);
+        let time = now_f64();
+        let rotated = Reply::signed(&[&new, &old], &[], &[&old], time);
+        first_run.take_update(&rotated.update(), time).unwrap();
+        let revoking = Reply::signed(&[&new], &[&old], &[&new], time);
+        first_run.take_update(&revoking.update(), time).unwrap();
+        let remembered = first_run.revoked_kids();
+        assert_eq!(remembered, [old.published.kid.clone()]);
+
+        let next_run = Trust::new(TALKER);
+        next_run.revoke_remembered(&remembered);
+        let kid = next_run.pin_base64(&old.published.public_key).unwrap();
+        assert!(next_run.is_revoked(&kid));
+        assert_eq!(
+            accepts(&next_run, &old.issuer, "d-old"),
+            Err(TokenError::RevokedKey)
+        );
     }
 
     /// `matcher key rotate --revoke` of the only key a talker holds: the new

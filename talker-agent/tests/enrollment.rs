@@ -1179,6 +1179,36 @@ async fn a_revoked_keys_tokens_are_refused_after_the_next_heartbeat() {
     assert_eq!(ctl.invite("c-new", &t).await, 200, "{}", log());
     assert!(!agent.log().contains("trust update refused"), "{}", log());
     drop(agent);
+
+    // The agent remembers the revocation across a restart, even with the old
+    // key pinned in its configuration and no matcher to remind it.
     drop(matcher);
+    let old_public = STANDARD.encode(old.verifying_key().to_bytes());
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("matcher_key = \"{old_public}\"\n{text}")).unwrap();
+    let (agent, sip, _) = start_agent(&s.config);
+    let ctl = Controller { agent: sip, ..ctl };
+    assert!(
+        agent
+            .log()
+            .contains("matcher_key names a key the matcher revoked"),
+        "{}",
+        agent.log()
+    );
+    let t = ctl.token(&old, "c-after-restart", 0);
+    assert_eq!(
+        ctl.invite("c-after-restart", &t).await,
+        403,
+        "{}",
+        agent.log()
+    );
+    let t = ctl.token(&new, "c-new-after-restart", 0);
+    assert_eq!(
+        ctl.invite("c-new-after-restart", &t).await,
+        200,
+        "{}",
+        agent.log()
+    );
+    drop(agent);
     server.shutdown().await;
 }
