@@ -693,7 +693,7 @@ mod tests {
         let revoking = Reply::signed(&[&new], &[&old], &[&new], time);
         first_run.take_update(&revoking.update(), time).unwrap();
         let remembered = first_run.revoked_kids();
-        assert_eq!(remembered, [old.published.kid.clone()]);
+        assert_eq!(remembered, std::slice::from_ref(&old.published.kid));
 
         let next_run = Trust::new(TALKER);
         next_run.revoke_remembered(&remembered);
