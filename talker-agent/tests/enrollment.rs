@@ -1113,33 +1113,23 @@ async fn a_revoked_keys_tokens_are_refused_after_the_next_heartbeat() {
         .unwrap()
         .to_owned();
     let pki = testbed::TestPki::new();
-    let mut matcher = Spawn::new(testbed::workspace_binary("matcher"))
-        .args([
-            "--db",
-            &db,
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-interval",
-            "1",
-        ])
-        .arg("--tls-cert")
-        .arg(&pki.matcher_certificate)
-        .arg("--tls-key")
-        .arg(&pki.matcher_key)
-        .label("matcher")
-        .start()
-        .unwrap();
-    matcher
-        .wait_for_output("matcher ready", Duration::from_secs(30))
-        .unwrap();
-    let ready = matcher
-        .log()
-        .lines()
-        .find(|l| l.starts_with("matcher ready"))
-        .unwrap()
-        .to_owned();
-    let url = format!("https://{}", ready.split_whitespace().nth(3).unwrap());
-    let s = setup(Some(&url), None, &[(DOMAIN, proxy, "alice-tv")]);
+    let (matcher, ready) = testbed::start_matcher(
+        testbed::matcher_spawn()
+            .args([
+                "--db",
+                &db,
+                "--listen",
+                "127.0.0.1:0",
+                "--heartbeat-interval",
+                "1",
+            ])
+            .arg("--tls-cert")
+            .arg(&pki.matcher_certificate)
+            .arg("--tls-key")
+            .arg(&pki.matcher_key),
+    )
+    .unwrap();
+    let s = setup(Some(&ready.url), None, &[(DOMAIN, proxy, "alice-tv")]);
     trust_ca(&s.config, &pki.ca_certificate);
     assert!(run_enroll(&s.config, &enroll_token).await.status.success());
     let (agent, sip, id) = start_agent(&s.config);
