@@ -857,18 +857,64 @@ async fn my_talkers(http: &reqwest::Client, url: &str, token: &str) -> Value {
         .unwrap()
 }
 
+/// A real sip-server with alice-tv's account, and a matcher database that
+/// knows OWNER and that server: what the real-matcher tests start from.
+struct RealStore {
+    server: sip_server::RunningServer,
+    _dir: tempfile::TempDir,
+    db_file: PathBuf,
+    db: String,
+    proxy: String,
+}
+
+impl RealStore {
+    async fn start() -> Self {
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
+        config.users = Some(
+            UserDirectory::parse("[users.alice-tv]\npassword = \"alice-tv-pw\"\n", DOMAIN).unwrap(),
+        );
+        let server = sip_server::start(config).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db_file = dir.path().join("matcher.db");
+        let db = format!("sqlite:{}", db_file.display());
+        matcher_admin(&db, &["user", "add", OWNER]);
+        let proxy = server.local_addr().to_string();
+        matcher_admin(&db, &["server", "add", DOMAIN, "--proxy", &proxy]);
+        Self {
+            server,
+            _dir: dir,
+            db_file,
+            db,
+            proxy,
+        }
+    }
+
+    /// The matcher binary on this store over HTTPS with the given pair,
+    /// heartbeats every second.
+    fn start_matcher(&self, certificate: &Path, key: &Path) -> (Process, testbed::MatcherReady) {
+        testbed::start_matcher(
+            testbed::matcher_spawn()
+                .args([
+                    "--db",
+                    &self.db,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--heartbeat-interval",
+                    "1",
+                ])
+                .arg("--tls-cert")
+                .arg(certificate)
+                .arg("--tls-key")
+                .arg(key),
+        )
+        .unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
-    config.users = Some(
-        UserDirectory::parse("[users.alice-tv]\npassword = \"alice-tv-pw\"\n", DOMAIN).unwrap(),
-    );
-    let server = sip_server::start(config).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("matcher.db").display());
-    matcher_admin(&db, &["user", "add", OWNER]);
-    let proxy = server.local_addr().to_string();
-    matcher_admin(&db, &["server", "add", DOMAIN, "--proxy", &proxy]);
+    let store = RealStore::start().await;
+    let (db, proxy) = (store.db.clone(), store.proxy.clone());
     let enroll_token = matcher_admin(&db, &["enroll-token", OWNER])["token"]
         .as_str()
         .unwrap()
@@ -883,22 +929,7 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
     let served_key = pki.dir().join("served.key");
     std::fs::copy(&pki.matcher_certificate, &served_certificate).unwrap();
     std::fs::copy(&pki.matcher_key, &served_key).unwrap();
-    let (matcher, ready) = testbed::start_matcher(
-        testbed::matcher_spawn()
-            .args([
-                "--db",
-                &db,
-                "--listen",
-                "127.0.0.1:0",
-                "--heartbeat-interval",
-                "1",
-            ])
-            .arg("--tls-cert")
-            .arg(&served_certificate)
-            .arg("--tls-key")
-            .arg(&served_key),
-    )
-    .unwrap();
+    let (matcher, ready) = store.start_matcher(&served_certificate, &served_key);
     let url = format!("https://{}", ready.http);
     assert_eq!(ready.url, url);
 
@@ -1018,7 +1049,7 @@ async fn the_real_matcher_enrolls_the_talker_and_sees_it_registered() {
         "{line}"
     );
     drop(matcher);
-    server.shutdown().await;
+    store.server.shutdown().await;
 }
 
 /// Names `ca` as the matcher's CA in the agent's configuration.
@@ -1097,38 +1128,14 @@ fn active_kid(db: &str) -> String {
 /// before, still unexpired, gets 403, while the new key's tokens pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_keys_tokens_are_refused_after_the_next_heartbeat() {
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
-    config.users = Some(
-        UserDirectory::parse("[users.alice-tv]\npassword = \"alice-tv-pw\"\n", DOMAIN).unwrap(),
-    );
-    let server = sip_server::start(config).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db_file = dir.path().join("matcher.db");
-    let db = format!("sqlite:{}", db_file.display());
-    matcher_admin(&db, &["user", "add", OWNER]);
-    let proxy = server.local_addr().to_string();
-    matcher_admin(&db, &["server", "add", DOMAIN, "--proxy", &proxy]);
+    let store = RealStore::start().await;
+    let (db, db_file, proxy) = (store.db.clone(), store.db_file.clone(), store.proxy.clone());
     let enroll_token = matcher_admin(&db, &["enroll-token", OWNER])["token"]
         .as_str()
         .unwrap()
         .to_owned();
     let pki = testbed::TestPki::new();
-    let (matcher, ready) = testbed::start_matcher(
-        testbed::matcher_spawn()
-            .args([
-                "--db",
-                &db,
-                "--listen",
-                "127.0.0.1:0",
-                "--heartbeat-interval",
-                "1",
-            ])
-            .arg("--tls-cert")
-            .arg(&pki.matcher_certificate)
-            .arg("--tls-key")
-            .arg(&pki.matcher_key),
-    )
-    .unwrap();
+    let (matcher, ready) = store.start_matcher(&pki.matcher_certificate, &pki.matcher_key);
     let s = setup(Some(&ready.url), None, &[(DOMAIN, proxy, "alice-tv")]);
     trust_ca(&s.config, &pki.ca_certificate);
     assert!(run_enroll(&s.config, &enroll_token).await.status.success());
@@ -1200,5 +1207,5 @@ async fn a_revoked_keys_tokens_are_refused_after_the_next_heartbeat() {
         agent.log()
     );
     drop(agent);
-    server.shutdown().await;
+    store.server.shutdown().await;
 }
