@@ -10,13 +10,7 @@ static PKI: std::sync::LazyLock<testbed::TestPki> = std::sync::LazyLock::new(tes
 
 /// HTTPS with the test PKI's matcher certificate.
 fn https() -> matcher::http_listener::Transport {
-    matcher::http_listener::Transport::Tls(std::sync::Arc::new(
-        splitdial_tls::server::ReloadableCertificate::load(
-            &PKI.matcher_certificate,
-            &PKI.matcher_key,
-        )
-        .unwrap(),
-    ))
+    matcher::http_listener::Transport::Tls(PKI.served_certificate())
 }
 
 fn matcher(db: &str, args: &[&str]) -> Output {
