@@ -41,18 +41,7 @@ fn refused(db: &str, args: &[&str]) -> String {
 #[test]
 fn a_sip_phone_is_added_as_a_users_talker_on_known_servers_only() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("registry.db").display());
-    ok(&db, &["user", "add", "alice"]);
-    ok(
-        &db,
-        &[
-            "server",
-            "add",
-            "family.example",
-            "--proxy",
-            "127.0.0.1:5060",
-        ],
-    );
+    let db = household(&dir);
     let added = ok(
         &db,
         &[
